@@ -1,0 +1,37 @@
+// Type-aware lint: floating promises and misused promises are bugs in a tool
+// whose every operation is asynchronous I/O.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts', 'bin/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Thread boundary = file boundary: worker code may use format and store
+    // modules, never the coordinator.
+    files: ['workers/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./src/(chunkpoint|snapshot|restore|checkpoint|inspect|pool|cli|index)\\.js$',
+              message: 'workers/ must not import coordinator modules; move shared code into a format or store module',
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

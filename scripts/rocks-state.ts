@@ -1,0 +1,168 @@
+/**
+ * Real state for the demo, the tests and the benchmarks: a RocksDB database
+ * written by the embedded RocksDB that the `rocksdb` npm package bundles, so
+ * the files are genuine SSTs, MANIFEST, OPTIONS, CURRENT and WAL.
+ *
+ * Values are JSON-like records with a seeded random binary field: the
+ * structure compresses, the binary part does not, so uncompressed SSTs come
+ * out near the LZ4 ratio of ~2 measured on real SST files.
+ */
+import RocksDB from 'rocksdb';
+
+export interface StateOptions {
+  /** Seed for keys and values: the same seed writes the same logical data. */
+  seed: number;
+  /** Snappy block compression, as most deployments use (default: none, so chunkpoint's LZ4 has work to do). */
+  compression?: boolean;
+  /** Memtable size, and so the size of freshly flushed SSTs (default 32 MiB). */
+  writeBufferSize?: number;
+  /** Target size of compacted SSTs (default 32 MiB). */
+  maxFileSize?: number;
+}
+
+const VALUE_SIZE = 1000;
+const BATCH = 2000;
+
+type Db = ReturnType<typeof RocksDB>;
+type BatchOp = Parameters<Db['batch']>[0][number];
+
+function call(fn: (cb: (err: Error | undefined) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+/** mulberry32: tiny, fast, seedable. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A pool of seeded random bytes that values copy slices from: fast, and too
+ * large for LZ4's 64 KiB window to find repeats, so the binary part of each
+ * record is as incompressible as real encoded payloads are.
+ */
+function randomPool(random: () => number, size: number): Buffer {
+  const pool = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i += 4) pool.writeUInt32LE((random() * 0x100000000) >>> 0, i);
+  return pool;
+}
+
+const STATUSES = ['created', 'paid', 'packed', 'shipped', 'delivered', 'returned'];
+const BINARY_LENGTH = 440;
+
+class ValueMaker {
+  private readonly pool: Buffer;
+  constructor(private readonly random: () => number) {
+    this.pool = randomPool(random, 8 * 1024 * 1024);
+  }
+
+  /** About half structured text, half binary: LZ4 gets close to the ~2x it gets on real SSTs. */
+  value(id: number, version: number): Buffer {
+    const r = this.random();
+    const status = STATUSES[Math.floor(r * STATUSES.length)] ?? 'created';
+    const head =
+      `{"id":${id},"version":${version},"customer":"customer-${id % 100000}","region":"eu-west-${id % 3}",` +
+      `"status":"${status}","kind":"order","currency":"EUR","total":${(id % 10000) / 100},` +
+      `"items":[{"sku":"sku-${id % 977}","qty":${(id % 7) + 1},"price":${(id % 313) / 10}},{"sku":"sku-${id % 541}","qty":1}],` +
+      `"shipping":{"method":"standard","carrier":"carrier-${id % 11}","address":"street ${id % 997}, city ${id % 89}"},` +
+      `"audit":{"createdBy":"service-orders","source":"checkout","schema":"orders.v3"},"blob":"`;
+    const buf = Buffer.allocUnsafe(VALUE_SIZE);
+    let at = buf.write(head, 0, 'latin1');
+    const binaryLength = Math.min(BINARY_LENGTH, VALUE_SIZE - at - 2);
+    const from = Math.floor(this.random() * (this.pool.length - binaryLength));
+    this.pool.copy(buf, at, from, from + binaryLength);
+    at += binaryLength;
+    buf.fill(0x20, at, VALUE_SIZE - 2);
+    buf.write('"}', VALUE_SIZE - 2, 'latin1');
+    return buf;
+  }
+}
+
+function key(id: number): string {
+  return `order/${id.toString().padStart(12, '0')}`;
+}
+
+async function openDb(dir: string, options: StateOptions): Promise<Db> {
+  const db = RocksDB(dir);
+  await call((cb) =>
+    db.open(
+      {
+        createIfMissing: true,
+        compression: options.compression ?? false,
+        writeBufferSize: options.writeBufferSize ?? 32 * 1024 * 1024,
+        maxFileSize: options.maxFileSize ?? 32 * 1024 * 1024,
+      },
+      cb,
+    ),
+  );
+  return db;
+}
+
+async function writeRange(db: Db, makeValue: ValueMaker, first: number, count: number, version: number): Promise<void> {
+  for (let start = first; start < first + count; start += BATCH) {
+    const ops: BatchOp[] = [];
+    for (let id = start; id < Math.min(first + count, start + BATCH); id++) ops.push({ type: 'put', key: key(id), value: makeValue.value(id, version) });
+    await call((cb) => db.batch(ops, cb));
+  }
+}
+
+/** Number of records that make about `bytes` of raw values. */
+export function recordsFor(bytes: number): number {
+  return Math.max(1, Math.round(bytes / (VALUE_SIZE + 20)));
+}
+
+/** Writes about `bytes` of records into a new RocksDB database at `dir` and closes it (flushing memtables to SSTs). */
+export async function generateState(dir: string, bytes: number, options: StateOptions): Promise<{ records: number }> {
+  const db = await openDb(dir, options);
+  const records = recordsFor(bytes);
+  try {
+    await writeRange(db, new ValueMaker(prng(options.seed)), 0, records, 1);
+    // Flush everything into SSTs, as a checkpointing runtime would before a snapshot.
+    await call((cb) => db.compactRange(key(0), key(records), cb));
+  } finally {
+    await call((cb) => db.close(cb));
+  }
+  return { records };
+}
+
+export interface MutateOptions extends StateOptions {
+  /** Records that exist already (from generateState). */
+  records: number;
+  /** Fraction of new records to append (fresh SSTs), e.g. 0.1. */
+  appendFraction: number;
+  /** Fraction of existing records to overwrite, in one key range whose SSTs compaction rewrites. */
+  rewriteFraction: number;
+}
+
+/**
+ * Changes the database as a running job does between checkpoints: appends new
+ * records (new SSTs) and overwrites a key range, then compacts that range so
+ * RocksDB replaces the SSTs covering it with new ones (deleting the old).
+ */
+export async function mutateState(dir: string, options: MutateOptions): Promise<{ records: number }> {
+  const db = await openDb(dir, options);
+  const random = prng(options.seed);
+  const maker = new ValueMaker(random);
+  const appended = Math.round(options.records * options.appendFraction);
+  const rewritten = Math.round(options.records * options.rewriteFraction);
+  const rewriteStart = Math.floor(random() * Math.max(1, options.records - rewritten));
+  try {
+    // Appends first, flushed on their own: their SSTs hold only new keys and
+    // are added without touching the existing ones.
+    await writeRange(db, maker, options.records, appended, 1);
+    await call((cb) => db.compactRange(key(options.records), key(options.records + appended), cb));
+    // Then the overwrites, compacted over their range only: RocksDB rewrites
+    // just the SSTs that cover it and deletes the ones they replace.
+    await writeRange(db, maker, rewriteStart, rewritten, 2 + options.seed);
+    await call((cb) => db.compactRange(key(rewriteStart), key(rewriteStart + rewritten), cb));
+  } finally {
+    await call((cb) => db.close(cb));
+  }
+  return { records: options.records + appended };
+}

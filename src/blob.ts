@@ -1,0 +1,87 @@
+/**
+ * The stored form of one chunk: a fixed 40-byte self-describing header, then
+ * the payload (an LZ4 block, or the raw bytes when they do not compress).
+ * The header repeats the content key and both lengths so that a blob found on
+ * its own (a scrub, a rebuilt index, a copied bucket) can be checked without
+ * any metadata. Layout: docs/FORMAT.md.
+ */
+import { CorruptDataError } from './errors.js';
+import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
+
+export const BLOB_MAGIC = 0x4c425043; // "CPBL" read as little-endian u32
+export const BLOB_VERSION = 1;
+export const BLOB_HEADER_SIZE = 40;
+/** Chunks are bounded so that no field read from storage can ask for an absurd allocation. */
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+
+export const Codec = { Raw: 0, Lz4: 1 } as const;
+export type Codec = (typeof Codec)[keyof typeof Codec];
+
+export type CodecName = 'raw' | 'lz4';
+
+export function codecName(codec: Codec): CodecName {
+  return codec === Codec.Lz4 ? 'lz4' : 'raw';
+}
+
+export interface BlobHeader {
+  codec: Codec;
+  rawLength: number;
+  payloadLength: number;
+  key: string;
+}
+
+export function encodeBlobHeader(header: BlobHeader, hasher: Hasher, into: Buffer = Buffer.allocUnsafe(BLOB_HEADER_SIZE)): Buffer {
+  into.writeUInt32LE(BLOB_MAGIC, 0);
+  into.writeUInt8(BLOB_VERSION, 4);
+  into.writeUInt8(header.codec, 5);
+  into.writeUInt16LE(0, 6);
+  into.writeUInt32LE(header.rawLength, 8);
+  into.writeUInt32LE(header.payloadLength, 12);
+  keyToBytes(header.key).copy(into, 16);
+  into.writeUInt32LE(0, 32);
+  into.writeUInt32LE(hasher.checksum32(into.subarray(0, 36)), 36);
+  return into;
+}
+
+/**
+ * Parses and checks a header; `where` names the blob in errors. Every field is
+ * range-checked before anything is allocated from it.
+ */
+export function decodeBlobHeader(blob: Uint8Array, hasher: Hasher, where: string): BlobHeader {
+  if (blob.byteLength < BLOB_HEADER_SIZE) {
+    throw new CorruptDataError('BLOB_TRUNCATED', `blob ${where} is ${blob.byteLength} bytes, shorter than its ${BLOB_HEADER_SIZE}-byte header`);
+  }
+  const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  if (buf.readUInt32LE(0) !== BLOB_MAGIC) {
+    throw new CorruptDataError('BLOB_BAD_MAGIC', `blob ${where} does not start with the chunkpoint blob magic; it is not a chunkpoint blob or it is damaged`);
+  }
+  const stored = buf.readUInt32LE(36);
+  const actual = hasher.checksum32(buf.subarray(0, 36));
+  if (stored !== actual) {
+    throw new CorruptDataError('BLOB_HEADER_CHECKSUM', `blob ${where} has a damaged header (checksum ${hex32(stored)} != ${hex32(actual)})`);
+  }
+  const version = buf.readUInt8(4);
+  if (version !== BLOB_VERSION) {
+    throw new CorruptDataError('BLOB_VERSION', `blob ${where} has format version ${version}; this chunkpoint reads version ${BLOB_VERSION}`);
+  }
+  const codec = buf.readUInt8(5);
+  if (codec !== Codec.Raw && codec !== Codec.Lz4) {
+    throw new CorruptDataError('BLOB_CODEC', `blob ${where} uses unknown codec ${codec}`);
+  }
+  const rawLength = buf.readUInt32LE(8);
+  const payloadLength = buf.readUInt32LE(12);
+  if (rawLength > MAX_CHUNK_SIZE || payloadLength > MAX_CHUNK_SIZE + 65536) {
+    throw new CorruptDataError('BLOB_LENGTH', `blob ${where} claims ${rawLength} raw / ${payloadLength} stored bytes, beyond the ${MAX_CHUNK_SIZE}-byte chunk limit`);
+  }
+  if (codec === Codec.Raw && payloadLength !== rawLength) {
+    throw new CorruptDataError('BLOB_LENGTH', `blob ${where} is stored raw but its lengths differ (${payloadLength} != ${rawLength})`);
+  }
+  if (blob.byteLength !== BLOB_HEADER_SIZE + payloadLength) {
+    throw new CorruptDataError('BLOB_TRUNCATED', `blob ${where} holds ${blob.byteLength - BLOB_HEADER_SIZE} payload bytes but its header says ${payloadLength}`);
+  }
+  return { codec: codec, rawLength, payloadLength, key: bytesToKey(buf.subarray(16, 32)) };
+}
+
+function hex32(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}

@@ -1,0 +1,288 @@
+/**
+ * The `chunkpoint` command line. Exit codes: 0 success, 1 failure (one line
+ * `chunkpoint: <CODE>: …` on stderr), 2 usage error.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Chunkpoint } from './chunkpoint.js';
+import type { CheckpointLocator } from './checkpoint.js';
+import { ChunkpointError, toChunkpointError } from './errors.js';
+import type { CheckpointReport, CheckpointSummary } from './inspect.js';
+import type { RestoreResult } from './restore.js';
+import type { SnapshotOptions, SnapshotResult } from './snapshot.js';
+import { formatBytes, formatDuration, parseSize } from './units.js';
+
+class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON: Options = {
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+  threads: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+};
+const JOB: Options = { store: { type: 'string' }, job: { type: 'string' } };
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: Options;
+  optionHelp: string[];
+  run(args: Parsed, out: Output): Promise<void>;
+}
+
+interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+interface Output {
+  json: boolean;
+  print(line: string): void;
+  emit(value: unknown): void;
+}
+
+const COMMON_HELP = [
+  '--threads <n>          worker threads (default: available cores)',
+  '--json                 print one JSON object on stdout instead of text',
+  '--verbose              print stack traces with errors',
+  '-h, --help             show this help',
+];
+
+const COMMANDS: Record<string, Command> = {
+  snapshot: {
+    summary: 'snapshot a state directory as the next checkpoint of a job',
+    usage: 'chunkpoint snapshot <stateDir> --store <dir> --job <jobId> [options]',
+    options: {
+      ...COMMON,
+      ...JOB,
+      'chunk-size': { type: 'string' },
+      immutable: { type: 'string', multiple: true },
+      'no-fsync': { type: 'boolean', default: false },
+    },
+    optionHelp: [
+      '--store <dir>          store location (a directory; created if missing)',
+      '--job <jobId>          job id (letters, digits, . _ -)',
+      '--chunk-size <size>    chunk size (default 1MiB)',
+      '--immutable <glob>     basename glob of files never rewritten in place; repeatable (default *.sst, *.blob)',
+      '--no-fsync             do not fsync blobs and metadata (faster, not crash-safe)',
+    ],
+    async run(args, out) {
+      const [stateDir, extra] = args.positionals;
+      if (stateDir === undefined || extra !== undefined) throw new UsageError('snapshot takes exactly one <stateDir>');
+      const job = requireJob(args);
+      const options: SnapshotOptions = { durable: args.values['no-fsync'] !== true };
+      const chunkSize = args.values['chunk-size'];
+      if (typeof chunkSize === 'string') options.chunkSize = parseSize(chunkSize, '--chunk-size');
+      const immutable = args.values['immutable'];
+      if (Array.isArray(immutable)) options.immutable = immutable;
+      const result = await withChunkpoint(args, (cp) => cp.snapshot(stateDir, job, options));
+      if (out.json) out.emit(result);
+      else printSnapshot(result, `${job.store}/${job.job}`, out);
+    },
+  },
+  restore: {
+    summary: 'restore a committed checkpoint into a directory',
+    usage: 'chunkpoint restore <checkpointDir> <targetDir> [options]\n       chunkpoint restore --store <dir> --job <jobId> [--checkpoint <n>|latest] <targetDir> [options]',
+    options: { ...COMMON, ...JOB, checkpoint: { type: 'string' }, overwrite: { type: 'boolean', default: false }, 'no-fsync': { type: 'boolean', default: false } },
+    optionHelp: [
+      '<checkpointDir>        a chk-<n> directory, wherever its job root now is',
+      '--store <dir>          store location, with --job',
+      '--job <jobId>          job id, with --store',
+      '--checkpoint <n>       checkpoint number or "latest" (default latest), with --store/--job',
+      '--overwrite            replace the contents of a non-empty target (default: refuse)',
+      '--no-fsync             do not fsync restored files',
+    ],
+    async run(args, out) {
+      const { locator, rest } = checkpointArgs(args, 'restore');
+      const [target, extra] = rest;
+      if (target === undefined || extra !== undefined) throw new UsageError('restore needs exactly one <targetDir>');
+      const result = await withChunkpoint(args, (cp) => cp.restore(locator, target, { overwrite: args.values['overwrite'] === true, durable: args.values['no-fsync'] !== true }));
+      if (out.json) out.emit(result);
+      else printRestore(result, target, out);
+    },
+  },
+  list: {
+    summary: 'list the committed checkpoints of a job',
+    usage: 'chunkpoint list --store <dir> --job <jobId> [options]',
+    options: { ...COMMON, ...JOB },
+    optionHelp: ['--store <dir>          store location', '--job <jobId>          job id'],
+    async run(args, out) {
+      if (args.positionals.length > 0) throw new UsageError('list takes no positional arguments');
+      const job = requireJob(args);
+      const checkpoints = await withChunkpoint(args, (cp) => cp.list(job));
+      if (out.json) out.emit({ store: job.store, job: job.job, checkpoints });
+      else printList(checkpoints, out);
+    },
+  },
+  inspect: {
+    summary: 'show the files, chunks and sizes of a checkpoint',
+    usage: 'chunkpoint inspect <checkpointDir> [options]\n       chunkpoint inspect --store <dir> --job <jobId> [--checkpoint <n>|latest] [options]',
+    options: { ...COMMON, ...JOB, checkpoint: { type: 'string' } },
+    optionHelp: ['--store <dir>          store location, with --job', '--job <jobId>          job id, with --store', '--checkpoint <n>       checkpoint number or "latest" (default latest)'],
+    async run(args, out) {
+      const { locator, rest } = checkpointArgs(args, 'inspect');
+      if (rest.length > 0) throw new UsageError(`inspect got an unexpected argument '${rest[0] ?? ''}'`);
+      const result = await withChunkpoint(args, (cp) => cp.inspect(locator));
+      if (out.json) out.emit(result);
+      else printReport(result, out);
+    },
+  },
+};
+
+function requireJob(args: Parsed): { store: string; job: string } {
+  const store = args.values['store'];
+  const job = args.values['job'];
+  if (typeof store !== 'string') throw new UsageError('--store <dir> is required');
+  if (typeof job !== 'string') throw new UsageError('--job <jobId> is required');
+  return { store, job };
+}
+
+function checkpointArgs(args: Parsed, command: string): { locator: CheckpointLocator; rest: string[] } {
+  const hasStore = typeof args.values['store'] === 'string' || typeof args.values['job'] === 'string';
+  const checkpoint = args.values['checkpoint'];
+  if (hasStore) {
+    const job = requireJob(args);
+    let wanted: number | 'latest' = 'latest';
+    if (typeof checkpoint === 'string' && checkpoint !== 'latest') {
+      const n = /^(?:chk-)?(\d{1,15})$/.exec(checkpoint)?.[1];
+      if (n === undefined) throw new UsageError(`--checkpoint '${checkpoint}' is not a checkpoint number or 'latest'`);
+      wanted = Number(n);
+    }
+    return { locator: { ...job, checkpoint: wanted }, rest: args.positionals };
+  }
+  if (checkpoint !== undefined) throw new UsageError('--checkpoint goes with --store and --job');
+  const [path, ...rest] = args.positionals;
+  if (path === undefined) throw new UsageError(`${command} needs a <checkpointDir> (or --store and --job)`);
+  return { locator: { path }, rest };
+}
+
+async function withChunkpoint<T>(args: Parsed, fn: (cp: Chunkpoint) => Promise<T>): Promise<T> {
+  const threadsText = args.values['threads'];
+  let threads: number | undefined;
+  if (typeof threadsText === 'string') {
+    threads = Number(threadsText);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new UsageError(`--threads '${threadsText}' is not a whole number from 1 to 256`);
+  }
+  const cp = new Chunkpoint(threads === undefined ? {} : { threads });
+  try {
+    return await fn(cp);
+  } finally {
+    await cp.close();
+  }
+}
+
+function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
+  out.print(`${r.checkpoint} committed to ${where} in ${formatDuration(r.durationMs)} (${r.throughputMBps.toFixed(1)} MB/s of state)`);
+  out.print(`  state     ${r.files} files, ${formatBytes(r.bytes)}`);
+  out.print(`  reused    ${r.filesReused} files (${formatBytes(r.bytesReused)}) without reading them`);
+  out.print(`  read      ${formatBytes(r.bytesRead)}`);
+  out.print(`  written   ${formatBytes(r.bytesWritten)} (compression ratio ${r.compressionRatio.toFixed(2)})`);
+  out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} deduplicated`);
+}
+
+function printRestore(r: RestoreResult, target: string, out: Output): void {
+  out.print(`${r.checkpoint} restored into ${target} in ${formatDuration(r.durationMs)} (${r.throughputMBps.toFixed(1)} MB/s)`);
+  out.print(`  files     ${r.files}, ${formatBytes(r.bytes)} in ${r.chunks} verified chunks`);
+  out.print(`  fetched   ${formatBytes(r.bytesFromRemote)} from the store`);
+}
+
+function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+function printList(checkpoints: CheckpointSummary[], out: Output): void {
+  if (checkpoints.length === 0) {
+    out.print('no committed checkpoints');
+    return;
+  }
+  const rows = [['CHECKPOINT', 'CREATED', 'FILES', 'SIZE', 'STORED', 'WRITTEN']];
+  for (const c of checkpoints) {
+    rows.push([c.checkpoint, c.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), String(c.files), formatBytes(c.bytes), formatBytes(c.storedBytes), formatBytes(c.bytesWritten)]);
+  }
+  for (const line of table(rows, new Set([2, 3, 4, 5]))) out.print(line);
+}
+
+function printReport(r: CheckpointReport, out: Output): void {
+  out.print(`${r.checkpoint} of ${r.location}, created ${r.createdAt}`);
+  out.print(`  ${r.files} files, ${formatBytes(r.bytes)} logical, ${formatBytes(r.storedBytes)} stored (ratio ${r.compressionRatio.toFixed(2)}), ${r.uniqueChunks} distinct chunks of up to ${formatBytes(r.chunkSize)}`);
+  out.print(`  ${formatBytes(r.storedBytesNew)} stored first by this checkpoint, ${formatBytes(r.storedBytes - r.storedBytesNew)} shared with earlier ones`);
+  out.print('');
+  const rows = [['FILE', 'SIZE', 'CHUNKS', 'STORED', 'FIRST WRITTEN']];
+  for (const f of r.fileReports) rows.push([f.path, formatBytes(f.size), String(f.chunks), formatBytes(f.storedBytes), f.chunks === 0 ? '-' : `chk-${f.firstWrittenBy}`]);
+  for (const line of table(rows, new Set([1, 2, 3]))) out.print(line);
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function mainHelp(): string {
+  const lines = ['usage: chunkpoint <command> [options]', '', 'commands:'];
+  for (const [name, cmd] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
+  lines.push('', "run 'chunkpoint <command> --help' for a command's options", 'options: --help, --version');
+  return lines.join('\n');
+}
+
+function commandHelp(name: string, cmd: Command): string {
+  return [`usage: ${cmd.usage}`, '', cmd.summary, '', 'options:', ...cmd.optionHelp.map((l) => `  ${l}`), ...COMMON_HELP.map((l) => `  ${l}`)].join('\n');
+}
+
+/** Runs the CLI and returns the exit code; never calls process.exit, so the pool shuts down cleanly. */
+export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(`${mainHelp()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (cmd === undefined) {
+    io.stderr.write(`chunkpoint: usage: unknown command '${name}'\n${mainHelp()}\n`);
+    return 2;
+  }
+  let args: Parsed;
+  try {
+    args = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true }) as Parsed;
+  } catch (error) {
+    io.stderr.write(`chunkpoint: usage: ${error instanceof Error ? error.message : String(error)}\n${cmd.usage}\nrun 'chunkpoint ${name} --help' for the options\n`);
+    return 2;
+  }
+  if (args.values['help'] === true) {
+    io.stdout.write(`${commandHelp(name, cmd)}\n`);
+    return 0;
+  }
+  const json = args.values['json'] === true;
+  const lines: string[] = [];
+  const out: Output = {
+    json,
+    print: (line) => lines.push(line),
+    emit: (value) => lines.push(JSON.stringify(value)),
+  };
+  try {
+    await cmd.run(args, out);
+    if (lines.length > 0) io.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(`chunkpoint: usage: ${error.message}\n${cmd.usage}\nrun 'chunkpoint ${name} --help' for the options\n`);
+      return 2;
+    }
+    const cp: ChunkpointError = toChunkpointError(error);
+    io.stderr.write(`chunkpoint: ${cp.code}: ${cp.message}\n`);
+    if (args.values['verbose'] === true && cp.stack !== undefined) io.stderr.write(`${cp.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * chunkpoint: incremental, content-addressed, relocatable checkpoints of a
+ * state directory, written and restored on worker threads.
+ */
+export { Chunkpoint, type ChunkpointOptions, type JobLocator } from './chunkpoint.js';
+export type { CheckpointLocator } from './checkpoint.js';
+export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
+export type { RestoreOptions, RestoreResult } from './restore.js';
+export type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
+export {
+  ChunkpointError,
+  ConflictError,
+  CorruptDataError,
+  InternalError,
+  InvalidInputError,
+  StoreUnavailableError,
+  type ErrorKind,
+} from './errors.js';

@@ -1,0 +1,99 @@
+/**
+ * Read-only views of committed checkpoints: the per-job list and the
+ * per-checkpoint report (files, chunks, stored sizes, what is shared).
+ */
+import { committedCheckpointIds, loadCheckpoint } from './checkpoint.js';
+import type { Hasher } from './content-key.js';
+import { checkpointDirName } from './handle.js';
+import type { CheckpointMetadata } from './metadata.js';
+import type { Store } from './store/store.js';
+
+export interface CheckpointSummary {
+  checkpointId: number;
+  checkpoint: string;
+  createdAt: string;
+  files: number;
+  /** Logical size of the state it restores. */
+  bytes: number;
+  /** Stored size of all distinct blobs it references. */
+  storedBytes: number;
+  /** Bytes its snapshot wrote (new blobs and metadata). */
+  bytesWritten: number;
+  chunks: number;
+}
+
+export interface FileReport {
+  path: string;
+  size: number;
+  chunks: number;
+  storedBytes: number;
+  /** True when every chunk was written by an earlier checkpoint. */
+  reused: boolean;
+  /** Oldest checkpoint whose blobs this file uses. */
+  firstWrittenBy: number;
+}
+
+export interface CheckpointReport extends CheckpointSummary {
+  location: string;
+  chunkSize: number;
+  uniqueChunks: number;
+  /** Logical bytes / stored bytes over distinct blobs. */
+  compressionRatio: number;
+  /** Stored bytes of blobs first written by this checkpoint. */
+  storedBytesNew: number;
+  fileReports: FileReport[];
+}
+
+export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
+  const distinct = new Map<string, number>();
+  let chunks = 0;
+  for (const file of metadata.files) {
+    for (const chunk of file.chunks) {
+      distinct.set(chunk.handle.name, chunk.handle.length);
+      chunks++;
+    }
+  }
+  return {
+    checkpointId: metadata.checkpointId,
+    checkpoint: checkpointDirName(metadata.checkpointId),
+    createdAt: metadata.createdAt,
+    files: metadata.files.length,
+    bytes: metadata.files.reduce((sum, f) => sum + f.size, 0),
+    storedBytes: [...distinct.values()].reduce((a, b) => a + b, 0),
+    bytesWritten: metadata.snapshot.bytesWritten,
+    chunks,
+  };
+}
+
+export async function listCheckpoints(store: Store, hasher: Hasher): Promise<CheckpointSummary[]> {
+  const out: CheckpointSummary[] = [];
+  for (const id of await committedCheckpointIds(store)) out.push(summarize(await loadCheckpoint(store, id, hasher)));
+  return out;
+}
+
+export function report(metadata: CheckpointMetadata, location: string): CheckpointReport {
+  const summary = summarize(metadata);
+  const distinctNew = new Map<string, number>();
+  const distinct = new Set<string>();
+  const fileReports = metadata.files.map((file): FileReport => {
+    let storedBytes = 0;
+    let firstWrittenBy = metadata.checkpointId;
+    for (const chunk of file.chunks) {
+      storedBytes += chunk.handle.length;
+      firstWrittenBy = Math.min(firstWrittenBy, chunk.createdBy);
+      distinct.add(chunk.handle.name);
+      if (chunk.createdBy === metadata.checkpointId) distinctNew.set(chunk.handle.name, chunk.handle.length);
+    }
+    const reused = file.chunks.length > 0 && file.chunks.every((c) => c.createdBy < metadata.checkpointId);
+    return { path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused, firstWrittenBy };
+  });
+  return {
+    ...summary,
+    location,
+    chunkSize: metadata.chunkSize,
+    uniqueChunks: distinct.size,
+    compressionRatio: summary.storedBytes > 0 ? Math.round((summary.bytes / summary.storedBytes) * 100) / 100 : 1,
+    storedBytesNew: [...distinctNew.values()].reduce((a, b) => a + b, 0),
+    fileReports,
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The coordinator's handle on the worker threads: a piscina pool that runs
+ * typed requests and turns error payloads back into typed errors.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { ChunkpointError, InternalError, deserializeError } from './errors.js';
+import type { ResultFor, WorkerRequest, WorkerResponse } from './protocol.js';
+
+export interface PoolOptions {
+  /** Worker threads (default: the machine's available parallelism). */
+  threads?: number;
+}
+
+export class WorkerPool {
+  private readonly piscina: Piscina;
+  readonly threads: number;
+  private closed = false;
+
+  constructor(options: PoolOptions = {}) {
+    this.threads = Math.max(1, options.threads ?? availableParallelism());
+    this.piscina = new Piscina({
+      // Compiled layout: dist/src/pool.js -> dist/workers/worker.js.
+      filename: new URL('../workers/worker.js', import.meta.url).href,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      // One task per worker at a time: workers reuse scratch buffers, and
+      // memory stays threads x chunk size whatever the state size.
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 30_000,
+    });
+  }
+
+  async run<R extends WorkerRequest>(request: R, signal?: AbortSignal): Promise<ResultFor<R>> {
+    if (this.closed) throw new InternalError('POOL_CLOSED', 'the worker pool was closed; create a new Chunkpoint instance');
+    let response: WorkerResponse;
+    try {
+      response = (await this.piscina.run(request, signal === undefined ? {} : { signal })) as WorkerResponse;
+    } catch (error) {
+      if (error instanceof ChunkpointError) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      if (signal?.aborted === true) throw new InternalError('ABORTED', `operation aborted: ${message}`, { cause: error });
+      throw new InternalError('WORKER_FAILED', `a worker thread failed while running '${request.op}': ${message}`, { cause: error });
+    }
+    if (!response.ok) throw deserializeError(response.error);
+    if (response.result.op !== request.op) {
+      throw new InternalError('BAD_RESPONSE', `worker answered '${response.result.op}' to a '${request.op}' request`);
+    }
+    return response.result as ResultFor<R>;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.piscina.destroy();
+  }
+}
+
+/**
+ * Runs `task` for every item with at most `limit` in flight, so the number of
+ * pending task descriptors stays bounded however large the state is. The first
+ * failure stops new work, waits for what is in flight, and is rethrown.
+ */
+export async function forEachBounded<T>(items: Iterable<T>, limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  const iterator = items[Symbol.iterator]();
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    for (;;) {
+      if (failure !== undefined) return;
+      const next = iterator.next();
+      if (next.done === true) return;
+      try {
+        await task(next.value);
+      } catch (error) {
+        failure ??= { error };
+        return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, lane));
+  if (failure !== undefined) throw failure.error;
+}

@@ -1,0 +1,65 @@
+/**
+ * Every message that crosses the thread boundary, in one place.
+ *
+ * Requests and results are small descriptors: chunk bytes never travel
+ * between threads (a worker reads and writes them itself), so the main thread
+ * stays a coordinator and memory is bounded by the chunks workers hold.
+ * Errors come back as data (`SerializedError`) because structured clone drops
+ * error subclasses, and with them `kind` and `code`.
+ */
+import type { SerializedError } from './errors.js';
+import type { Handle } from './handle.js';
+import type { StoreSpec } from './store/store.js';
+
+export interface WriteChunkRequest {
+  op: 'writeChunk';
+  store: StoreSpec;
+  /** Absolute path of the state file the worker reads itself. */
+  file: string;
+  /** Relative path, for messages. */
+  relPath: string;
+  chunkIndex: number;
+  offset: number;
+  length: number;
+  /** The file as listed; a different size or mtime after reading means it changed under us. */
+  expect: { size: number; mtimeMs: number };
+  durable: boolean;
+}
+
+export interface WriteChunkResult {
+  op: 'writeChunk';
+  key: string;
+  rawLength: number;
+  handle: Handle;
+  /** False when an identical blob was already stored (deduplicated). */
+  created: boolean;
+  /** Bytes this task wrote to the store (0 when deduplicated). */
+  bytesWritten: number;
+}
+
+export interface RestoreChunkRequest {
+  op: 'restoreChunk';
+  store: StoreSpec;
+  handle: Handle;
+  key: string;
+  rawLength: number;
+  /** Absolute path of the staged file, already created by the coordinator. */
+  target: string;
+  fileOffset: number;
+  relPath: string;
+  chunkIndex: number;
+}
+
+export interface RestoreChunkResult {
+  op: 'restoreChunk';
+  /** Stored (possibly compressed) bytes fetched from the store. */
+  bytesFetched: number;
+  rawLength: number;
+}
+
+export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest;
+export type WorkerResult = WriteChunkResult | RestoreChunkResult;
+
+export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
+
+export type WorkerResponse = { ok: true; result: WorkerResult } | { ok: false; error: SerializedError };

@@ -1,0 +1,251 @@
+/**
+ * Snapshot coordinator (main thread). Lists the state directory, reuses
+ * immutable files the last committed checkpoint already holds, splits the
+ * rest into chunk tasks for the worker pool, and commits `_metadata` last.
+ * It never touches chunk bytes itself.
+ */
+import { lstat, readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { MAX_CHUNK_SIZE } from './blob.js';
+import { committedCheckpointIds, commitCheckpoint, loadCheckpoint } from './checkpoint.js';
+import type { Hasher } from './content-key.js';
+import { InvalidInputError, errnoOf, storeIoError } from './errors.js';
+import { checkpointDirName, printable, unsafeNameReason } from './handle.js';
+import { KEY_ALGORITHM, METADATA_VERSION, type CheckpointMetadata, type ChunkRef, type FileEntry } from './metadata.js';
+import { forEachBounded, type WorkerPool } from './pool.js';
+import type { Store } from './store/store.js';
+
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+export const DEFAULT_IMMUTABLE = ['*.sst', '*.blob'];
+
+export interface SnapshotOptions {
+  /** Chunk size in bytes (default 1 MiB). */
+  chunkSize?: number;
+  /**
+   * Which files are never rewritten in place once they exist (basename globs
+   * with `*` and `?`, or a predicate on the relative path). Such a file with the
+   * same name and size as in the last checkpoint is reused without being read.
+   * Default: `*.sst`, `*.blob`.
+   */
+  immutable?: readonly string[] | ((relPath: string) => boolean);
+  /** fsync blobs and metadata before committing (default true). */
+  durable?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface SnapshotResult {
+  checkpointId: number;
+  /** Directory name of the checkpoint, e.g. `chk-3`. */
+  checkpoint: string;
+  files: number;
+  /** Logical size of the state directory. */
+  bytes: number;
+  /** State bytes read by workers (only new or changed files). */
+  bytesRead: number;
+  /** Bytes written to the store: new blobs plus `_metadata`. */
+  bytesWritten: number;
+  filesReused: number;
+  bytesReused: number;
+  chunksNew: number;
+  chunksDeduped: number;
+  /** Raw bytes / stored bytes of the blobs this snapshot wrote. */
+  compressionRatio: number;
+  durationMs: number;
+  /** Logical state MB (10^6) per second. */
+  throughputMBps: number;
+}
+
+interface StateFile {
+  relPath: string;
+  absPath: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  immutable: boolean;
+}
+
+export async function snapshot(pool: WorkerPool, hasher: Hasher, store: Store, jobId: string, stateDir: string, options: SnapshotOptions = {}): Promise<SnapshotResult> {
+  const started = performance.now();
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE) {
+    throw new InvalidInputError('INVALID_CHUNK_SIZE', `chunk size ${chunkSize} is out of range; use 4 KiB..${MAX_CHUNK_SIZE / (1024 * 1024)} MiB`);
+  }
+  const durable = options.durable ?? true;
+  const isImmutable = immutableMatcher(options.immutable ?? DEFAULT_IMMUTABLE);
+  options.signal?.throwIfAborted();
+
+  const root = resolve(stateDir);
+  const { files, directories } = await listStateDir(root, isImmutable);
+  if (files.length === 0) {
+    throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
+  }
+
+  const ids = await committedCheckpointIds(store);
+  const previousId = ids.at(-1);
+  const previous = previousId === undefined ? undefined : await loadCheckpoint(store, previousId, hasher);
+  const checkpointId = (previousId ?? 0) + 1;
+
+  // Reuse only what a committed checkpoint references (FLINK-25395: reusing
+  // unconfirmed uploads lost files), by name and size for immutable files.
+  const previousFiles = new Map(previous?.files.map((f) => [f.path, f]) ?? []);
+  const createdBy = new Map<string, number>();
+  for (const f of previous?.files ?? []) for (const c of f.chunks) createdBy.set(c.key, c.createdBy);
+
+  const entries: FileEntry[] = [];
+  const pending: { file: StateFile; entry: FileEntry }[] = [];
+  let filesReused = 0;
+  let bytesReused = 0;
+  for (const file of files) {
+    const old = previousFiles.get(file.relPath);
+    const entry: FileEntry = { path: file.relPath, size: file.size, mode: file.mode, mtimeMs: file.mtimeMs, immutable: file.immutable, chunks: [] };
+    if (file.immutable && old !== undefined && old.immutable && old.size === file.size) {
+      entry.chunks = old.chunks;
+      filesReused++;
+      bytesReused += file.size;
+    } else {
+      pending.push({ file, entry });
+    }
+    entries.push(entry);
+  }
+
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  let chunksNew = 0;
+  let chunksDeduped = 0;
+  let rawOfNew = 0;
+  function* tasks(): Generator<{ file: StateFile; entry: FileEntry; index: number; offset: number; length: number }> {
+    for (const { file, entry } of pending) {
+      const count = Math.ceil(file.size / chunkSize);
+      entry.chunks = new Array<ChunkRef>(count);
+      for (let index = 0; index < count; index++) {
+        const offset = index * chunkSize;
+        yield { file, entry, index, offset, length: Math.min(chunkSize, file.size - offset) };
+      }
+    }
+  }
+  await forEachBounded(tasks(), pool.threads * 2, async (t) => {
+    options.signal?.throwIfAborted();
+    const result = await pool.run(
+      {
+        op: 'writeChunk',
+        store: store.spec,
+        file: t.file.absPath,
+        relPath: t.file.relPath,
+        chunkIndex: t.index,
+        offset: t.offset,
+        length: t.length,
+        expect: { size: t.file.size, mtimeMs: t.file.mtimeMs },
+        durable,
+      },
+      options.signal,
+    );
+    bytesRead += t.length;
+    if (result.created) {
+      chunksNew++;
+      bytesWritten += result.bytesWritten;
+      rawOfNew += result.rawLength;
+    } else {
+      chunksDeduped++;
+    }
+    t.entry.chunks[t.index] = {
+      key: result.key,
+      rawLength: result.rawLength,
+      handle: result.handle,
+      createdBy: result.created ? checkpointId : (createdBy.get(result.key) ?? checkpointId),
+    };
+  });
+  options.signal?.throwIfAborted();
+
+  const durationBeforeCommit = performance.now() - started;
+  const metadata: CheckpointMetadata = {
+    formatVersion: METADATA_VERSION,
+    checkpointId,
+    jobId,
+    createdAt: new Date().toISOString(),
+    chunkSize,
+    keyAlgorithm: KEY_ALGORITHM,
+    directories,
+    files: entries,
+    snapshot: { bytesRead, bytesWritten, filesReused, chunksNew, chunksDeduped, durationMs: Math.round(durationBeforeCommit) },
+  };
+  const blobBytes = bytesWritten;
+  bytesWritten += await commitCheckpoint(store, metadata, hasher, durable);
+
+  const durationMs = performance.now() - started;
+  const bytes = files.reduce((sum, f) => sum + f.size, 0);
+  return {
+    checkpointId,
+    checkpoint: checkpointDirName(checkpointId),
+    files: files.length,
+    bytes,
+    bytesRead,
+    bytesWritten,
+    filesReused,
+    bytesReused,
+    chunksNew,
+    chunksDeduped,
+    compressionRatio: blobBytes > 0 ? round2(rawOfNew / blobBytes) : 1,
+    durationMs: Math.round(durationMs),
+    throughputMBps: round2(bytes / 1e6 / (durationMs / 1000)),
+  };
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+async function listStateDir(root: string, isImmutable: (relPath: string) => boolean): Promise<{ files: StateFile[]; directories: string[] }> {
+  try {
+    const st = await lstat(root);
+    if (!st.isDirectory()) {
+      throw new InvalidInputError('STATE_DIR_NOT_DIRECTORY', `state directory ${root} is not a directory; pass the directory that holds the state files`);
+    }
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') {
+      throw new InvalidInputError('STATE_DIR_MISSING', `state directory ${root} does not exist; check the path`, { cause: error });
+    }
+    if (error instanceof InvalidInputError) throw error;
+    throw storeIoError('reading state directory', root, error);
+  }
+  const files: StateFile[] = [];
+  const directories: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const abs = rel === '' ? root : join(root, rel);
+    const names = (await readdir(abs)).sort();
+    for (const name of names) {
+      const relPath = rel === '' ? name : `${rel}/${name}`;
+      const reason = unsafeNameReason(relPath);
+      if (reason !== undefined) {
+        throw new InvalidInputError('STATE_UNSAFE_NAME', `state file '${printable(relPath)}' in ${root} cannot be snapshotted because ${reason}; rename it`);
+      }
+      const absPath = join(abs, name);
+      const st = await lstat(absPath);
+      if (st.isDirectory()) {
+        directories.push(relPath);
+        await walk(relPath);
+      } else if (st.isFile()) {
+        files.push({ relPath, absPath, size: st.size, mode: st.mode & 0o7777, mtimeMs: st.mtimeMs, immutable: isImmutable(relPath) });
+      } else if (st.isSymbolicLink()) {
+        throw new InvalidInputError('STATE_SYMLINK', `state directory entry ${relPath} is a symbolic link; chunkpoint does not follow links (snapshot a RocksDB checkpoint directory, which has none)`);
+      } else {
+        throw new InvalidInputError('STATE_SPECIAL_FILE', `state directory entry ${relPath} is not a regular file or directory; remove it or snapshot another directory`);
+      }
+    }
+  };
+  try {
+    await walk('');
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw error;
+    throw storeIoError('listing state directory', root, error);
+  }
+  return { files, directories };
+}
+
+export function immutableMatcher(spec: readonly string[] | ((relPath: string) => boolean)): (relPath: string) => boolean {
+  if (typeof spec === 'function') return spec;
+  const patterns = spec.map((glob) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`));
+  return (relPath) => {
+    const base = relPath.slice(relPath.lastIndexOf('/') + 1);
+    return patterns.some((re) => re.test(base));
+  };
+}

@@ -1,0 +1,199 @@
+/**
+ * The local-directory store: a job root is a directory, keys are relative
+ * file paths below it.
+ *
+ * Writes go to a hidden temp file in the destination directory and become
+ * visible in one atomic step: `link()` for put-if-absent (it fails with EEXIST
+ * instead of replacing, which `rename()` cannot promise), `rename()` otherwise.
+ * So a reader, or a process killed mid-write, never sees a partial object.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import { CorruptDataError, errnoOf, storeIoError } from '../errors.js';
+import { printable, unsafeNameReason } from '../handle.js';
+import { notFound, type ByteRange, type FsStoreSpec, type ObjectInfo, type PutOptions, type PutResult, type Store } from './store.js';
+
+/** Prefix of in-progress writes; never a valid object name, and swept by gc. */
+export const TEMP_PREFIX = '.tmp-';
+
+export class FsStore implements Store {
+  readonly spec: FsStoreSpec;
+  readonly location: string;
+  private readonly root: string;
+
+  constructor(spec: FsStoreSpec) {
+    this.spec = spec;
+    this.root = spec.root;
+    this.location = spec.root;
+  }
+
+  /** The only key-to-path mapping of this store; refuses anything that could leave the root. */
+  pathOf(key: string): string {
+    const reason = unsafeNameReason(key);
+    if (reason !== undefined) {
+      throw new CorruptDataError('UNSAFE_PATH', `store key '${printable(key)}' is refused because ${reason}`);
+    }
+    const full = join(this.root, ...key.split('/'));
+    if (!full.startsWith(this.root + sep)) {
+      throw new CorruptDataError('UNSAFE_PATH', `store key '${printable(key)}' resolves outside the job root ${this.root}`);
+    }
+    return full;
+  }
+
+  async put(key: string, parts: readonly Uint8Array[], options: PutOptions = {}): Promise<PutResult> {
+    const final = this.pathOf(key);
+    const dir = dirname(final);
+    const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      let fh: FileHandle;
+      try {
+        fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw error;
+        await mkdir(dir, { recursive: true });
+        fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+      }
+      try {
+        await writeAll(fh, parts);
+        if (options.durable === true) await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      let result: PutResult;
+      if (options.ifAbsent === true) {
+        try {
+          await link(tmp, final);
+          result = 'created';
+        } catch (error) {
+          if (errnoOf(error) !== 'EEXIST') throw error;
+          result = 'exists';
+        }
+        await unlink(tmp);
+      } else {
+        await rename(tmp, final);
+        result = 'created';
+      }
+      if (options.durable === true && result !== 'exists') await fsyncDir(dir);
+      return result;
+    } catch (error) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw storeIoError('writing', `${this.location}/${key}`, error);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const path = this.pathOf(key);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') throw notFound(key, this.location);
+      throw storeIoError('reading', `${this.location}/${key}`, error);
+    }
+    try {
+      const offset = range?.offset ?? 0;
+      const length = range?.length ?? (await fh.stat()).size;
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === length ? buf : buf.subarray(0, done);
+    } catch (error) {
+      throw storeIoError('reading', `${this.location}/${key}`, error);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const st = await lstat(this.pathOf(key));
+      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return undefined;
+      throw storeIoError('inspecting', `${this.location}/${key}`, error);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only directories that can hold matching keys, so listing `chk-`
+    // never descends into a large `shared/`.
+    const stack: string[] = [''];
+    while (stack.length > 0) {
+      const rel = stack.pop() as string;
+      let entries: Dirent[];
+      try {
+        entries = await readdir(rel === '' ? this.root : this.pathOf(rel), { withFileTypes: true });
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') continue;
+        throw storeIoError('listing', `${this.location}/${rel}`, error);
+      }
+      for (const entry of entries) {
+        if (entry.name.startsWith(TEMP_PREFIX)) continue;
+        const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (entry.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) stack.push(key);
+        } else if (entry.isFile() && key.startsWith(prefix)) {
+          try {
+            const st = await stat(this.pathOf(key));
+            yield { key, size: st.size, mtimeMs: st.mtimeMs };
+          } catch (error) {
+            if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
+          }
+        }
+      }
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) {
+      try {
+        await unlink(this.pathOf(key));
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw storeIoError('deleting', `${this.location}/${key}`, error);
+      }
+    }
+  }
+
+  async exists(): Promise<boolean> {
+    try {
+      return (await stat(this.root)).isDirectory();
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return false;
+      throw storeIoError('inspecting', this.location, error);
+    }
+  }
+}
+
+async function writeAll(fh: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  let pending = parts.filter((p) => p.byteLength > 0);
+  while (pending.length > 0) {
+    const { bytesWritten } = await fh.writev(pending);
+    let left = bytesWritten;
+    const rest: Uint8Array[] = [];
+    for (const part of pending) {
+      if (left >= part.byteLength) {
+        left -= part.byteLength;
+      } else {
+        rest.push(left > 0 ? part.subarray(left) : part);
+        left = 0;
+      }
+    }
+    pending = rest;
+  }
+}
+
+/** A rename or link is durable only once its directory entry is. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

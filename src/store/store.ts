@@ -1,0 +1,68 @@
+/**
+ * The one storage interface every store implements and every caller uses.
+ * A `Store` is rooted at a job root: keys are '/'-separated and relative to
+ * it, so nothing above this layer ever sees an absolute location.
+ *
+ * Retry, rate limiting, fault injection and caching wrap this interface rather
+ * than live inside a store, so one compliance suite (test/store-compliance)
+ * holds every implementation to the same contract.
+ */
+import { InvalidInputError } from '../errors.js';
+
+/** Serializable description of a store, so a worker thread can open the same one itself. */
+export type StoreSpec = FsStoreSpec;
+
+export interface FsStoreSpec {
+  type: 'fs';
+  /** Absolute path of the job root directory. */
+  root: string;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface PutOptions {
+  /** Fail softly with 'exists' instead of replacing an existing object. */
+  ifAbsent?: boolean;
+  /** Make the object durable (fsync) before reporting it written. */
+  durable?: boolean;
+}
+
+export type PutResult = 'created' | 'exists' | 'replaced';
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface Store {
+  readonly spec: StoreSpec;
+  /** Human-readable location for messages, e.g. a directory path or s3://bucket/prefix. */
+  readonly location: string;
+  /**
+   * Writes an object from parts (avoids concatenating header and payload).
+   * Readers never observe a partially written object.
+   */
+  put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult>;
+  /** Reads an object or a byte range of it; throws OBJECT_NOT_FOUND when absent. */
+  get(key: string, range?: ByteRange): Promise<Buffer>;
+  /** Object size and age, or undefined when absent. */
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix`, in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes objects; absent ones are ignored. */
+  delete(keys: readonly string[]): Promise<void>;
+  /** Whether the job root exists at all (distinguishes "unknown job" from "no checkpoints"). */
+  exists(): Promise<boolean>;
+}
+
+export function notFound(key: string, location: string): InvalidInputError {
+  return new InvalidInputError('OBJECT_NOT_FOUND', `no object '${key}' in ${location}`, { details: { key, location } });
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof InvalidInputError && error.code === 'OBJECT_NOT_FOUND';
+}

@@ -1,0 +1,103 @@
+/**
+ * Snapshot side of a worker: read one byte range of a state file, name it by
+ * content, and store it unless an identical blob is already there.
+ */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import lz4 from 'lz4';
+import { BLOB_HEADER_SIZE, Codec, encodeBlobHeader } from '../src/blob.js';
+import { loadHasher } from '../src/content-key.js';
+import { ConflictError, InvalidInputError, errnoOf, storeIoError } from '../src/errors.js';
+import { handleKey } from '../src/handle.js';
+import { blobHandle } from '../src/metadata.js';
+import type { WriteChunkRequest, WriteChunkResult } from '../src/protocol.js';
+import { scratchBuffer, storeFor } from './stores.js';
+
+const hasher = await loadHasher();
+
+/** Chunks this large first try LZ4 on a prefix; data that will not compress (Snappy SSTs) skips the full pass. */
+const PROBE_THRESHOLD = 256 * 1024;
+const PROBE_LENGTH = 64 * 1024;
+
+export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResult> {
+  const raw = await readRange(req);
+  const key = hasher.contentKey(raw);
+  const store = storeFor(req.store);
+  const nameOnly = blobHandle(key, req.length, 0);
+  const objectKey = handleKey(nameOnly);
+
+  const existing = await store.stat(objectKey);
+  if (existing !== undefined) {
+    return { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: existing.size }, created: false, bytesWritten: 0 };
+  }
+
+  const out = scratchBuffer('blob', BLOB_HEADER_SIZE + lz4.encodeBound(req.length));
+  const compressed = compress(raw, out.subarray(BLOB_HEADER_SIZE));
+  const codec = compressed > 0 ? Codec.Lz4 : Codec.Raw;
+  const payloadLength = codec === Codec.Lz4 ? compressed : req.length;
+  encodeBlobHeader({ codec, rawLength: req.length, payloadLength, key }, hasher, out.subarray(0, BLOB_HEADER_SIZE));
+  const parts = codec === Codec.Lz4 ? [out.subarray(0, BLOB_HEADER_SIZE + compressed)] : [out.subarray(0, BLOB_HEADER_SIZE), raw];
+  const storedLength = BLOB_HEADER_SIZE + payloadLength;
+
+  const result = await store.put(objectKey, parts, { ifAbsent: true, durable: req.durable });
+  if (result === 'exists') {
+    // Another task stored the same content first; describe what is really there.
+    const info = await store.stat(objectKey);
+    return { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: info?.size ?? storedLength }, created: false, bytesWritten: 0 };
+  }
+  return { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: storedLength }, created: true, bytesWritten: storedLength };
+}
+
+/** LZ4 block size, or 0 when storing raw is the better choice (saves under 1/16). */
+function compress(raw: Buffer, out: Buffer): number {
+  if (raw.byteLength >= PROBE_THRESHOLD) {
+    const probe = scratchBuffer('probe', lz4.encodeBound(PROBE_LENGTH));
+    const n = lz4.encodeBlock(raw.subarray(0, PROBE_LENGTH), probe);
+    if (n <= 0 || n > PROBE_LENGTH - PROBE_LENGTH / 16) return 0;
+  }
+  const n = lz4.encodeBlock(raw, out);
+  if (n <= 0 || n > raw.byteLength - raw.byteLength / 16) return 0;
+  return n;
+}
+
+async function readRange(req: WriteChunkRequest): Promise<Buffer> {
+  const where = `${req.relPath} (chunk ${req.chunkIndex}, bytes ${req.offset}..${req.offset + req.length})`;
+  let fh;
+  try {
+    fh = await open(req.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') {
+      throw new ConflictError('STATE_CHANGED', `state file ${req.relPath} vanished while the snapshot was reading it; snapshot a stable state directory (e.g. a RocksDB checkpoint) and retry`, {
+        cause: error,
+        details: { file: req.relPath },
+      });
+    }
+    if (errnoOf(error) === 'ELOOP') {
+      throw new InvalidInputError('STATE_SYMLINK', `state file ${req.relPath} became a symbolic link; chunkpoint does not follow links`, { details: { file: req.relPath } });
+    }
+    throw storeIoError('reading state file', req.file, error);
+  }
+  try {
+    const buf = scratchBuffer('raw', req.length);
+    let done = 0;
+    while (done < req.length) {
+      const { bytesRead } = await fh.read(buf, done, req.length - done, req.offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    const st = await fh.stat();
+    if (done !== req.length || st.size !== req.expect.size || st.mtimeMs !== req.expect.mtimeMs) {
+      throw new ConflictError(
+        'STATE_CHANGED',
+        `state file ${where} changed while the snapshot was reading it (size ${req.expect.size} -> ${st.size}); snapshot a stable state directory (e.g. a RocksDB checkpoint) and retry`,
+        { details: { file: req.relPath, chunk: req.chunkIndex } },
+      );
+    }
+    return buf;
+  } catch (error) {
+    if (error instanceof ConflictError) throw error;
+    throw storeIoError('reading state file', where, error);
+  } finally {
+    await fh.close();
+  }
+}
