@@ -1,0 +1,177 @@
+import { spawn } from 'node:child_process';
+import { readdir, rm, stat, writeFile, readFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Chunkpoint } from '../src/index.js';
+import { copyTree, listFiles, mutateRocksState, REPO_ROOT, rocksState, removeTempDirs, tempDir, treeDigest, type RocksState } from './support.js';
+
+describe('snapshot and restore on the directory store (real RocksDB state)', () => {
+  let cp: Chunkpoint;
+  let state: RocksState;
+
+  beforeAll(async () => {
+    cp = new Chunkpoint({ threads: 2 });
+    state = await rocksState(12 * 1024 * 1024, 11);
+  });
+
+  afterAll(async () => {
+    await cp.close();
+    await removeTempDirs();
+  });
+
+  it('restores a byte-identical copy of the state', async () => {
+    const store = await tempDir('store');
+    const target = join(await tempDir('restore'), 'out');
+    const snap = await cp.snapshot(state.dir, { store, job: 'orders' });
+    const sstCount = (await readdir(state.dir)).filter((n) => n.endsWith('.sst')).length;
+    expect(sstCount).toBeGreaterThan(2);
+    expect(snap.checkpoint).toBe('chk-1');
+    expect(snap.bytesRead).toBe(snap.bytes);
+    expect(snap.filesReused).toBe(0);
+    // Uncompressed SST blocks: LZ4 must have done real work.
+    expect(snap.compressionRatio).toBeGreaterThan(1.5);
+
+    const restored = await cp.restore({ store, job: 'orders' }, target);
+    expect(restored.files).toBe(snap.files);
+    expect(restored.bytes).toBe(snap.bytes);
+    expect(restored.bytesFromRemote).toBeGreaterThan(0);
+    expect(await treeDigest(target)).toEqual(await treeDigest(state.dir));
+    // No staging leftovers.
+    expect((await readdir(target)).some((n) => n.startsWith('.chunkpoint'))).toBe(false);
+  });
+
+  it('keeps handles relative: a job root copied elsewhere restores after the original is deleted', async () => {
+    const store = await tempDir('store');
+    await cp.snapshot(state.dir, { store, job: 'orders' });
+    const raw = await readFile(join(store, 'orders', 'chk-1', '_metadata'));
+    expect(raw.includes(Buffer.from(store))).toBe(false);
+
+    const elsewhere = join(await tempDir('moved'), 'another-name');
+    await copyTree(join(store, 'orders'), elsewhere);
+    await rm(store, { recursive: true, force: true });
+
+    const target = join(await tempDir('restore'), 'out');
+    const restored = await cp.restore({ path: join(elsewhere, 'chk-1') }, target);
+    expect(restored.checkpoint).toBe('chk-1');
+    expect(await treeDigest(target)).toEqual(await treeDigest(state.dir));
+  });
+
+  it('an incremental snapshot reads only new and rewritten files, and restores the new state', async () => {
+    const local = await rocksState(10 * 1024 * 1024, 21);
+    const store = await tempDir('store');
+    const first = await cp.snapshot(local.dir, { store, job: 'inc' });
+    const before = await treeDigest(local.dir);
+
+    await mutateRocksState(local, 22);
+    const after = await treeDigest(local.dir);
+    const changedSsts = [...after].filter(([name, info]) => name.endsWith('.sst') && before.get(name)?.size !== info.size);
+    const keptSsts = [...after].filter(([name, info]) => name.endsWith('.sst') && before.get(name)?.size === info.size);
+    expect(changedSsts.length).toBeGreaterThan(0);
+    expect(keptSsts.length).toBeGreaterThan(0);
+    const mutableBytes = [...after].filter(([name]) => !name.endsWith('.sst')).reduce((sum, [, f]) => sum + f.size, 0);
+    const changedBytes = changedSsts.reduce((sum, [, f]) => sum + f.size, 0);
+
+    const second = await cp.snapshot(local.dir, { store, job: 'inc' });
+    expect(second.checkpoint).toBe('chk-2');
+    expect(second.filesReused).toBe(keptSsts.length);
+    // Exactly the new/rewritten SSTs plus the small mutable files were read.
+    expect(second.bytesRead).toBe(changedBytes + mutableBytes);
+    expect(second.bytesRead).toBeLessThan(first.bytesRead / 2);
+    expect(second.bytesWritten).toBeLessThan(first.bytesWritten / 2);
+
+    const list = await cp.list({ store, job: 'inc' });
+    expect(list.map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2']);
+
+    const target = join(await tempDir('restore'), 'out');
+    await cp.restore({ store, job: 'inc', checkpoint: 'latest' }, target);
+    expect(await treeDigest(target)).toEqual(after);
+
+    // The older checkpoint still restores the older state.
+    const older = join(await tempDir('restore'), 'old');
+    await cp.restore({ store, job: 'inc', checkpoint: 1 }, older);
+    expect(await treeDigest(older)).toEqual(before);
+  });
+
+  it('deduplicates identical chunks across files and across checkpoints', async () => {
+    const dir = join(await tempDir('dedupe'), 'state');
+    await mkdir(join(dir, 'sub'), { recursive: true });
+    const sst = (await readdir(state.dir)).find((n) => n.endsWith('.sst'));
+    expect(sst).toBeDefined();
+    const content = await readFile(join(state.dir, sst as string));
+    // Same bytes under three names (one in a subdirectory), one of them mutable.
+    await writeFile(join(dir, 'a.sst'), content);
+    await writeFile(join(dir, 'sub', 'b.sst'), content);
+    await writeFile(join(dir, 'copy.bin'), content);
+    const chunkSize = 256 * 1024;
+    const chunksPerFile = Math.ceil(content.byteLength / chunkSize);
+    const store = await tempDir('store');
+
+    const first = await cp.snapshot(dir, { store, job: 'dedupe' }, { chunkSize });
+    expect(first.chunksNew + first.chunksDeduped).toBe(3 * chunksPerFile);
+    expect(first.chunksNew).toBe(chunksPerFile);
+    const blobs = (await listFiles(join(store, 'dedupe', 'shared'))).length;
+    expect(blobs).toBe(chunksPerFile);
+
+    // A mutable file rewritten with the same content is read again but stores nothing new.
+    const mtime = new Date(Date.now() + 5000);
+    await writeFile(join(dir, 'copy.bin'), content);
+    await import('node:fs/promises').then((fs) => fs.utimes(join(dir, 'copy.bin'), mtime, mtime));
+    const second = await cp.snapshot(dir, { store, job: 'dedupe' }, { chunkSize });
+    expect(second.filesReused).toBe(2);
+    expect(second.chunksNew).toBe(0);
+    expect(second.chunksDeduped).toBe(chunksPerFile);
+    expect((await listFiles(join(store, 'dedupe', 'shared'))).length).toBe(blobs);
+
+    const target = join(await tempDir('restore'), 'out');
+    await cp.restore({ store, job: 'dedupe' }, target);
+    expect(await treeDigest(target)).toEqual(await treeDigest(dir));
+    expect((await stat(join(target, 'sub'))).isDirectory()).toBe(true);
+  });
+
+  it('restores empty files and empty directories', async () => {
+    const dir = join(await tempDir('shape'), 'state');
+    await mkdir(join(dir, 'empty-dir', 'nested'), { recursive: true });
+    await writeFile(join(dir, 'LOCK'), '');
+    await writeFile(join(dir, 'CURRENT'), 'MANIFEST-000001\n');
+    const store = await tempDir('store');
+    await cp.snapshot(dir, { store, job: 'shape' });
+    const target = join(await tempDir('restore'), 'out');
+    await cp.restore({ store, job: 'shape' }, target);
+    expect(await treeDigest(target)).toEqual(await treeDigest(dir));
+    expect((await stat(join(target, 'empty-dir', 'nested'))).isDirectory()).toBe(true);
+  });
+});
+
+describe('worker pool lifecycle', () => {
+  it('a process that snapshots, restores and closes exits on its own', async () => {
+    const state = await rocksState(4 * 1024 * 1024, 31);
+    const store = await tempDir('store');
+    const target = join(await tempDir('restore'), 'out');
+    const script = `
+      const { Chunkpoint } = await import(${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'index.js'))});
+      const cp = new Chunkpoint({ threads: 2 });
+      await cp.snapshot(${JSON.stringify(state.dir)}, { store: ${JSON.stringify(store)}, job: 'exit' });
+      await cp.restore({ store: ${JSON.stringify(store)}, job: 'exit' }, ${JSON.stringify(target)});
+      await cp.close();
+      console.log('done');
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      // No process.exit() in the script: only a clean pool shutdown lets it end.
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error('the process did not exit within 60 s after close(): the worker pool kept it alive'));
+      }, 60_000);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe('done');
+    expect(await treeDigest(target)).toEqual(await treeDigest(state.dir));
+    await removeTempDirs();
+  });
+});
