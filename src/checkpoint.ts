@@ -22,7 +22,7 @@ export interface LocatedCheckpoint {
   checkpointId: number;
 }
 
-const METADATA_KEY_RE = /^chk-(\d{1,15})\/_metadata$/;
+const METADATA_KEY_RE = /^chk-([1-9]\d{0,14})\/_metadata$/;
 
 export async function committedCheckpointIds(store: Store): Promise<number[]> {
   const ids: number[] = [];
@@ -34,6 +34,11 @@ export async function committedCheckpointIds(store: Store): Promise<number[]> {
 }
 
 export async function loadCheckpoint(store: Store, id: number, hasher: Hasher): Promise<CheckpointMetadata> {
+  return (await loadCheckpointBytes(store, id, hasher)).metadata;
+}
+
+/** Loads and verifies a checkpoint's metadata, also returning the encoded bytes (for the cache's copy). */
+export async function loadCheckpointBytes(store: Store, id: number, hasher: Hasher): Promise<{ metadata: CheckpointMetadata; encoded: Buffer }> {
   const key = metadataKey(id);
   const where = `${store.location}/${key}`;
   const info = await store.stat(key);
@@ -52,10 +57,11 @@ export async function loadCheckpoint(store: Store, id: number, hasher: Hasher): 
     }
     throw error;
   }
-  return decodeMetadata(data, hasher, where, id);
+  return { metadata: decodeMetadata(data, hasher, where, id), encoded: data };
 }
 
-export async function commitCheckpoint(store: Store, metadata: CheckpointMetadata, hasher: Hasher, durable: boolean): Promise<number> {
+/** Commits `_metadata` (put-if-absent) and returns the encoded bytes. */
+export async function commitCheckpoint(store: Store, metadata: CheckpointMetadata, hasher: Hasher, durable: boolean): Promise<Buffer> {
   const encoded = encodeMetadata(metadata, hasher);
   const key = metadataKey(metadata.checkpointId);
   const result = await store.put(key, [encoded], { ifAbsent: true, durable });
@@ -66,11 +72,18 @@ export async function commitCheckpoint(store: Store, metadata: CheckpointMetadat
       { details: { checkpointId: metadata.checkpointId } },
     );
   }
-  return encoded.byteLength;
+  return encoded;
 }
 
-/** Resolves a locator to a job-root store and a committed checkpoint id. */
-export async function locateCheckpoint(locator: CheckpointLocator): Promise<LocatedCheckpoint> {
+export interface ResolvedLocator {
+  store: Store;
+  wanted: number | 'latest';
+  /** How the user named the job, for messages. */
+  label: string;
+}
+
+/** Turns a locator into a job-root store and the wanted checkpoint, without touching storage. */
+export function resolveLocator(locator: CheckpointLocator): ResolvedLocator {
   if ('path' in locator) {
     let dir = resolve(locator.path);
     if (basename(dir) === '_metadata') dir = dirname(dir);
@@ -78,29 +91,37 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
     if (match?.[1] === undefined) {
       throw new InvalidInputError('INVALID_CHECKPOINT_PATH', `'${locator.path}' is not a checkpoint directory; pass a chk-<n> directory inside a job root (e.g. /backups/my-job/chk-3)`);
     }
+    return { store: openStore(jobRootSpecFromDir(dirname(dir))), wanted: Number(match[1]), label: dir };
+  }
+  return { store: openStore(jobRootSpec(locator.store, locator.job)), wanted: locator.checkpoint ?? 'latest', label: `job '${locator.job}' in store ${locator.store}` };
+}
+
+/** Resolves a locator to a job-root store and a committed checkpoint id. */
+export async function locateCheckpoint(locator: CheckpointLocator): Promise<LocatedCheckpoint> {
+  const { store, wanted, label } = resolveLocator(locator);
+  if ('path' in locator) {
+    const dir = label;
     try {
       if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
     } catch (error) {
       throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (${errnoOf(error) ?? 'not a directory'}); check the path`, { cause: error });
     }
-    return { store: openStore(jobRootSpecFromDir(dirname(dir))), checkpointId: Number(match[1]) };
+    return { store, checkpointId: wanted as number };
   }
-  const store = openStore(jobRootSpec(locator.store, locator.job));
   if (!(await store.exists())) {
     throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (no directory ${store.location}); check --store and --job`);
   }
   const ids = await committedCheckpointIds(store);
-  const wanted = locator.checkpoint ?? 'latest';
   if (wanted === 'latest') {
     const latest = ids.at(-1);
     if (latest === undefined) {
-      throw new InvalidInputError('NO_CHECKPOINTS', `job '${locator.job}' in store ${locator.store} has no committed checkpoint yet; run 'chunkpoint snapshot' first`);
+      throw new InvalidInputError('NO_CHECKPOINTS', `${label} has no committed checkpoint yet; run 'chunkpoint snapshot' first`);
     }
     return { store, checkpointId: latest };
   }
   if (!ids.includes(wanted)) {
     const known = ids.length === 0 ? 'none' : ids.map(checkpointDirName).join(', ');
-    throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `job '${locator.job}' has no committed checkpoint ${checkpointDirName(wanted)} (committed: ${known})`);
+    throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `${label} has no committed checkpoint ${checkpointDirName(wanted)} (committed: ${known})`);
   }
   return { store, checkpointId: wanted };
 }

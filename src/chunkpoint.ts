@@ -3,12 +3,15 @@
  * restores and inspections against any store. Close it when done; the pool's
  * threads otherwise keep the process alive.
  */
-import { locateCheckpoint, loadCheckpoint, type CheckpointLocator } from './checkpoint.js';
+import { CacheIndex, cachedCheckpointIds, type CacheOptions, type CacheStats, type PruneResult } from './cache.js';
+import { loadCheckpoint, loadCheckpointBytes, locateCheckpoint, resolveLocator, type CheckpointLocator } from './checkpoint.js';
 import { loadHasher, type Hasher } from './content-key.js';
-import { InternalError, InvalidInputError } from './errors.js';
+import { ChunkpointError, InternalError, InvalidInputError } from './errors.js';
+import { checkpointDirName } from './handle.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
+import { decodeMetadata } from './metadata.js';
 import { WorkerPool } from './pool.js';
-import { restore, type RestoreOptions, type RestoreResult } from './restore.js';
+import { restore, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore.js';
 import { snapshot, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
 import { jobRootSpec, openStore } from './store/open.js';
 
@@ -23,6 +26,9 @@ export interface JobLocator {
   /** Job id: one path segment of letters, digits, '.', '_' and '-'. */
   job: string;
 }
+
+/** Failures that mean "the store or the checkpoint cannot be read", as opposed to bad data. */
+const UNREACHABLE_CODES = new Set(['JOB_NOT_FOUND', 'CHECKPOINT_NOT_FOUND', 'NO_CHECKPOINTS']);
 
 export class Chunkpoint {
   private readonly pool: WorkerPool;
@@ -42,13 +48,20 @@ export class Chunkpoint {
   async snapshot(stateDir: string, job: JobLocator, options: SnapshotOptions = {}): Promise<SnapshotResult> {
     this.checkOpen();
     const store = openStore(jobRootSpec(job.store, job.job));
-    return snapshot(this.pool, await this.hasher, store, job.job, stateDir, options);
+    const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
+    return snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache);
   }
 
-  /** Restores a committed checkpoint into `targetDir` (new or empty unless `overwrite`). */
+  /**
+   * Restores a committed checkpoint into `targetDir` (new or empty unless
+   * `overwrite` or `keepMatching`). With a cache, chunks come from it first,
+   * and if the store is unreachable the cached copy of the metadata is used.
+   */
   async restore(from: CheckpointLocator, targetDir: string, options: RestoreOptions = {}): Promise<RestoreResult> {
     this.checkOpen();
-    return restore(this.pool, await this.hasher, await locateCheckpoint(from), targetDir, options);
+    const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
+    const source = await this.restoreSource(from, cache);
+    return restore(this.pool, source, targetDir, options, cache);
   }
 
   /** Committed checkpoints of a job, oldest first. */
@@ -68,11 +81,44 @@ export class Chunkpoint {
     return report(await loadCheckpoint(store, checkpointId, await this.hasher), store.location);
   }
 
+  /** Size, entry count and age range of a local cache. */
+  async cacheStats(options: CacheOptions): Promise<CacheStats> {
+    this.checkOpen();
+    return (await CacheIndex.open(options)).stats();
+  }
+
+  /** Applies a cache's TTL and size cap now. */
+  async cachePrune(options: CacheOptions): Promise<PruneResult> {
+    this.checkOpen();
+    return (await CacheIndex.open(options)).prune();
+  }
+
   /** Stops the worker threads. Safe to call more than once. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.pool.close();
+  }
+
+  private async restoreSource(from: CheckpointLocator, cache: CacheIndex | undefined): Promise<RestoreSource> {
+    const hasher = await this.hasher;
+    try {
+      const { store, checkpointId } = await locateCheckpoint(from);
+      const { metadata, encoded } = await loadCheckpointBytes(store, checkpointId, hasher);
+      await cache?.putMetadata(store.location, checkpointId, encoded);
+      return { store, metadata, metadataFromCache: false };
+    } catch (error) {
+      if (cache === undefined || !(error instanceof ChunkpointError) || !(error.kind === 'store_unavailable' || UNREACHABLE_CODES.has(error.code))) throw error;
+      // Local-first: the store is gone or unreachable, but this machine may hold the whole checkpoint.
+      const { store, wanted } = resolveLocator(from);
+      const ids = await cachedCheckpointIds(cache.spec, store.location);
+      const id = wanted === 'latest' ? ids.at(-1) : ids.includes(wanted) ? wanted : undefined;
+      if (id === undefined) throw error;
+      const data = await cache.getMetadata(store.location, id);
+      if (data === undefined) throw error;
+      const metadata = decodeMetadata(data, hasher, `cached copy of ${store.location}/${checkpointDirName(id)}/_metadata`, id);
+      return { store, metadata, metadataFromCache: true };
+    }
   }
 
   private checkOpen(): void {

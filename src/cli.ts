@@ -10,7 +10,8 @@ import { ChunkpointError, toChunkpointError } from './errors.js';
 import type { CheckpointReport, CheckpointSummary } from './inspect.js';
 import type { RestoreResult } from './restore.js';
 import type { SnapshotOptions, SnapshotResult } from './snapshot.js';
-import { formatBytes, formatDuration, parseSize } from './units.js';
+import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
+import type { CacheOptions } from './cache.js';
 
 class UsageError extends Error {}
 
@@ -60,6 +61,8 @@ const COMMANDS: Record<string, Command> = {
       'chunk-size': { type: 'string' },
       immutable: { type: 'string', multiple: true },
       'no-fsync': { type: 'boolean', default: false },
+      cache: { type: 'string' },
+      'cache-max-bytes': { type: 'string' },
     },
     optionHelp: [
       '--store <dir>          store location (a directory; created if missing)',
@@ -67,6 +70,8 @@ const COMMANDS: Record<string, Command> = {
       '--chunk-size <size>    chunk size (default 1MiB)',
       '--immutable <glob>     basename glob of files never rewritten in place; repeatable (default *.sst, *.blob)',
       '--no-fsync             do not fsync blobs and metadata (faster, not crash-safe)',
+      '--cache <dir>          also put every blob written into this local cache (task-local copy; default: none)',
+      '--cache-max-bytes <n>  size cap of the cache, e.g. 20GiB (default: unlimited)',
     ],
     async run(args, out) {
       const [stateDir, extra] = args.positionals;
@@ -77,6 +82,8 @@ const COMMANDS: Record<string, Command> = {
       if (typeof chunkSize === 'string') options.chunkSize = parseSize(chunkSize, '--chunk-size');
       const immutable = args.values['immutable'];
       if (Array.isArray(immutable)) options.immutable = immutable;
+      const cache = cacheOptions(args);
+      if (cache !== undefined) options.cache = cache;
       const result = await withChunkpoint(args, (cp) => cp.snapshot(stateDir, job, options));
       if (out.json) out.emit(result);
       else printSnapshot(result, `${job.store}/${job.job}`, out);
@@ -85,20 +92,42 @@ const COMMANDS: Record<string, Command> = {
   restore: {
     summary: 'restore a committed checkpoint into a directory',
     usage: 'chunkpoint restore <checkpointDir> <targetDir> [options]\n       chunkpoint restore --store <dir> --job <jobId> [--checkpoint <n>|latest] <targetDir> [options]',
-    options: { ...COMMON, ...JOB, checkpoint: { type: 'string' }, overwrite: { type: 'boolean', default: false }, 'no-fsync': { type: 'boolean', default: false } },
+    options: {
+      ...COMMON,
+      ...JOB,
+      checkpoint: { type: 'string' },
+      overwrite: { type: 'boolean', default: false },
+      'keep-matching': { type: 'boolean', default: false },
+      'no-fsync': { type: 'boolean', default: false },
+      cache: { type: 'string' },
+      'cache-max-bytes': { type: 'string' },
+      'cache-ttl': { type: 'string' },
+    },
     optionHelp: [
       '<checkpointDir>        a chk-<n> directory, wherever its job root now is',
       '--store <dir>          store location, with --job',
       '--job <jobId>          job id, with --store',
       '--checkpoint <n>       checkpoint number or "latest" (default latest), with --store/--job',
       '--overwrite            replace the contents of a non-empty target (default: refuse)',
+      '--keep-matching        restore in place: keep target files that verify, fetch only the rest (default: off)',
+      '--cache <dir>          local cache: read chunks from it first, add fetched ones (default: none)',
+      '--cache-max-bytes <n>  size cap of the cache, e.g. 20GiB; least recently used entries go first (default: unlimited)',
+      '--cache-ttl <time>     evict cache entries unused for this long, e.g. 7d (default: never)',
       '--no-fsync             do not fsync restored files',
     ],
     async run(args, out) {
       const { locator, rest } = checkpointArgs(args, 'restore');
       const [target, extra] = rest;
       if (target === undefined || extra !== undefined) throw new UsageError('restore needs exactly one <targetDir>');
-      const result = await withChunkpoint(args, (cp) => cp.restore(locator, target, { overwrite: args.values['overwrite'] === true, durable: args.values['no-fsync'] !== true }));
+      const cache = cacheOptions(args);
+      const result = await withChunkpoint(args, (cp) =>
+        cp.restore(locator, target, {
+          overwrite: args.values['overwrite'] === true,
+          keepMatching: args.values['keep-matching'] === true,
+          durable: args.values['no-fsync'] !== true,
+          ...(cache === undefined ? {} : { cache }),
+        }),
+      );
       if (out.json) out.emit(result);
       else printRestore(result, target, out);
     },
@@ -129,7 +158,53 @@ const COMMANDS: Record<string, Command> = {
       else printReport(result, out);
     },
   },
+  cache: {
+    summary: 'show or prune a local cache',
+    usage: 'chunkpoint cache stats <dir> [options]\n       chunkpoint cache prune <dir> [--max-bytes <n>] [--ttl <time>] [options]',
+    options: { ...COMMON, 'max-bytes': { type: 'string' }, ttl: { type: 'string' } },
+    optionHelp: ['--max-bytes <n>        prune: evict least recently used entries down to this size (default: no cap)', '--ttl <time>           prune: evict entries unused for this long, e.g. 7d (default: none)'],
+    async run(args, out) {
+      const [action, dir, extra] = args.positionals;
+      if ((action !== 'stats' && action !== 'prune') || dir === undefined || extra !== undefined) throw new UsageError("cache takes 'stats <dir>' or 'prune <dir>'");
+      const options: CacheOptions = { dir };
+      const maxBytes = args.values['max-bytes'];
+      const ttl = args.values['ttl'];
+      if (typeof maxBytes === 'string') options.maxBytes = parseSize(maxBytes, '--max-bytes');
+      if (typeof ttl === 'string') options.ttlMs = parseDuration(ttl, '--ttl');
+      if (action === 'stats') {
+        if (options.maxBytes !== undefined || options.ttlMs !== undefined) throw new UsageError('--max-bytes and --ttl go with cache prune');
+        const stats = await withChunkpoint(args, (cp) => cp.cacheStats(options));
+        if (out.json) out.emit(stats);
+        else {
+          out.print(`cache ${stats.dir}`);
+          out.print(`  ${stats.entries} chunks, ${formatBytes(stats.bytes)}; ${stats.checkpoints} checkpoint metadata copies`);
+          if (stats.oldestUseMs !== undefined && stats.newestUseMs !== undefined) {
+            out.print(`  least recently used ${new Date(stats.oldestUseMs).toISOString()}, most recently ${new Date(stats.newestUseMs).toISOString()}`);
+          }
+        }
+        return;
+      }
+      if (options.maxBytes === undefined && options.ttlMs === undefined) throw new UsageError('cache prune needs --max-bytes and/or --ttl');
+      const result = await withChunkpoint(args, (cp) => cp.cachePrune(options));
+      if (out.json) out.emit(result);
+      else out.print(`removed ${result.removedEntries} entries (${formatBytes(result.removedBytes)}); ${result.entries} entries, ${formatBytes(result.bytes)} remain`);
+    },
+  },
 };
+
+function cacheOptions(args: Parsed): CacheOptions | undefined {
+  const dir = args.values['cache'];
+  const maxBytes = args.values['cache-max-bytes'];
+  const ttl = args.values['cache-ttl'];
+  if (typeof dir !== 'string') {
+    if (maxBytes !== undefined || ttl !== undefined) throw new UsageError('--cache-max-bytes and --cache-ttl go with --cache <dir>');
+    return undefined;
+  }
+  const options: CacheOptions = { dir };
+  if (typeof maxBytes === 'string') options.maxBytes = parseSize(maxBytes, '--cache-max-bytes');
+  if (typeof ttl === 'string') options.ttlMs = parseDuration(ttl, '--cache-ttl');
+  return options;
+}
 
 function requireJob(args: Parsed): { store: string; job: string } {
   const store = args.values['store'];
@@ -180,12 +255,15 @@ function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
   out.print(`  read      ${formatBytes(r.bytesRead)}`);
   out.print(`  written   ${formatBytes(r.bytesWritten)} (compression ratio ${r.compressionRatio.toFixed(2)})`);
   out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} deduplicated`);
+  if (r.bytesCached > 0) out.print(`  cached    ${formatBytes(r.bytesCached)} added to the local cache`);
 }
 
 function printRestore(r: RestoreResult, target: string, out: Output): void {
   out.print(`${r.checkpoint} restored into ${target} in ${formatDuration(r.durationMs)} (${r.throughputMBps.toFixed(1)} MB/s)`);
   out.print(`  files     ${r.files}, ${formatBytes(r.bytes)} in ${r.chunks} verified chunks`);
-  out.print(`  fetched   ${formatBytes(r.bytesFromRemote)} from the store`);
+  out.print(`  fetched   ${formatBytes(r.bytesFromRemote)} from the store, ${formatBytes(r.bytesFromCache)} from the local cache${r.cacheEntriesDropped > 0 ? ` (${r.cacheEntriesDropped} bad cache entries replaced)` : ''}`);
+  if (r.filesKept > 0) out.print(`  kept      ${r.filesKept} files (${formatBytes(r.bytesKept)}) already in place and verified`);
+  if (r.metadataFromCache) out.print('  metadata  from the local cache (the store was unreachable)');
 }
 
 function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {

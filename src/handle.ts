@@ -74,7 +74,8 @@ export function checkJobId(jobId: string): string {
   return jobId;
 }
 
-export const CHECKPOINT_DIR_RE = /^chk-(\d{1,15})$/;
+/** No leading zeros: `chk-01` is not an alias of `chk-1`. */
+export const CHECKPOINT_DIR_RE = /^chk-([1-9]\d{0,14})$/;
 
 export function checkpointDirName(id: number): string {
   return `chk-${id}`;

@@ -7,6 +7,7 @@
  * Errors come back as data (`SerializedError`) because structured clone drops
  * error subclasses, and with them `kind` and `code`.
  */
+import type { CacheSpec } from './cache.js';
 import type { SerializedError } from './errors.js';
 import type { Handle } from './handle.js';
 import type { StoreSpec } from './store/store.js';
@@ -24,6 +25,15 @@ export interface WriteChunkRequest {
   /** The file as listed; a different size or mtime after reading means it changed under us. */
   expect: { size: number; mtimeMs: number };
   durable: boolean;
+  /** Task-local copy: also put the blob into this cache (room was reserved when `insert`). */
+  cache?: CacheUse;
+}
+
+/** How a task may use the local cache. */
+export interface CacheUse {
+  spec: CacheSpec;
+  /** The coordinator reserved room: the worker may insert a missing entry. */
+  insert: boolean;
 }
 
 export interface WriteChunkResult {
@@ -35,6 +45,8 @@ export interface WriteChunkResult {
   created: boolean;
   /** Bytes this task wrote to the store (0 when deduplicated). */
   bytesWritten: number;
+  /** Bytes this task added to the local cache. */
+  cacheInserted: number;
 }
 
 export interface RestoreChunkRequest {
@@ -48,17 +60,41 @@ export interface RestoreChunkRequest {
   fileOffset: number;
   relPath: string;
   chunkIndex: number;
+  /** Look in this cache first; add what is fetched when `insert`. */
+  cache?: CacheUse;
 }
 
 export interface RestoreChunkResult {
   op: 'restoreChunk';
+  source: 'cache' | 'remote';
   /** Stored (possibly compressed) bytes fetched from the store. */
   bytesFetched: number;
+  /** Stored bytes read from the local cache and used. */
+  bytesFromCache: number;
+  /** Bytes this task added to the local cache. */
+  cacheInserted: number;
+  /** A cache entry failed verification and was deleted (then refetched). */
+  cacheDropped: boolean;
   rawLength: number;
 }
 
-export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest;
-export type WorkerResult = WriteChunkResult | RestoreChunkResult;
+/** Restore in place: does this range of an existing file hold the chunk with this key? */
+export interface VerifyRangeRequest {
+  op: 'verifyRange';
+  file: string;
+  relPath: string;
+  offset: number;
+  length: number;
+  key: string;
+}
+
+export interface VerifyRangeResult {
+  op: 'verifyRange';
+  match: boolean;
+}
+
+export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest | VerifyRangeRequest;
+export type WorkerResult = WriteChunkResult | RestoreChunkResult | VerifyRangeResult;
 
 export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
 

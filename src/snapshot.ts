@@ -4,9 +4,10 @@
  * rest into chunk tasks for the worker pool, and commits `_metadata` last.
  * It never touches chunk bytes itself.
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { MAX_CHUNK_SIZE } from './blob.js';
+import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './blob.js';
+import { blobEntryPath, type CacheIndex, type CacheOptions } from './cache.js';
 import { committedCheckpointIds, commitCheckpoint, loadCheckpoint } from './checkpoint.js';
 import type { Hasher } from './content-key.js';
 import { InvalidInputError, errnoOf, storeIoError } from './errors.js';
@@ -30,6 +31,8 @@ export interface SnapshotOptions {
   immutable?: readonly string[] | ((relPath: string) => boolean);
   /** fsync blobs and metadata before committing (default true). */
   durable?: boolean;
+  /** Task-local copy: every blob of this checkpoint also goes into this local cache, with its metadata. */
+  cache?: CacheOptions;
   signal?: AbortSignal;
 }
 
@@ -48,6 +51,8 @@ export interface SnapshotResult {
   bytesReused: number;
   chunksNew: number;
   chunksDeduped: number;
+  /** Bytes added to the local cache (with `cache`). */
+  bytesCached: number;
   /** Raw bytes / stored bytes of the blobs this snapshot wrote. */
   compressionRatio: number;
   durationMs: number;
@@ -64,7 +69,15 @@ interface StateFile {
   immutable: boolean;
 }
 
-export async function snapshot(pool: WorkerPool, hasher: Hasher, store: Store, jobId: string, stateDir: string, options: SnapshotOptions = {}): Promise<SnapshotResult> {
+export async function snapshot(
+  pool: WorkerPool,
+  hasher: Hasher,
+  store: Store,
+  jobId: string,
+  stateDir: string,
+  options: SnapshotOptions = {},
+  cache?: CacheIndex,
+): Promise<SnapshotResult> {
   const started = performance.now();
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE) {
@@ -113,6 +126,7 @@ export async function snapshot(pool: WorkerPool, hasher: Hasher, store: Store, j
   let chunksNew = 0;
   let chunksDeduped = 0;
   let rawOfNew = 0;
+  let bytesCached = 0;
   function* tasks(): Generator<{ file: StateFile; entry: FileEntry; index: number; offset: number; length: number }> {
     for (const { file, entry } of pending) {
       const count = Math.ceil(file.size / chunkSize);
@@ -125,20 +139,31 @@ export async function snapshot(pool: WorkerPool, hasher: Hasher, store: Store, j
   }
   await forEachBounded(tasks(), pool.threads * 2, async (t) => {
     options.signal?.throwIfAborted();
-    const result = await pool.run(
-      {
-        op: 'writeChunk',
-        store: store.spec,
-        file: t.file.absPath,
-        relPath: t.file.relPath,
-        chunkIndex: t.index,
-        offset: t.offset,
-        length: t.length,
-        expect: { size: t.file.size, mtimeMs: t.file.mtimeMs },
-        durable,
-      },
-      options.signal,
-    );
+    // The blob's key is known only after hashing: reserve its largest possible size.
+    const reserve = cache === undefined ? 0 : BLOB_HEADER_SIZE + t.length + Math.ceil(t.length / 255) + 16;
+    const insert = cache !== undefined && (await cache.reserve(reserve));
+    let result;
+    try {
+      result = await pool.run(
+        {
+          op: 'writeChunk',
+          store: store.spec,
+          file: t.file.absPath,
+          relPath: t.file.relPath,
+          chunkIndex: t.index,
+          offset: t.offset,
+          length: t.length,
+          expect: { size: t.file.size, mtimeMs: t.file.mtimeMs },
+          durable,
+          ...(cache === undefined ? {} : { cache: { spec: cache.spec, insert } }),
+        },
+        options.signal,
+      );
+    } finally {
+      if (insert) cache?.release(reserve);
+    }
+    if (cache !== undefined && result.cacheInserted > 0) cache.record(blobEntryPath(cache.spec, result.key, result.rawLength), result.cacheInserted);
+    bytesCached += result.cacheInserted;
     bytesRead += t.length;
     if (result.created) {
       chunksNew++;
@@ -169,7 +194,9 @@ export async function snapshot(pool: WorkerPool, hasher: Hasher, store: Store, j
     snapshot: { bytesRead, bytesWritten, filesReused, chunksNew, chunksDeduped, durationMs: Math.round(durationBeforeCommit) },
   };
   const blobBytes = bytesWritten;
-  bytesWritten += await commitCheckpoint(store, metadata, hasher, durable);
+  const encoded = await commitCheckpoint(store, metadata, hasher, durable);
+  bytesWritten += encoded.byteLength;
+  await cache?.putMetadata(store.location, checkpointId, encoded);
 
   const durationMs = performance.now() - started;
   const bytes = files.reduce((sum, f) => sum + f.size, 0);
@@ -184,6 +211,7 @@ export async function snapshot(pool: WorkerPool, hasher: Hasher, store: Store, j
     bytesReused,
     chunksNew,
     chunksDeduped,
+    bytesCached,
     compressionRatio: blobBytes > 0 ? round2(rawOfNew / blobBytes) : 1,
     durationMs: Math.round(durationMs),
     throughputMBps: round2(bytes / 1e6 / (durationMs / 1000)),
@@ -196,7 +224,8 @@ function round2(n: number): number {
 
 async function listStateDir(root: string, isImmutable: (relPath: string) => boolean): Promise<{ files: StateFile[]; directories: string[] }> {
   try {
-    const st = await lstat(root);
+    // The root itself may be a link to the state (the caller named it); entries inside may not.
+    const st = await stat(root);
     if (!st.isDirectory()) {
       throw new InvalidInputError('STATE_DIR_NOT_DIRECTORY', `state directory ${root} is not a directory; pass the directory that holds the state files`);
     }

@@ -49,3 +49,18 @@ export function formatDuration(ms: number): string {
   const minutes = Math.floor(ms / 60_000);
   return `${minutes} min ${((ms % 60_000) / 1000).toFixed(0)} s`;
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Parses `500ms`, `30s`, `10m`, `2h`, `7d`, `1w` (a bare number is seconds). */
+export function parseDuration(text: string, what: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = match?.[2] === undefined || match[2] === '' ? 's' : match[2].toLowerCase();
+  const factor = DURATION_UNITS[unit];
+  if (match?.[1] === undefined || factor === undefined) {
+    throw new InvalidInputError('INVALID_DURATION', `${what} '${text}' is not a duration; use e.g. 30s, 10m, 2h, 7d`);
+  }
+  const ms = Number(match[1]) * factor;
+  if (!(ms > 0) || !Number.isFinite(ms)) throw new InvalidInputError('INVALID_DURATION', `${what} '${text}' must be a positive duration`);
+  return ms;
+}

@@ -1,12 +1,15 @@
 /**
- * Restore side of a worker: fetch one blob, check it belongs to the chunk the
- * metadata names, decompress, verify the raw bytes' content key, and write
- * them at their offset into the staged file. Nothing unverified is written.
+ * Restore side of a worker: get one chunk's blob — from the local cache when
+ * it has a copy that verifies, else from the store — check it belongs to the
+ * chunk the metadata names, decompress, verify the raw bytes' content key,
+ * and write them at their offset into the staged file. Nothing unverified is
+ * written; a cache entry that fails verification is deleted and refetched.
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import lz4 from 'lz4';
 import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/blob.js';
+import { blobEntryPath, dropEntry, readEntry, writeEntry } from '../src/cache.js';
 import { loadHasher } from '../src/content-key.js';
 import { ChunkpointError, CorruptDataError, storeIoError } from '../src/errors.js';
 import { handleKey } from '../src/handle.js';
@@ -20,8 +23,26 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   const objectKey = handleKey(req.handle);
   const where = `chunk ${req.chunkIndex} of ${req.relPath} (blob ${objectKey})`;
   const details = { file: req.relPath, chunk: req.chunkIndex, blob: objectKey };
-  const corrupt = (why: string, cause?: unknown): CorruptDataError =>
-    new CorruptDataError('CHUNK_CORRUPT', `${where} ${why}; the checkpoint is damaged: restore an older checkpoint or repair the store`, cause === undefined ? { details } : { details, cause });
+
+  let cacheDropped = false;
+  const entry = req.cache === undefined ? undefined : blobEntryPath(req.cache.spec, req.key, req.rawLength);
+  if (entry !== undefined) {
+    const cached = await readEntry(entry, req.cache?.spec.ttlMs);
+    if (cached !== undefined) {
+      let raw: Buffer | undefined;
+      try {
+        raw = decodeVerified(cached, req, `cached copy of ${where}`);
+      } catch (error) {
+        if (!(error instanceof CorruptDataError)) throw error;
+        await dropEntry(entry);
+        cacheDropped = true;
+      }
+      if (raw !== undefined) {
+        await writeRaw(req, raw, where);
+        return { op: 'restoreChunk', source: 'cache', bytesFetched: 0, bytesFromCache: cached.byteLength, cacheInserted: 0, cacheDropped, rawLength: req.rawLength };
+      }
+    }
+  }
 
   const store = storeFor(req.store);
   let blob: Buffer;
@@ -33,16 +54,31 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
     }
     throw error;
   }
-  if (blob.byteLength !== req.handle.length) throw corrupt(`is ${blob.byteLength} bytes, expected ${req.handle.length} (truncated)`);
+  if (blob.byteLength !== req.handle.length) {
+    throw new CorruptDataError('CHUNK_CORRUPT', `${where} is ${blob.byteLength} bytes, expected ${req.handle.length} (truncated); the checkpoint is damaged: restore an older checkpoint or repair the store`, { details });
+  }
+  const raw = decodeVerified(blob, req, where);
+  await writeRaw(req, raw, where);
+  let cacheInserted = 0;
+  if (entry !== undefined && req.cache?.insert === true) {
+    await writeEntry(entry, [blob]);
+    cacheInserted = blob.byteLength;
+  }
+  return { op: 'restoreChunk', source: 'remote', bytesFetched: blob.byteLength, bytesFromCache: 0, cacheInserted, cacheDropped, rawLength: req.rawLength };
+}
 
+/** Every check a blob must pass before its bytes are used; returns the raw chunk. */
+function decodeVerified(blob: Buffer, req: RestoreChunkRequest, where: string): Buffer {
+  const details = { file: req.relPath, chunk: req.chunkIndex };
+  const corrupt = (why: string, cause?: unknown): CorruptDataError =>
+    new CorruptDataError('CHUNK_CORRUPT', `${where} ${why}; the checkpoint is damaged: restore an older checkpoint or repair the store`, cause === undefined ? { details } : { details, cause });
   let header;
   try {
-    header = decodeBlobHeader(blob, hasher, objectKey);
+    header = decodeBlobHeader(blob, hasher, where);
   } catch (error) {
     throw corrupt(`is unreadable: ${error instanceof Error ? error.message : String(error)}`, error);
   }
   if (header.key !== req.key || header.rawLength !== req.rawLength) throw corrupt('holds another chunk than the checkpoint names');
-
   const payload = blob.subarray(BLOB_HEADER_SIZE);
   let raw: Buffer;
   if (header.codec === Codec.Lz4) {
@@ -53,7 +89,10 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
     raw = payload;
   }
   if (hasher.contentKey(raw) !== req.key) throw corrupt('fails content verification (hash mismatch)');
+  return raw;
+}
 
+async function writeRaw(req: RestoreChunkRequest, raw: Buffer, where: string): Promise<void> {
   try {
     // The coordinator created the staged file; never create or follow anything here.
     const fh = await open(req.target, constants.O_WRONLY | constants.O_NOFOLLOW);
@@ -70,5 +109,4 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
     if (error instanceof ChunkpointError) throw error;
     throw storeIoError('writing restored file', `${req.target} (${where})`, error);
   }
-  return { op: 'restoreChunk', bytesFetched: blob.byteLength, rawLength: req.rawLength };
 }

@@ -6,6 +6,7 @@
 import { InternalError, serializeError } from '../src/errors.js';
 import type { WorkerRequest, WorkerResponse } from '../src/protocol.js';
 import { restoreChunk } from './restore-chunk.js';
+import { verifyRange } from './verify-range.js';
 import { writeChunk } from './write-chunk.js';
 
 export default async function handle(request: WorkerRequest): Promise<WorkerResponse> {
@@ -15,6 +16,8 @@ export default async function handle(request: WorkerRequest): Promise<WorkerResp
         return { ok: true, result: await writeChunk(request) };
       case 'restoreChunk':
         return { ok: true, result: await restoreChunk(request) };
+      case 'verifyRange':
+        return { ok: true, result: await verifyRange(request) };
       default: {
         const unknown: never = request;
         throw new InternalError('UNKNOWN_OP', `worker received an unknown request op '${String((unknown as { op: unknown }).op)}'`);

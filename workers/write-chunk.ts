@@ -3,9 +3,10 @@
  * content, and store it unless an identical blob is already there.
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import lz4 from 'lz4';
 import { BLOB_HEADER_SIZE, Codec, encodeBlobHeader } from '../src/blob.js';
+import { blobEntryPath, writeEntry } from '../src/cache.js';
 import { loadHasher } from '../src/content-key.js';
 import { ConflictError, InvalidInputError, errnoOf, storeIoError } from '../src/errors.js';
 import { handleKey } from '../src/handle.js';
@@ -27,25 +28,43 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
   const objectKey = handleKey(nameOnly);
 
   const existing = await store.stat(objectKey);
+  let result: WriteChunkResult;
+  let parts: Buffer[] | undefined;
   if (existing !== undefined) {
-    return { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: existing.size }, created: false, bytesWritten: 0 };
+    result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: existing.size }, created: false, bytesWritten: 0, cacheInserted: 0 };
+  } else {
+    parts = encodeBlob(key, raw);
+    const storedLength = parts.reduce((sum, p) => sum + p.byteLength, 0);
+    const put = await store.put(objectKey, parts, { ifAbsent: true, durable: req.durable });
+    if (put === 'exists') {
+      // Another task stored the same content first; describe what is really there.
+      const info = await store.stat(objectKey);
+      result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: info?.size ?? storedLength }, created: false, bytesWritten: 0, cacheInserted: 0 };
+    } else {
+      result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: storedLength }, created: true, bytesWritten: storedLength, cacheInserted: 0 };
+    }
   }
 
-  const out = scratchBuffer('blob', BLOB_HEADER_SIZE + lz4.encodeBound(req.length));
+  if (req.cache?.insert === true) {
+    // The task-local copy: a later restore on this machine reads nothing remote.
+    const entry = blobEntryPath(req.cache.spec, key, req.length);
+    if ((await stat(entry).catch(() => undefined)) === undefined) {
+      parts ??= encodeBlob(key, raw);
+      await writeEntry(entry, parts);
+      result.cacheInserted = parts.reduce((sum, p) => sum + p.byteLength, 0);
+    }
+  }
+  return result;
+}
+
+/** Header + payload, as parts that share the scratch buffers (valid until this task ends). */
+function encodeBlob(key: string, raw: Buffer): Buffer[] {
+  const out = scratchBuffer('blob', BLOB_HEADER_SIZE + lz4.encodeBound(raw.byteLength));
   const compressed = compress(raw, out.subarray(BLOB_HEADER_SIZE));
   const codec = compressed > 0 ? Codec.Lz4 : Codec.Raw;
-  const payloadLength = codec === Codec.Lz4 ? compressed : req.length;
-  encodeBlobHeader({ codec, rawLength: req.length, payloadLength, key }, hasher, out.subarray(0, BLOB_HEADER_SIZE));
-  const parts = codec === Codec.Lz4 ? [out.subarray(0, BLOB_HEADER_SIZE + compressed)] : [out.subarray(0, BLOB_HEADER_SIZE), raw];
-  const storedLength = BLOB_HEADER_SIZE + payloadLength;
-
-  const result = await store.put(objectKey, parts, { ifAbsent: true, durable: req.durable });
-  if (result === 'exists') {
-    // Another task stored the same content first; describe what is really there.
-    const info = await store.stat(objectKey);
-    return { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: info?.size ?? storedLength }, created: false, bytesWritten: 0 };
-  }
-  return { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: storedLength }, created: true, bytesWritten: storedLength };
+  const payloadLength = codec === Codec.Lz4 ? compressed : raw.byteLength;
+  encodeBlobHeader({ codec, rawLength: raw.byteLength, payloadLength, key }, hasher, out.subarray(0, BLOB_HEADER_SIZE));
+  return codec === Codec.Lz4 ? [out.subarray(0, BLOB_HEADER_SIZE + compressed)] : [out.subarray(0, BLOB_HEADER_SIZE), raw];
 }
 
 /** LZ4 block size, or 0 when storing raw is the better choice (saves under 1/16). */

@@ -1,0 +1,357 @@
+/**
+ * The local cache: a directory of blobs on the restoring machine, keyed by
+ * content key, plus copies of the checkpoint metadata they belong to.
+ *
+ * Entries are blobs in the stored format, so they verify themselves: a
+ * worker decodes and hashes every cached byte before using it, and a bad
+ * entry is deleted and counted as a miss (Flink's task-local recovery never
+ * checks its local copy). Entries appear by rename, so a crash mid-insert
+ * leaves at most a temp file, never a half entry. There is no index file:
+ * the directory is the truth, so deleting any file in it is always safe.
+ *
+ * Recency lives in each entry's mtime: a hit touches it. An entry untouched
+ * for the TTL is expired; over the size cap, least recently used entries go
+ * first. The coordinator reserves room for an entry before a worker may
+ * insert it, so the cap holds after every insert of this process.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { errnoOf, InvalidInputError, storeIoError } from './errors.js';
+
+export const CACHE_LAYOUT_VERSION = 'v1';
+const TEMP_PREFIX = '.tmp-';
+/** Evict to this fraction of the cap, so a full cache is not rescanned on every insert. */
+const LOW_WATERMARK = 0.9;
+
+export interface CacheOptions {
+  /** Cache directory (created if missing). */
+  dir: string;
+  /** Size cap in bytes (default: unlimited). */
+  maxBytes?: number;
+  /** Entries untouched for this long are evicted (default: never). */
+  ttlMs?: number;
+}
+
+/** What a worker needs to use the cache; plain data, sent with each task. */
+export interface CacheSpec {
+  dir: string;
+  ttlMs?: number;
+}
+
+export function cacheSpec(options: CacheOptions): CacheSpec {
+  const dir = resolve(options.dir);
+  return options.ttlMs === undefined ? { dir } : { dir, ttlMs: options.ttlMs };
+}
+
+export function blobEntryPath(spec: CacheSpec, key: string, rawLength: number): string {
+  return join(spec.dir, CACHE_LAYOUT_VERSION, 'blobs', key.slice(0, 2), `${key}-${rawLength}`);
+}
+
+/**
+ * Reads a cache entry, or undefined on a miss (absent or expired). A hit
+ * resets the entry's TTL and LRU position. The bytes are NOT verified here:
+ * the caller must verify them and call `dropEntry` if they fail.
+ */
+export async function readEntry(path: string, ttlMs: number | undefined): Promise<Buffer | undefined> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') return undefined;
+    throw storeIoError('reading cache entry', path, error);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return undefined;
+    if (ttlMs !== undefined && Date.now() - st.mtimeMs > ttlMs) {
+      await unlink(path).catch(() => undefined);
+      return undefined;
+    }
+    const data = Buffer.allocUnsafe(st.size);
+    let done = 0;
+    while (done < st.size) {
+      const { bytesRead } = await fh.read(data, done, st.size - done, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    const now = new Date();
+    await fh.utimes(now, now);
+    return done === st.size ? data : data.subarray(0, done);
+  } catch (error) {
+    // An entry evicted by another process under us is just a miss.
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    throw storeIoError('reading cache entry', path, error);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function dropEntry(path: string): Promise<void> {
+  await unlink(path).catch(() => undefined);
+}
+
+/** Inserts an entry atomically (temp file + rename). Racing inserts of the same content are harmless. */
+export async function writeEntry(path: string, parts: readonly Uint8Array[]): Promise<void> {
+  const tmp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  try {
+    let fh;
+    try {
+      fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw error;
+      await mkdir(dirname(path), { recursive: true });
+      fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    }
+    try {
+      for (const part of parts) {
+        let done = 0;
+        while (done < part.byteLength) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
+      }
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw storeIoError('writing cache entry', path, error);
+  }
+}
+
+/** Cached `_metadata` copies, keyed by the job root they came from, so a restore works with the store gone. */
+export function metadataEntryPath(spec: CacheSpec, jobRootLocation: string, checkpointId: number): string {
+  return join(metadataDirFor(spec, jobRootLocation), `chk-${checkpointId}`);
+}
+
+export function metadataDirFor(spec: CacheSpec, jobRootLocation: string): string {
+  const id = createHash('sha256').update(jobRootLocation).digest('hex').slice(0, 32);
+  return join(spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints', id);
+}
+
+export async function cachedCheckpointIds(spec: CacheSpec, jobRootLocation: string): Promise<number[]> {
+  try {
+    const names = await readdir(metadataDirFor(spec, jobRootLocation));
+    return names
+      .map((n) => /^chk-([1-9]\d{0,14})$/.exec(n)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return [];
+    throw storeIoError('listing cached checkpoints', spec.dir, error);
+  }
+}
+
+interface Entry {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface CacheStats {
+  dir: string;
+  entries: number;
+  bytes: number;
+  checkpoints: number;
+  oldestUseMs?: number;
+  newestUseMs?: number;
+}
+
+export interface PruneResult {
+  removedEntries: number;
+  removedBytes: number;
+  entries: number;
+  bytes: number;
+}
+
+/**
+ * The coordinator's view of a cache: sizes and recency of every blob entry,
+ * loaded once by scanning, kept current from worker results, and used to
+ * make room before an insert.
+ */
+export class CacheIndex {
+  readonly spec: CacheSpec;
+  private readonly maxBytes: number;
+  private readonly ttlMs: number | undefined;
+  private readonly entries = new Map<string, Entry>();
+  private total = 0;
+  private reserved = 0;
+  /** Entries dropped as expired by scans since this index was opened. */
+  private expired = { entries: 0, bytes: 0 };
+
+  private constructor(options: CacheOptions) {
+    this.spec = cacheSpec(options);
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.ttlMs = options.ttlMs;
+  }
+
+  static async open(options: CacheOptions): Promise<CacheIndex> {
+    if (options.maxBytes !== undefined && (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 0)) {
+      throw new InvalidInputError('INVALID_CACHE_SIZE', `cache size cap ${options.maxBytes} is not a byte count; use e.g. 10GiB`);
+    }
+    if (options.ttlMs !== undefined && (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0)) {
+      throw new InvalidInputError('INVALID_CACHE_TTL', `cache TTL ${options.ttlMs} ms is not a positive duration; use e.g. 7d`);
+    }
+    const index = new CacheIndex(options);
+    try {
+      await mkdir(join(index.spec.dir, CACHE_LAYOUT_VERSION, 'blobs'), { recursive: true });
+    } catch (error) {
+      throw storeIoError('creating cache directory', index.spec.dir, error);
+    }
+    await index.rescan();
+    return index;
+  }
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Re-reads the directory: picks up what other processes added or removed, and drops expired entries. */
+  async rescan(): Promise<void> {
+    this.entries.clear();
+    this.total = 0;
+    const root = join(this.spec.dir, CACHE_LAYOUT_VERSION, 'blobs');
+    let fanout: string[];
+    try {
+      fanout = await readdir(root);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return;
+      throw storeIoError('scanning cache', root, error);
+    }
+    const now = Date.now();
+    for (const sub of fanout) {
+      let names: string[];
+      try {
+        names = await readdir(join(root, sub));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const path = join(root, sub, name);
+        let st;
+        try {
+          st = await stat(path);
+        } catch {
+          continue;
+        }
+        if (name.startsWith(TEMP_PREFIX)) {
+          // A crashed insert; anything older than a minute is not in progress.
+          if (now - st.mtimeMs > 60_000) await dropEntry(path);
+          continue;
+        }
+        if (this.ttlMs !== undefined && now - st.mtimeMs > this.ttlMs) {
+          await dropEntry(path);
+          this.expired.entries++;
+          this.expired.bytes += st.size;
+          continue;
+        }
+        this.entries.set(path, { path, size: st.size, mtimeMs: st.mtimeMs });
+        this.total += st.size;
+      }
+    }
+  }
+
+  has(path: string): boolean {
+    return this.entries.has(path);
+  }
+
+  /**
+   * Makes room for an insert of up to `bytes` and holds it until `settle`.
+   * Returns false when the entry can never fit (larger than the cap).
+   */
+  async reserve(bytes: number): Promise<boolean> {
+    if (bytes > this.maxBytes) return false;
+    if (this.total + this.reserved + bytes > this.maxBytes) {
+      await this.evictTo(Math.min(this.maxBytes * LOW_WATERMARK, this.maxBytes - this.reserved - bytes));
+    }
+    if (this.total + this.reserved + bytes > this.maxBytes) return false;
+    this.reserved += bytes;
+    return true;
+  }
+
+  /** Releases a reservation once the worker is done (what it inserted is then `record`ed). */
+  release(reservedBytes: number): void {
+    this.reserved -= reservedBytes;
+  }
+
+  /** Records a hit or an insert made under a reservation. */
+  record(path: string, size: number): void {
+    const old = this.entries.get(path);
+    if (old !== undefined) this.total -= old.size;
+    this.entries.set(path, { path, size, mtimeMs: Date.now() });
+    this.total += size;
+  }
+
+  forget(path: string): void {
+    const old = this.entries.get(path);
+    if (old === undefined) return;
+    this.entries.delete(path);
+    this.total -= old.size;
+  }
+
+  /** Deletes least recently used entries until at most `target` bytes remain. */
+  async evictTo(target: number): Promise<{ removedEntries: number; removedBytes: number }> {
+    let removedEntries = 0;
+    let removedBytes = 0;
+    if (this.total <= target) return { removedEntries, removedBytes };
+    const byAge = [...this.entries.values()].sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const entry of byAge) {
+      if (this.total <= target) break;
+      await dropEntry(entry.path);
+      this.forget(entry.path);
+      removedEntries++;
+      removedBytes += entry.size;
+    }
+    return { removedEntries, removedBytes };
+  }
+
+  /** Applies the TTL and the cap now (the `cache prune` command). */
+  async prune(): Promise<PruneResult> {
+    await this.rescan(); // drops expired entries
+    const evicted = Number.isFinite(this.maxBytes) ? await this.evictTo(this.maxBytes) : { removedEntries: 0, removedBytes: 0 };
+    return {
+      removedEntries: this.expired.entries + evicted.removedEntries,
+      removedBytes: this.expired.bytes + evicted.removedBytes,
+      entries: this.entries.size,
+      bytes: this.total,
+    };
+  }
+
+  async stats(): Promise<CacheStats> {
+    let checkpoints = 0;
+    try {
+      const jobs = await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints'));
+      for (const job of jobs) checkpoints += (await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints', job))).length;
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw storeIoError('scanning cache', this.spec.dir, error);
+    }
+    const times = [...this.entries.values()].map((e) => e.mtimeMs);
+    const out: CacheStats = { dir: this.spec.dir, entries: this.entries.size, bytes: this.total, checkpoints };
+    if (times.length > 0) {
+      out.oldestUseMs = Math.min(...times);
+      out.newestUseMs = Math.max(...times);
+    }
+    return out;
+  }
+
+  /** Stores a copy of a checkpoint's `_metadata` (already verified by the caller). */
+  async putMetadata(jobRootLocation: string, checkpointId: number, encoded: Buffer): Promise<void> {
+    await writeEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), [encoded]);
+  }
+
+  async getMetadata(jobRootLocation: string, checkpointId: number): Promise<Buffer | undefined> {
+    return readEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), undefined);
+  }
+}
+
+/** Touches an entry's mtime without reading it (a hit recorded by the index). */
+export async function touchEntry(path: string): Promise<void> {
+  const now = new Date();
+  await utimes(path, now, now).catch(() => undefined);
+}

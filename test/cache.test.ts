@@ -1,0 +1,193 @@
+import { readdir, readFile, rename, rm, utimes, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Chunkpoint } from '../src/index.js';
+import { copyTree, listFiles, rocksState, removeTempDirs, tempDir, treeDigest, type RocksState } from './support.js';
+
+/** Every blob file of a cache directory, absolute paths. */
+async function cacheEntries(cacheDir: string): Promise<string[]> {
+  const root = join(cacheDir, 'v1', 'blobs');
+  return (await listFiles(root)).filter((p) => !p.split('/').at(-1)?.startsWith('.tmp-')).map((p) => join(root, p));
+}
+
+describe('local-first restore with a verified local cache (real RocksDB state)', () => {
+  let cp: Chunkpoint;
+  let state: RocksState;
+  let expected: Awaited<ReturnType<typeof treeDigest>>;
+
+  beforeAll(async () => {
+    cp = new Chunkpoint({ threads: 2 });
+    state = await rocksState(10 * 1024 * 1024, 41);
+    expected = await treeDigest(state.dir);
+  });
+
+  afterAll(async () => {
+    await cp.close();
+    await removeTempDirs();
+  });
+
+  it('a task-local copy written while snapshotting serves a relocated restore with 0 bytes from the store', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const snap = await cp.snapshot(state.dir, { store, job: 'local' }, { cache: { dir: cache } });
+    expect(snap.bytesCached).toBeGreaterThan(0);
+
+    const moved = join(await tempDir('moved'), 'local');
+    await copyTree(join(store, 'local'), moved);
+    const target = join(await tempDir('restore'), 'out');
+    const result = await cp.restore({ path: join(moved, 'chk-1') }, target, { cache: { dir: cache } });
+    expect(result.bytesFromRemote).toBe(0);
+    expect(result.bytesFromCache).toBeGreaterThan(0);
+    expect(await treeDigest(target)).toEqual(expected);
+
+    // Proof that the store layer really was not needed: without any blob in the store it still restores.
+    await rename(join(moved, 'shared'), join(moved, 'shared-gone'));
+    const again = join(await tempDir('restore'), 'out');
+    const second = await cp.restore({ path: join(moved, 'chk-1') }, again, { cache: { dir: cache } });
+    expect(second.bytesFromRemote).toBe(0);
+    expect(await treeDigest(again)).toEqual(expected);
+  });
+
+  it('a cold cache is filled by the first restore; the second reads nothing remote; it survives the store being deleted', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    await cp.snapshot(state.dir, { store, job: 'cold' });
+
+    const cold = await cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    expect(cold.bytesFromCache).toBe(0);
+    expect(cold.bytesFromRemote).toBeGreaterThan(0);
+    const stats = await cp.cacheStats({ dir: cache });
+    expect(stats.bytes).toBe(cold.bytesFromRemote);
+    expect(stats.checkpoints).toBe(1);
+
+    const warm = await cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    expect(warm.bytesFromRemote).toBe(0);
+    expect(warm.bytesFromCache).toBe(cold.bytesFromRemote);
+
+    await rm(join(store, 'cold'), { recursive: true, force: true });
+    const target = join(await tempDir('restore'), 'out');
+    const offline = await cp.restore({ store, job: 'cold' }, target, { cache: { dir: cache } });
+    expect(offline.metadataFromCache).toBe(true);
+    expect(offline.bytesFromRemote).toBe(0);
+    expect(await treeDigest(target)).toEqual(expected);
+    // Without the cache the same restore is refused: the job is gone.
+    await expect(cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'))).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+  });
+
+  it('a corrupted cache entry is dropped and exactly that chunk is fetched from the store', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    await cp.snapshot(state.dir, { store, job: 'bad' }, { cache: { dir: cache } });
+    const entries = await cacheEntries(cache);
+    // Pick a compressed SST chunk and flip a byte of its payload.
+    const victim = entries.find((p) => p.endsWith('-1048576')) ?? entries[0];
+    expect(victim).toBeDefined();
+    const data = await readFile(victim as string);
+    const storedSize = data.byteLength;
+    data[data.byteLength - 100] = (data[data.byteLength - 100] ?? 0) ^ 0xff;
+    await writeFile(victim as string, data);
+    // And a torn insert left by a crash: a temp file, never trusted.
+    await writeFile(join(cache, 'v1', 'blobs', '.tmp-crashed'), 'partial');
+
+    const target = join(await tempDir('restore'), 'out');
+    const result = await cp.restore({ store, job: 'bad' }, target, { cache: { dir: cache } });
+    expect(result.cacheEntriesDropped).toBe(1);
+    expect(result.bytesFromRemote).toBe(storedSize);
+    expect(await treeDigest(target)).toEqual(expected);
+    // The entry was replaced by the verified copy.
+    expect((await readFile(victim as string)).byteLength).toBe(storedSize);
+    const again = await cp.restore({ store, job: 'bad' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    expect(again.bytesFromRemote).toBe(0);
+  });
+
+  it('entries untouched for the TTL expire; each use resets the TTL', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    await cp.snapshot(state.dir, { store, job: 'ttl' }, { cache: { dir: cache } });
+    const entries = await cacheEntries(cache);
+    const old = new Date(Date.now() - 3 * 3600_000);
+    // Half the entries were last used three hours ago.
+    const stale = entries.filter((_, i) => i % 2 === 0);
+    for (const p of stale) await utimes(p, old, old);
+    const staleBytes = (await Promise.all(stale.map((p) => stat(p)))).reduce((s, st) => s + st.size, 0);
+
+    const result = await cp.restore({ store, job: 'ttl' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache, ttlMs: 3600_000 } });
+    expect(result.bytesFromRemote).toBe(staleBytes);
+    // Refetched entries are fresh again; used ones had their clock reset.
+    for (const p of entries) expect(Date.now() - (await stat(p)).mtimeMs).toBeLessThan(3600_000);
+
+    for (const p of stale) await utimes(p, old, old);
+    const pruned = await cp.cachePrune({ dir: cache, ttlMs: 3600_000 });
+    expect(pruned.removedEntries).toBe(stale.length);
+    expect(pruned.removedBytes).toBe(staleBytes);
+    expect((await cacheEntries(cache)).length).toBe(entries.length - stale.length);
+  });
+
+  it('the size cap holds during a restore and evicts least recently used entries first', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const snap = await cp.snapshot(state.dir, { store, job: 'cap' });
+    const cap = Math.floor(snap.bytesWritten / 3);
+    const result = await cp.restore({ store, job: 'cap' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache, maxBytes: cap } });
+    expect(result.bytesFromRemote).toBeGreaterThan(cap);
+    const stats = await cp.cacheStats({ dir: cache });
+    expect(stats.bytes).toBeLessThanOrEqual(cap);
+    expect(stats.entries).toBeGreaterThan(0);
+
+    // LRU: the most recently used entries survive a prune to a smaller cap.
+    const entries = await cacheEntries(cache);
+    const sizes = new Map(await Promise.all(entries.map(async (p) => [p, (await stat(p)).size] as const)));
+    const base = Date.now() - 600_000;
+    for (const [i, p] of entries.entries()) await utimes(p, new Date(base + i * 1000), new Date(base + i * 1000));
+    const newest = entries.at(-1) as string;
+    const pruned = await cp.cachePrune({ dir: cache, maxBytes: sizes.get(newest) ?? 0 });
+    expect(pruned.entries).toBe(1);
+    expect(await cacheEntries(cache)).toEqual([newest]);
+  });
+
+  it('two restores sharing one cache directory at once both succeed', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    await cp.snapshot(state.dir, { store, job: 'shared-cache' });
+    const other = new Chunkpoint({ threads: 2 });
+    try {
+      const [a, b] = [join(await tempDir('restore'), 'a'), join(await tempDir('restore'), 'b')];
+      await Promise.all([
+        cp.restore({ store, job: 'shared-cache' }, a, { cache: { dir: cache } }),
+        other.restore({ store, job: 'shared-cache' }, b, { cache: { dir: cache, maxBytes: 4 * 1024 * 1024 } }),
+      ]);
+      expect(await treeDigest(a)).toEqual(expected);
+      expect(await treeDigest(b)).toEqual(expected);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('restore in place keeps files that verify and fetches only deleted, corrupted or missing ones', async () => {
+    const store = await tempDir('store');
+    const snap = await cp.snapshot(state.dir, { store, job: 'inplace' });
+    const target = join(await tempDir('restore'), 'out');
+    await cp.restore({ store, job: 'inplace' }, target);
+
+    // A crashed process left this behind: one SST gone, one corrupted, a stray new file, a changed MANIFEST-size file.
+    const ssts = (await readdir(target)).filter((n) => n.endsWith('.sst')).sort();
+    const [gone, damaged] = ssts;
+    expect(gone && damaged).toBeTruthy();
+    await rm(join(target, gone as string));
+    const bytes = await readFile(join(target, damaged as string));
+    bytes[Math.floor(bytes.byteLength / 2)] = (bytes[Math.floor(bytes.byteLength / 2)] ?? 0) ^ 0x01;
+    await writeFile(join(target, damaged as string), bytes);
+    await writeFile(join(target, '999999.sst'), 'written after the checkpoint');
+
+    const report = await cp.inspect({ store, job: 'inplace' });
+    const refetch = report.fileReports.filter((f) => f.path === gone || f.path === damaged);
+    const result = await cp.restore({ store, job: 'inplace' }, target, { keepMatching: true });
+    expect(result.filesKept).toBe(snap.files - 2);
+    expect(result.bytesKept).toBe(snap.bytes - refetch.reduce((s, f) => s + f.size, 0));
+    expect(result.bytesFromRemote).toBe(refetch.reduce((s, f) => s + f.storedBytes, 0));
+    expect(await treeDigest(target)).toEqual(expected);
+
+    // Without --keep-matching a non-empty target is refused.
+    await expect(cp.restore({ store, job: 'inplace' }, target)).rejects.toMatchObject({ code: 'TARGET_NOT_EMPTY' });
+  });
+});

@@ -1,0 +1,314 @@
+/**
+ * The real `bin/chunkpoint`, run in a child process against a real RocksDB
+ * state: output shapes (text and --json), both restore forms, exit codes and
+ * the one-line error contract.
+ */
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { REPO_ROOT, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type CliResult, type FileInfo, type RocksState } from './support.js';
+
+const JOB = 'cli-job';
+const THREADS = ['--threads', '2'];
+
+let state: RocksState;
+let stateDigest: Map<string, FileInfo>;
+let stateBytes: number;
+let store: string;
+let jobRoot: string;
+/** First snapshot, with --json. */
+let first: CliResult;
+/** Second snapshot of the unchanged state, as text. */
+let second: CliResult;
+
+beforeAll(async () => {
+  state = await rocksState();
+  stateDigest = await treeDigest(state.dir);
+  stateBytes = [...stateDigest.values()].reduce((sum, f) => sum + f.size, 0);
+  store = await tempDir('cli-store');
+  jobRoot = join(store, JOB);
+  first = await runCli(['snapshot', state.dir, '--store', store, '--job', JOB, '--json', ...THREADS]);
+  second = await runCli(['snapshot', state.dir, '--store', store, '--job', JOB, ...THREADS]);
+});
+
+afterAll(async () => {
+  await removeTempDirs();
+});
+
+function expectSuccess(result: CliResult): void {
+  expect(result.code, `stderr: ${result.stderr}`).toBe(0);
+  expect(result.stderr).toBe('');
+}
+
+/** stdout must be exactly one JSON object (and nothing else). */
+function jsonObject(result: CliResult): Record<string, unknown> {
+  expectSuccess(result);
+  let value: unknown;
+  try {
+    value = JSON.parse(result.stdout);
+  } catch {
+    return expect.fail(`stdout is not exactly one JSON document: ${result.stdout}`);
+  }
+  expect(typeof value === 'object' && value !== null && !Array.isArray(value), `not a JSON object: ${result.stdout}`).toBe(true);
+  return value as Record<string, unknown>;
+}
+
+function lines(text: string): string[] {
+  return text.replace(/\n$/, '').split('\n');
+}
+
+/** Exit 1 with exactly one `chunkpoint: CODE: message` line on stderr, nothing on stdout, no stack. */
+function expectOneLineFailure(result: CliResult, code: string): void {
+  expect(result.code, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBe(1);
+  expect(result.stdout).toBe('');
+  expect(result.stderr.endsWith('\n')).toBe(true);
+  expect(lines(result.stderr)).toHaveLength(1);
+  expect(result.stderr).toMatch(/^chunkpoint: [A-Z_]+: /);
+  expect(result.stderr.startsWith(`chunkpoint: ${code}: `), result.stderr).toBe(true);
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+}
+
+function expectUsageError(result: CliResult, mentions?: string): void {
+  expect(result.code, `stdout: ${result.stdout}\nstderr: ${result.stderr}`).toBe(2);
+  expect(result.stdout).toBe('');
+  expect(result.stderr).toMatch(/^chunkpoint: usage: /);
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+  if (mentions !== undefined) expect(result.stderr).toContain(mentions);
+}
+
+function sstCount(): number {
+  return [...stateDigest.keys()].filter((p) => p.endsWith('.sst')).length;
+}
+
+describe('snapshot', () => {
+  it('--json prints one JSON object with the snapshot figures', () => {
+    const result = jsonObject(first);
+    for (const field of ['checkpointId', 'checkpoint', 'files', 'bytesRead', 'bytesWritten', 'filesReused', 'chunksNew', 'chunksDeduped', 'durationMs']) {
+      expect(result, `missing field ${field}`).toHaveProperty(field);
+    }
+    expect(result['checkpointId']).toBe(1);
+    expect(result['checkpoint']).toBe('chk-1');
+    expect(result['files']).toBe(stateDigest.size);
+    // A first snapshot reads every byte of the state and reuses nothing.
+    expect(result['bytesRead']).toBe(stateBytes);
+    expect(result['filesReused']).toBe(0);
+    expect(result['chunksNew']).toBeGreaterThan(0);
+    expect(result['bytesWritten']).toBeGreaterThan(0);
+    for (const field of ['chunksDeduped', 'durationMs']) {
+      expect(result[field]).toBeTypeOf('number');
+      expect(result[field] as number).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('prints a text summary; a second snapshot of unchanged state reuses the SSTs and writes no chunk', () => {
+    expectSuccess(second);
+    const out = lines(second.stdout);
+    expect(out[0]).toMatch(new RegExp(`^chk-2 committed to .*${JOB}`));
+    expect(second.stdout).toMatch(new RegExp(`state\\s+${stateDigest.size} files`));
+    expect(second.stdout).toMatch(new RegExp(`reused\\s+${sstCount()} files`));
+    expect(second.stdout).toMatch(/chunks\s+0 new, \d+ deduplicated/);
+    expect(() => JSON.parse(second.stdout) as unknown).toThrow();
+  });
+});
+
+describe('restore', () => {
+  it('restore <chk-dir> <target> --json restores a byte-identical state', async () => {
+    const target = join(await tempDir('cli-restore'), 'target');
+    const result = jsonObject(await runCli(['restore', join(jobRoot, 'chk-1'), target, '--json', ...THREADS]));
+    for (const field of ['files', 'bytes', 'durationMs', 'bytesFromRemote']) {
+      expect(result, `missing field ${field}`).toHaveProperty(field);
+      expect(result[field]).toBeTypeOf('number');
+    }
+    expect(result['files']).toBe(stateDigest.size);
+    expect(result['bytes']).toBe(stateBytes);
+    expect(result['bytesFromRemote']).toBeGreaterThan(0);
+    expect(await treeDigest(target)).toEqual(stateDigest);
+  });
+
+  it('restore --store --job --checkpoint latest <target> restores the latest checkpoint', async () => {
+    const target = join(await tempDir('cli-restore'), 'target');
+    const result = await runCli(['restore', '--store', store, '--job', JOB, '--checkpoint', 'latest', target, ...THREADS]);
+    expectSuccess(result);
+    expect(lines(result.stdout)[0]).toMatch(/^chk-2 restored into /);
+    expect(result.stdout).toContain(target);
+    expect(await treeDigest(target)).toEqual(stateDigest);
+  });
+
+  it('restore --store --job --checkpoint <n> restores that checkpoint', async () => {
+    const target = join(await tempDir('cli-restore'), 'target');
+    const result = jsonObject(await runCli(['restore', '--store', store, '--job', JOB, '--checkpoint', '1', target, '--json', ...THREADS]));
+    expect(result['checkpoint']).toBe('chk-1');
+    expect(await treeDigest(target)).toEqual(stateDigest);
+  });
+
+  it('refuses a non-empty target (exit 1) and replaces it with --overwrite', async () => {
+    const target = await tempDir('cli-nonempty');
+    await writeFile(join(target, 'keep.txt'), 'precious');
+    const refused = await runCli(['restore', join(jobRoot, 'chk-2'), target, ...THREADS]);
+    expectOneLineFailure(refused, 'TARGET_NOT_EMPTY');
+    expect(await readdir(target)).toEqual(['keep.txt']);
+    expect(await readFile(join(target, 'keep.txt'), 'utf8')).toBe('precious');
+
+    const replaced = await runCli(['restore', join(jobRoot, 'chk-2'), target, '--overwrite', ...THREADS]);
+    expectSuccess(replaced);
+    expect(await treeDigest(target)).toEqual(stateDigest);
+  });
+});
+
+describe('list', () => {
+  it('--json prints the committed checkpoints, oldest first', async () => {
+    const result = jsonObject(await runCli(['list', '--store', store, '--job', JOB, '--json', ...THREADS]));
+    expect(result['store']).toBe(store);
+    expect(result['job']).toBe(JOB);
+    const checkpoints = result['checkpoints'] as Record<string, unknown>[];
+    expect(Array.isArray(checkpoints)).toBe(true);
+    expect(checkpoints.map((c) => c['checkpoint'])).toEqual(['chk-1', 'chk-2']);
+    expect(checkpoints.map((c) => c['checkpointId'])).toEqual([1, 2]);
+    for (const c of checkpoints) {
+      expect(c['files']).toBe(stateDigest.size);
+      expect(c['bytes']).toBe(stateBytes);
+    }
+  });
+
+  it('prints a table in text mode', async () => {
+    const result = await runCli(['list', '--store', store, '--job', JOB, ...THREADS]);
+    expectSuccess(result);
+    const out = lines(result.stdout);
+    expect(out).toHaveLength(3);
+    expect(out[0]).toMatch(/^CHECKPOINT\s+CREATED\s+FILES\s+SIZE\s+STORED\s+WRITTEN$/);
+    expect(out[1]).toMatch(new RegExp(`^chk-1\\s+\\S+ \\S+\\s+${stateDigest.size}\\s`));
+    expect(out[2]).toMatch(new RegExp(`^chk-2\\s+\\S+ \\S+\\s+${stateDigest.size}\\s`));
+  });
+
+  it('says so when a job has no committed checkpoint', async () => {
+    const emptyStore = await tempDir('cli-empty-store');
+    await mkdir(join(emptyStore, 'fresh', 'chk-1'), { recursive: true });
+    const text = await runCli(['list', '--store', emptyStore, '--job', 'fresh', ...THREADS]);
+    expectSuccess(text);
+    expect(text.stdout).toBe('no committed checkpoints\n');
+    const json = jsonObject(await runCli(['list', '--store', emptyStore, '--job', 'fresh', '--json', ...THREADS]));
+    expect(json['checkpoints']).toEqual([]);
+  });
+});
+
+describe('inspect', () => {
+  it('--json reports every file of the checkpoint', async () => {
+    const result = jsonObject(await runCli(['inspect', join(jobRoot, 'chk-1'), '--json', ...THREADS]));
+    expect(result['checkpoint']).toBe('chk-1');
+    expect(result['files']).toBe(stateDigest.size);
+    expect(result['bytes']).toBe(stateBytes);
+    const reports = result['fileReports'] as { path: string; size: number }[];
+    expect(Array.isArray(reports)).toBe(true);
+    expect(reports.map((r) => r.path).sort()).toEqual([...stateDigest.keys()].sort());
+    for (const r of reports) expect(r.size, r.path).toBe(stateDigest.get(r.path)?.size);
+  });
+
+  it('prints a report in text mode (--store/--job, latest by default)', async () => {
+    const result = await runCli(['inspect', '--store', store, '--job', JOB, ...THREADS]);
+    expectSuccess(result);
+    const out = lines(result.stdout);
+    expect(out[0]).toMatch(/^chk-2 of .*, created /);
+    expect(out).toContainEqual(expect.stringMatching(/^FILE\s+SIZE\s+CHUNKS\s+STORED\s+FIRST WRITTEN$/));
+    for (const path of stateDigest.keys()) expect(out).toContainEqual(expect.stringMatching(new RegExp(`^${path.replace(/\./g, '\\.')}\\s`)));
+    // SSTs were reused from chk-1, so their blobs were first written there.
+    const sst = [...stateDigest.keys()].find((p) => p.endsWith('.sst') && (stateDigest.get(p)?.size ?? 0) > 0);
+    expect(sst).toBeDefined();
+    expect(out).toContainEqual(expect.stringMatching(new RegExp(`^${(sst ?? '').replace(/\./g, '\\.')}\\s.*chk-1$`)));
+  });
+});
+
+describe('errors and exit codes', () => {
+  it('exits 1 with one stderr line and no stack trace for a missing state dir', async () => {
+    const errStore = await tempDir('cli-err-store');
+    const missing = join(await tempDir('cli-missing'), 'nope');
+    const result = await runCli(['snapshot', missing, '--store', errStore, '--job', JOB, ...THREADS]);
+    expectOneLineFailure(result, 'STATE_DIR_MISSING');
+    expect(result.stderr).toContain(missing);
+    expect(await readdir(errStore)).toEqual([]);
+  });
+
+  it('prints the stack trace with --verbose', async () => {
+    const missing = join(await tempDir('cli-missing'), 'nope');
+    const result = await runCli(['snapshot', missing, '--store', await tempDir('cli-err-store'), '--job', JOB, '--verbose', ...THREADS]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(lines(result.stderr)[0]).toMatch(/^chunkpoint: STATE_DIR_MISSING: /);
+    expect(result.stderr).toMatch(/^\s+at /m);
+  });
+
+  it('exits 1 with one line for other failures (unknown job, bad checkpoint path, unknown checkpoint)', async () => {
+    const target = join(await tempDir('cli-err-target'), 'target');
+    expectOneLineFailure(await runCli(['restore', '--store', store, '--job', 'no-such-job', target, ...THREADS]), 'JOB_NOT_FOUND');
+    expectOneLineFailure(await runCli(['list', '--store', store, '--job', 'no-such-job', ...THREADS]), 'JOB_NOT_FOUND');
+    expectOneLineFailure(await runCli(['inspect', jobRoot, ...THREADS]), 'INVALID_CHECKPOINT_PATH');
+    expectOneLineFailure(await runCli(['restore', join(jobRoot, 'chk-9'), target, ...THREADS]), 'CHECKPOINT_NOT_FOUND');
+    expectOneLineFailure(await runCli(['inspect', '--store', store, '--job', JOB, '--checkpoint', '9', ...THREADS]), 'CHECKPOINT_NOT_FOUND');
+    expectOneLineFailure(await runCli(['snapshot', state.dir, '--store', store, '--job', '../escape', ...THREADS]), 'INVALID_JOB_ID');
+    expect(await readdir(join(target, '..'))).toEqual([]);
+  });
+
+  it('exits 2 for an unknown option', async () => {
+    const errStore = await tempDir('cli-err-store');
+    expectUsageError(await runCli(['snapshot', state.dir, '--store', errStore, '--job', JOB, '--bogus']), '--bogus');
+    expectUsageError(await runCli(['list', '--store', store, '--job', JOB, '--frobnicate']), '--frobnicate');
+    expect(await readdir(errStore)).toEqual([]);
+  });
+
+  it('exits 2 for a missing --job', async () => {
+    const errStore = await tempDir('cli-err-store');
+    expectUsageError(await runCli(['snapshot', state.dir, '--store', errStore]), '--job');
+    expectUsageError(await runCli(['list', '--store', store]), '--job');
+    expectUsageError(await runCli(['restore', '--store', store, join(await tempDir('cli-err-target'), 't')]), '--job');
+    expect(await readdir(errStore)).toEqual([]);
+  });
+
+  it('exits 2 for an unknown command, and for no command at all', async () => {
+    expectUsageError(await runCli(['frobnicate']), 'frobnicate');
+    const none = await runCli([]);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toMatch(/^usage: chunkpoint /);
+  });
+
+  it('exits 2 for missing or extra positional arguments', async () => {
+    expectUsageError(await runCli(['snapshot', '--store', store, '--job', JOB]));
+    expectUsageError(await runCli(['restore', join(jobRoot, 'chk-1')]));
+    expectUsageError(await runCli(['restore', join(jobRoot, 'chk-1'), 'a', 'b']));
+    expectUsageError(await runCli(['list', 'extra', '--store', store, '--job', JOB]));
+    expectUsageError(await runCli(['restore', '--store', store, '--job', JOB, '--checkpoint', 'nine', 'target']), '--checkpoint');
+    expectUsageError(await runCli(['restore', join(jobRoot, 'chk-1'), 'target', '--checkpoint', '1']), '--checkpoint');
+  });
+});
+
+describe('help and version', () => {
+  const common = ['--threads', '--json', '--verbose', '--help'];
+  const commands: Record<string, string[]> = {
+    snapshot: ['--store', '--job', '--chunk-size', '--immutable', '--no-fsync', ...common],
+    restore: ['--store', '--job', '--checkpoint', '--overwrite', '--no-fsync', ...common],
+    list: ['--store', '--job', ...common],
+    inspect: ['--store', '--job', '--checkpoint', ...common],
+  };
+
+  for (const [command, options] of Object.entries(commands)) {
+    it(`${command} --help exits 0 and lists its options`, async () => {
+      for (const flag of ['--help', '-h']) {
+        const result = await runCli([command, flag]);
+        expectSuccess(result);
+        expect(result.stdout).toMatch(new RegExp(`^usage: chunkpoint ${command} `));
+        for (const option of options) expect(result.stdout, `${command} --help lacks ${option}`).toContain(option);
+      }
+    });
+  }
+
+  it('--help lists every command and exits 0', async () => {
+    const result = await runCli(['--help']);
+    expectSuccess(result);
+    for (const command of Object.keys(commands)) expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\s`, 'm'));
+  });
+
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    const result = await runCli(['--version']);
+    expectSuccess(result);
+    expect(result.stdout).toBe(`${pkg.version}\n`);
+  });
+});

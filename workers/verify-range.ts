@@ -1,0 +1,37 @@
+/**
+ * Restore in place: hash a byte range of a file already in the target and
+ * say whether it is the chunk the checkpoint expects there.
+ */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { loadHasher } from '../src/content-key.js';
+import { errnoOf, storeIoError } from '../src/errors.js';
+import type { VerifyRangeRequest, VerifyRangeResult } from '../src/protocol.js';
+import { scratchBuffer } from './stores.js';
+
+const hasher = await loadHasher();
+
+export async function verifyRange(req: VerifyRangeRequest): Promise<VerifyRangeResult> {
+  let fh;
+  try {
+    fh = await open(req.file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    // Missing, or replaced by a link: either way it is not the expected chunk.
+    if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') return { op: 'verifyRange', match: false };
+    throw storeIoError('reading existing target file', req.file, error);
+  }
+  try {
+    const buf = scratchBuffer('raw', req.length);
+    let done = 0;
+    while (done < req.length) {
+      const { bytesRead } = await fh.read(buf, done, req.length - done, req.offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return { op: 'verifyRange', match: done === req.length && hasher.contentKey(buf) === req.key };
+  } catch (error) {
+    throw storeIoError('reading existing target file', `${req.file} (${req.relPath})`, error);
+  } finally {
+    await fh.close();
+  }
+}
