@@ -10,6 +10,7 @@ import { ChunkpointError, InternalError, InvalidInputError } from './errors.js';
 import { checkpointDirName } from './handle.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
 import { decodeMetadata } from './metadata.js';
+import { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 import { WorkerPool } from './pool.js';
 import { restore, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore.js';
 import { snapshot, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
@@ -79,6 +80,19 @@ export class Chunkpoint {
     this.checkOpen();
     const { store, checkpointId } = await locateCheckpoint(from);
     return report(await loadCheckpoint(store, checkpointId, await this.hasher), store.location);
+  }
+
+  /**
+   * Removes what no kept checkpoint references: blobs of crashed or aborted
+   * snapshots, temp files, and (with `retain`) checkpoints beyond the newest N.
+   */
+  async gc(job: JobLocator, options: GcOptions = {}): Promise<GcResult> {
+    this.checkOpen();
+    const store = openStore(jobRootSpec(job.store, job.job));
+    if (!(await store.exists())) {
+      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (no directory ${store.location}); check --store and --job`);
+    }
+    return collectGarbage(store, await this.hasher, job.job, options);
   }
 
   /** Size, entry count and age range of a local cache. */

@@ -63,6 +63,9 @@ const COMMANDS: Record<string, Command> = {
       'no-fsync': { type: 'boolean', default: false },
       cache: { type: 'string' },
       'cache-max-bytes': { type: 'string' },
+      retain: { type: 'string' },
+      grace: { type: 'string' },
+      claim: { type: 'boolean', default: false },
     },
     optionHelp: [
       '--store <dir>          store location (a directory; created if missing)',
@@ -72,6 +75,9 @@ const COMMANDS: Record<string, Command> = {
       '--no-fsync             do not fsync blobs and metadata (faster, not crash-safe)',
       '--cache <dir>          also put every blob written into this local cache (task-local copy; default: none)',
       '--cache-max-bytes <n>  size cap of the cache, e.g. 20GiB (default: unlimited)',
+      '--retain <n>           keep the newest n checkpoints, remove older ones this job wrote (default 3)',
+      '--grace <time>         retention never deletes blobs younger than this (default 1h)',
+      '--claim                let retention remove checkpoints written under other job ids (default: off)',
     ],
     async run(args, out) {
       const [stateDir, extra] = args.positionals;
@@ -84,6 +90,7 @@ const COMMANDS: Record<string, Command> = {
       if (Array.isArray(immutable)) options.immutable = immutable;
       const cache = cacheOptions(args);
       if (cache !== undefined) options.cache = cache;
+      Object.assign(options, lifecycleOptions(args));
       const result = await withChunkpoint(args, (cp) => cp.snapshot(stateDir, job, options));
       if (out.json) out.emit(result);
       else printSnapshot(result, `${job.store}/${job.job}`, out);
@@ -158,6 +165,31 @@ const COMMANDS: Record<string, Command> = {
       else printReport(result, out);
     },
   },
+  gc: {
+    summary: 'delete what no checkpoint references (crashed snapshots, temp files, old checkpoints)',
+    usage: 'chunkpoint gc --store <dir> --job <jobId> [--grace <time>] [--retain <n>] [--dry-run] [options]',
+    options: { ...COMMON, ...JOB, grace: { type: 'string' }, retain: { type: 'string' }, claim: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } },
+    optionHelp: [
+      '--store <dir>          store location',
+      '--job <jobId>          job id',
+      '--grace <time>         never delete objects younger than this, e.g. 10m (default 1h)',
+      '--retain <n>           also remove checkpoints beyond the newest n (default: keep all)',
+      '--claim                also remove checkpoints written under other job ids (default: off)',
+      '--dry-run              report what would be removed, remove nothing',
+    ],
+    async run(args, out) {
+      if (args.positionals.length > 0) throw new UsageError('gc takes no positional arguments');
+      const job = requireJob(args);
+      const result = await withChunkpoint(args, (cp) => cp.gc(job, { ...lifecycleOptions(args), dryRun: args.values['dry-run'] === true }));
+      if (out.json) out.emit(result);
+      else {
+        const verb = result.dryRun ? 'would remove' : 'removed';
+        out.print(`gc ${verb} ${result.blobsRemoved} blobs and ${result.incompleteRemoved} temp files (${formatBytes(result.bytesFreed)}) in ${formatDuration(result.durationMs)}`);
+        if (result.checkpointsRemoved.length > 0) out.print(`  checkpoints ${verb}: ${result.checkpointsRemoved.join(', ')}`);
+        out.print(`  kept ${result.checkpointsKept} checkpoints${result.checkpointsNotOwned > 0 ? ` (${result.checkpointsNotOwned} written by other jobs, not claimed)` : ''}; ${result.youngKept} unreferenced objects younger than the grace period`);
+      }
+    },
+  },
   cache: {
     summary: 'show or prune a local cache',
     usage: 'chunkpoint cache stats <dir> [options]\n       chunkpoint cache prune <dir> [--max-bytes <n>] [--ttl <time>] [options]',
@@ -191,6 +223,19 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+function lifecycleOptions(args: Parsed): { retain?: number; graceMs?: number; claim?: boolean } {
+  const out: { retain?: number; graceMs?: number; claim?: boolean } = {};
+  const retain = args.values['retain'];
+  if (typeof retain === 'string') {
+    if (!/^\d+$/.test(retain) || Number(retain) < 1) throw new UsageError(`--retain '${retain}' is not a whole number of checkpoints, at least 1`);
+    out.retain = Number(retain);
+  }
+  const grace = args.values['grace'];
+  if (typeof grace === 'string') out.graceMs = grace === '0' ? 0 : parseDuration(grace, '--grace');
+  if (args.values['claim'] === true) out.claim = true;
+  return out;
+}
 
 function cacheOptions(args: Parsed): CacheOptions | undefined {
   const dir = args.values['cache'];
@@ -256,6 +301,7 @@ function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
   out.print(`  written   ${formatBytes(r.bytesWritten)} (compression ratio ${r.compressionRatio.toFixed(2)})`);
   out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} deduplicated`);
   if (r.bytesCached > 0) out.print(`  cached    ${formatBytes(r.bytesCached)} added to the local cache`);
+  if (r.checkpointsRemoved.length > 0) out.print(`  retention removed ${r.checkpointsRemoved.join(', ')}: ${r.blobsRemoved} blobs, ${formatBytes(r.bytesFreed)} freed`);
 }
 
 function printRestore(r: RestoreResult, target: string, out: Output): void {

@@ -7,6 +7,8 @@ export type { CheckpointLocator } from './checkpoint.js';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
+export { DEFAULT_GRACE_MS, DEFAULT_RETAIN, type GcOptions, type GcResult } from './gc.js';
+export type { CacheOptions, CacheStats, PruneResult } from './cache.js';
 export {
   ChunkpointError,
   ConflictError,

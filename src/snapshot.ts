@@ -11,8 +11,9 @@ import { blobEntryPath, type CacheIndex, type CacheOptions } from './cache.js';
 import { committedCheckpointIds, commitCheckpoint, loadCheckpoint } from './checkpoint.js';
 import type { Hasher } from './content-key.js';
 import { InvalidInputError, errnoOf, storeIoError } from './errors.js';
-import { checkpointDirName, printable, unsafeNameReason } from './handle.js';
+import { checkpointDirName, handleKey, printable, unsafeNameReason } from './handle.js';
 import { KEY_ALGORITHM, METADATA_VERSION, type CheckpointMetadata, type ChunkRef, type FileEntry } from './metadata.js';
+import { DEFAULT_RETAIN, collectGarbage } from './gc.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
 import type { Store } from './store/store.js';
 
@@ -25,12 +26,18 @@ export interface SnapshotOptions {
   /**
    * Which files are never rewritten in place once they exist (basename globs
    * with `*` and `?`, or a predicate on the relative path). Such a file with the
-   * same name and size as in the last checkpoint is reused without being read.
+   * same name, size and mtime as in the last checkpoint is reused without being read.
    * Default: `*.sst`, `*.blob`.
    */
   immutable?: readonly string[] | ((relPath: string) => boolean);
   /** fsync blobs and metadata before committing (default true). */
   durable?: boolean;
+  /** After the commit keep the newest N checkpoints and delete what only older owned ones referenced (default 3). */
+  retain?: number;
+  /** Blobs younger than this are never deleted by retention (default 1 hour); see gc. */
+  graceMs?: number;
+  /** Let retention remove checkpoints written under other job ids (default: never). */
+  claim?: boolean;
   /** Task-local copy: every blob of this checkpoint also goes into this local cache, with its metadata. */
   cache?: CacheOptions;
   signal?: AbortSignal;
@@ -53,6 +60,10 @@ export interface SnapshotResult {
   chunksDeduped: number;
   /** Bytes added to the local cache (with `cache`). */
   bytesCached: number;
+  /** Checkpoints removed by retention after this commit, and what that freed. */
+  checkpointsRemoved: string[];
+  blobsRemoved: number;
+  bytesFreed: number;
   /** Raw bytes / stored bytes of the blobs this snapshot wrote. */
   compressionRatio: number;
   durationMs: number;
@@ -84,6 +95,8 @@ export async function snapshot(
     throw new InvalidInputError('INVALID_CHUNK_SIZE', `chunk size ${chunkSize} is out of range; use 4 KiB..${MAX_CHUNK_SIZE / (1024 * 1024)} MiB`);
   }
   const durable = options.durable ?? true;
+  const retain = options.retain ?? DEFAULT_RETAIN;
+  if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
   const isImmutable = immutableMatcher(options.immutable ?? DEFAULT_IMMUTABLE);
   options.signal?.throwIfAborted();
 
@@ -106,13 +119,17 @@ export async function snapshot(
 
   const entries: FileEntry[] = [];
   const pending: { file: StateFile; entry: FileEntry }[] = [];
+  const reusedBlobs = new Set<string>();
   let filesReused = 0;
   let bytesReused = 0;
   for (const file of files) {
     const old = previousFiles.get(file.relPath);
     const entry: FileEntry = { path: file.relPath, size: file.size, mode: file.mode, mtimeMs: file.mtimeMs, immutable: file.immutable, chunks: [] };
-    if (file.immutable && old !== undefined && old.immutable && old.size === file.size) {
+    // Name, size and mtime, as rsync does: two databases snapshotted into one job can both have
+    // a 000008.sst of the same size (RocksDB numbers files per database), never the same mtime too.
+    if (file.immutable && old !== undefined && old.immutable && old.size === file.size && old.mtimeMs === file.mtimeMs) {
       entry.chunks = old.chunks;
+      for (const c of old.chunks) reusedBlobs.add(handleKey(c.handle));
       filesReused++;
       bytesReused += file.size;
     } else {
@@ -120,6 +137,8 @@ export async function snapshot(
     }
     entries.push(entry);
   }
+  // Reused blobs become young again, so a concurrent gc's grace period protects them until we commit.
+  await store.touch([...reusedBlobs]);
 
   let bytesRead = 0;
   let bytesWritten = 0;
@@ -127,6 +146,7 @@ export async function snapshot(
   let chunksDeduped = 0;
   let rawOfNew = 0;
   let bytesCached = 0;
+  const newBlobs: string[] = [];
   function* tasks(): Generator<{ file: StateFile; entry: FileEntry; index: number; offset: number; length: number }> {
     for (const { file, entry } of pending) {
       const count = Math.ceil(file.size / chunkSize);
@@ -166,6 +186,7 @@ export async function snapshot(
     bytesCached += result.cacheInserted;
     bytesRead += t.length;
     if (result.created) {
+      newBlobs.push(handleKey(result.handle));
       chunksNew++;
       bytesWritten += result.bytesWritten;
       rawOfNew += result.rawLength;
@@ -180,6 +201,8 @@ export async function snapshot(
     };
   });
   options.signal?.throwIfAborted();
+  // Every blob's name must be durable before the metadata that references it.
+  if (durable && newBlobs.length > 0) await store.syncNames(newBlobs);
 
   const durationBeforeCommit = performance.now() - started;
   const metadata: CheckpointMetadata = {
@@ -197,6 +220,12 @@ export async function snapshot(
   const encoded = await commitCheckpoint(store, metadata, hasher, durable);
   bytesWritten += encoded.byteLength;
   await cache?.putMetadata(store.location, checkpointId, encoded);
+  const retention = await collectGarbage(store, hasher, jobId, {
+    retain,
+    sweep: 'removed',
+    ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+    ...(options.claim === undefined ? {} : { claim: options.claim }),
+  });
 
   const durationMs = performance.now() - started;
   const bytes = files.reduce((sum, f) => sum + f.size, 0);
@@ -212,6 +241,9 @@ export async function snapshot(
     chunksNew,
     chunksDeduped,
     bytesCached,
+    checkpointsRemoved: retention.checkpointsRemoved,
+    blobsRemoved: retention.blobsRemoved,
+    bytesFreed: retention.bytesFreed,
     compressionRatio: blobBytes > 0 ? round2(rawOfNew / blobBytes) : 1,
     durationMs: Math.round(durationMs),
     throughputMBps: round2(bytes / 1e6 / (durationMs / 1000)),

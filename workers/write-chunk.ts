@@ -31,11 +31,14 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
   let result: WriteChunkResult;
   let parts: Buffer[] | undefined;
   if (existing !== undefined) {
+    // Deduplicated against a blob we did not write: make it young so gc's grace period keeps it until we commit.
+    await store.touch([objectKey]);
     result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: existing.size }, created: false, bytesWritten: 0, cacheInserted: 0 };
   } else {
     parts = encodeBlob(key, raw);
     const storedLength = parts.reduce((sum, p) => sum + p.byteLength, 0);
-    const put = await store.put(objectKey, parts, { ifAbsent: true, durable: req.durable });
+    // Names are synced once per directory by the coordinator before it commits.
+    const put = await store.put(objectKey, parts, { ifAbsent: true, durable: req.durable, syncName: false });
     if (put === 'exists') {
       // Another task stored the same content first; describe what is really there.
       const info = await store.stat(objectKey);

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { CorruptDataError, errnoOf, storeIoError } from '../errors.js';
 import { printable, unsafeNameReason } from '../handle.js';
@@ -47,14 +47,7 @@ export class FsStore implements Store {
     const dir = dirname(final);
     const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
-      let fh: FileHandle;
-      try {
-        fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw error;
-        await mkdir(dir, { recursive: true });
-        fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-      }
+      const fh = await createTemp(tmp, dir);
       try {
         await writeAll(fh, parts);
         if (options.durable === true) await fh.datasync();
@@ -75,7 +68,7 @@ export class FsStore implements Store {
         await rename(tmp, final);
         result = 'created';
       }
-      if (options.durable === true && result !== 'exists') await fsyncDir(dir);
+      if (options.durable === true && options.syncName !== false && result !== 'exists') await fsyncDir(dir);
       return result;
     } catch (error) {
       await rm(tmp, { force: true }).catch(() => undefined);
@@ -120,7 +113,15 @@ export class FsStore implements Store {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  list(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.walk(prefix, false);
+  }
+
+  listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.walk(prefix, true);
+  }
+
+  private async *walk(prefix: string, temporary: boolean): AsyncIterable<ObjectInfo> {
     // Walk only directories that can hold matching keys, so listing `chk-`
     // never descends into a large `shared/`.
     const stack: string[] = [''];
@@ -134,7 +135,7 @@ export class FsStore implements Store {
         throw storeIoError('listing', `${this.location}/${rel}`, error);
       }
       for (const entry of entries) {
-        if (entry.name.startsWith(TEMP_PREFIX)) continue;
+        if (entry.name.startsWith(TEMP_PREFIX) !== temporary && !entry.isDirectory()) continue;
         const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) stack.push(key);
@@ -151,11 +152,52 @@ export class FsStore implements Store {
   }
 
   async delete(keys: readonly string[]): Promise<void> {
+    const parents = new Set<string>();
     for (const key of keys) {
+      const path = this.pathOf(key);
       try {
-        await unlink(this.pathOf(key));
+        await unlink(path);
       } catch (error) {
         if (errnoOf(error) !== 'ENOENT') throw storeIoError('deleting', `${this.location}/${key}`, error);
+      }
+      parents.add(dirname(path));
+    }
+    // Directories left empty (a removed chk-<n>/, a drained fan-out directory) go too;
+    // area roots and the job root stay.
+    for (const dir of [...parents].sort((a, b) => b.length - a.length)) {
+      let current = dir;
+      while (current.startsWith(this.root + sep) && !['shared', 'taskowned'].includes(current.slice(this.root.length + 1))) {
+        try {
+          await rmdir(current);
+        } catch {
+          break;
+        }
+        current = dirname(current);
+      }
+    }
+  }
+
+  async touch(keys: readonly string[]): Promise<void> {
+    const now = new Date();
+    for (const key of keys) {
+      try {
+        await utimes(this.pathOf(key), now, now);
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw storeIoError('touching', `${this.location}/${key}`, error);
+      }
+    }
+  }
+
+  async syncNames(keys: readonly string[]): Promise<void> {
+    const dirs = new Set(keys.map((key) => dirname(this.pathOf(key))));
+    // A fan-out directory created by this batch must be durable in its parent too.
+    for (const dir of [...dirs]) if (dir !== this.root) dirs.add(dirname(dir));
+    dirs.add(this.root);
+    for (const dir of dirs) {
+      try {
+        await fsyncDir(dir);
+      } catch (error) {
+        throw storeIoError('syncing', dir, error);
       }
     }
   }
@@ -166,6 +208,18 @@ export class FsStore implements Store {
     } catch (error) {
       if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return false;
       throw storeIoError('inspecting', this.location, error);
+    }
+  }
+}
+
+/** Creates the temp file, making its directory; retried because gc may remove an empty directory in between. */
+async function createTemp(tmp: string, dir: string): Promise<FileHandle> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT' || attempt >= 3) throw error;
+      await mkdir(dir, { recursive: true });
     }
   }
 }

@@ -29,6 +29,11 @@ export interface PutOptions {
   ifAbsent?: boolean;
   /** Make the object durable (fsync) before reporting it written. */
   durable?: boolean;
+  /**
+   * With `durable`: also make its name durable now (fs: fsync the directory).
+   * Bulk writers pass false and call `syncNames` once for the batch.
+   */
+  syncName?: boolean;
 }
 
 export type PutResult = 'created' | 'exists' | 'replaced';
@@ -55,6 +60,15 @@ export interface Store {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes objects; absent ones are ignored. */
   delete(keys: readonly string[]): Promise<void>;
+  /**
+   * Marks objects as just used, so a garbage collector's grace period protects
+   * them while a snapshot that reuses them is in flight.
+   */
+  touch(keys: readonly string[]): Promise<void>;
+  /** Leftovers of interrupted writes below `prefix` (fs: temp files), for gc. */
+  listIncomplete(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Makes the names of objects written with `syncName: false` durable (fs: one fsync per directory). */
+  syncNames(keys: readonly string[]): Promise<void>;
   /** Whether the job root exists at all (distinguishes "unknown job" from "no checkpoints"). */
   exists(): Promise<boolean>;
 }
