@@ -20,6 +20,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { errnoOf, InvalidInputError, storeIoError } from './errors.js';
+import { readAt, writeAt } from './file-range.js';
 
 export const CACHE_LAYOUT_VERSION = 'v1';
 const TEMP_PREFIX = '.tmp-';
@@ -71,12 +72,7 @@ export async function readEntry(path: string, ttlMs: number | undefined): Promis
       return undefined;
     }
     const data = Buffer.allocUnsafe(st.size);
-    let done = 0;
-    while (done < st.size) {
-      const { bytesRead } = await fh.read(data, done, st.size - done, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    const done = await readAt(fh, data, 0);
     const now = new Date();
     await fh.utimes(now, now);
     return done === st.size ? data : data.subarray(0, done);
@@ -106,10 +102,7 @@ export async function writeEntry(path: string, parts: readonly Uint8Array[]): Pr
       fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     }
     try {
-      for (const part of parts) {
-        let done = 0;
-        while (done < part.byteLength) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
-      }
+      for (const part of parts) await writeAt(fh, part, null);
     } finally {
       await fh.close();
     }

@@ -13,13 +13,17 @@ export interface PoolOptions {
 }
 
 export class WorkerPool {
-  private readonly piscina: Piscina;
+  private piscinaInstance: Piscina | undefined;
   readonly threads: number;
   private closed = false;
 
   constructor(options: PoolOptions = {}) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
-    this.piscina = new Piscina({
+  }
+
+  /** Threads start on first use: list, inspect and gc never need them. */
+  private get piscina(): Piscina {
+    this.piscinaInstance ??= new Piscina({
       // Compiled layout: dist/src/pool.js -> dist/workers/worker.js.
       filename: new URL('../workers/worker.js', import.meta.url).href,
       minThreads: this.threads,
@@ -29,6 +33,7 @@ export class WorkerPool {
       concurrentTasksPerWorker: 1,
       idleTimeout: 30_000,
     });
+    return this.piscinaInstance;
   }
 
   async run<R extends WorkerRequest>(request: R, signal?: AbortSignal): Promise<ResultFor<R>> {
@@ -52,7 +57,7 @@ export class WorkerPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.piscina.destroy();
+    await this.piscinaInstance?.destroy();
   }
 }
 

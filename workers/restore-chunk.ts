@@ -16,6 +16,7 @@ import { handleKey } from '../src/handle.js';
 import type { RestoreChunkRequest, RestoreChunkResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/store.js';
 import { scratchBuffer, storeFor } from './stores.js';
+import { writeAt } from '../src/file-range.js';
 
 const hasher = await loadHasher();
 
@@ -97,11 +98,7 @@ async function writeRaw(req: RestoreChunkRequest, raw: Buffer, where: string): P
     // The coordinator created the staged file; never create or follow anything here.
     const fh = await open(req.target, constants.O_WRONLY | constants.O_NOFOLLOW);
     try {
-      let done = 0;
-      while (done < raw.byteLength) {
-        const { bytesWritten } = await fh.write(raw, done, raw.byteLength - done, req.fileOffset + done);
-        done += bytesWritten;
-      }
+      await writeAt(fh, raw, req.fileOffset);
     } finally {
       await fh.close();
     }

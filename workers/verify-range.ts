@@ -8,6 +8,7 @@ import { loadHasher } from '../src/content-key.js';
 import { errnoOf, storeIoError } from '../src/errors.js';
 import type { VerifyRangeRequest, VerifyRangeResult } from '../src/protocol.js';
 import { scratchBuffer } from './stores.js';
+import { readAt } from '../src/file-range.js';
 
 const hasher = await loadHasher();
 
@@ -22,12 +23,7 @@ export async function verifyRange(req: VerifyRangeRequest): Promise<VerifyRangeR
   }
   try {
     const buf = scratchBuffer('raw', req.length);
-    let done = 0;
-    while (done < req.length) {
-      const { bytesRead } = await fh.read(buf, done, req.length - done, req.offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    const done = await readAt(fh, buf, req.offset);
     return { op: 'verifyRange', match: done === req.length && hasher.contentKey(buf) === req.key };
   } catch (error) {
     throw storeIoError('reading existing target file', `${req.file} (${req.relPath})`, error);

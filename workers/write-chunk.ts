@@ -13,6 +13,7 @@ import { handleKey } from '../src/handle.js';
 import { blobHandle } from '../src/metadata.js';
 import type { WriteChunkRequest, WriteChunkResult } from '../src/protocol.js';
 import { scratchBuffer, storeFor } from './stores.js';
+import { readAt } from '../src/file-range.js';
 
 const hasher = await loadHasher();
 
@@ -101,12 +102,7 @@ async function readRange(req: WriteChunkRequest): Promise<Buffer> {
   }
   try {
     const buf = scratchBuffer('raw', req.length);
-    let done = 0;
-    while (done < req.length) {
-      const { bytesRead } = await fh.read(buf, done, req.length - done, req.offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    const done = await readAt(fh, buf, req.offset);
     const st = await fh.stat();
     if (done !== req.length || st.size !== req.expect.size || st.mtimeMs !== req.expect.mtimeMs) {
       throw new ConflictError(

@@ -14,6 +14,7 @@ import { dirname, join, sep } from 'node:path';
 import { CorruptDataError, errnoOf, storeIoError } from '../errors.js';
 import { printable, unsafeNameReason } from '../handle.js';
 import { notFound, type ByteRange, type FsStoreSpec, type ObjectInfo, type PutOptions, type PutResult, type Store } from './store.js';
+import { readAt } from '../file-range.js';
 
 /** Prefix of in-progress writes; never a valid object name, and swept by gc. */
 export const TEMP_PREFIX = '.tmp-';
@@ -89,12 +90,7 @@ export class FsStore implements Store {
       const offset = range?.offset ?? 0;
       const length = range?.length ?? (await fh.stat()).size;
       const buf = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
+      const done = await readAt(fh, buf, offset);
       return done === length ? buf : buf.subarray(0, done);
     } catch (error) {
       throw storeIoError('reading', `${this.location}/${key}`, error);
