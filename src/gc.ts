@@ -129,30 +129,25 @@ export async function collectGarbage(store: Store, hasher: Hasher, jobId: string
     }
     for (const area of ['shared/', 'taskowned/']) yield* store.list(area);
   };
-  {
-    for await (const object of candidates()) {
-      if (live.has(object.key)) continue;
+  /** Deletes (in batches) every object older than the grace period; younger ones are counted and kept. */
+  const sweep = async (objects: AsyncIterable<{ key: string; size: number; mtimeMs: number }>, skip: (key: string) => boolean): Promise<number> => {
+    let removed = 0;
+    for await (const object of objects) {
+      if (skip(object.key)) continue;
       if (now - object.mtimeMs < graceMs) {
         youngKept++;
         continue;
       }
       batch.push(object.key);
-      blobsRemoved++;
+      removed++;
       bytesFreed += object.size;
       if (batch.length >= DELETE_BATCH) await flush();
     }
-  }
+    return removed;
+  };
+  blobsRemoved += await sweep(candidates(), (key) => live.has(key));
   for (const prefix of options.sweep === 'removed' ? [] : ['shared/', 'taskowned/', 'chk-']) {
-    for await (const object of store.listIncomplete(prefix)) {
-      if (now - object.mtimeMs < graceMs) {
-        youngKept++;
-        continue;
-      }
-      batch.push(object.key);
-      incompleteRemoved++;
-      bytesFreed += object.size;
-      if (batch.length >= DELETE_BATCH) await flush();
-    }
+    incompleteRemoved += await sweep(store.listIncomplete(prefix), () => false);
   }
   await flush();
 
