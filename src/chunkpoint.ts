@@ -9,11 +9,11 @@ import { loadHasher, type Hasher } from './content-key.js';
 import { ChunkpointError, InternalError, InvalidInputError } from './errors.js';
 import { checkpointDirName } from './handle.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
-import { decodeMetadata } from './metadata.js';
+import { decodeMetadata, type TaskSnapshot } from './metadata.js';
 import { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 import { WorkerPool } from './pool.js';
 import { restore, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore.js';
-import { snapshot, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
+import { commitTasks, snapshot, snapshotTask, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
 import { jobRootSpec, openStore } from './store/open.js';
 
 export interface ChunkpointOptions {
@@ -26,6 +26,11 @@ export interface JobLocator {
   store: string;
   /** Job id: one path segment of letters, digits, '.', '_' and '-'. */
   job: string;
+}
+
+export interface TaskLocator extends JobLocator {
+  /** Task id, unique within the job: one path segment like a job id. */
+  task: string;
 }
 
 /** Failures that mean "the store or the checkpoint cannot be read", as opposed to bad data. */
@@ -51,6 +56,30 @@ export class Chunkpoint {
     const store = openStore(jobRootSpec(job.store, job.job));
     const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
     return snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache);
+  }
+
+  /**
+   * One task of a multi-task job: stores this task's state directory (chunks
+   * the job's last checkpoint lacks) and returns a task snapshot, plain
+   * serializable data to hand to the coordinator's `commit`. Commits nothing;
+   * its blobs are protected from gc for the grace period (default 1 hour).
+   */
+  async snapshotTask(stateDir: string, task: TaskLocator, options: TaskSnapshotOptions = {}): Promise<TaskSnapshot> {
+    this.checkOpen();
+    const store = openStore(jobRootSpec(task.store, task.job));
+    const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
+    return snapshotTask(this.pool, await this.hasher, store, task.job, task.task, stateDir, options, cache);
+  }
+
+  /**
+   * The coordinator: commits the job's next checkpoint from one task snapshot
+   * per task (from this or other processes), then applies retention.
+   */
+  async commit(job: JobLocator, taskSnapshots: readonly TaskSnapshot[], options: CommitOptions = {}): Promise<SnapshotResult> {
+    this.checkOpen();
+    const store = openStore(jobRootSpec(job.store, job.job));
+    const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
+    return commitTasks(store, await this.hasher, job.job, taskSnapshots, options, cache);
   }
 
   /**

@@ -3,15 +3,18 @@
  * `chunkpoint: <CODE>: …` on stderr), 2 usage error.
  */
 import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Chunkpoint } from './chunkpoint.js';
 import type { CheckpointLocator } from './checkpoint.js';
-import { ChunkpointError, toChunkpointError } from './errors.js';
+import { ChunkpointError, InvalidInputError, errnoOf, toChunkpointError } from './errors.js';
+import type { TaskSnapshot } from './metadata.js';
 import type { CheckpointReport, CheckpointSummary } from './inspect.js';
 import type { RestoreResult } from './restore.js';
 import type { SnapshotOptions, SnapshotResult } from './snapshot.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
 import type { CacheOptions } from './cache.js';
+import { DEFAULT_TASK } from './handle.js';
 
 class UsageError extends Error {}
 
@@ -66,10 +69,14 @@ const COMMANDS: Record<string, Command> = {
       retain: { type: 'string' },
       grace: { type: 'string' },
       claim: { type: 'boolean', default: false },
+      task: { type: 'string' },
+      'task-snapshot': { type: 'string' },
     },
     optionHelp: [
       '--store <dir>          store location (a directory; created if missing)',
       '--job <jobId>          job id (letters, digits, . _ -)',
+      '--task <id>            task id of this state directory within the job (default main)',
+      "--task-snapshot <file> do not commit: write this task's snapshot (JSON) to <file> for 'chunkpoint commit' (default: commit)",
       '--chunk-size <size>    chunk size (default 1MiB)',
       '--immutable <glob>     basename glob of files never rewritten in place; repeatable (default *.sst, *.blob)',
       '--no-fsync             do not fsync blobs and metadata (faster, not crash-safe)',
@@ -90,8 +97,60 @@ const COMMANDS: Record<string, Command> = {
       if (Array.isArray(immutable)) options.immutable = immutable;
       const cache = cacheOptions(args);
       if (cache !== undefined) options.cache = cache;
+      const task = args.values['task'];
+      const taskFile = args.values['task-snapshot'];
+      if (typeof taskFile === 'string') {
+        // One task of a multi-task job: the coordinator commits later.
+        if (typeof task !== 'string') throw new UsageError('--task-snapshot needs --task <id>');
+        for (const name of ['retain', 'grace', 'claim'] as const) {
+          if (args.values[name] !== undefined && args.values[name] !== false) throw new UsageError(`--${name} goes with the commit, not with --task-snapshot`);
+        }
+        const part = await withChunkpoint(args, (cp) => cp.snapshotTask(stateDir, { ...job, task }, options));
+        await writeFile(taskFile, `${JSON.stringify(part)}\n`, { flag: 'wx' }).catch((error: unknown) => {
+          throw new InvalidInputError('OUTPUT_NOT_WRITABLE', `cannot write the task snapshot to ${taskFile} (${errnoOf(error) ?? String(error)}); pass a new file path`, { cause: error });
+        });
+        if (out.json) out.emit({ task, taskSnapshot: taskFile, ...part.figures });
+        else out.print(`task '${task}' snapshot written to ${taskFile}: ${part.figures.files} files, ${formatBytes(part.figures.bytesRead)} read, ${formatBytes(part.figures.bytesWritten)} written; commit it with 'chunkpoint commit'`);
+        return;
+      }
+      if (typeof task === 'string') options.task = task;
       Object.assign(options, lifecycleOptions(args));
       const result = await withChunkpoint(args, (cp) => cp.snapshot(stateDir, job, options));
+      if (out.json) out.emit(result);
+      else printSnapshot(result, `${job.store}/${job.job}`, out);
+    },
+  },
+  commit: {
+    summary: "commit the next checkpoint of a job from its tasks' snapshots (multi-task jobs)",
+    usage: 'chunkpoint commit --store <dir> --job <jobId> <taskSnapshot.json>... [options]',
+    options: { ...COMMON, ...JOB, retain: { type: 'string' }, grace: { type: 'string' }, claim: { type: 'boolean', default: false } },
+    optionHelp: [
+      "<taskSnapshot.json>    files written by 'chunkpoint snapshot --task <id> --task-snapshot <file>', one per task",
+      '--store <dir>          store location',
+      '--job <jobId>          job id',
+      '--retain <n>           keep the newest n checkpoints, remove older ones this job wrote (default 3)',
+      '--grace <time>         refuse task snapshots older than this, and never delete younger blobs (default 1h)',
+      '--claim                let retention remove checkpoints written under other job ids (default: off)',
+    ],
+    async run(args, out) {
+      if (args.positionals.length === 0) throw new UsageError('commit needs at least one <taskSnapshot.json>');
+      const job = requireJob(args);
+      const parts: TaskSnapshot[] = [];
+      for (const file of args.positionals) {
+        let text: string;
+        try {
+          text = await readFile(file, 'utf8');
+        } catch (error) {
+          throw new InvalidInputError('TASK_SNAPSHOT_UNREADABLE', `cannot read task snapshot ${file} (${errnoOf(error) ?? String(error)}); check the path`, { cause: error });
+        }
+        try {
+          // Validated in full by the commit; here only the syntax.
+          parts.push(JSON.parse(text) as TaskSnapshot);
+        } catch (error) {
+          throw new InvalidInputError('INVALID_TASK_SNAPSHOT', `task snapshot ${file} is not JSON (${error instanceof Error ? error.message : String(error)}); pass the file 'snapshot --task-snapshot' wrote`, { cause: error });
+        }
+      }
+      const result = await withChunkpoint(args, (cp) => cp.commit(job, parts, lifecycleOptions(args)));
       if (out.json) out.emit(result);
       else printSnapshot(result, `${job.store}/${job.job}`, out);
     },
@@ -109,9 +168,11 @@ const COMMANDS: Record<string, Command> = {
       cache: { type: 'string' },
       'cache-max-bytes': { type: 'string' },
       'cache-ttl': { type: 'string' },
+      task: { type: 'string' },
     },
     optionHelp: [
       '<checkpointDir>        a chk-<n> directory, wherever its job root now is',
+      '--task <id>            the task to restore (default: the only task; required when there are several)',
       '--store <dir>          store location, with --job',
       '--job <jobId>          job id, with --store',
       '--checkpoint <n>       checkpoint number or "latest" (default latest), with --store/--job',
@@ -133,6 +194,7 @@ const COMMANDS: Record<string, Command> = {
           keepMatching: args.values['keep-matching'] === true,
           durable: args.values['no-fsync'] !== true,
           ...(cache === undefined ? {} : { cache }),
+          ...(typeof args.values['task'] === 'string' ? { task: args.values['task'] } : {}),
         }),
       );
       if (out.json) out.emit(result);
@@ -295,7 +357,7 @@ async function withChunkpoint<T>(args: Parsed, fn: (cp: Chunkpoint) => Promise<T
 
 function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
   out.print(`${r.checkpoint} committed to ${where} in ${formatDuration(r.durationMs)} (${r.throughputMBps.toFixed(1)} MB/s of state)`);
-  out.print(`  state     ${r.files} files, ${formatBytes(r.bytes)}`);
+  out.print(`  state     ${r.files} files, ${formatBytes(r.bytes)}${r.tasks > 1 ? ` in ${r.tasks} tasks` : ''}`);
   out.print(`  reused    ${r.filesReused} files (${formatBytes(r.bytesReused)}) without reading them`);
   out.print(`  read      ${formatBytes(r.bytesRead)}`);
   out.print(`  written   ${formatBytes(r.bytesWritten)} (compression ratio ${r.compressionRatio.toFixed(2)})`);
@@ -305,7 +367,7 @@ function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
 }
 
 function printRestore(r: RestoreResult, target: string, out: Output): void {
-  out.print(`${r.checkpoint} restored into ${target} in ${formatDuration(r.durationMs)} (${r.throughputMBps.toFixed(1)} MB/s)`);
+  out.print(`${r.checkpoint}${r.task === DEFAULT_TASK ? '' : ` task '${r.task}'`} restored into ${target} in ${formatDuration(r.durationMs)} (${r.throughputMBps.toFixed(1)} MB/s)`);
   out.print(`  files     ${r.files}, ${formatBytes(r.bytes)} in ${r.chunks} verified chunks`);
   out.print(`  fetched   ${formatBytes(r.bytesFromRemote)} from the store, ${formatBytes(r.bytesFromCache)} from the local cache${r.cacheEntriesDropped > 0 ? ` (${r.cacheEntriesDropped} bad cache entries replaced)` : ''}`);
   if (r.filesKept > 0) out.print(`  kept      ${r.filesKept} files (${formatBytes(r.bytesKept)}) already in place and verified`);
@@ -340,9 +402,13 @@ function printReport(r: CheckpointReport, out: Output): void {
   out.print(`  ${r.files} files, ${formatBytes(r.bytes)} logical, ${formatBytes(r.storedBytes)} stored (ratio ${r.compressionRatio.toFixed(2)}), ${r.uniqueChunks} distinct chunks of up to ${formatBytes(r.chunkSize)}`);
   out.print(`  ${formatBytes(r.storedBytesNew)} stored first by this checkpoint, ${formatBytes(r.storedBytes - r.storedBytesNew)} shared with earlier ones`);
   out.print('');
-  const rows = [['FILE', 'SIZE', 'CHUNKS', 'STORED', 'FIRST WRITTEN']];
-  for (const f of r.fileReports) rows.push([f.path, formatBytes(f.size), String(f.chunks), formatBytes(f.storedBytes), f.chunks === 0 ? '-' : `chk-${f.firstWrittenBy}`]);
-  for (const line of table(rows, new Set([1, 2, 3]))) out.print(line);
+  const several = r.tasks.length > 1;
+  const rows = [[...(several ? ['TASK'] : []), 'FILE', 'SIZE', 'CHUNKS', 'STORED', 'FIRST WRITTEN']];
+  for (const f of r.fileReports) {
+    rows.push([...(several ? [f.task] : []), f.path, formatBytes(f.size), String(f.chunks), formatBytes(f.storedBytes), f.chunks === 0 ? '-' : `chk-${f.firstWrittenBy}`]);
+  }
+  const shift = several ? 1 : 0;
+  for (const line of table(rows, new Set([1 + shift, 2 + shift, 3 + shift]))) out.print(line);
 }
 
 function version(): string {

@@ -19,7 +19,7 @@ import { committedCheckpointIds, loadCheckpoint } from './checkpoint.js';
 import type { Hasher } from './content-key.js';
 import { CorruptDataError, InvalidInputError } from './errors.js';
 import { handleKey, metadataKey } from './handle.js';
-import type { CheckpointMetadata } from './metadata.js';
+import { allFiles, type CheckpointMetadata } from './metadata.js';
 import type { Store } from './store/store.js';
 
 /** Long enough for any sane snapshot to finish; blobs younger than this are never deleted. */
@@ -99,7 +99,7 @@ export async function collectGarbage(store: Store, hasher: Hasher, jobId: string
   for (const id of remove) checkpoints.delete(id);
 
   const live = new Set<string>();
-  for (const m of checkpoints.values()) for (const f of m.files) for (const c of f.chunks) live.add(handleKey(c.handle));
+  for (const m of checkpoints.values()) for (const f of allFiles(m)) for (const c of f.chunks) live.add(handleKey(c.handle));
 
   const now = Date.now();
   let blobsRemoved = 0;
@@ -115,7 +115,7 @@ export async function collectGarbage(store: Store, hasher: Hasher, jobId: string
     if (options.sweep === 'removed') {
       const seen = new Set<string>();
       for (const m of removed) {
-        for (const f of m.files) {
+        for (const f of allFiles(m)) {
           for (const c of f.chunks) {
             const key = handleKey(c.handle);
             if (live.has(key) || seen.has(key)) continue;

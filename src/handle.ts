@@ -74,6 +74,19 @@ export function checkJobId(jobId: string): string {
   return jobId;
 }
 
+/** Task ids become one segment below `taskowned/`; the same rule as job ids. */
+export const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+/** The task of a single-task job. */
+export const DEFAULT_TASK = 'main';
+
+export function checkTaskId(task: string): string {
+  if (!TASK_ID_RE.test(task)) {
+    throw new InvalidInputError('INVALID_TASK_ID', `task id '${printable(task)}' is not valid; use 1-200 characters of letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return task;
+}
+
 /** No leading zeros: `chk-01` is not an alias of `chk-1`. */
 export const CHECKPOINT_DIR_RE = /^chk-([1-9]\d{0,14})$/;
 

@@ -2,9 +2,11 @@
  * chunkpoint: incremental, content-addressed, relocatable checkpoints of a
  * state directory, written and restored on worker threads.
  */
-export { Chunkpoint, type ChunkpointOptions, type JobLocator } from './chunkpoint.js';
+export { Chunkpoint, type ChunkpointOptions, type JobLocator, type TaskLocator } from './chunkpoint.js';
 export type { CheckpointLocator } from './checkpoint.js';
-export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
+export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
+export { DEFAULT_TASK } from './handle.js';
+export type { TaskSnapshot, TaskFigures } from './metadata.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
 export type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
 export { DEFAULT_GRACE_MS, DEFAULT_RETAIN, type GcOptions, type GcResult } from './gc.js';

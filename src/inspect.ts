@@ -4,14 +4,16 @@
  */
 import { committedCheckpointIds, loadCheckpoint } from './checkpoint.js';
 import type { Hasher } from './content-key.js';
-import { checkpointDirName } from './handle.js';
-import type { CheckpointMetadata } from './metadata.js';
+import { checkpointDirName, handleKey } from './handle.js';
+import { allFiles, type CheckpointMetadata } from './metadata.js';
 import type { Store } from './store/store.js';
 
 export interface CheckpointSummary {
   checkpointId: number;
   checkpoint: string;
   createdAt: string;
+  /** Task ids, in commit order. */
+  tasks: string[];
   files: number;
   /** Logical size of the state it restores. */
   bytes: number;
@@ -23,6 +25,7 @@ export interface CheckpointSummary {
 }
 
 export interface FileReport {
+  task: string;
   path: string;
   size: number;
   chunks: number;
@@ -47,9 +50,13 @@ export interface CheckpointReport extends CheckpointSummary {
 export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
   const distinct = new Map<string, number>();
   let chunks = 0;
-  for (const file of metadata.files) {
+  let files = 0;
+  let bytes = 0;
+  for (const file of allFiles(metadata)) {
+    files++;
+    bytes += file.size;
     for (const chunk of file.chunks) {
-      distinct.set(chunk.handle.name, chunk.handle.length);
+      distinct.set(handleKey(chunk.handle), chunk.handle.length);
       chunks++;
     }
   }
@@ -57,8 +64,9 @@ export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
     checkpointId: metadata.checkpointId,
     checkpoint: checkpointDirName(metadata.checkpointId),
     createdAt: metadata.createdAt,
-    files: metadata.files.length,
-    bytes: metadata.files.reduce((sum, f) => sum + f.size, 0),
+    tasks: metadata.tasks.map((t) => t.task),
+    files,
+    bytes,
     storedBytes: [...distinct.values()].reduce((a, b) => a + b, 0),
     bytesWritten: metadata.snapshot.bytesWritten,
     chunks,
@@ -75,22 +83,22 @@ export function report(metadata: CheckpointMetadata, location: string): Checkpoi
   const summary = summarize(metadata);
   const distinctNew = new Map<string, number>();
   const distinct = new Set<string>();
-  const fileReports = metadata.files.map((file): FileReport => {
+  const fileReports = metadata.tasks.flatMap((task) => task.files.map((file): FileReport => {
     let storedBytes = 0;
     let firstWrittenBy = metadata.checkpointId;
     for (const chunk of file.chunks) {
       storedBytes += chunk.handle.length;
       firstWrittenBy = Math.min(firstWrittenBy, chunk.createdBy);
-      distinct.add(chunk.handle.name);
-      if (chunk.createdBy === metadata.checkpointId) distinctNew.set(chunk.handle.name, chunk.handle.length);
+      distinct.add(handleKey(chunk.handle));
+      if (chunk.createdBy === metadata.checkpointId) distinctNew.set(handleKey(chunk.handle), chunk.handle.length);
     }
     const reused = file.chunks.length > 0 && file.chunks.every((c) => c.createdBy < metadata.checkpointId);
-    return { path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused, firstWrittenBy };
-  });
+    return { task: task.task, path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused, firstWrittenBy };
+  }));
   return {
     ...summary,
     location,
-    chunkSize: metadata.chunkSize,
+    chunkSize: Math.max(...metadata.tasks.map((t) => t.chunkSize)),
     uniqueChunks: distinct.size,
     compressionRatio: summary.storedBytes > 0 ? Math.round((summary.bytes / summary.storedBytes) * 100) / 100 : 1,
     storedBytesNew: [...distinctNew.values()].reduce((a, b) => a + b, 0),

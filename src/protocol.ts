@@ -25,6 +25,8 @@ export interface WriteChunkRequest {
   /** The file as listed; a different size or mtime after reading means it changed under us. */
   expect: { size: number; mtimeMs: number };
   durable: boolean;
+  /** Store the blob in this task's `taskowned/` area instead of `shared/` (task-private files). */
+  owner?: string;
   /** Task-local copy: also put the blob into this cache (room was reserved when `insert`). */
   cache?: CacheUse;
 }

@@ -16,8 +16,8 @@ import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, utimes
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { blobEntryPath, type CacheIndex } from './cache.js';
 import { ChunkpointError, InvalidInputError, errnoOf, storeIoError } from './errors.js';
-import { checkpointDirName } from './handle.js';
-import type { CheckpointMetadata, FileEntry } from './metadata.js';
+import { checkpointDirName, printable } from './handle.js';
+import type { CheckpointMetadata, FileEntry, TaskState } from './metadata.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
 import type { CacheUse } from './protocol.js';
 import { fsyncDir } from './store/fs.js';
@@ -44,11 +44,15 @@ export interface RestoreOptions {
   /** fsync restored files and directories before reporting success (default true). */
   durable?: boolean;
   signal?: AbortSignal;
+  /** Which task's state to restore; may be left out when the checkpoint has one task. */
+  task?: string;
 }
 
 export interface RestoreResult {
   checkpointId: number;
   checkpoint: string;
+  /** The task whose state was restored. */
+  task: string;
   files: number;
   /** Logical bytes of the restored state. */
   bytes: number;
@@ -75,10 +79,24 @@ export interface RestoreSource {
   metadataFromCache: boolean;
 }
 
+/** The one task a restore is about: named, or the only one. */
+export function selectTask(metadata: CheckpointMetadata, task: string | undefined): TaskState {
+  const names = metadata.tasks.map((t) => t.task).join(', ');
+  if (task === undefined) {
+    const [only, ...more] = metadata.tasks;
+    if (only !== undefined && more.length === 0) return only;
+    throw new InvalidInputError('TASK_REQUIRED', `${checkpointDirName(metadata.checkpointId)} holds ${metadata.tasks.length} tasks (${names}); pick the one to restore with --task <id>`);
+  }
+  const found = metadata.tasks.find((t) => t.task === task);
+  if (found === undefined) throw new InvalidInputError('TASK_NOT_FOUND', `${checkpointDirName(metadata.checkpointId)} has no task '${printable(task)}' (tasks: ${names})`);
+  return found;
+}
+
 export async function restore(pool: WorkerPool, source: RestoreSource, targetDir: string, options: RestoreOptions, cache: CacheIndex | undefined): Promise<RestoreResult> {
   const started = performance.now();
   const durable = options.durable ?? true;
   const { store, metadata } = source;
+  const state = selectTask(metadata, options.task);
   const inPlace = options.keepMatching === true;
   options.signal?.throwIfAborted();
 
@@ -90,8 +108,8 @@ export async function restore(pool: WorkerPool, source: RestoreSource, targetDir
   let chunks = 0;
   let kept = new Set<string>();
   try {
-    if (inPlace) kept = await matchingFiles(pool, target, metadata, options.signal);
-    const toRestore = metadata.files.filter((f) => !kept.has(f.path));
+    if (inPlace) kept = await matchingFiles(pool, target, state, options.signal);
+    const toRestore = state.files.filter((f) => !kept.has(f.path));
     await mkdir(staging, { mode: 0o700 });
     await stageLayout(staging, toRestore);
 
@@ -147,7 +165,7 @@ export async function restore(pool: WorkerPool, source: RestoreSource, targetDir
     options.signal?.throwIfAborted();
 
     await finishFiles(staging, toRestore, durable);
-    await moveIntoPlace(staging, target, metadata, kept, options.overwrite === true || inPlace, durable);
+    await moveIntoPlace(staging, target, state, kept, options.overwrite === true || inPlace, durable);
   } catch (error) {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     if (createdRoot !== undefined) await removeCreatedDirs(target, createdRoot);
@@ -156,12 +174,13 @@ export async function restore(pool: WorkerPool, source: RestoreSource, targetDir
   }
 
   const durationMs = performance.now() - started;
-  const bytes = metadata.files.reduce((sum, f) => sum + f.size, 0);
-  const keptFiles = metadata.files.filter((f) => kept.has(f.path));
+  const bytes = state.files.reduce((sum, f) => sum + f.size, 0);
+  const keptFiles = state.files.filter((f) => kept.has(f.path));
   return {
     checkpointId: metadata.checkpointId,
     checkpoint: checkpointDirName(metadata.checkpointId),
-    files: metadata.files.length,
+    task: state.task,
+    files: state.files.length,
     bytes,
     chunks,
     bytesFromRemote,
@@ -237,9 +256,9 @@ async function isPlainFile(root: string, relPath: string): Promise<{ size: numbe
 }
 
 /** Target files whose size matches and every chunk hashes to the checkpoint's key. */
-async function matchingFiles(pool: WorkerPool, target: string, metadata: CheckpointMetadata, signal: AbortSignal | undefined): Promise<Set<string>> {
+async function matchingFiles(pool: WorkerPool, target: string, state: TaskState, signal: AbortSignal | undefined): Promise<Set<string>> {
   const candidates: FileEntry[] = [];
-  for (const file of metadata.files) {
+  for (const file of state.files) {
     const st = await isPlainFile(target, file.path);
     if (st !== undefined && st.size === file.size) candidates.push(file);
   }
@@ -308,10 +327,10 @@ async function applyAttributes(path: string, file: FileEntry): Promise<void> {
  * what the checkpoint does not have (links are removed, never followed), then
  * creates directories and renames staged files into place.
  */
-async function moveIntoPlace(staging: string, target: string, metadata: CheckpointMetadata, kept: ReadonlySet<string>, clean: boolean, durable: boolean): Promise<void> {
-  const files = new Set(metadata.files.map((f) => f.path));
-  const dirs = new Set(metadata.directories);
-  for (const file of metadata.files) {
+async function moveIntoPlace(staging: string, target: string, state: TaskState, kept: ReadonlySet<string>, clean: boolean, durable: boolean): Promise<void> {
+  const files = new Set(state.files.map((f) => f.path));
+  const dirs = new Set(state.directories);
+  for (const file of state.files) {
     const parts = file.path.split('/');
     for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
   }
@@ -340,7 +359,7 @@ async function moveIntoPlace(staging: string, target: string, metadata: Checkpoi
     if (kept.has(path)) continue;
     await rename(join(staging, ...path.split('/')), join(target, ...path.split('/')));
   }
-  for (const file of metadata.files) if (kept.has(file.path)) await applyAttributes(join(target, ...file.path.split('/')), file);
+  for (const file of state.files) if (kept.has(file.path)) await applyAttributes(join(target, ...file.path.split('/')), file);
   await rm(staging, { recursive: true, force: true });
   if (durable) {
     for (const dir of ['', ...dirs]) await fsyncDir(dir === '' ? target : join(target, ...dir.split('/')));

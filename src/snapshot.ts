@@ -10,10 +10,22 @@ import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './blob.js';
 import { blobEntryPath, type CacheIndex, type CacheOptions } from './cache.js';
 import { committedCheckpointIds, commitCheckpoint, loadCheckpoint } from './checkpoint.js';
 import type { Hasher } from './content-key.js';
-import { InvalidInputError, errnoOf, storeIoError } from './errors.js';
-import { checkpointDirName, handleKey, printable, unsafeNameReason } from './handle.js';
-import { KEY_ALGORITHM, METADATA_VERSION, type CheckpointMetadata, type ChunkRef, type FileEntry } from './metadata.js';
-import { DEFAULT_RETAIN, collectGarbage } from './gc.js';
+import { ConflictError, InvalidInputError, errnoOf, storeIoError } from './errors.js';
+import { DEFAULT_TASK, checkTaskId, checkpointDirName, handleKey, printable, unsafeNameReason } from './handle.js';
+import {
+  KEY_ALGORITHM,
+  METADATA_VERSION,
+  TASK_SNAPSHOT_FORMAT,
+  allFiles,
+  validateTaskSnapshot,
+  type CheckpointMetadata,
+  type ChunkRef,
+  type FileEntry,
+  type TaskFigures,
+  type TaskSnapshot,
+  type TaskState,
+} from './metadata.js';
+import { DEFAULT_GRACE_MS, DEFAULT_RETAIN, collectGarbage } from './gc.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
 import type { Store } from './store/store.js';
 
@@ -41,12 +53,16 @@ export interface SnapshotOptions {
   /** Task-local copy: every blob of this checkpoint also goes into this local cache, with its metadata. */
   cache?: CacheOptions;
   signal?: AbortSignal;
+  /** Task id inside the checkpoint (default `main`). */
+  task?: string;
 }
 
 export interface SnapshotResult {
   checkpointId: number;
   /** Directory name of the checkpoint, e.g. `chk-3`. */
   checkpoint: string;
+  /** Tasks in the checkpoint (1 for `snapshot`). */
+  tasks: number;
   files: number;
   /** Logical size of the state directory. */
   bytes: number;
@@ -71,6 +87,10 @@ export interface SnapshotResult {
   throughputMBps: number;
 }
 
+export type TaskSnapshotOptions = Pick<SnapshotOptions, 'chunkSize' | 'immutable' | 'durable' | 'cache' | 'signal'>;
+
+export type CommitOptions = Pick<SnapshotOptions, 'durable' | 'retain' | 'graceMs' | 'claim' | 'cache'>;
+
 interface StateFile {
   relPath: string;
   absPath: string;
@@ -80,23 +100,28 @@ interface StateFile {
   immutable: boolean;
 }
 
-export async function snapshot(
+/**
+ * One task's part of a checkpoint: stores every chunk the job's last
+ * committed checkpoint does not already hold, makes their names durable, and
+ * returns a task snapshot (plain data) for `commitTasks`. Commits nothing.
+ */
+export async function snapshotTask(
   pool: WorkerPool,
   hasher: Hasher,
   store: Store,
   jobId: string,
+  task: string,
   stateDir: string,
-  options: SnapshotOptions = {},
+  options: TaskSnapshotOptions = {},
   cache?: CacheIndex,
-): Promise<SnapshotResult> {
+): Promise<TaskSnapshot> {
   const started = performance.now();
+  checkTaskId(task);
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE) {
     throw new InvalidInputError('INVALID_CHUNK_SIZE', `chunk size ${chunkSize} is out of range; use 4 KiB..${MAX_CHUNK_SIZE / (1024 * 1024)} MiB`);
   }
   const durable = options.durable ?? true;
-  const retain = options.retain ?? DEFAULT_RETAIN;
-  if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
   const isImmutable = immutableMatcher(options.immutable ?? DEFAULT_IMMUTABLE);
   options.signal?.throwIfAborted();
 
@@ -107,15 +132,14 @@ export async function snapshot(
   }
 
   const ids = await committedCheckpointIds(store);
-  const previousId = ids.at(-1);
-  const previous = previousId === undefined ? undefined : await loadCheckpoint(store, previousId, hasher);
-  const checkpointId = (previousId ?? 0) + 1;
+  const base = ids.at(-1) ?? null;
+  const previous = base === null ? undefined : (await loadCheckpoint(store, base, hasher)).tasks.find((t) => t.task === task);
 
   // Reuse only what a committed checkpoint references (FLINK-25395: reusing
-  // unconfirmed uploads lost files), by name and size for immutable files.
+  // unconfirmed uploads lost files), by name, size and mtime for immutable files.
   const previousFiles = new Map(previous?.files.map((f) => [f.path, f]) ?? []);
   const createdBy = new Map<string, number>();
-  for (const f of previous?.files ?? []) for (const c of f.chunks) createdBy.set(c.key, c.createdBy);
+  for (const f of previous?.files ?? []) for (const c of f.chunks) createdBy.set(handleKey(c.handle), c.createdBy);
 
   const entries: FileEntry[] = [];
   const pending: { file: StateFile; entry: FileEntry }[] = [];
@@ -137,14 +161,14 @@ export async function snapshot(
     }
     entries.push(entry);
   }
-  // Reused blobs become young again, so a concurrent gc's grace period protects them until we commit.
+  // Reused blobs become young again, so a concurrent gc's grace period protects them until the commit.
   await store.touch([...reusedBlobs]);
 
   let bytesRead = 0;
   let bytesWritten = 0;
   let chunksNew = 0;
   let chunksDeduped = 0;
-  let rawOfNew = 0;
+  let rawBytesNew = 0;
   let bytesCached = 0;
   const newBlobs: string[] = [];
   function* tasks(): Generator<{ file: StateFile; entry: FileEntry; index: number; offset: number; length: number }> {
@@ -175,6 +199,8 @@ export async function snapshot(
           length: t.length,
           expect: { size: t.file.size, mtimeMs: t.file.mtimeMs },
           durable,
+          // Mutable files (MANIFEST, OPTIONS, CURRENT…) are private to the task: nothing else shares them.
+          ...(t.file.immutable ? {} : { owner: task }),
           ...(cache === undefined ? {} : { cache: { spec: cache.spec, insert } }),
         },
         options.signal,
@@ -189,65 +215,184 @@ export async function snapshot(
       newBlobs.push(handleKey(result.handle));
       chunksNew++;
       bytesWritten += result.bytesWritten;
-      rawOfNew += result.rawLength;
+      rawBytesNew += result.rawLength;
     } else {
       chunksDeduped++;
     }
-    t.entry.chunks[t.index] = {
-      key: result.key,
-      rawLength: result.rawLength,
-      handle: result.handle,
-      createdBy: result.created ? checkpointId : (createdBy.get(result.key) ?? checkpointId),
-    };
+    // 0: first stored for the checkpoint this task snapshot becomes part of.
+    t.entry.chunks[t.index] = { key: result.key, rawLength: result.rawLength, handle: result.handle, createdBy: result.created ? 0 : (createdBy.get(handleKey(result.handle)) ?? 0) };
   });
   options.signal?.throwIfAborted();
-  // Every blob's name must be durable before the metadata that references it.
+  // Every blob's name must be durable before any metadata references it.
   if (durable && newBlobs.length > 0) await store.syncNames(newBlobs);
 
-  const durationBeforeCommit = performance.now() - started;
+  return {
+    format: TASK_SNAPSHOT_FORMAT,
+    jobId,
+    task,
+    base,
+    createdAt: new Date().toISOString(),
+    keyAlgorithm: KEY_ALGORITHM,
+    chunkSize,
+    directories,
+    files: entries,
+    figures: {
+      files: files.length,
+      bytes: files.reduce((sum, f) => sum + f.size, 0),
+      bytesRead,
+      bytesWritten,
+      filesReused,
+      bytesReused,
+      chunksNew,
+      chunksDeduped,
+      bytesCached,
+      rawBytesNew,
+      durationMs: Math.round(performance.now() - started),
+    },
+  };
+}
+
+/**
+ * The coordinator's step: commits the job's next checkpoint from the task
+ * snapshots of all its tasks, then applies retention. Task snapshots are
+ * validated like stored metadata, and every blob the latest checkpoint does
+ * not already keep alive is checked to exist: a task snapshot older than the
+ * gc grace period may have lost blobs to gc and is refused.
+ */
+export async function commitTasks(store: Store, hasher: Hasher, jobId: string, taskSnapshots: readonly unknown[], options: CommitOptions = {}, cache?: CacheIndex, trusted = false): Promise<SnapshotResult> {
+  const started = performance.now();
+  const durable = options.durable ?? true;
+  const retain = options.retain ?? DEFAULT_RETAIN;
+  if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  if (taskSnapshots.length === 0) throw new InvalidInputError('NO_TASK_SNAPSHOTS', 'a checkpoint needs at least one task snapshot; pass what snapshotTask returned for each task');
+  const parts = taskSnapshots.map((t, i) => (trusted ? (t as TaskSnapshot) : validateTaskSnapshot(t, `task snapshot #${i + 1}`)));
+  const seen = new Set<string>();
+  for (const t of parts) {
+    if (t.jobId !== jobId) {
+      throw new InvalidInputError('TASK_SNAPSHOT_WRONG_JOB', `the task snapshot of task '${t.task}' belongs to job '${t.jobId}', not '${jobId}'; commit it with its own job`);
+    }
+    if (seen.has(t.task)) throw new InvalidInputError('DUPLICATE_TASK', `task '${t.task}' appears twice in one commit; pass exactly one task snapshot per task`);
+    seen.add(t.task);
+    // With no grace period the caller opted out of this protection; the existence check below still applies.
+    const age = Date.now() - Date.parse(t.createdAt);
+    if (graceMs > 0 && age > graceMs) {
+      throw new ConflictError('TASK_SNAPSHOT_EXPIRED', `the task snapshot of task '${t.task}' is ${Math.round(age / 1000)} s old, older than the gc grace period (${Math.round(graceMs / 1000)} s), so gc may have removed its blobs; take a new one`);
+    }
+  }
+
+  const ids = await committedCheckpointIds(store);
+  const latest = ids.at(-1);
+  const checkpointId = (latest ?? 0) + 1;
+  for (const t of parts) {
+    if (t.base !== null && (latest === undefined || t.base > latest)) {
+      throw new ConflictError('TASK_SNAPSHOT_STALE', `the task snapshot of task '${t.task}' was taken on top of chk-${t.base}, which ${store.location} does not have (latest: ${latest === undefined ? 'none' : `chk-${latest}`}); take a new one`);
+    }
+  }
+  if (!trusted) await checkBlobsExist(store, hasher, latest, parts);
+
+  const tasks: TaskState[] = parts.map((t) => ({
+    task: t.task,
+    chunkSize: t.chunkSize,
+    directories: t.directories,
+    files: t.files.map((f) => ({ ...f, chunks: f.chunks.map((c) => (c.createdBy === 0 ? { ...c, createdBy: checkpointId } : c)) })),
+  }));
+  const sum = (pick: (f: TaskFigures) => number): number => parts.reduce((total, t) => total + pick(t.figures), 0);
+  const longestTask = Math.max(...parts.map((t) => t.figures.durationMs));
   const metadata: CheckpointMetadata = {
     formatVersion: METADATA_VERSION,
     checkpointId,
     jobId,
     createdAt: new Date().toISOString(),
-    chunkSize,
     keyAlgorithm: KEY_ALGORITHM,
-    directories,
-    files: entries,
-    snapshot: { bytesRead, bytesWritten, filesReused, chunksNew, chunksDeduped, durationMs: Math.round(durationBeforeCommit) },
+    tasks,
+    snapshot: {
+      bytesRead: sum((f) => f.bytesRead),
+      bytesWritten: sum((f) => f.bytesWritten),
+      filesReused: sum((f) => f.filesReused),
+      chunksNew: sum((f) => f.chunksNew),
+      chunksDeduped: sum((f) => f.chunksDeduped),
+      durationMs: longestTask,
+    },
   };
-  const blobBytes = bytesWritten;
   const encoded = await commitCheckpoint(store, metadata, hasher, durable);
-  bytesWritten += encoded.byteLength;
   await cache?.putMetadata(store.location, checkpointId, encoded);
   const retention = await collectGarbage(store, hasher, jobId, {
     retain,
     sweep: 'removed',
-    ...(options.graceMs === undefined ? {} : { graceMs: options.graceMs }),
+    graceMs,
     ...(options.claim === undefined ? {} : { claim: options.claim }),
   });
 
-  const durationMs = performance.now() - started;
-  const bytes = files.reduce((sum, f) => sum + f.size, 0);
+  const durationMs = longestTask + (performance.now() - started);
+  const blobBytes = sum((f) => f.bytesWritten);
+  const bytes = sum((f) => f.bytes);
   return {
     checkpointId,
     checkpoint: checkpointDirName(checkpointId),
-    files: files.length,
+    tasks: parts.length,
+    files: sum((f) => f.files),
     bytes,
-    bytesRead,
-    bytesWritten,
-    filesReused,
-    bytesReused,
-    chunksNew,
-    chunksDeduped,
-    bytesCached,
+    bytesRead: sum((f) => f.bytesRead),
+    bytesWritten: blobBytes + encoded.byteLength,
+    filesReused: sum((f) => f.filesReused),
+    bytesReused: sum((f) => f.bytesReused),
+    chunksNew: sum((f) => f.chunksNew),
+    chunksDeduped: sum((f) => f.chunksDeduped),
+    bytesCached: sum((f) => f.bytesCached),
     checkpointsRemoved: retention.checkpointsRemoved,
     blobsRemoved: retention.blobsRemoved,
     bytesFreed: retention.bytesFreed,
-    compressionRatio: blobBytes > 0 ? round2(rawOfNew / blobBytes) : 1,
+    compressionRatio: blobBytes > 0 ? round2(sum((f) => f.rawBytesNew) / blobBytes) : 1,
     durationMs: Math.round(durationMs),
     throughputMBps: round2(bytes / 1e6 / (durationMs / 1000)),
   };
+}
+
+/** Snapshots one state directory as the job's next checkpoint: one task, committed at once. */
+export async function snapshot(
+  pool: WorkerPool,
+  hasher: Hasher,
+  store: Store,
+  jobId: string,
+  stateDir: string,
+  options: SnapshotOptions = {},
+  cache?: CacheIndex,
+): Promise<SnapshotResult> {
+  const retain = options.retain ?? DEFAULT_RETAIN;
+  if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
+  const part = await snapshotTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache);
+  options.signal?.throwIfAborted();
+  // Trusted: this process wrote every new blob and synced its name just now.
+  return commitTasks(store, hasher, jobId, [part], options, cache, true);
+}
+
+/**
+ * Blobs a commit relies on that the latest checkpoint does not keep alive:
+ * all must exist, or the task snapshot outlived its blobs (gc) and is refused.
+ */
+async function checkBlobsExist(store: Store, hasher: Hasher, latest: number | undefined, parts: readonly TaskSnapshot[]): Promise<void> {
+  const live = new Set<string>();
+  if (latest !== undefined) for (const f of allFiles(await loadCheckpoint(store, latest, hasher))) for (const c of f.chunks) live.add(handleKey(c.handle));
+  const needed = new Map<string, { task: string; file: string; size: number }>();
+  for (const t of parts) {
+    for (const f of t.files) {
+      for (const c of f.chunks) {
+        const key = handleKey(c.handle);
+        if (!live.has(key)) needed.set(key, { task: t.task, file: f.path, size: c.handle.length });
+      }
+    }
+  }
+  await forEachBounded(needed, 16, async ([key, use]) => {
+    const info = await store.stat(key);
+    if (info === undefined || info.size !== use.size) {
+      throw new ConflictError(
+        'TASK_SNAPSHOT_STALE',
+        `the task snapshot of task '${use.task}' references blob ${key} (file ${use.file}), which ${info === undefined ? 'is missing from' : 'has another size in'} ${store.location}; take a new task snapshot`,
+        { details: { key, task: use.task } },
+      );
+    }
+  });
 }
 
 function round2(n: number): number {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Chunkpoint, ChunkpointError, type ErrorKind } from '../src/index.js';
 import { loadHasher } from '../src/content-key.js';
-import { METADATA_HEADER_SIZE, encodeMetadata, type CheckpointMetadata, type ChunkRef, type FileEntry } from '../src/metadata.js';
+import { METADATA_HEADER_SIZE, allFiles, encodeMetadata, type CheckpointMetadata, type ChunkRef, type FileEntry } from '../src/metadata.js';
 import { isEmptyOrMissing, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
 
 const JOB = 'job';
@@ -121,9 +121,9 @@ interface ChunkAt {
 /** Every chunk of the checkpoint whose blob no other chunk references, so a damaged blob fails exactly there. */
 function uniqueChunks(metadata: CheckpointMetadata): ChunkAt[] {
   const uses = new Map<string, number>();
-  for (const file of metadata.files) for (const chunk of file.chunks) uses.set(chunk.handle.name, (uses.get(chunk.handle.name) ?? 0) + 1);
+  for (const file of allFiles(metadata)) for (const chunk of file.chunks) uses.set(chunk.handle.name, (uses.get(chunk.handle.name) ?? 0) + 1);
   const out: ChunkAt[] = [];
-  for (const file of metadata.files) {
+  for (const file of allFiles(metadata)) {
     file.chunks.forEach((chunk, index) => {
       if (uses.get(chunk.handle.name) === 1) out.push({ file, index, chunk });
     });
@@ -428,7 +428,7 @@ describe('damaged or hostile _metadata', () => {
   it("refuses a file path containing '..' (UNSAFE_PATH), writing nothing outside the target", async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      at(m.files, 0).path = '../escaped.sst';
+      at(at(m.tasks, 0).files, 0).path = '../escaped.sst';
     });
     const where = await newTarget();
     await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
@@ -439,7 +439,7 @@ describe('damaged or hostile _metadata', () => {
   it("refuses a nested file path with a '..' segment (UNSAFE_PATH)", async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      at(m.files, 0).path = 'db/../../escaped.sst';
+      at(at(m.tasks, 0).files, 0).path = 'db/../../escaped.sst';
     });
     const where = await newTarget();
     await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
@@ -449,7 +449,7 @@ describe('damaged or hostile _metadata', () => {
   it('refuses an absolute file path (UNSAFE_PATH)', async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      at(m.files, 0).path = '/etc/passwd';
+      at(at(m.tasks, 0).files, 0).path = '/etc/passwd';
     });
     const where = await newTarget();
     const before = await readFile('/etc/passwd');
@@ -461,7 +461,7 @@ describe('damaged or hostile _metadata', () => {
   it("refuses a handle name containing '..' (UNSAFE_PATH)", async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      const file = m.files.find((f) => f.chunks.length > 0);
+      const file = at(m.tasks, 0).files.find((f) => f.chunks.length > 0);
       if (file === undefined) throw new Error('test setup: no file with chunks');
       at(file.chunks, 0).handle.name = '../../../etc/passwd';
     });
@@ -473,7 +473,7 @@ describe('damaged or hostile _metadata', () => {
   it('refuses a duplicate file path (METADATA_INVALID)', async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      at(m.files, 1).path = at(m.files, 0).path;
+      at(at(m.tasks, 0).files, 1).path = at(at(m.tasks, 0).files, 0).path;
     });
     const where = await newTarget();
     await expectRefusal(restoreCopy(copy, where.target), 'METADATA_INVALID', 'corrupt_data');
@@ -483,7 +483,7 @@ describe('damaged or hostile _metadata', () => {
   it('refuses chunk lengths that do not add up to the file size (METADATA_INVALID)', async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      const file = m.files.find((f) => f.chunks.length > 1);
+      const file = at(m.tasks, 0).files.find((f) => f.chunks.length > 1);
       if (file === undefined) throw new Error('test setup: no multi-chunk file');
       file.size += 1;
     });

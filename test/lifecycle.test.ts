@@ -11,14 +11,16 @@ async function referencedBlobs(cp: Chunkpoint, store: string, job: string): Prom
   const out = new Set<string>();
   for (const c of await cp.list({ store, job })) {
     const metadata = await readFile(join(store, job, c.checkpoint, '_metadata'));
-    const body = JSON.parse(metadata.subarray(24).toString('utf8')) as { files: { chunks: { handle: { area: string; name: string } }[] }[] };
-    for (const f of body.files) for (const ch of f.chunks) out.add(`${ch.handle.area}/${ch.handle.name}`);
+    const body = JSON.parse(metadata.subarray(24).toString('utf8')) as { tasks: { files: { chunks: { handle: { area: string; name: string } }[] }[] }[] };
+    for (const f of body.tasks.flatMap((t) => t.files)) for (const ch of f.chunks) out.add(`${ch.handle.area}/${ch.handle.name}`);
   }
   return out;
 }
 
 async function storedBlobs(store: string, job: string): Promise<string[]> {
-  return (await listFiles(join(store, job, 'shared'))).map((p) => `shared/${p}`);
+  const out: string[] = [];
+  for (const area of ['shared', 'taskowned']) out.push(...(await listFiles(join(store, job, area))).map((p) => `${area}/${p}`));
+  return out;
 }
 
 describe('checkpoint lifecycle (real RocksDB state)', () => {

@@ -93,6 +93,7 @@ export async function isEmptyOrMissing(dir: string): Promise<boolean> {
 
 /** All files below `dir`, relative paths (for asserting what a store holds). */
 export async function listFiles(dir: string): Promise<string[]> {
+  if (await isEmptyOrMissing(dir)) return [];
   return [...(await treeDigest(dir)).keys()].sort();
 }
 

@@ -25,7 +25,7 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
   const raw = await readRange(req);
   const key = hasher.contentKey(raw);
   const store = storeFor(req.store);
-  const nameOnly = blobHandle(key, req.length, 0);
+  const nameOnly = blobHandle(key, req.length, 0, req.owner);
   const objectKey = handleKey(nameOnly);
 
   const existing = await store.stat(objectKey);
