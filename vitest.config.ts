@@ -6,7 +6,8 @@ export default defineConfig({
   test: {
     include: ['dist/test/**/*.test.js'],
     pool: 'forks',
-    testTimeout: 180_000,
+    // Generous: real RocksDB state, child processes and fsync on slow shared CI machines.
+    testTimeout: 600_000,
     hookTimeout: 300_000,
     // Two cores: test files each start a worker pool and RocksDB; one file at a time keeps timings sane.
     fileParallelism: false,

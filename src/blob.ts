@@ -5,6 +5,7 @@
  * its own (a scrub, a rebuilt index, a copied bucket) can be checked without
  * any metadata. Layout: docs/FORMAT.md.
  */
+import lz4 from 'lz4';
 import { CorruptDataError } from './errors.js';
 import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
 
@@ -80,6 +81,44 @@ export function decodeBlobHeader(blob: Uint8Array, hasher: Hasher, where: string
     throw new CorruptDataError('BLOB_TRUNCATED', `blob ${where} holds ${blob.byteLength - BLOB_HEADER_SIZE} payload bytes but its header says ${payloadLength}`);
   }
   return { codec: codec, rawLength, payloadLength, key: bytesToKey(buf.subarray(16, 32)) };
+}
+
+/**
+ * Every check a blob must pass before its bytes are used: a sound header,
+ * the chunk the metadata names (key and length), a payload that decompresses
+ * to exactly that length, and raw bytes whose content key matches. Returns
+ * the raw chunk (in `scratch` when it was compressed). Any failure is
+ * CHUNK_CORRUPT, naming `where`.
+ */
+export function decodeBlob(
+  blob: Buffer,
+  expected: { key: string; rawLength: number },
+  hasher: Hasher,
+  scratch: (length: number) => Buffer,
+  where: string,
+  details: Record<string, string | number | boolean> = {},
+): Buffer {
+  const corrupt = (why: string, cause?: unknown): CorruptDataError =>
+    new CorruptDataError('CHUNK_CORRUPT', `${where} ${why}; the checkpoint is damaged: restore an older checkpoint or repair the store`, cause === undefined ? { details } : { details, cause });
+  let header;
+  try {
+    header = decodeBlobHeader(blob, hasher, where);
+  } catch (error) {
+    throw corrupt(`is unreadable: ${error instanceof Error ? error.message : String(error)}`, error);
+  }
+  if (header.key !== expected.key || header.rawLength !== expected.rawLength) throw corrupt('holds another chunk than the checkpoint names');
+  const payload = blob.subarray(BLOB_HEADER_SIZE);
+  let raw: Buffer;
+  if (header.codec === Codec.Lz4) {
+    raw = scratch(expected.rawLength);
+    // The native decoder is bounds-checked: hostile input yields a negative or short count, never an overrun.
+    const n = lz4.decodeBlock(payload, raw);
+    if (n !== expected.rawLength) throw corrupt(`does not decompress to ${expected.rawLength} bytes (LZ4 returned ${n})`);
+  } else {
+    raw = payload;
+  }
+  if (hasher.contentKey(raw) !== expected.key) throw corrupt('fails content verification (hash mismatch)');
+  return raw;
 }
 
 function hex32(n: number): string {

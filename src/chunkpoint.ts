@@ -15,6 +15,7 @@ import { WorkerPool } from './pool.js';
 import { restore, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore.js';
 import { commitTasks, snapshot, snapshotTask, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
 import { jobRootSpec, openStore } from './store/open.js';
+import { verifyCheckpoint, type VerifyOptions, type VerifyResult } from './verify.js';
 
 export interface ChunkpointOptions {
   /** Worker threads (default: available parallelism). */
@@ -109,6 +110,16 @@ export class Chunkpoint {
     this.checkOpen();
     const { store, checkpointId } = await locateCheckpoint(from);
     return report(await loadCheckpoint(store, checkpointId, await this.hasher), store.location);
+  }
+
+  /**
+   * Scrubs a checkpoint: fetches every blob it references (or a sample) on the
+   * worker pool and checks it as a restore would; reports every problem.
+   */
+  async verify(from: CheckpointLocator, options: VerifyOptions = {}): Promise<VerifyResult> {
+    this.checkOpen();
+    const { store, checkpointId } = await locateCheckpoint(from);
+    return verifyCheckpoint(this.pool, store, await loadCheckpoint(store, checkpointId, await this.hasher), options);
   }
 
   /**

@@ -11,6 +11,7 @@ import { ChunkpointError, InvalidInputError, errnoOf, toChunkpointError } from '
 import type { TaskSnapshot } from './metadata.js';
 import type { CheckpointReport, CheckpointSummary } from './inspect.js';
 import type { RestoreResult } from './restore.js';
+import type { VerifyOptions, VerifyResult } from './verify.js';
 import type { SnapshotOptions, SnapshotResult } from './snapshot.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
 import type { CacheOptions } from './cache.js';
@@ -33,7 +34,8 @@ interface Command {
   usage: string;
   options: Options;
   optionHelp: string[];
-  run(args: Parsed, out: Output): Promise<void>;
+  /** Resolves to the exit code when it is not 0 (a report was printed, but it reports a failure). */
+  run(args: Parsed, out: Output): Promise<void | number>;
 }
 
 interface Parsed {
@@ -45,6 +47,8 @@ interface Output {
   json: boolean;
   print(line: string): void;
   emit(value: unknown): void;
+  /** The one stderr line of a command that printed its report but failed. */
+  fail(code: string, message: string): void;
 }
 
 const COMMON_HELP = [
@@ -227,6 +231,40 @@ const COMMANDS: Record<string, Command> = {
       else printReport(result, out);
     },
   },
+  verify: {
+    summary: 'scrub a checkpoint: fetch and check every blob it references (or a sample), report every problem',
+    usage: 'chunkpoint verify <checkpointDir> [--sample <fraction>] [options]\n       chunkpoint verify --store <dir> --job <jobId> [--checkpoint <n>|latest] [--sample <fraction>] [options]',
+    options: { ...COMMON, ...JOB, checkpoint: { type: 'string' }, sample: { type: 'string' }, 'sample-seed': { type: 'string' } },
+    optionHelp: [
+      '--store <dir>          store location, with --job',
+      '--job <jobId>          job id, with --store',
+      '--checkpoint <n>       checkpoint number or "latest" (default latest)',
+      '--sample <fraction>    check this fraction of the blobs, e.g. 0.1 or 10% (default 1: all)',
+      '--sample-seed <n>      pick the same sample again (default: random, printed)',
+    ],
+    async run(args, out) {
+      const { locator, rest } = checkpointArgs(args, 'verify');
+      if (rest.length > 0) throw new UsageError(`verify got an unexpected argument '${rest[0] ?? ''}'`);
+      const options: VerifyOptions = {};
+      const sample = args.values['sample'];
+      if (typeof sample === 'string') {
+        const fraction = sample.endsWith('%') ? Number(sample.slice(0, -1)) / 100 : Number(sample);
+        if (!(fraction > 0 && fraction <= 1)) throw new UsageError(`--sample '${sample}' is not a fraction in (0, 1] such as 0.1 or 10%`);
+        options.sample = fraction;
+      }
+      const seed = args.values['sample-seed'];
+      if (typeof seed === 'string') {
+        if (!/^\d{1,10}$/.test(seed) || Number(seed) >= 2 ** 32) throw new UsageError(`--sample-seed '${seed}' is not a whole number below 2^32`);
+        options.sampleSeed = Number(seed);
+      }
+      const result = await withChunkpoint(args, (cp) => cp.verify(locator, options));
+      if (out.json) out.emit(result);
+      else printVerify(result, out);
+      if (result.ok) return;
+      out.fail('CHECKPOINT_DAMAGED', `${result.checkpoint} of ${result.location} has ${result.problems.length} damaged blob(s); restore an older checkpoint or repair the store`);
+      return 1;
+    },
+  },
   gc: {
     summary: 'delete what no checkpoint references (crashed snapshots, temp files, old checkpoints)',
     usage: 'chunkpoint gc --store <dir> --job <jobId> [--grace <time>] [--retain <n>] [--dry-run] [options]',
@@ -374,6 +412,21 @@ function printRestore(r: RestoreResult, target: string, out: Output): void {
   if (r.metadataFromCache) out.print('  metadata  from the local cache (the store was unreachable)');
 }
 
+function printVerify(r: VerifyResult, out: Output): void {
+  const what = r.sample === 1 ? `all ${r.blobs} blobs` : `${r.blobsChecked} of ${r.blobs} blobs (sample ${r.sample}, seed ${r.sampleSeed ?? '?'})`;
+  out.print(`${r.checkpoint} of ${r.location}: checked ${what}, ${formatBytes(r.bytesChecked)} in ${formatDuration(r.durationMs)}`);
+  if (r.ok) {
+    out.print('  no problems found');
+    return;
+  }
+  out.print(`  ${r.problems.length} damaged blob(s):`);
+  for (const p of r.problems) {
+    const files = p.usedBy.map((u) => `${u.task === DEFAULT_TASK ? '' : `${u.task}:`}${u.path} chunk ${u.chunk}`).join(', ');
+    out.print(`  ${p.code}  ${p.blob}  used by ${files}${p.uses > p.usedBy.length ? ` and ${p.uses - p.usedBy.length} more` : ''}`);
+    out.print(`      ${p.message}`);
+  }
+}
+
 function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
@@ -456,15 +509,18 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
   }
   const json = args.values['json'] === true;
   const lines: string[] = [];
+  let failure: string | undefined;
   const out: Output = {
     json,
     print: (line) => lines.push(line),
     emit: (value) => lines.push(JSON.stringify(value)),
+    fail: (code, message) => (failure = `chunkpoint: ${code}: ${message}\n`),
   };
   try {
-    await cmd.run(args, out);
+    const code = await cmd.run(args, out);
     if (lines.length > 0) io.stdout.write(`${lines.join('\n')}\n`);
-    return 0;
+    if (failure !== undefined) io.stderr.write(failure);
+    return code ?? 0;
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr.write(`chunkpoint: usage: ${error.message}\n${cmd.usage}\nrun 'chunkpoint ${name} --help' for the options\n`);

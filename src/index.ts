@@ -8,6 +8,7 @@ export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type Snapsho
 export { DEFAULT_TASK } from './handle.js';
 export type { TaskSnapshot, TaskFigures } from './metadata.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';
+export type { ChunkUse, VerifyOptions, VerifyProblem, VerifyResult } from './verify.js';
 export type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
 export { DEFAULT_GRACE_MS, DEFAULT_RETAIN, type GcOptions, type GcResult } from './gc.js';
 export type { CacheOptions, CacheStats, PruneResult } from './cache.js';

@@ -95,8 +95,25 @@ export interface VerifyRangeResult {
   match: boolean;
 }
 
-export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest | VerifyRangeRequest;
-export type WorkerResult = WriteChunkResult | RestoreChunkResult | VerifyRangeResult;
+/** Scrub: fetch one blob from the store and run every check a restore would. */
+export interface CheckBlobRequest {
+  op: 'checkBlob';
+  store: StoreSpec;
+  handle: Handle;
+  key: string;
+  rawLength: number;
+}
+
+export interface CheckBlobResult {
+  op: 'checkBlob';
+  /** Stored bytes fetched. */
+  bytesFetched: number;
+  /** What is wrong with the blob (missing or corrupt), as data so a scrub reports every problem. */
+  problem?: { code: string; message: string };
+}
+
+export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest | VerifyRangeRequest | CheckBlobRequest;
+export type WorkerResult = WriteChunkResult | RestoreChunkResult | VerifyRangeResult | CheckBlobResult;
 
 export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
 

@@ -281,15 +281,26 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     }
   }
 
-  const ids = await committedCheckpointIds(store);
-  const latest = ids.at(-1);
-  const checkpointId = (latest ?? 0) + 1;
-  for (const t of parts) {
-    if (t.base !== null && (latest === undefined || t.base > latest)) {
-      throw new ConflictError('TASK_SNAPSHOT_STALE', `the task snapshot of task '${t.task}' was taken on top of chk-${t.base}, which ${store.location} does not have (latest: ${latest === undefined ? 'none' : `chk-${latest}`}); take a new one`);
-    }
+  // The id follows the checkpoint the tasks built on, fixed when they started, so a writer that
+  // lost a race (or a zombie coordinator) gets a conflict rather than silently committing later.
+  const bases = new Set(parts.map((t) => t.base));
+  if (bases.size > 1) {
+    throw new ConflictError('TASK_SNAPSHOTS_MIXED', `the task snapshots build on different checkpoints (${[...bases].map((b) => (b === null ? 'none' : `chk-${b}`)).join(', ')}); take all of them after the same commit`);
   }
-  if (!trusted) await checkBlobsExist(store, hasher, latest, parts);
+  const base = parts[0]?.base ?? null;
+  const checkpointId = (base ?? 0) + 1;
+  const latest = (await committedCheckpointIds(store)).at(-1);
+  if ((latest ?? 0) > (base ?? 0)) {
+    throw new ConflictError(
+      'CHECKPOINT_EXISTS',
+      `checkpoint ${checkpointDirName(checkpointId)} cannot be committed: another writer committed ${checkpointDirName(latest ?? 0)} to ${store.location} while this snapshot ran (it built on ${base === null ? 'no checkpoint' : checkpointDirName(base)}); nothing was overwritten — retry the snapshot`,
+      { details: { checkpointId } },
+    );
+  }
+  if (base !== null && latest !== base) {
+    throw new ConflictError('TASK_SNAPSHOT_STALE', `the task snapshots build on ${checkpointDirName(base)}, which ${store.location} no longer has (latest: ${latest === undefined ? 'none' : checkpointDirName(latest)}); take new ones`);
+  }
+  if (!trusted) await checkBlobsExist(store, hasher, base ?? undefined, parts);
 
   const tasks: TaskState[] = parts.map((t) => ({
     task: t.task,

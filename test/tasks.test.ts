@@ -88,7 +88,8 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
       // Two of the four tasks change their state each round (compaction: new and rewritten SSTs).
       await mutateRocksState(states[round % 4] as RocksState, 300 + round);
       await mutateRocksState(states[(round + 1) % 4] as RocksState, 400 + round);
-      const parts = await Promise.all(TASKS.map((task, i) => taskProcess(states[i] as RocksState, store, 'multi', task)));
+      // In-process this time (the first test covers separate processes): four task snapshots share one pool.
+      const parts = await Promise.all(TASKS.map((task, i) => cp.snapshotTask((states[i] as RocksState).dir, { store, job: 'multi', task })));
       // Unchanged tasks read nothing new but their mutable files.
       const unchanged = parts.filter((_, i) => i !== round % 4 && i !== (round + 1) % 4);
       for (const p of unchanged) expect(p.figures.filesReused).toBeGreaterThan(0);

@@ -7,8 +7,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import lz4 from 'lz4';
-import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/blob.js';
+import { decodeBlob } from '../src/blob.js';
 import { blobEntryPath, dropEntry, readEntry, writeEntry } from '../src/cache.js';
 import { loadHasher } from '../src/content-key.js';
 import { ChunkpointError, CorruptDataError, storeIoError } from '../src/errors.js';
@@ -68,29 +67,8 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   return { op: 'restoreChunk', source: 'remote', bytesFetched: blob.byteLength, bytesFromCache: 0, cacheInserted, cacheDropped, rawLength: req.rawLength };
 }
 
-/** Every check a blob must pass before its bytes are used; returns the raw chunk. */
 function decodeVerified(blob: Buffer, req: RestoreChunkRequest, where: string): Buffer {
-  const details = { file: req.relPath, chunk: req.chunkIndex };
-  const corrupt = (why: string, cause?: unknown): CorruptDataError =>
-    new CorruptDataError('CHUNK_CORRUPT', `${where} ${why}; the checkpoint is damaged: restore an older checkpoint or repair the store`, cause === undefined ? { details } : { details, cause });
-  let header;
-  try {
-    header = decodeBlobHeader(blob, hasher, where);
-  } catch (error) {
-    throw corrupt(`is unreadable: ${error instanceof Error ? error.message : String(error)}`, error);
-  }
-  if (header.key !== req.key || header.rawLength !== req.rawLength) throw corrupt('holds another chunk than the checkpoint names');
-  const payload = blob.subarray(BLOB_HEADER_SIZE);
-  let raw: Buffer;
-  if (header.codec === Codec.Lz4) {
-    raw = scratchBuffer('raw', req.rawLength);
-    const n = lz4.decodeBlock(payload, raw);
-    if (n !== req.rawLength) throw corrupt(`does not decompress to ${req.rawLength} bytes (LZ4 returned ${n})`);
-  } else {
-    raw = payload;
-  }
-  if (hasher.contentKey(raw) !== req.key) throw corrupt('fails content verification (hash mismatch)');
-  return raw;
+  return decodeBlob(blob, req, hasher, (n) => scratchBuffer('raw', n), where, { file: req.relPath, chunk: req.chunkIndex });
 }
 
 async function writeRaw(req: RestoreChunkRequest, raw: Buffer, where: string): Promise<void> {

@@ -25,10 +25,19 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
   const raw = await readRange(req);
   const key = hasher.contentKey(raw);
   const store = storeFor(req.store);
-  const nameOnly = blobHandle(key, req.length, 0, req.owner);
-  const objectKey = handleKey(nameOnly);
+  let nameOnly = blobHandle(key, req.length, 0, req.owner);
+  let objectKey = handleKey(nameOnly);
 
-  const existing = await store.stat(objectKey);
+  let existing = await store.stat(objectKey);
+  if (existing === undefined && req.owner !== undefined) {
+    // A task-private file whose chunk is already shared (a copied SST, say) references the shared blob.
+    const shared = blobHandle(key, req.length, 0);
+    existing = await store.stat(handleKey(shared));
+    if (existing !== undefined) {
+      nameOnly = shared;
+      objectKey = handleKey(shared);
+    }
+  }
   let result: WriteChunkResult;
   let parts: Buffer[] | undefined;
   if (existing !== undefined) {

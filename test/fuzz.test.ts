@@ -1,0 +1,293 @@
+/**
+ * Property-based fuzzing of everything chunkpoint reads back from a store or
+ * from another process: `_metadata` (bytes and structure), blobs, and task
+ * snapshots. Each mutated input must be either accepted with every invariant
+ * the restore relies on intact, or refused with a typed ChunkpointError —
+ * never another exception, a hang or an unbounded allocation. A smaller
+ * number of mutated checkpoints goes through a full restore, which must
+ * succeed or leave the target untouched, and never write outside it.
+ *
+ * Seeded (fast-check); the seed is printed. Replay: CHUNKPOINT_SEED=<seed> npm test.
+ */
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeBlob } from '../src/blob.js';
+import { loadHasher, type Hasher } from '../src/content-key.js';
+import { ChunkpointError, CorruptDataError } from '../src/errors.js';
+import { unsafeNameReason } from '../src/handle.js';
+import { METADATA_HEADER_SIZE, allFiles, decodeMetadata, encodeMetadata, validateTaskSnapshot, type CheckpointMetadata } from '../src/metadata.js';
+import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
+import { copyTree, isEmptyOrMissing, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+
+const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
+const RUNS = { metadataBytes: 3000, metadataFields: 4000, blobs: 2500, taskSnapshots: 1500, restores: 30 };
+
+let hasher: Hasher;
+let state: RocksState;
+let cp: Chunkpoint;
+let store: string;
+let metadataBytes: Buffer;
+let metadata: CheckpointMetadata;
+let taskSnapshot: TaskSnapshot;
+/** One LZ4 and one raw blob of the checkpoint, with the chunk each belongs to. */
+let blobs: { data: Buffer; key: string; rawLength: number }[];
+
+beforeAll(async () => {
+  console.log(`fuzz seed=${SEED} (replay: CHUNKPOINT_SEED=${SEED} npm test)`);
+  hasher = await loadHasher();
+  state = await rocksState(3 * 1024 * 1024, 81);
+  cp = new Chunkpoint({ threads: 2 });
+  store = await tempDir('store');
+  await cp.snapshot(state.dir, { store, job: 'fuzz' });
+  metadataBytes = await readFile(join(store, 'fuzz', 'chk-1', '_metadata'));
+  metadata = decodeMetadata(metadataBytes, hasher, 'original');
+  taskSnapshot = await cp.snapshotTask(state.dir, { store, job: 'fuzz', task: 't' });
+  const byCodec = new Map<number, { data: Buffer; key: string; rawLength: number }>();
+  for (const file of allFiles(metadata)) {
+    for (const chunk of file.chunks) {
+      const data = await readFile(join(store, 'fuzz', chunk.handle.area, ...chunk.handle.name.split('/')));
+      const codec = data.readUInt8(5);
+      if (!byCodec.has(codec)) byCodec.set(codec, { data, key: chunk.key, rawLength: chunk.rawLength });
+    }
+  }
+  blobs = [...byCodec.values()];
+  expect(blobs.length, 'the state should produce both LZ4 and raw blobs').toBe(2);
+});
+
+afterAll(async () => {
+  await cp?.close();
+  await removeTempDirs();
+});
+
+/** The envelope rebuilt around a body, so a mutation reaches the parser and validator instead of failing the checksum. */
+function envelope(body: Buffer): Buffer {
+  const out = Buffer.concat([metadataBytes.subarray(0, METADATA_HEADER_SIZE), body]);
+  out.writeUInt32LE(body.byteLength, 12);
+  Buffer.from(hasher.checksum64(body), 'hex').copy(out, 16);
+  return out;
+}
+
+/** A byte-level edit: flip a bit, set a byte, cut, or splice in bytes (positions are fractions of the length). */
+const byteEdit = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), at: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), bit: fc.integer({ min: 0, max: 7 }) }),
+  fc.record({ kind: fc.constant('set' as const), at: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ kind: fc.constant('cut' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  fc.record({ kind: fc.constant('splice' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+);
+type ByteEdit = typeof byteEdit extends fc.Arbitrary<infer T> ? T : never;
+
+function applyEdits(data: Buffer, edits: readonly ByteEdit[], from = 0): Buffer {
+  let out = Buffer.from(data);
+  for (const edit of edits) {
+    const span = out.byteLength - from;
+    if (span <= 0) break;
+    const at = from + Math.floor(edit.at * span);
+    if (edit.kind === 'flip' && at < out.byteLength) out[at] = (out[at] ?? 0) ^ (1 << edit.bit);
+    else if (edit.kind === 'set' && at < out.byteLength) out[at] = edit.value;
+    else if (edit.kind === 'cut') out = out.subarray(0, at);
+    else if (edit.kind === 'splice') out = Buffer.concat([out.subarray(0, at), Buffer.from(edit.bytes), out.subarray(at)]);
+  }
+  return out;
+}
+
+/** What restore relies on when decoding succeeds. */
+function expectRestorable(m: CheckpointMetadata): void {
+  expect(m.tasks.length).toBeGreaterThan(0);
+  for (const task of m.tasks) {
+    const paths = new Set<string>();
+    for (const file of task.files) {
+      expect(unsafeNameReason(file.path)).toBeUndefined();
+      expect(paths.has(file.path)).toBe(false);
+      paths.add(file.path);
+      expect(file.chunks.reduce((n, c) => n + c.rawLength, 0)).toBe(file.size);
+      for (const c of file.chunks) expect(unsafeNameReason(c.handle.name)).toBeUndefined();
+    }
+    for (const d of task.directories) expect(unsafeNameReason(d)).toBeUndefined();
+  }
+}
+
+/** Runs `decode` on hostile input: it returns, or throws a ChunkpointError of an expected kind. */
+function decodeOrRefuse<T>(decode: () => T, kinds: readonly string[]): T | undefined {
+  try {
+    return decode();
+  } catch (error) {
+    if (!(error instanceof ChunkpointError)) throw new Error(`untyped failure: ${String(error)}`, { cause: error });
+    expect(kinds).toContain(error.kind);
+    expect(error.code).toMatch(/^[A-Z][A-Z0-9_]+$/);
+    return undefined;
+  }
+}
+
+/** Structural mutations of JSON: replace, delete or retype a value at a random place, or plant a hostile name. */
+const HOSTILE_STRINGS = ['..', '../x', '/etc/passwd', 'a/../../b', 'a\\b', 'a\u0000b', 'C:/x', '', 'a//b', './a', 'x'.repeat(5000), 'ok.sst'];
+const HOSTILE_NUMBERS = [-1, 0, 1, 2 ** 31, 2 ** 32, 2 ** 53, Number.MAX_SAFE_INTEGER + 2, 1e308, 0.5, -0];
+const jsonEdit = fc.record({
+  pick: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+  action: fc.constantFrom('replace', 'delete', 'hostileString', 'hostileNumber', 'duplicate', 'hugeArray'),
+  value: fc.jsonValue({ maxDepth: 2 }),
+  str: fc.constantFrom(...HOSTILE_STRINGS),
+  num: fc.constantFrom(...HOSTILE_NUMBERS),
+});
+type JsonEdit = typeof jsonEdit extends fc.Arbitrary<infer T> ? T : never;
+
+/** Every (container, key) pair in a JSON tree, so an edit can land anywhere. */
+function slots(root: unknown): { parent: Record<string, unknown> | unknown[]; key: string | number }[] {
+  const out: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      node.forEach((child, i) => {
+        out.push({ parent: node, key: i });
+        walk(child);
+      });
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [k, child] of Object.entries(node)) {
+        out.push({ parent: node as Record<string, unknown>, key: k });
+        walk(child);
+      }
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function applyJsonEdits(root: unknown, edits: readonly JsonEdit[]): void {
+  for (const edit of edits) {
+    const all = slots(root);
+    const slot = all[Math.floor(edit.pick * all.length)];
+    if (slot === undefined) continue;
+    const { parent, key } = slot;
+    const set = (v: unknown): void => {
+      if (Array.isArray(parent)) parent[key as number] = v;
+      else parent[key as string] = v;
+    };
+    const current = Array.isArray(parent) ? parent[key as number] : parent[key as string];
+    switch (edit.action) {
+      case 'replace':
+        set(edit.value);
+        break;
+      case 'delete':
+        if (Array.isArray(parent)) parent.splice(key as number, 1);
+        else delete parent[key as string];
+        break;
+      case 'hostileString':
+        set(edit.str);
+        break;
+      case 'hostileNumber':
+        set(edit.num);
+        break;
+      case 'duplicate':
+        if (Array.isArray(parent)) parent.push(structuredClone(current));
+        break;
+      case 'hugeArray':
+        // A count field gone absurd: many copies of one element (bounded here, so the test itself stays small).
+        if (Array.isArray(parent)) for (let i = 0; i < 200; i++) parent.push(structuredClone(current));
+        break;
+    }
+  }
+}
+
+describe(`fuzzing hostile input (seed ${SEED})`, () => {
+  it(`${RUNS.metadataBytes} byte-level mutations of _metadata: decoded soundly or refused as corrupt`, () => {
+    fc.assert(
+      fc.property(fc.array(byteEdit, { minLength: 1, maxLength: 6 }), fc.boolean(), (edits, reseal) => {
+        // Half the cases re-seal the envelope around a mutated body, so the JSON parser and validator see them.
+        const input = reseal ? envelope(applyEdits(metadataBytes.subarray(METADATA_HEADER_SIZE), edits)) : applyEdits(metadataBytes, edits);
+        const decoded = decodeOrRefuse(() => decodeMetadata(input, hasher, 'fuzzed', 1), ['corrupt_data']);
+        if (decoded !== undefined) expectRestorable(decoded);
+      }),
+      { seed: SEED, numRuns: RUNS.metadataBytes },
+    );
+  });
+
+  it(`${RUNS.metadataFields} structural mutations of _metadata fields (hostile names, absurd numbers, missing, duplicated, retyped)`, () => {
+    const body = JSON.parse(metadataBytes.subarray(METADATA_HEADER_SIZE).toString('utf8')) as unknown;
+    fc.assert(
+      fc.property(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
+        const mutated = structuredClone(body);
+        applyJsonEdits(mutated, edits);
+        const input = envelope(Buffer.from(JSON.stringify(mutated), 'utf8'));
+        const decoded = decodeOrRefuse(() => decodeMetadata(input, hasher, 'fuzzed', 1), ['corrupt_data']);
+        if (decoded !== undefined) {
+          expectRestorable(decoded);
+          // What decodes re-encodes to something that decodes to the same thing.
+          expect(decodeMetadata(encodeMetadata(decoded, hasher), hasher, 're-encoded', 1)).toEqual(decoded);
+        }
+      }),
+      { seed: SEED + 1, numRuns: RUNS.metadataFields },
+    );
+  });
+
+  it(`${RUNS.blobs} mutations of LZ4 and raw blobs: verified bytes or CHUNK_CORRUPT`, () => {
+    const scratch = (n: number): Buffer => Buffer.alloc(n);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: blobs.length - 1 }), fc.array(byteEdit, { minLength: 1, maxLength: 4 }), fc.boolean(), (which, edits, resealHeader) => {
+        const blob = blobs[which];
+        if (blob === undefined) throw new Error('no blob');
+        let input = applyEdits(blob.data, edits);
+        if (resealHeader && input.byteLength >= 40) {
+          // A consistent header (valid checksum) around a damaged payload or lengths: the decoder's later checks must catch it.
+          input.writeUInt32LE(hasher.checksum32(input.subarray(0, 36)), 36);
+        }
+        try {
+          const raw = decodeBlob(input, blob, hasher, scratch, 'fuzzed blob');
+          // Accepted only when the bytes are exactly the chunk's.
+          expect(hasher.contentKey(raw)).toBe(blob.key);
+          expect(raw.byteLength).toBe(blob.rawLength);
+        } catch (error) {
+          if (!(error instanceof CorruptDataError)) throw new Error(`untyped failure: ${String(error)}`, { cause: error });
+          expect(error.code).toBe('CHUNK_CORRUPT');
+        }
+        input = Buffer.alloc(0);
+      }),
+      { seed: SEED + 2, numRuns: RUNS.blobs },
+    );
+  });
+
+  it(`${RUNS.taskSnapshots} mutations of a task snapshot handed to the coordinator: valid or refused`, () => {
+    fc.assert(
+      fc.property(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
+        const mutated = structuredClone(taskSnapshot) as unknown;
+        applyJsonEdits(mutated, edits);
+        const decoded = decodeOrRefuse(() => validateTaskSnapshot(JSON.parse(JSON.stringify(mutated)), 'fuzzed task snapshot'), ['invalid_input', 'corrupt_data']);
+        if (decoded !== undefined) expectRestorable({ tasks: [decoded] } as unknown as CheckpointMetadata);
+      }),
+      { seed: SEED + 3, numRuns: RUNS.taskSnapshots },
+    );
+  });
+
+  it(`${RUNS.restores} mutated checkpoints through a full restore: restored or refused, target untouched, nothing written outside`, async () => {
+    const body = JSON.parse(metadataBytes.subarray(METADATA_HEADER_SIZE).toString('utf8')) as unknown;
+    const original = await treeDigest(state.dir);
+    let restored = 0;
+    let refused = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), async (edits) => {
+        const mutated = structuredClone(body);
+        applyJsonEdits(mutated, edits);
+        const root = await tempDir('fuzzjob');
+        await copyTree(join(store, 'fuzz'), join(root, 'job'));
+        await writeFile(join(root, 'job', 'chk-1', '_metadata'), envelope(Buffer.from(JSON.stringify(mutated), 'utf8')));
+        const parent = await tempDir('fuzztarget');
+        const target = join(parent, 'out');
+        try {
+          await cp.restore({ path: join(root, 'job', 'chk-1') }, target);
+          restored++;
+          // Whatever was accepted came from verified blobs: every restored file is one of the state's files.
+          for (const [path, info] of await treeDigest(target)) {
+            const known = [...original.values()].some((o) => o.sha256 === info.sha256) || info.size === 0;
+            expect(known, `restored ${path} has content no state file has`).toBe(true);
+          }
+        } catch (error) {
+          if (!(error instanceof ChunkpointError)) throw new Error(`untyped failure: ${String(error)}`, { cause: error });
+          refused++;
+          expect(await isEmptyOrMissing(target)).toBe(true);
+        }
+        expect((await readdir(parent)).filter((n) => n !== 'out')).toEqual([]);
+      }),
+      { seed: SEED + 4, numRuns: RUNS.restores },
+    );
+    console.log(`fuzz restores: ${restored} restored, ${refused} refused`);
+  });
+});
