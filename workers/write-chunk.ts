@@ -70,8 +70,12 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
   return result;
 }
 
-/** Header + payload, as parts that share the scratch buffers (valid until this task ends). */
-function encodeBlob(key: string, raw: Buffer): Buffer[] {
+/**
+ * Header + payload, as parts that share the scratch buffers (valid until this
+ * task ends). Exported so the benchmark's compute ceiling runs exactly the
+ * writer's CPU work.
+ */
+export function encodeBlob(key: string, raw: Buffer): Buffer[] {
   const out = scratchBuffer('blob', BLOB_HEADER_SIZE + lz4.encodeBound(raw.byteLength));
   const compressed = compress(raw, out.subarray(BLOB_HEADER_SIZE));
   const codec = compressed > 0 ? Codec.Lz4 : Codec.Raw;

@@ -1,0 +1,22 @@
+/**
+ * Worker thread of the compute ceiling: the snapshot writer's CPU work on one
+ * chunk (content key, LZ4 with the same probe, blob header) on bytes already
+ * in shared memory, so no read, write or fsync is in the figure.
+ */
+import { loadHasher } from '../src/content-key.js';
+import { encodeBlob } from '../workers/write-chunk.js';
+
+const hasher = await loadHasher();
+
+export interface CeilingTask {
+  buffer: SharedArrayBuffer;
+  offset: number;
+  length: number;
+}
+
+/** Returns the stored size of the chunk's blob. */
+export default function encodeChunk(task: CeilingTask): number {
+  const raw = Buffer.from(task.buffer, task.offset, task.length);
+  const parts = encodeBlob(hasher.contentKey(raw), raw);
+  return parts.reduce((sum, p) => sum + p.byteLength, 0);
+}

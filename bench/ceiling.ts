@@ -1,0 +1,80 @@
+/**
+ * The compute ceiling: how fast the snapshot writer's CPU work (content key +
+ * LZ4 + blob header, see ceiling-worker.ts) goes on the same number of worker
+ * threads, with the same chunks and the same number of tasks in flight as the
+ * coordinator keeps, when the bytes are already in memory. No snapshot can be
+ * faster than this on the machine; the gap to it is I/O and coordination.
+ */
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import { forEachBounded } from '../src/pool.js';
+import type { CeilingTask } from './ceiling-worker.js';
+
+export interface CeilingResult {
+  /** Raw bytes encoded per round. */
+  bytes: number;
+  /** Sum of the blob sizes: what a snapshot would store. */
+  storedBytes: number;
+  /** The fastest round (the ceiling is a best case). */
+  bestMs: number;
+  roundsMs: number[];
+  threads: number;
+  queueDepth: number;
+}
+
+export interface CeilingOptions {
+  threads: number;
+  chunkSize: number;
+  /** Tasks in flight; the snapshot coordinator keeps threads x 2. */
+  queueDepth?: number;
+  rounds?: number;
+  /** Caps the bytes loaded, so a huge state does not need as much memory (default 1 GiB). */
+  maxBytes?: number;
+}
+
+/** Loads the directory's files into shared memory, then times rounds over all their chunks. */
+export async function computeCeiling(stateDir: string, options: CeilingOptions): Promise<CeilingResult> {
+  const maxBytes = options.maxBytes ?? 2 ** 30;
+  const queueDepth = options.queueDepth ?? options.threads * 2;
+  const tasks: CeilingTask[] = [];
+  let loaded = 0;
+  for (const name of (await readdir(stateDir)).sort()) {
+    if (loaded >= maxBytes) break;
+    const fh = await open(join(stateDir, name));
+    try {
+      const size = Math.min((await fh.stat()).size, maxBytes - loaded);
+      if (size === 0) continue;
+      const buffer = new SharedArrayBuffer(size);
+      await fh.read(new Uint8Array(buffer), 0, size, 0);
+      for (let offset = 0; offset < size; offset += options.chunkSize) tasks.push({ buffer, offset, length: Math.min(options.chunkSize, size - offset) });
+      loaded += size;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  const pool = new Piscina({
+    filename: new URL('./ceiling-worker.js', import.meta.url).href,
+    minThreads: options.threads,
+    maxThreads: options.threads,
+    concurrentTasksPerWorker: 1,
+  });
+  try {
+    // Warm-up: every thread compiles its wasm and JIT-compiles the path before timing starts.
+    await Promise.all(tasks.slice(0, options.threads * 4).map((t) => pool.run(t) as Promise<number>));
+    const roundsMs: number[] = [];
+    let storedBytes = 0;
+    for (let round = 0; round < (options.rounds ?? 3); round++) {
+      storedBytes = 0;
+      const started = performance.now();
+      await forEachBounded(tasks, queueDepth, async (t) => {
+        storedBytes += (await pool.run(t)) as number;
+      });
+      roundsMs.push(performance.now() - started);
+    }
+    return { bytes: loaded, storedBytes, bestMs: Math.min(...roundsMs), roundsMs, threads: options.threads, queueDepth };
+  } finally {
+    await pool.destroy();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Running one benchmark phase as its own process, so its wall time includes
+ * everything a user would wait for and its peak RSS is its own (GNU time's
+ * %M), and settling the machine between phases.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+const GNU_TIME = '/usr/bin/time';
+
+export interface Measured {
+  wallMs: number;
+  /** Peak resident set of the process (and the children it waited for); undefined without GNU time. */
+  maxRssBytes: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+let timeAvailable: boolean | undefined;
+
+async function hasGnuTime(): Promise<boolean> {
+  timeAvailable ??= await access(GNU_TIME).then(
+    () => true,
+    () => false,
+  );
+  return timeAvailable;
+}
+
+/** Runs a command to completion; a non-zero exit is an error carrying its stderr. */
+export async function measure(command: string, args: readonly string[], options: RunOptions = {}): Promise<Measured> {
+  const useTime = await hasGnuTime();
+  // -o keeps GNU time's line out of the command's own stderr.
+  const rssFile = join(tmpdir(), `chunkpoint-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const [file, argv] = useTime ? [GNU_TIME, ['-o', rssFile, '-f', '%M', command, ...args]] : [command, [...args]];
+  const started = performance.now();
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (exitCode) => resolve({ code: exitCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+  });
+  const wallMs = performance.now() - started;
+  let maxRssBytes: number | undefined;
+  if (useTime) {
+    const text = await readFile(rssFile, 'utf8').catch(() => '');
+    await rm(rssFile, { force: true });
+    const kib = Number(text.trim().split('\n').at(-1));
+    if (Number.isFinite(kib) && kib > 0) maxRssBytes = kib * 1024;
+  }
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-2000)}`);
+  return { wallMs, maxRssBytes, stdout, stderr };
+}
+
+/** Whether a program is on the PATH. */
+export async function installed(program: string): Promise<boolean> {
+  try {
+    await exec('sh', ['-c', 'command -v "$1"', 'sh', program]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export type CacheState = 'dropped' | 'warm';
+
+/**
+ * Flushes dirty pages (so one phase's unsynced writes are not paid for by the
+ * next) and, when allowed (root on Linux), empties the page cache so every
+ * phase reads its input from disk. Returns which it managed.
+ */
+export async function settle(): Promise<CacheState> {
+  await exec('sync');
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '3\n');
+    return 'dropped';
+  } catch {
+    return 'warm';
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Benchmark results: the phases measured, the ratios the issue's targets are
+ * stated in, and their rendering as an aligned table.
+ */
+import { formatBytes, formatDuration } from '../src/units.js';
+
+export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'ceiling';
+
+export interface Phase {
+  id: string;
+  label: string;
+  dataset: string;
+  tool: Tool;
+  /** Logical state bytes the phase covers (the whole state, also for incremental runs). */
+  bytes: number;
+  /** Wall time of the whole command, process start included. */
+  wallMs: number;
+  /** chunkpoint's own duration (durationMs), without process start. */
+  inProcessMs?: number;
+  maxRssBytes?: number;
+  storedBytes?: number;
+  details?: Record<string, unknown>;
+}
+
+export interface Comparison {
+  /** What was compared: `<phase> / <peer phase>`. */
+  name: string;
+  phase: string;
+  against: string;
+  /** chunkpoint speed / other speed (>1: chunkpoint faster). */
+  ratio: number;
+}
+
+export interface Target {
+  name: string;
+  /** Human text of what was measured. */
+  measured: string;
+  required: string;
+  met: boolean | undefined;
+  why?: string;
+}
+
+export function mbps(bytes: number, ms: number): number {
+  return bytes / 1e6 / (ms / 1000);
+}
+
+/** chunkpoint phases compare by their whole-process wall time with peers (also whole processes), by in-process time with the ceiling (which has no process start). */
+export function compare(phases: readonly Phase[], id: string, againstId: string): Comparison | undefined {
+  const a = phases.find((p) => p.id === id);
+  const b = phases.find((p) => p.id === againstId);
+  if (a === undefined || b === undefined) return undefined;
+  const ratio = b.tool === 'ceiling' ? mbps(a.bytes, a.inProcessMs ?? a.wallMs) / mbps(b.bytes, b.wallMs) : mbps(a.bytes, a.wallMs) / mbps(b.bytes, b.wallMs);
+  return { name: `${id} / ${againstId}`, phase: id, against: againstId, ratio };
+}
+
+export interface RowTargets {
+  /** Phase id -> the target text and whether it was met. */
+  [phase: string]: { text: string; met: boolean | undefined } | undefined;
+}
+
+const ratioText = (c: Comparison | undefined, percent = false): string => (c === undefined ? '-' : percent ? `${(c.ratio * 100).toFixed(0)}%` : `${c.ratio.toFixed(2)}x`);
+
+export function renderTable(phases: readonly Phase[], peersOf: (id: string) => { borg?: string; tar?: string; ceiling?: string }, rowTargets: RowTargets): string {
+  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'vs borg', 'vs tar|lz4', 'vs ceiling', 'target', 'result'];
+  const rows = phases.map((p) => {
+    const peers = peersOf(p.id);
+    const t = rowTargets[p.id];
+    return [
+      `${p.dataset} ${p.label}`,
+      mbps(p.bytes, p.wallMs).toFixed(0),
+      formatDuration(p.wallMs),
+      p.inProcessMs === undefined ? '-' : formatDuration(p.inProcessMs),
+      p.maxRssBytes === undefined ? '-' : formatBytes(p.maxRssBytes),
+      peers.borg === undefined ? '-' : ratioText(compare(phases, p.id, peers.borg)),
+      peers.tar === undefined ? '-' : ratioText(compare(phases, p.id, peers.tar)),
+      peers.ceiling === undefined ? '-' : ratioText(compare(phases, p.id, peers.ceiling), true),
+      t?.text ?? '',
+      t === undefined ? '' : t.met === undefined ? 'n/a' : t.met ? 'pass' : 'MISS',
+    ];
+  });
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (i === 0 || i >= 8 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function renderTargets(targets: readonly Target[]): string {
+  const rows = targets.map((t) => [t.met === undefined ? 'n/a ' : t.met ? 'pass' : 'MISS', t.name, t.measured, `(need ${t.required})`, t.why ?? '']);
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i < 4 ? c.padEnd(widths[i] ?? 0) : c)).join('  ').trimEnd()).join('\n');
+}

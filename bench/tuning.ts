@@ -1,0 +1,84 @@
+/**
+ * `npm run bench:tuning`: full snapshots of one cached dataset under each
+ * setting of chunk size, worker threads and queue depth (tasks in flight),
+ * with the page cache dropped before each, to choose the defaults.
+ *
+ *   npm run bench:tuning [-- --size 256MiB] [--dir .bench] [--repeat 2] [--json file]
+ *
+ * The coordinator keeps `pool.threads * 2` tasks in flight; the harness
+ * varies that by handing it a pool view that reports another thread count
+ * while running on the real pool, so no tuning knob is added to the library.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadHasher } from '../src/content-key.js';
+import { WorkerPool } from '../src/pool.js';
+import { snapshotTask } from '../src/snapshot.js';
+import { jobRootSpec, openStore } from '../src/store/open.js';
+import { formatBytes, parseSize } from '../src/units.js';
+import { ensureDataset, listState } from './datasets.js';
+import { settle } from './measure.js';
+
+const { values } = parseArgs({
+  options: { size: { type: 'string', default: '256MiB' }, dir: { type: 'string', default: '.bench' }, repeat: { type: 'string', default: '2' }, json: { type: 'string' } },
+  strict: true,
+});
+const work = resolve(values.dir);
+const repeat = Number(values.repeat);
+const MiB = 1024 * 1024;
+
+interface Setting {
+  chunkSize: number;
+  threads: number;
+  /** Tasks in flight. */
+  depth: number;
+  durable: boolean;
+}
+
+const settings: Setting[] = [
+  { chunkSize: 256 * 1024, threads: 2, depth: 4, durable: false },
+  { chunkSize: MiB, threads: 2, depth: 4, durable: false },
+  { chunkSize: 4 * MiB, threads: 2, depth: 4, durable: false },
+  { chunkSize: MiB, threads: 1, depth: 2, durable: false },
+  { chunkSize: MiB, threads: 2, depth: 2, durable: false },
+  { chunkSize: MiB, threads: 2, depth: 8, durable: false },
+  { chunkSize: 256 * 1024, threads: 2, depth: 4, durable: true },
+  { chunkSize: MiB, threads: 2, depth: 4, durable: true },
+  { chunkSize: 4 * MiB, threads: 2, depth: 4, durable: true },
+];
+
+const dataset = await ensureDataset(work, { bytes: parseSize(values.size, '--size'), seed: 1, compression: 'none' }, (line) => process.stdout.write(`${line}\n`));
+const bytes = (await listState(dataset.stateDir)).reduce((sum, f) => sum + f.size, 0);
+const hasher = await loadHasher();
+const storeDir = join(work, 'tuning-store');
+const results: (Setting & { bestMs: number; runsMs: number[]; mbps: number; pageCache: string })[] = [];
+process.stdout.write(`tuning on ${formatBytes(bytes)} of RocksDB state (uncompressed blocks), best of ${repeat}\n`);
+process.stdout.write(`chunk     threads  in flight  fsync  MB/s   runs (ms)\n`);
+for (const s of settings) {
+  const pool = new WorkerPool({ threads: s.threads });
+  // The coordinator reads `threads` only to size its queue (threads x 2).
+  const view = { threads: s.depth / 2, run: pool.run.bind(pool) } as unknown as WorkerPool;
+  const runsMs: number[] = [];
+  let pageCache = 'dropped';
+  try {
+    for (let i = 0; i < repeat; i++) {
+      await rm(storeDir, { recursive: true, force: true });
+      if ((await settle()) === 'warm') pageCache = 'warm';
+      const store = openStore(jobRootSpec(storeDir, 'tuning'));
+      const started = performance.now();
+      await snapshotTask(view, hasher, store, 'tuning', 'main', dataset.stateDir, { chunkSize: s.chunkSize, durable: s.durable });
+      runsMs.push(performance.now() - started);
+    }
+  } finally {
+    await pool.close();
+  }
+  const bestMs = Math.min(...runsMs);
+  const mbps = bytes / 1e6 / (bestMs / 1000);
+  results.push({ ...s, bestMs, runsMs, mbps, pageCache });
+  process.stdout.write(
+    `${formatBytes(s.chunkSize).padEnd(8)}  ${String(s.threads).padStart(7)}  ${String(s.depth).padStart(9)}  ${(s.durable ? 'yes' : 'no').padStart(5)}  ${mbps.toFixed(0).padStart(4)}   ${runsMs.map((ms) => ms.toFixed(0)).join(', ')}\n`,
+  );
+}
+await rm(storeDir, { recursive: true, force: true });
+if (values.json !== undefined) await writeFile(resolve(values.json), `${JSON.stringify({ format: 'chunkpoint-tuning-1', bytes, results }, null, 2)}\n`);
