@@ -6,6 +6,7 @@
  * any metadata. Layout: docs/FORMAT.md.
  */
 import { CorruptDataError } from './errors.js';
+import lz4 from 'lz4';
 import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
 
 export const BLOB_MAGIC = 0x4c425043; // "CPBL" read as little-endian u32
@@ -84,4 +85,40 @@ export function decodeBlobHeader(blob: Uint8Array, hasher: Hasher, where: string
 
 function hex32(n: number): string {
   return n.toString(16).padStart(8, '0');
+}
+
+/** Store key of a blob: `<area>/<k0k1>/<key>-<rawLength>` (FORMAT.md). */
+const BLOB_KEY_RE = /^(?:shared|taskowned)\/([0-9a-f]{2})\/([0-9a-f]{32})-([1-9]\d{0,8})$/;
+
+/** The content key and raw length a blob's store key promises, or undefined for keys that do not name a blob. */
+export function parseBlobKey(storeKey: string): { key: string; rawLength: number } | undefined {
+  const m = BLOB_KEY_RE.exec(storeKey);
+  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined || !m[2].startsWith(m[1])) return undefined;
+  return { key: m[2], rawLength: Number(m[3]) };
+}
+
+/**
+ * Checks a whole blob on its own: header, that it holds the chunk its name
+ * promises, that the payload decodes to exactly the raw length, and that the
+ * decoded bytes hash to the content key. `scratch` (at least rawLength bytes)
+ * receives LZ4 output. Throws CHUNK_CORRUPT naming the blob.
+ */
+export function verifyBlob(blob: Uint8Array, expected: { key: string; rawLength: number }, hasher: Hasher, where: string, scratch: Buffer): void {
+  const corrupt = (why: string, cause?: unknown): CorruptDataError =>
+    new CorruptDataError('CHUNK_CORRUPT', `blob ${where} ${why}`, cause === undefined ? { details: { blob: where } } : { details: { blob: where }, cause });
+  let header: BlobHeader;
+  try {
+    header = decodeBlobHeader(blob, hasher, where);
+  } catch (error) {
+    throw corrupt(`is unreadable: ${error instanceof Error ? error.message : String(error)}`, error);
+  }
+  if (header.key !== expected.key || header.rawLength !== expected.rawLength) throw corrupt('holds another chunk than its name says');
+  const payload = Buffer.from(blob.buffer, blob.byteOffset + BLOB_HEADER_SIZE, blob.byteLength - BLOB_HEADER_SIZE);
+  let raw = payload;
+  if (header.codec === Codec.Lz4) {
+    raw = scratch.subarray(0, header.rawLength);
+    const n = lz4.decodeBlock(payload, raw);
+    if (n !== header.rawLength) throw corrupt(`does not decompress to ${header.rawLength} bytes (LZ4 returned ${n})`);
+  }
+  if (hasher.contentKey(raw) !== expected.key) throw corrupt('fails content verification (hash mismatch)');
 }

@@ -2,7 +2,8 @@
  * chunkpoint: incremental, content-addressed, relocatable checkpoints of a
  * state directory, written and restored on worker threads.
  */
-export { Chunkpoint, type ChunkpointOptions, type JobLocator } from './chunkpoint.js';
+export { Chunkpoint, type ChunkpointOptions, type JobLocator, type JobRoot } from './chunkpoint.js';
+export type { CopyOptions, CopyResult } from './copy.js';
 export type { CheckpointLocator } from './checkpoint.js';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type SnapshotOptions, type SnapshotResult } from './snapshot.js';
 export type { RestoreOptions, RestoreResult } from './restore.js';

@@ -5,6 +5,7 @@
  */
 import { InternalError, serializeError } from '../src/errors.js';
 import type { WorkerRequest, WorkerResponse } from '../src/protocol.js';
+import { copyObject } from './copy-object.js';
 import { restoreChunk } from './restore-chunk.js';
 import { verifyRange } from './verify-range.js';
 import { writeChunk } from './write-chunk.js';
@@ -18,6 +19,8 @@ export default async function handle(request: WorkerRequest): Promise<WorkerResp
         return { ok: true, result: await restoreChunk(request) };
       case 'verifyRange':
         return { ok: true, result: await verifyRange(request) };
+      case 'copyObject':
+        return { ok: true, result: await copyObject(request) };
       default: {
         const unknown: never = request;
         throw new InternalError('UNKNOWN_OP', `worker received an unknown request op '${String((unknown as { op: unknown }).op)}'`);
