@@ -8,6 +8,10 @@
  * out near the LZ4 ratio of ~2 measured on real SST files.
  */
 import RocksDB from 'rocksdb';
+import { prng } from '../src/random.js';
+
+// Re-exported for the tests that import the generator from here.
+export { prng };
 
 export interface StateOptions {
   /** Seed for keys and values: the same seed writes the same logical data. */
@@ -28,18 +32,6 @@ type BatchOp = Parameters<Db['batch']>[0][number];
 
 function call(fn: (cb: (err: Error | undefined) => void) => void): Promise<void> {
   return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
-}
-
-/** mulberry32: tiny, fast, seedable. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

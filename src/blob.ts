@@ -124,3 +124,24 @@ export function decodeBlob(
 function hex32(n: number): string {
   return n.toString(16).padStart(8, '0');
 }
+
+/** Store key of a blob: `<area>/<k0k1>/<key>-<rawLength>` (FORMAT.md). */
+const BLOB_KEY_RE = /^(?:shared|taskowned)\/([0-9a-f]{2})\/([0-9a-f]{32})-([1-9]\d{0,8})$/;
+
+/** The content key and raw length a blob's store key promises, or undefined for keys that do not name a blob. */
+export function parseBlobKey(storeKey: string): { key: string; rawLength: number } | undefined {
+  const m = BLOB_KEY_RE.exec(storeKey);
+  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined || !m[2].startsWith(m[1])) return undefined;
+  return { key: m[2], rawLength: Number(m[3]) };
+}
+
+/**
+ * Checks a whole blob on its own: header, that it holds the chunk its name
+ * promises, that the payload decodes to exactly the raw length, and that the
+ * decoded bytes hash to the content key. `scratch` (at least rawLength bytes)
+ * receives LZ4 output. Throws CHUNK_CORRUPT naming the blob.
+ */
+export function verifyBlob(blob: Uint8Array, expected: { key: string; rawLength: number }, hasher: Hasher, where: string, scratch: Buffer): void {
+  const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  decodeBlob(buf, expected, hasher, (n) => scratch.subarray(0, n), `blob ${where}`, { blob: where });
+}

@@ -11,6 +11,7 @@ import { ConflictError, InvalidInputError, errnoOf } from './errors.js';
 import { CHECKPOINT_DIR_RE, checkpointDirName, metadataKey } from './handle.js';
 import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata } from './metadata.js';
 import { jobRootSpec, jobRootSpecFromDir, openStore } from './store/open.js';
+import { isS3Url, parseS3Url, s3Spec } from './store/s3.js';
 import { isNotFound, type Store } from './store/store.js';
 import { CorruptDataError } from './errors.js';
 
@@ -84,6 +85,17 @@ export interface ResolvedLocator {
 
 /** Turns a locator into a job-root store and the wanted checkpoint, without touching storage. */
 export function resolveLocator(locator: CheckpointLocator): ResolvedLocator {
+  if ('path' in locator && isS3Url(locator.path)) {
+    // s3://bucket/prefix/<job>/chk-<n>[/_metadata]: the job root is everything before chk-<n>.
+    const { bucket, segments } = parseS3Url(locator.path);
+    if (segments.at(-1) === '_metadata') segments.pop();
+    const match = CHECKPOINT_DIR_RE.exec(segments.at(-1) ?? '');
+    if (match?.[1] === undefined || segments.length < 2) {
+      throw new InvalidInputError('INVALID_CHECKPOINT_PATH', `'${locator.path}' is not a checkpoint location; pass s3://<bucket>/<prefix>/<jobId>/chk-<n> (e.g. s3://backups/prod/my-job/chk-3)`);
+    }
+    const store = openStore(s3Spec(bucket, segments.slice(0, -1)));
+    return { store, wanted: Number(match[1]), label: `${store.location}/${segments.at(-1) ?? ''}` };
+  }
   if ('path' in locator) {
     let dir = resolve(locator.path);
     if (basename(dir) === '_metadata') dir = dirname(dir);
@@ -99,6 +111,10 @@ export function resolveLocator(locator: CheckpointLocator): ResolvedLocator {
 /** Resolves a locator to a job-root store and a committed checkpoint id. */
 export async function locateCheckpoint(locator: CheckpointLocator): Promise<LocatedCheckpoint> {
   const { store, wanted, label } = resolveLocator(locator);
+  if ('path' in locator && isS3Url(locator.path)) {
+    // No directory to check: a missing checkpoint is reported when its _metadata is read.
+    return { store, checkpointId: wanted as number };
+  }
   if ('path' in locator) {
     const dir = label;
     try {
@@ -109,7 +125,7 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
     return { store, checkpointId: wanted as number };
   }
   if (!(await store.exists())) {
-    throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (no directory ${store.location}); check --store and --job`);
+    throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (nothing at ${store.location}); check --store and --job`);
   }
   const ids = await committedCheckpointIds(store);
   if (wanted === 'latest') {

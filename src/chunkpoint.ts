@@ -14,8 +14,9 @@ import { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 import { WorkerPool } from './pool.js';
 import { restore, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore.js';
 import { commitTasks, snapshot, snapshotTask, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
-import { jobRootSpec, openStore } from './store/open.js';
+import { jobRootSpec, jobRootSpecFromLocation, openStore } from './store/open.js';
 import { verifyCheckpoint, type VerifyOptions, type VerifyResult } from './verify.js';
+import { copyJobRoot, type CopyOptions, type CopyResult } from './copy.js';
 
 export interface ChunkpointOptions {
   /** Worker threads (default: available parallelism). */
@@ -23,7 +24,7 @@ export interface ChunkpointOptions {
 }
 
 export interface JobLocator {
-  /** Store location: a directory path. */
+  /** Store location: a directory path or `s3://<bucket>/<prefix>`. */
   store: string;
   /** Job id: one path segment of letters, digits, '.', '_' and '-'. */
   job: string;
@@ -33,6 +34,9 @@ export interface TaskLocator extends JobLocator {
   /** Task id, unique within the job: one path segment like a job id. */
   task: string;
 }
+
+/** A job root: store + job, or its own location (a directory, or `s3://<bucket>/<prefix>/<jobId>`). */
+export type JobRoot = JobLocator | string;
 
 /** Failures that mean "the store or the checkpoint cannot be read", as opposed to bad data. */
 const UNREACHABLE_CODES = new Set(['JOB_NOT_FOUND', 'CHECKPOINT_NOT_FOUND', 'NO_CHECKPOINTS']);
@@ -100,7 +104,7 @@ export class Chunkpoint {
     this.checkOpen();
     const store = openStore(jobRootSpec(job.store, job.job));
     if (!(await store.exists())) {
-      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (no directory ${store.location}); check --store and --job`);
+      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check --store and --job`);
     }
     return listCheckpoints(store, await this.hasher);
   }
@@ -130,9 +134,21 @@ export class Chunkpoint {
     this.checkOpen();
     const store = openStore(jobRootSpec(job.store, job.job));
     if (!(await store.exists())) {
-      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (no directory ${store.location}); check --store and --job`);
+      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check --store and --job`);
     }
     return collectGarbage(store, await this.hasher, job.job, options);
+  }
+
+  /**
+   * Copies a job root, every committed checkpoint and its blobs, to another
+   * job root in any store (blobs first, verified; metadata last). Resumable:
+   * objects already at the destination are skipped. Refuses a destination
+   * that holds different checkpoints.
+   */
+  async copy(from: JobRoot, to: JobRoot, options: CopyOptions = {}): Promise<CopyResult> {
+    this.checkOpen();
+    const open = (root: JobRoot) => openStore(typeof root === 'string' ? jobRootSpecFromLocation(root) : jobRootSpec(root.store, root.job));
+    return copyJobRoot(this.pool, await this.hasher, open(from), open(to), options);
   }
 
   /** Size, entry count and age range of a local cache. */

@@ -77,7 +77,7 @@ const COMMANDS: Record<string, Command> = {
       'task-snapshot': { type: 'string' },
     },
     optionHelp: [
-      '--store <dir>          store location (a directory; created if missing)',
+      '--store <location>     a directory (created if missing) or s3://<bucket>/<prefix>',
       '--job <jobId>          job id (letters, digits, . _ -)',
       '--task <id>            task id of this state directory within the job (default main)',
       "--task-snapshot <file> do not commit: write this task's snapshot (JSON) to <file> for 'chunkpoint commit' (default: commit)",
@@ -175,9 +175,9 @@ const COMMANDS: Record<string, Command> = {
       task: { type: 'string' },
     },
     optionHelp: [
-      '<checkpointDir>        a chk-<n> directory, wherever its job root now is',
+      '<checkpointDir>        a chk-<n> directory wherever its job root now is, or s3://<bucket>/<prefix>/<jobId>/chk-<n>',
       '--task <id>            the task to restore (default: the only task; required when there are several)',
-      '--store <dir>          store location, with --job',
+      '--store <location>     a directory or s3://<bucket>/<prefix>, with --job',
       '--job <jobId>          job id, with --store',
       '--checkpoint <n>       checkpoint number or "latest" (default latest), with --store/--job',
       '--overwrite            replace the contents of a non-empty target (default: refuse)',
@@ -209,7 +209,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'list the committed checkpoints of a job',
     usage: 'chunkpoint list --store <dir> --job <jobId> [options]',
     options: { ...COMMON, ...JOB },
-    optionHelp: ['--store <dir>          store location', '--job <jobId>          job id'],
+    optionHelp: ['--store <location>     a directory or s3://<bucket>/<prefix>', '--job <jobId>          job id'],
     async run(args, out) {
       if (args.positionals.length > 0) throw new UsageError('list takes no positional arguments');
       const job = requireJob(args);
@@ -222,7 +222,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'show the files, chunks and sizes of a checkpoint',
     usage: 'chunkpoint inspect <checkpointDir> [options]\n       chunkpoint inspect --store <dir> --job <jobId> [--checkpoint <n>|latest] [options]',
     options: { ...COMMON, ...JOB, checkpoint: { type: 'string' } },
-    optionHelp: ['--store <dir>          store location, with --job', '--job <jobId>          job id, with --store', '--checkpoint <n>       checkpoint number or "latest" (default latest)'],
+    optionHelp: ['--store <location>     a directory or s3://<bucket>/<prefix>, with --job', '--job <jobId>          job id, with --store', '--checkpoint <n>       checkpoint number or "latest" (default latest)'],
     async run(args, out) {
       const { locator, rest } = checkpointArgs(args, 'inspect');
       if (rest.length > 0) throw new UsageError(`inspect got an unexpected argument '${rest[0] ?? ''}'`);
@@ -270,7 +270,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'chunkpoint gc --store <dir> --job <jobId> [--grace <time>] [--retain <n>] [--dry-run] [options]',
     options: { ...COMMON, ...JOB, grace: { type: 'string' }, retain: { type: 'string' }, claim: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } },
     optionHelp: [
-      '--store <dir>          store location',
+      '--store <location>     a directory or s3://<bucket>/<prefix>',
       '--job <jobId>          job id',
       '--grace <time>         never delete objects younger than this, e.g. 10m (default 1h)',
       '--retain <n>           also remove checkpoints beyond the newest n (default: keep all)',
@@ -287,6 +287,28 @@ const COMMANDS: Record<string, Command> = {
         out.print(`gc ${verb} ${result.blobsRemoved} blobs and ${result.incompleteRemoved} temp files (${formatBytes(result.bytesFreed)}) in ${formatDuration(result.durationMs)}`);
         if (result.checkpointsRemoved.length > 0) out.print(`  checkpoints ${verb}: ${result.checkpointsRemoved.join(', ')}`);
         out.print(`  kept ${result.checkpointsKept} checkpoints${result.checkpointsNotOwned > 0 ? ` (${result.checkpointsNotOwned} written by other jobs, not claimed)` : ''}; ${result.youngKept} unreferenced objects younger than the grace period`);
+      }
+    },
+  },
+  copy: {
+    summary: 'copy a job root with all its checkpoints to another store (directory or S3, any direction)',
+    usage: 'chunkpoint copy <jobRoot> <otherStore>/<jobId> [options]',
+    options: { ...COMMON, 'no-fsync': { type: 'boolean', default: false } },
+    optionHelp: [
+      '<jobRoot>              the job root to copy: a directory or s3://<bucket>/<prefix>/<jobId>',
+      '<otherStore>/<jobId>   the destination job root, same forms; created, or resumed if it holds the same checkpoints',
+      '--no-fsync             do not fsync what is written to a directory destination',
+    ],
+    async run(args, out) {
+      const [from, to, extra] = args.positionals;
+      if (from === undefined || to === undefined || extra !== undefined) throw new UsageError('copy takes exactly a <jobRoot> and a destination <otherStore>/<jobId>');
+      const result = await withChunkpoint(args, (cp) => cp.copy(from, to, { durable: args.values['no-fsync'] !== true }));
+      if (out.json) out.emit(result);
+      else {
+        const copied = result.checkpointsCopied.length === 0 ? 'no new checkpoints' : result.checkpointsCopied.join(', ');
+        out.print(`copied ${copied} from ${result.from} to ${result.to} in ${formatDuration(result.durationMs)} (${result.throughputMBps.toFixed(1)} MB/s)`);
+        out.print(`  objects   ${result.objectsCopied} copied (${formatBytes(result.bytesCopied)}, ${result.blobsVerified} blobs verified), ${result.objectsSkipped} already there (${formatBytes(result.bytesSkipped)})`);
+        if (result.checkpointsPresent.length > 0) out.print(`  present   ${result.checkpointsPresent.join(', ')} (identical, kept)`);
       }
     },
   },
@@ -354,7 +376,7 @@ function cacheOptions(args: Parsed): CacheOptions | undefined {
 function requireJob(args: Parsed): { store: string; job: string } {
   const store = args.values['store'];
   const job = args.values['job'];
-  if (typeof store !== 'string') throw new UsageError('--store <dir> is required');
+  if (typeof store !== 'string') throw new UsageError('--store <dir|s3://bucket/prefix> is required');
   if (typeof job !== 'string') throw new UsageError('--job <jobId> is required');
   return { store, job };
 }
@@ -482,6 +504,9 @@ function commandHelp(name: string, cmd: Command): string {
 
 /** Runs the CLI and returns the exit code; never calls process.exit, so the pool shuts down cleanly. */
 export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process): Promise<number> {
+  // The AWS SDK prints a multi-line Node-version support notice on first use; it would
+  // break the one-line error contract on stderr. Set before the worker threads copy the environment.
+  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(`${mainHelp()}\n`);

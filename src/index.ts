@@ -2,7 +2,8 @@
  * chunkpoint: incremental, content-addressed, relocatable checkpoints of a
  * state directory, written and restored on worker threads.
  */
-export { Chunkpoint, type ChunkpointOptions, type JobLocator, type TaskLocator } from './chunkpoint.js';
+export { Chunkpoint, type ChunkpointOptions, type JobLocator, type JobRoot, type TaskLocator } from './chunkpoint.js';
+export type { CopyOptions, CopyResult } from './copy.js';
 export type { CheckpointLocator } from './checkpoint.js';
 export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
 export { DEFAULT_TASK } from './handle.js';

@@ -112,8 +112,27 @@ export interface CheckBlobResult {
   problem?: { code: string; message: string };
 }
 
-export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest | VerifyRangeRequest | CheckBlobRequest;
-export type WorkerResult = WriteChunkResult | RestoreChunkResult | VerifyRangeResult | CheckBlobResult;
+/** Copy one object between job roots (chunkpoint copy); blobs are verified on the way. */
+export interface CopyObjectRequest {
+  op: 'copyObject';
+  from: StoreSpec;
+  to: StoreSpec;
+  key: string;
+  /** Size listed at the source; a different size read means the source changed under the copy. */
+  size: number;
+  durable: boolean;
+}
+
+export interface CopyObjectResult {
+  op: 'copyObject';
+  /** Bytes written to the destination (0 when an identical object appeared there meanwhile). */
+  bytesCopied: number;
+  /** The object was verified as a blob (header, length, content key). */
+  verified: boolean;
+}
+
+export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest | VerifyRangeRequest | CheckBlobRequest | CopyObjectRequest;
+export type WorkerResult = WriteChunkResult | RestoreChunkResult | VerifyRangeResult | CheckBlobResult | CopyObjectResult;
 
 export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
 

@@ -6,6 +6,7 @@
 import { InternalError, serializeError } from '../src/errors.js';
 import type { WorkerRequest, WorkerResponse } from '../src/protocol.js';
 import { checkBlob } from './check-blob.js';
+import { copyObject } from './copy-object.js';
 import { restoreChunk } from './restore-chunk.js';
 import { verifyRange } from './verify-range.js';
 import { writeChunk } from './write-chunk.js';
@@ -21,6 +22,8 @@ export default async function handle(request: WorkerRequest): Promise<WorkerResp
         return { ok: true, result: await verifyRange(request) };
       case 'checkBlob':
         return { ok: true, result: await checkBlob(request) };
+      case 'copyObject':
+        return { ok: true, result: await copyObject(request) };
       default: {
         const unknown: never = request;
         throw new InternalError('UNKNOWN_OP', `worker received an unknown request op '${String((unknown as { op: unknown }).op)}'`);

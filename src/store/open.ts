@@ -1,28 +1,45 @@
 /**
- * From a user's store location (a directory today; URLs later) and a job id to
- * a job-root `Store`, and from a serializable spec back to a `Store` inside a
- * worker thread.
+ * From a user's store location (a directory, `file://` URL or `s3://bucket/prefix`)
+ * and a job id to a job-root `Store`, and from a serializable spec back to a
+ * `Store` inside a worker thread.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidInputError } from '../errors.js';
-import { checkJobId } from '../handle.js';
+import { checkJobId, printable } from '../handle.js';
+import { FaultyStore } from './faulty.js';
 import { FsStore } from './fs.js';
+import { RetryingStore } from './retry.js';
+import { S3Store, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3.js';
 import type { Store, StoreSpec } from './store.js';
+
+const STORE_HINT = 'use a directory path or s3://<bucket>/<prefix>';
 
 export function jobRootSpec(location: string, jobId: string): StoreSpec {
   checkJobId(jobId);
   if (location.length === 0) {
-    throw new InvalidInputError('INVALID_STORE', 'the store location is empty; pass --store <directory>');
+    throw new InvalidInputError('INVALID_STORE', `the store location is empty; pass --store <directory> or --store s3://<bucket>/<prefix>`);
   }
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
-  if (scheme !== null && scheme[1] !== undefined && scheme[1].toLowerCase() !== 'file') {
-    throw new InvalidInputError(
-      'UNSUPPORTED_STORE',
-      `store '${location}' uses the '${scheme[1]}://' scheme, which this build does not support; use a directory path`,
-    );
+  if (isS3Url(location)) return s3JobRootSpec(location, jobId);
+  return { type: 'fs', root: resolve(localPath(location), jobId) };
+}
+
+/**
+ * A job root named directly: a directory, or `s3://bucket/prefix/<jobId>`
+ * (whose last segment is the job id). Used where the user points at the job
+ * root itself, e.g. `chunkpoint copy`.
+ */
+export function jobRootSpecFromLocation(location: string): StoreSpec {
+  if (location.length === 0) throw new InvalidInputError('INVALID_STORE', `the job root location is empty; ${STORE_HINT}/<jobId>`);
+  if (isS3Url(location)) {
+    const { bucket, segments } = parseS3Url(location);
+    const jobId = segments.at(-1);
+    if (jobId === undefined) {
+      throw new InvalidInputError('INVALID_STORE', `'${printable(location)}' names a bucket, not a job root; add the job, e.g. s3://${bucket}/checkpoints/<jobId>`);
+    }
+    checkJobId(jobId);
+    return s3Spec(bucket, segments);
   }
-  const dir = scheme === null ? location : new URL(location).pathname;
-  return { type: 'fs', root: resolve(dir, jobId) };
+  return jobRootSpecFromDir(localPath(location));
 }
 
 /** For a job root that is already a directory (e.g. the parent of a relocated chk-<n>). */
@@ -30,13 +47,37 @@ export function jobRootSpecFromDir(jobRootDir: string): StoreSpec {
   return { type: 'fs', root: isAbsolute(jobRootDir) ? jobRootDir : resolve(jobRootDir) };
 }
 
+/** A directory path, or the path of a file:// URL; other schemes are refused. */
+function localPath(location: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
+  if (scheme !== null && scheme[1] !== undefined && scheme[1].toLowerCase() !== 'file') {
+    throw new InvalidInputError('UNSUPPORTED_STORE', `store '${printable(location)}' uses the '${scheme[1]}://' scheme, which chunkpoint does not support; ${STORE_HINT}`);
+  }
+  return scheme === null ? location : new URL(location).pathname;
+}
+
+/**
+ * Opens a spec as a store, wrapped as the spec asks: faults injected first
+ * (so they look like the store's own failures), then retries around
+ * everything. S3 stores are always retried — transient failures are part of
+ * talking to a remote server; directory stores only when faults are injected,
+ * since local I/O errors are not transient.
+ */
 export function openStore(spec: StoreSpec): Store {
+  let store: Store;
   switch (spec.type) {
     case 'fs':
-      return new FsStore(spec);
+      store = new FsStore(spec);
+      break;
+    case 's3':
+      store = new S3Store(spec);
+      break;
     default: {
-      const unknown: never = spec.type;
-      throw new InvalidInputError('UNSUPPORTED_STORE', `unknown store type '${String(unknown)}'`);
+      const unknown: never = spec;
+      throw new InvalidInputError('UNSUPPORTED_STORE', `unknown store type '${String((unknown as { type: unknown }).type)}'`);
     }
   }
+  if (spec.faults !== undefined) store = new FaultyStore(store, spec.faults);
+  if (spec.type === 's3' || spec.faults !== undefined) store = new RetryingStore(store, spec.retry);
+  return store;
 }

@@ -8,14 +8,45 @@
  * holds every implementation to the same contract.
  */
 import { InvalidInputError } from '../errors.js';
+import type { FaultSpec } from './faulty.js';
+import type { RetryPolicy } from './retry.js';
 
 /** Serializable description of a store, so a worker thread can open the same one itself. */
-export type StoreSpec = FsStoreSpec;
+export type StoreSpec = FsStoreSpec | S3StoreSpec;
 
-export interface FsStoreSpec {
+/** What every spec may carry besides the location: how `openStore` wraps the store. */
+export interface StoreSpecCommon {
+  /**
+   * Fault injection (tests and stress runs): `openStore` wraps the store in a
+   * seeded `FaultyStore`. It travels in the spec so that the stores worker
+   * threads open fail the same way as the coordinator's.
+   */
+  faults?: FaultSpec;
+  /** Overrides of the retry policy (see store/retry.ts) for stores that `openStore` wraps with retries. */
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface FsStoreSpec extends StoreSpecCommon {
   type: 'fs';
   /** Absolute path of the job root directory. */
   root: string;
+}
+
+/**
+ * An S3 (or S3-compatible: Ceph RGW, MinIO…) job root. Credentials are never
+ * part of a spec: the SDK's standard chain finds them (AWS_ACCESS_KEY_ID…,
+ * AWS_PROFILE, instance roles), and worker threads inherit the environment.
+ */
+export interface S3StoreSpec extends StoreSpecCommon {
+  type: 's3';
+  bucket: string;
+  /** Key prefix of the job root: '' or '/'-separated segments ending in '/', e.g. 'checkpoints/orders/'. */
+  prefix: string;
+  /** Endpoint URL of a non-AWS server, e.g. http://127.0.0.1:7480 (default: AWS for the region). */
+  endpoint?: string;
+  region?: string;
+  /** Path-style requests (http://host/bucket/key) instead of virtual-hosted (http://bucket.host/key). */
+  forcePathStyle?: boolean;
 }
 
 export interface ObjectInfo {
@@ -65,7 +96,11 @@ export interface Store {
    * them while a snapshot that reuses them is in flight.
    */
   touch(keys: readonly string[]): Promise<void>;
-  /** Leftovers of interrupted writes below `prefix` (fs: temp files), for gc. */
+  /**
+   * Leftovers of interrupted writes below `prefix`, for gc (fs: temp files;
+   * S3: incomplete multipart uploads). Their keys are accepted by `delete`,
+   * which removes (aborts) them; they never appear in `list`.
+   */
   listIncomplete(prefix: string): AsyncIterable<ObjectInfo>;
   /** Makes the names of objects written with `syncName: false` durable (fs: one fsync per directory). */
   syncNames(keys: readonly string[]): Promise<void>;

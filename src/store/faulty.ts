@@ -1,0 +1,163 @@
+/**
+ * A store that fails on purpose: a seeded wrapper injecting transient errors
+ * (what a flaky network or a throttling S3 does), optionally permanent errors
+ * and latency, at a given rate per operation. Tests and the stress harness use
+ * it to show that retries hide transient failures and that a snapshot that
+ * still fails commits nothing.
+ *
+ * Determinism: every decision comes from a PRNG seeded with `seed`, so a
+ * failure replays from the seed a test prints. Each thread mixes its thread id
+ * into the seed: worker threads open their own `FaultyStore` from the same
+ * spec, and identical sequences in every thread would fail the same task
+ * numbers everywhere rather than spread failures out.
+ *
+ * A write fault strikes either before the operation (nothing happened) or,
+ * with probability `lostResponse`, after it took effect: the object is stored
+ * but the caller sees an error, as when a connection resets while the
+ * server's reply is on its way. Retrying such a put-if-absent finds its own
+ * object — the case `RetryingStore` must handle.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { threadId } from 'node:worker_threads';
+import { StoreUnavailableError } from '../errors.js';
+import { prng } from '../random.js';
+import type { ByteRange, ObjectInfo, PutOptions, PutResult, Store, StoreSpec } from './store.js';
+
+export const STORE_OPERATIONS = ['put', 'get', 'stat', 'list', 'listIncomplete', 'delete', 'touch', 'syncNames', 'exists'] as const;
+export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+/** Probability of a fault per call, by operation; '*' covers the operations not named. */
+export type FaultRates = Partial<Record<StoreOperation | '*', number>>;
+
+export interface FaultSpec {
+  seed: number;
+  /** Transient failures (retried by `RetryingStore`). */
+  transient?: FaultRates;
+  /** Permanent failures (fail at once; for testing clean failure). */
+  permanent?: FaultRates;
+  /** Share of write faults (put, delete, touch) that strike after the write took effect (default 0.5). */
+  lostResponse?: number;
+  /** Each call first waits a random 0..maxLatencyMs milliseconds (default 0). */
+  maxLatencyMs?: number;
+}
+
+/** Listings fail, if at all, at the start or at the boundaries of pages of this many objects (as S3 pages do). */
+const LIST_PAGE = 1000;
+const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'delete', 'touch']);
+
+export interface FaultCounts {
+  transient: number;
+  permanent: number;
+}
+
+/** Faults injected by every `FaultyStore` of this thread, for tests to check that faults did happen. */
+export const injectedInThisThread: FaultCounts = { transient: 0, permanent: 0 };
+
+export class FaultyStore implements Store {
+  readonly spec: StoreSpec;
+  readonly location: string;
+  readonly injected: FaultCounts = { transient: 0, permanent: 0 };
+  private readonly random: () => number;
+
+  constructor(
+    private readonly inner: Store,
+    private readonly faults: FaultSpec,
+  ) {
+    this.spec = inner.spec;
+    this.location = inner.location;
+    this.random = prng((faults.seed ^ Math.imul(threadId + 1, 0x9e3779b1)) >>> 0);
+  }
+
+  async put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult> {
+    return this.around('put', key, () => this.inner.put(key, parts, options));
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    return this.around('get', key, () => this.inner.get(key, range));
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    return this.around('stat', key, () => this.inner.stat(key));
+  }
+
+  list(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.listing('list', prefix, this.inner.list(prefix));
+  }
+
+  listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.listing('listIncomplete', prefix, this.inner.listIncomplete(prefix));
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    return this.around('delete', keys[0] ?? '', () => this.inner.delete(keys));
+  }
+
+  async touch(keys: readonly string[]): Promise<void> {
+    return this.around('touch', keys[0] ?? '', () => this.inner.touch(keys));
+  }
+
+  async syncNames(keys: readonly string[]): Promise<void> {
+    return this.around('syncNames', keys[0] ?? '', () => this.inner.syncNames(keys));
+  }
+
+  async exists(): Promise<boolean> {
+    return this.around('exists', '', () => this.inner.exists());
+  }
+
+  private async around<T>(op: StoreOperation, key: string, run: () => Promise<T>): Promise<T> {
+    await this.delay();
+    const fault = this.draw(op);
+    if (fault === undefined) return run();
+    if (fault === 'transient' && WRITES.has(op) && this.random() < (this.faults.lostResponse ?? 0.5)) {
+      await run();
+      throw this.fault(fault, op, key, true);
+    }
+    throw this.fault(fault, op, key, false);
+  }
+
+  private async *listing(op: StoreOperation, prefix: string, objects: AsyncIterable<ObjectInfo>): AsyncIterable<ObjectInfo> {
+    await this.delay();
+    let count = 0;
+    for await (const object of objects) {
+      if (count % LIST_PAGE === 0) {
+        const fault = this.draw(op);
+        if (fault !== undefined) throw this.fault(fault, op, prefix, false);
+      }
+      count++;
+      yield object;
+    }
+    if (count === 0) {
+      const fault = this.draw(op);
+      if (fault !== undefined) throw this.fault(fault, op, prefix, false);
+    }
+  }
+
+  private draw(op: StoreOperation): 'transient' | 'permanent' | undefined {
+    const roll = this.random();
+    const permanent = rate(this.faults.permanent, op);
+    if (roll < permanent) return 'permanent';
+    if (roll < permanent + rate(this.faults.transient, op)) return 'transient';
+    return undefined;
+  }
+
+  private async delay(): Promise<void> {
+    const max = this.faults.maxLatencyMs ?? 0;
+    if (max > 0) await sleep(Math.floor(this.random() * max));
+  }
+
+  private fault(kind: 'transient' | 'permanent', op: StoreOperation, key: string, afterEffect: boolean): StoreUnavailableError {
+    this.injected[kind]++;
+    injectedInThisThread[kind]++;
+    const where = key === '' ? this.location : `${this.location}/${key}`;
+    const what = afterEffect ? 'after it took effect (a lost response)' : 'before it ran';
+    return new StoreUnavailableError(
+      kind === 'transient' ? 'STORE_FAULT_INJECTED' : 'STORE_FAULT_INJECTED_PERMANENT',
+      `injected ${kind} fault: ${op} of ${where} failed ${what} (fault injection seed ${this.faults.seed})`,
+      { details: { where, operation: op, injected: true, transient: kind === 'transient' } },
+    );
+  }
+}
+
+function rate(rates: FaultRates | undefined, op: StoreOperation): number {
+  return rates?.[op] ?? rates?.['*'] ?? 0;
+}

@@ -1,0 +1,168 @@
+/**
+ * Retries of transient store failures, in one place for every store and
+ * every caller: bounded exponential backoff with full jitter.
+ *
+ * Why here and not in the S3 SDK: the SDK's own retries are set to (almost)
+ * none (see s3.ts), so one policy decides — a snapshot's hundreds of
+ * concurrent requests back off with jitter instead of retrying in lockstep
+ * (AWS's "full jitter": delay = random(0, min(cap, base * 2^attempt))), the
+ * total time spent retrying is bounded, and retries of put-if-absent,
+ * listings and faults injected by `FaultyStore` get the same treatment as a
+ * real server's 503.
+ *
+ * What is transient is decided where the failure is understood: a store marks
+ * such errors with `details.transient = true` (5xx, throttling, connection
+ * resets, timeouts). Everything else — 403, a missing bucket, bad input,
+ * corrupt data — fails at once.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChunkpointError, StoreUnavailableError } from '../errors.js';
+import type { ByteRange, ObjectInfo, PutOptions, PutResult, Store, StoreSpec } from './store.js';
+
+export interface RetryPolicy {
+  /** Attempts per operation, the first one included. */
+  maxAttempts: number;
+  /** Upper bound of the first retry's delay. */
+  baseDelayMs: number;
+  /** Upper bound of any single delay. */
+  maxDelayMs: number;
+}
+
+/**
+ * 8 attempts, delays capped at 100 ms · 2^n and 10 s: at most ~25 s of
+ * waiting (~13 s expected) before a failure is reported — long enough to ride
+ * out an S3 503 SlowDown burst or a gateway restart, short enough that an
+ * unreachable store fails a snapshot within a minute.
+ */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 10_000 };
+
+/** Whether a store marked this failure as worth retrying. */
+export function isTransient(error: unknown): boolean {
+  return error instanceof ChunkpointError && error.details['transient'] === true;
+}
+
+/** The full-jitter delay before retry number `retry` (0-based). */
+export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry);
+  return Math.floor(random() * ceiling);
+}
+
+/** Runs `operation` until it succeeds, fails permanently, or the attempts are used up. */
+export async function withRetries<T>(policy: RetryPolicy, operation: (attempt: number) => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      if (attempt + 1 >= policy.maxAttempts) throw gaveUp(error as ChunkpointError, attempt + 1);
+      await sleep(backoffDelay(policy, attempt));
+    }
+  }
+}
+
+/** The last transient error, saying that retrying did not help; still transient, so an outer layer may try again later. */
+function gaveUp(error: ChunkpointError, attempts: number): ChunkpointError {
+  return new StoreUnavailableError(error.code, `${error.message} (still failing after ${attempts} attempts)`, {
+    cause: error.cause ?? error,
+    details: { ...error.details, attempts },
+  });
+}
+
+export class RetryingStore implements Store {
+  readonly spec: StoreSpec;
+  readonly location: string;
+  readonly policy: RetryPolicy;
+
+  constructor(
+    private readonly inner: Store,
+    policy: Partial<RetryPolicy> = {},
+  ) {
+    this.spec = inner.spec;
+    this.location = inner.location;
+    this.policy = { ...DEFAULT_RETRY_POLICY, ...policy };
+  }
+
+  async put(key: string, parts: readonly Uint8Array[], options: PutOptions = {}): Promise<PutResult> {
+    return withRetries(this.policy, async (attempt) => {
+      const result = await this.inner.put(key, parts, options);
+      // A retried put-if-absent that finds the object may be finding its own
+      // earlier attempt, whose response was lost (connection reset after the
+      // server stored it). Same bytes: it was ours. Without this check a
+      // checkpoint commit could report CHECKPOINT_EXISTS for a checkpoint it
+      // did commit.
+      if (attempt > 0 && result === 'exists' && options.ifAbsent === true && (await this.holds(key, parts))) return 'created';
+      return result;
+    });
+  }
+
+  get(key: string, range?: ByteRange): Promise<Buffer> {
+    return withRetries(this.policy, () => this.inner.get(key, range));
+  }
+
+  stat(key: string): Promise<ObjectInfo | undefined> {
+    return withRetries(this.policy, () => this.inner.stat(key));
+  }
+
+  list(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.resumable((inner) => inner.list(prefix));
+  }
+
+  listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.resumable((inner) => inner.listIncomplete(prefix));
+  }
+
+  // Deleting and touching are idempotent (absent keys are ignored), so a
+  // batch that failed half-way is simply sent again.
+  delete(keys: readonly string[]): Promise<void> {
+    return withRetries(this.policy, () => this.inner.delete(keys));
+  }
+
+  touch(keys: readonly string[]): Promise<void> {
+    return withRetries(this.policy, () => this.inner.touch(keys));
+  }
+
+  syncNames(keys: readonly string[]): Promise<void> {
+    return withRetries(this.policy, () => this.inner.syncNames(keys));
+  }
+
+  exists(): Promise<boolean> {
+    return withRetries(this.policy, () => this.inner.exists());
+  }
+
+  private async holds(key: string, parts: readonly Uint8Array[]): Promise<boolean> {
+    const size = parts.reduce((sum, p) => sum + p.byteLength, 0);
+    const info = await this.inner.stat(key);
+    if (info?.size !== size) return false;
+    const stored = await this.inner.get(key);
+    let offset = 0;
+    for (const part of parts) {
+      if (Buffer.compare(stored.subarray(offset, offset + part.byteLength), part) !== 0) return false;
+      offset += part.byteLength;
+    }
+    return true;
+  }
+
+  /**
+   * A listing that fails part-way (an S3 page request dropped) is started
+   * again and the objects already yielded are skipped, so callers see each
+   * object once. The price is one remembered key per listed object, the same
+   * order of memory as gc's set of referenced blobs.
+   */
+  private async *resumable(listing: (inner: Store) => AsyncIterable<ObjectInfo>): AsyncIterable<ObjectInfo> {
+    const seen = new Set<string>();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        for await (const object of listing(this.inner)) {
+          if (seen.has(object.key)) continue;
+          seen.add(object.key);
+          yield object;
+        }
+        return;
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        if (attempt + 1 >= this.policy.maxAttempts) throw gaveUp(error as ChunkpointError, attempt + 1);
+        await sleep(backoffDelay(this.policy, attempt));
+      }
+    }
+  }
+}

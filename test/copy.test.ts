@@ -1,0 +1,93 @@
+/**
+ * `chunkpoint copy` between directory job roots (S3 directions are in
+ * s3-roundtrip.test.ts): every checkpoint restores from the copy, a rerun
+ * skips what is there, and bad sources and conflicting destinations are
+ * refused before anything is written.
+ */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Chunkpoint } from '../src/index.js';
+import { isEmptyOrMissing, mutateRocksState, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type FileInfo, type RocksState } from './support.js';
+
+describe('copy between directory job roots (real RocksDB state)', () => {
+  let cp: Chunkpoint;
+  let state: RocksState;
+  let store: string;
+  let digests: Map<string, FileInfo>[];
+
+  beforeAll(async () => {
+    cp = new Chunkpoint({ threads: 2 });
+    state = await rocksState(6 * 1024 * 1024, 61);
+    store = await tempDir('copy-src');
+    digests = [];
+    await cp.snapshot(state.dir, { store, job: 'src' });
+    digests.push(await treeDigest(state.dir));
+    await mutateRocksState(state, 62);
+    await cp.snapshot(state.dir, { store, job: 'src' });
+    digests.push(await treeDigest(state.dir));
+  });
+
+  afterAll(async () => {
+    await cp.close();
+    await removeTempDirs();
+  });
+
+  it('copies every checkpoint (CLI, --json), each restores from the copy, and a rerun copies nothing', async () => {
+    const dest = join(await tempDir('copy-dst'), 'moved');
+    const first = await runCli(['copy', join(store, 'src'), dest, '--json', '--threads', '2']);
+    expect(first.code, first.stderr).toBe(0);
+    const result = JSON.parse(first.stdout) as Record<string, unknown>;
+    expect(result['checkpointsCopied']).toEqual(['chk-1', 'chk-2']);
+    expect(result['objectsCopied']).toBeGreaterThan(0);
+    expect(result['blobsVerified']).toBe(result['objectsCopied']);
+    expect(result['objectsSkipped']).toBe(0);
+    for (const [i, digest] of digests.entries()) {
+      const target = join(await tempDir('copy-restore'), 'out');
+      await cp.restore({ path: join(dest, `chk-${i + 1}`) }, target);
+      expect(await treeDigest(target)).toEqual(digest);
+    }
+    const again = await cp.copy(join(store, 'src'), dest);
+    expect(again.checkpointsCopied).toEqual([]);
+    expect(again.checkpointsPresent).toEqual(['chk-1', 'chk-2']);
+    expect(again.objectsCopied).toBe(0);
+    expect(again.objectsSkipped).toBe(result['objectsCopied']);
+    const text = await runCli(['copy', join(store, 'src'), dest]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^copied no new checkpoints from .* to .*\n {2}objects {3}0 copied/);
+  });
+
+  it('refuses a destination holding other checkpoints, and a source with a damaged blob, writing nothing', async () => {
+    const other = await tempDir('copy-other');
+    await cp.snapshot(state.dir, { store: other, job: 'else' });
+    const conflict = await runCli(['copy', join(store, 'src'), join(other, 'else')]);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toMatch(/^chunkpoint: COPY_CONFLICT: .*chk-1.*another job's history/);
+
+    const damaged = await tempDir('copy-damaged');
+    await cp.copy({ store, job: 'src' }, { store: damaged, job: 'src' });
+    const shared = join(damaged, 'src', 'shared');
+    const dir = (await readdir(shared))[0] as string;
+    const blob = join(shared, dir, (await readdir(join(shared, dir)))[0] as string);
+    const bytes = await readFile(blob);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff;
+    await writeFile(blob, bytes);
+    const dest = join(await tempDir('copy-dst'), 'never');
+    const corrupt = await runCli(['copy', join(damaged, 'src'), dest]);
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toMatch(/^chunkpoint: CHUNK_CORRUPT: blob .*shared\//);
+    // No checkpoint became visible at the destination.
+    expect(await isEmptyOrMissing(join(dest, 'chk-1'))).toBe(true);
+    expect(await isEmptyOrMissing(join(dest, 'chk-2'))).toBe(true);
+  });
+
+  it('is listed in --help, and usage errors exit 2', async () => {
+    const help = await runCli(['--help']);
+    expect(help.stdout).toMatch(/^ {2}copy {7}copy a job root/m);
+    const copyHelp = await runCli(['copy', '--help']);
+    expect(copyHelp.stdout).toContain('usage: chunkpoint copy <jobRoot> <otherStore>/<jobId>');
+    const usage = await runCli(['copy', join(store, 'src')]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/^chunkpoint: usage: copy takes exactly/);
+  });
+});

@@ -1,0 +1,143 @@
+/**
+ * The S3 store against the store contract on a real S3 server (Ceph RGW,
+ * started by test/s3-server.ts), plain and behind fault injection; its error
+ * classification; and the parsing of s3:// locations and AWS variables.
+ */
+import { randomBytes } from 'node:crypto';
+import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkpointError } from '../src/errors.js';
+import { jobRootSpec, jobRootSpecFromLocation, openStore } from '../src/store/open.js';
+import { RetryingStore } from '../src/store/retry.js';
+import { PART_SIZE, S3Store, s3Spec } from '../src/store/s3.js';
+import type { S3StoreSpec, Store } from '../src/store/store.js';
+import { skipS3, startS3Server, TEST_BUCKET, type S3Server } from './s3-server.js';
+import { storeCompliance, type ComplianceTarget } from './store-compliance.js';
+
+const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+
+describe('s3:// locations and the AWS environment', () => {
+  it('maps store URL + job to bucket and prefix, with endpoint, region and path style from the environment', () => {
+    const saved = { ...process.env };
+    try {
+      for (const k of ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_S3_FORCE_PATH_STYLE']) delete process.env[k];
+      expect(jobRootSpec('s3://bucket/checkpoints/prod', 'orders')).toEqual({ type: 's3', bucket: 'bucket', prefix: 'checkpoints/prod/orders/', region: 'us-east-1', forcePathStyle: false });
+      expect(jobRootSpec('s3://bucket', 'orders')).toMatchObject({ bucket: 'bucket', prefix: 'orders/' });
+      expect(jobRootSpec('S3://bucket/a/', 'orders')).toMatchObject({ bucket: 'bucket', prefix: 'a/orders/' });
+      process.env['AWS_ENDPOINT_URL'] = 'http://127.0.0.1:7480';
+      process.env['AWS_DEFAULT_REGION'] = 'eu-west-1';
+      expect(jobRootSpec('s3://bkt/p', 'j')).toMatchObject({ endpoint: 'http://127.0.0.1:7480', region: 'eu-west-1', forcePathStyle: true });
+      process.env['AWS_ENDPOINT_URL_S3'] = 'http://s3.internal:9000';
+      process.env['AWS_REGION'] = 'ap-south-1';
+      process.env['AWS_S3_FORCE_PATH_STYLE'] = 'false';
+      expect(jobRootSpec('s3://bkt/p', 'j')).toMatchObject({ endpoint: 'http://s3.internal:9000', region: 'ap-south-1', forcePathStyle: false });
+      expect(jobRootSpecFromLocation('s3://bkt/p/q/job-1')).toMatchObject({ bucket: 'bkt', prefix: 'p/q/job-1/' });
+      expect(new S3Store(jobRootSpec('s3://bkt/p', 'j') as S3StoreSpec).location).toBe('s3://bkt/p/j');
+      expect(openStore(jobRootSpec('s3://bkt/p', 'j'))).toBeInstanceOf(RetryingStore);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('refuses malformed locations with a message saying what to pass', () => {
+    const codeOf = (fn: () => unknown): string => {
+      try {
+        fn();
+        return 'no error';
+      } catch (error) {
+        expect(error).toBeInstanceOf(ChunkpointError);
+        expect((error as Error).message).toMatch(/s3:\/\/|AWS_/);
+        return (error as ChunkpointError).code;
+      }
+    };
+    expect(codeOf(() => jobRootSpec('s3://', 'j'))).toBe('INVALID_STORE');
+    expect(codeOf(() => jobRootSpec('s3://bkt/../etc', 'j'))).toBe('INVALID_STORE');
+    expect(codeOf(() => jobRootSpec('s3://bkt//x', 'j'))).toBe('INVALID_STORE');
+    expect(codeOf(() => jobRootSpecFromLocation('s3://bucket'))).toBe('INVALID_STORE');
+    expect(codeOf(() => s3Spec('bkt', [], { AWS_ENDPOINT_URL: 'localhost:7480' }))).toBe('INVALID_STORE');
+    expect(codeOf(() => s3Spec('bkt', [], { AWS_S3_FORCE_PATH_STYLE: 'maybe' }))).toBe('INVALID_STORE');
+  });
+});
+
+describe.skipIf(skipS3('S3 store compliance and error tests (test/store-s3.test.ts)'))('S3 store on Ceph RGW', () => {
+  let server: S3Server;
+  let run = 0;
+
+  beforeAll(async () => {
+    server = await startS3Server();
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  function s3Target(extra: Partial<S3StoreSpec> = {}): ComplianceTarget {
+    return {
+      fresh() {
+        return Promise.resolve(openStore({ ...s3Spec(TEST_BUCKET, ['compliance', `${Date.now()}-${run++}`, 'job']), ...extra }));
+      },
+      async leaveIncompleteWrite(store: Store, key: string) {
+        const spec = store.spec as S3StoreSpec;
+        const Key = spec.prefix + key;
+        const { UploadId } = await server.client.send(new CreateMultipartUploadCommand({ Bucket: spec.bucket, Key }));
+        await server.client.send(new UploadPartCommand({ Bucket: spec.bucket, Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+      },
+      // Three parts, the last one short.
+      largeObjectSize: 2 * PART_SIZE + 12345,
+    };
+  }
+
+  storeCompliance('S3 (Ceph RGW)', () => s3Target());
+  storeCompliance(`S3 (Ceph RGW), 15 % transient faults + retries (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () =>
+    s3Target({ faults: { seed: SEED, transient: { '*': 0.15 } }, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 12 } }),
+  );
+
+  describe('S3 failures', () => {
+    const failureOf = async (promise: Promise<unknown>): Promise<ChunkpointError> => {
+      const error = await promise.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ChunkpointError);
+      return error as ChunkpointError;
+    };
+
+    it('a missing bucket fails at once, naming the bucket and what to do', async () => {
+      const store = openStore(s3Spec('no-such-bucket-here', ['p', 'job']));
+      const error = await failureOf(store.exists());
+      expect(error.kind).toBe('store_unavailable');
+      expect(error.code).toBe('STORE_NO_BUCKET');
+      expect(error.message).toContain("bucket 'no-such-bucket-here' does not exist");
+      expect(error.message).toContain('create it');
+      expect(error.details['attempts']).toBeUndefined();
+      expect(error.cause).toBeDefined();
+      const put = await failureOf(store.put('chk-1/_metadata', [Buffer.from('x')], { ifAbsent: true }));
+      expect(put.code).toBe('STORE_NO_BUCKET');
+      expect(put.message).toContain('s3://no-such-bucket-here/p/job/chk-1/_metadata');
+    });
+
+    it('wrong credentials fail at once, naming the key and the variables to check', async () => {
+      const saved = process.env['AWS_SECRET_ACCESS_KEY'];
+      process.env['AWS_SECRET_ACCESS_KEY'] = 'not-the-secret';
+      try {
+        const store = openStore(s3Spec(TEST_BUCKET, ['creds', 'job']));
+        const error = await failureOf(store.get('chk-1/_metadata'));
+        expect(error.code).toBe('STORE_CREDENTIALS');
+        expect(error.message).toContain(`s3://${TEST_BUCKET}/creds/job/chk-1/_metadata`);
+        expect(error.message).toContain('AWS_SECRET_ACCESS_KEY');
+        expect(error.details['attempts']).toBeUndefined();
+      } finally {
+        process.env['AWS_SECRET_ACCESS_KEY'] = saved;
+      }
+    });
+
+    it('an unreachable endpoint is transient: retried, then reported with the endpoint', async () => {
+      const spec = { ...s3Spec(TEST_BUCKET, ['down', 'job']), endpoint: 'http://127.0.0.1:1', retry: { maxAttempts: 3, baseDelayMs: 1 } };
+      const error = await failureOf(openStore(spec).stat('chk-1/_metadata'));
+      expect(error.code).toBe('STORE_UNREACHABLE');
+      expect(error.details).toMatchObject({ transient: true, attempts: 3 });
+      expect(error.message).toContain('http://127.0.0.1:1');
+      expect(error.message).toContain('AWS_ENDPOINT_URL');
+    });
+  });
+});
