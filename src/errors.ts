@@ -88,6 +88,15 @@ const CLASSES: Record<ErrorKind, new (code: string, message: string, options?: C
   internal: InternalError,
 };
 
+/**
+ * The same error (class, kind, code) with what was being done in front of
+ * its message and in its details, e.g. which file and chunk a store failure hit.
+ */
+export function withContext(error: unknown, context: string, details: Record<string, string | number | boolean>): ChunkpointError {
+  const cp = toChunkpointError(error);
+  return new CLASSES[cp.kind](cp.code, `${context}: ${cp.message}`, { cause: error, details: { ...cp.details, ...details } });
+}
+
 /** The wire form of an error. Causes are flattened to their message chain, never to live objects. */
 export interface SerializedError {
   kind: ErrorKind;

@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { decodeBlob } from '../src/blob.js';
 import { blobEntryPath, dropEntry, readEntry, writeEntry } from '../src/cache.js';
 import { loadHasher } from '../src/content-key.js';
-import { ChunkpointError, CorruptDataError, storeIoError } from '../src/errors.js';
+import { ChunkpointError, CorruptDataError, storeIoError, withContext } from '../src/errors.js';
 import { handleKey } from '../src/handle.js';
 import type { RestoreChunkRequest, RestoreChunkResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/store.js';
@@ -52,7 +52,7 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
     if (isNotFound(error)) {
       throw new CorruptDataError('CHUNK_MISSING', `${where} is missing from the store ${store.location}; the checkpoint is damaged: restore an older checkpoint or repair the store`, { details, cause: error });
     }
-    throw error;
+    throw withContext(error, `fetching ${where}`, details);
   }
   if (blob.byteLength !== req.handle.length) {
     throw new CorruptDataError('CHUNK_CORRUPT', `${where} is ${blob.byteLength} bytes, expected ${req.handle.length} (truncated); the checkpoint is damaged: restore an older checkpoint or repair the store`, { details });

@@ -18,8 +18,8 @@
  * object — the case `RetryingStore` must handle.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { threadId } from 'node:worker_threads';
-import { StoreUnavailableError } from '../errors.js';
+import { isMainThread, threadId } from 'node:worker_threads';
+import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../errors.js';
 import { prng } from '../random.js';
 import type { ByteRange, ObjectInfo, PutOptions, PutResult, Store, StoreSpec } from './store.js';
 
@@ -39,6 +39,13 @@ export interface FaultSpec {
   lostResponse?: number;
   /** Each call first waits a random 0..maxLatencyMs milliseconds (default 0). */
   maxLatencyMs?: number;
+  /**
+   * Permanent faults look like this filesystem error (e.g. 'ENOSPC', 'EACCES',
+   * 'EIO'), as the directory store reports it, instead of a generic injected fault.
+   */
+  errno?: string;
+  /** In a worker thread, the thread dies (exits) before the operation: a crash mid-chunk. Never in the main thread. */
+  workerExit?: FaultRates;
 }
 
 /** Listings fail, if at all, at the start or at the boundaries of pages of this many objects (as S3 pages do). */
@@ -106,6 +113,10 @@ export class FaultyStore implements Store {
 
   private async around<T>(op: StoreOperation, key: string, run: () => Promise<T>): Promise<T> {
     await this.delay();
+    if (!isMainThread && this.random() < rate(this.faults.workerExit, op)) {
+      // Only this worker thread ends (process.exit in a worker stops the thread), as a crash in native code would.
+      process.exit(70);
+    }
     const fault = this.draw(op);
     if (fault === undefined) return run();
     if (fault === 'transient' && WRITES.has(op) && this.random() < (this.faults.lostResponse ?? 0.5)) {
@@ -145,10 +156,14 @@ export class FaultyStore implements Store {
     if (max > 0) await sleep(Math.floor(this.random() * max));
   }
 
-  private fault(kind: 'transient' | 'permanent', op: StoreOperation, key: string, afterEffect: boolean): StoreUnavailableError {
+  private fault(kind: 'transient' | 'permanent', op: StoreOperation, key: string, afterEffect: boolean): ChunkpointError {
     this.injected[kind]++;
     injectedInThisThread[kind]++;
     const where = key === '' ? this.location : `${this.location}/${key}`;
+    if (kind === 'permanent' && this.faults.errno !== undefined) {
+      const cause = Object.assign(new Error(`${this.faults.errno}: injected (fault injection seed ${this.faults.seed})`), { code: this.faults.errno });
+      return storeIoError(`${op} (injected fault)`, where, cause);
+    }
     const what = afterEffect ? 'after it took effect (a lost response)' : 'before it ran';
     return new StoreUnavailableError(
       kind === 'transient' ? 'STORE_FAULT_INJECTED' : 'STORE_FAULT_INJECTED_PERMANENT',
