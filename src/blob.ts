@@ -126,7 +126,7 @@ function hex32(n: number): string {
 }
 
 /** Store key of a blob: `<area>/<k0k1>/<key>-<rawLength>` (FORMAT.md). */
-const BLOB_KEY_RE = /^(?:shared|taskowned)\/([0-9a-f]{2})\/([0-9a-f]{32})-([1-9]\d{0,8})$/;
+const BLOB_KEY_RE = /^(?:shared|taskowned\/[A-Za-z0-9][A-Za-z0-9._-]{0,199})\/([0-9a-f]{2})\/([0-9a-f]{32})-([1-9]\d{0,8})$/;
 
 /** The content key and raw length a blob's store key promises, or undefined for keys that do not name a blob. */
 export function parseBlobKey(storeKey: string): { key: string; rawLength: number } | undefined {
