@@ -22,7 +22,7 @@ import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
 import { copyTree, isEmptyOrMissing, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
-const RUNS = { metadataBytes: 3000, metadataFields: 4000, blobs: 2500, taskSnapshots: 1500, restores: 30 };
+const RUNS = { metadataBytes: 3000, metadataFields: 4000, blobs: 2500, taskSnapshots: 1500, restores: 20 };
 
 let hasher: Hasher;
 let state: RocksState;
