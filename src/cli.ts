@@ -236,7 +236,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'chunkpoint verify <checkpointDir> [--sample <fraction>] [options]\n       chunkpoint verify --store <dir> --job <jobId> [--checkpoint <n>|latest] [--sample <fraction>] [options]',
     options: { ...COMMON, ...JOB, checkpoint: { type: 'string' }, sample: { type: 'string' }, 'sample-seed': { type: 'string' } },
     optionHelp: [
-      '--store <dir>          store location, with --job',
+      '--store <location>     a directory or s3://<bucket>/<prefix>, with --job',
       '--job <jobId>          job id, with --store',
       '--checkpoint <n>       checkpoint number or "latest" (default latest)',
       '--sample <fraction>    check this fraction of the blobs, e.g. 0.1 or 10% (default 1: all)',

@@ -10,7 +10,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Chunkpoint, ChunkpointError, type ErrorKind } from '../src/index.js';
 import { loadHasher } from '../src/content-key.js';
 import { METADATA_HEADER_SIZE, allFiles, encodeMetadata, type CheckpointMetadata, type ChunkRef, type FileEntry } from '../src/metadata.js';
-import { isEmptyOrMissing, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import { isEmptyOrMissing, refusal, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
 
 const JOB = 'job';
 
@@ -35,18 +35,6 @@ afterAll(async () => {
   await chunkpoint?.close();
   await removeTempDirs();
 });
-
-/** Awaits `promise`, which must reject with a ChunkpointError, and returns that error. */
-async function refusal(promise: Promise<unknown>): Promise<ChunkpointError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error, `expected a ChunkpointError, got ${String(error)}`).toBeInstanceOf(ChunkpointError);
-    return error as ChunkpointError;
-  }
-  return expect.fail(`expected a rejection, but it resolved with ${JSON.stringify(outcome)}`);
-}
 
 async function expectRefusal(promise: Promise<unknown>, code: string, kind?: ErrorKind): Promise<ChunkpointError> {
   const error = await refusal(promise);

@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { committedCheckpointIds } from '../src/checkpoint.js';
 import { loadHasher, type Hasher } from '../src/content-key.js';
-import { ChunkpointError } from '../src/errors.js';
 import { Chunkpoint } from '../src/index.js';
 import { WorkerPool } from '../src/pool.js';
 import { restore } from '../src/restore.js';
@@ -21,7 +20,7 @@ import { loadCheckpoint } from '../src/checkpoint.js';
 import { snapshot } from '../src/snapshot.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import type { StoreSpec } from '../src/store/store.js';
-import { isEmptyOrMissing, mutateRocksState, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import { isEmptyOrMissing, mutateRocksState, refusal, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
 const FAST_RETRY = { baseDelayMs: 1, maxDelayMs: 5 };
@@ -41,15 +40,6 @@ afterAll(async () => {
   await pool.close();
   await removeTempDirs();
 });
-
-async function failure(promise: Promise<unknown>): Promise<ChunkpointError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, 'expected a ChunkpointError').toBeInstanceOf(ChunkpointError);
-  return error as ChunkpointError;
-}
 
 /** chk-1 of `state`, then `state` changed, so the next snapshot must write new blobs. */
 async function jobWithOneCheckpoint(job: string): Promise<{ location: string; base: StoreSpec; before: Awaited<ReturnType<typeof treeDigest>>; local: RocksState }> {
@@ -77,7 +67,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
       const { location, base, before, local } = await jobWithOneCheckpoint(job);
       // Every third blob write fails, in the worker threads (and the commit, were it reached).
       const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { put: 0.34 }, errno }, retry: FAST_RETRY });
-      const error = await failure(snapshot(pool, hasher, faulty, job, local.dir));
+      const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
       expect(error.code, error.message).toBe(`STORE_${errno}`);
       expect(error.kind).toBe('store_unavailable');
       expect(error.message).toContain(errno);
@@ -91,7 +81,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     const job = 'worker-death';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
     const dying = openStore({ ...base, faults: { seed: SEED, workerExit: { put: 0.3 } }, retry: FAST_RETRY });
-    const error = await failure(snapshot(pool, hasher, dying, job, local.dir));
+    const error = await refusal(snapshot(pool, hasher, dying, job, local.dir));
     expect(error.code, error.message).toBe('WORKER_FAILED');
     expect(error.kind).toBe('internal');
     await expectOnlyChk1Restorable(location, job, before);
@@ -119,7 +109,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
         const { writeFile } = await import('node:fs/promises');
         await writeFile(join(small, 'CURRENT'), 'MANIFEST-000001\n');
         await cp.snapshot(small, { store: mountPoint, job: 'full' });
-        const error = await failure(cp.snapshot(state.dir, { store: mountPoint, job: 'full' }));
+        const error = await refusal(cp.snapshot(state.dir, { store: mountPoint, job: 'full' }));
         expect(error.code, error.message).toBe('STORE_ENOSPC');
         expect(error.message).toMatch(/free space/);
         expect((await cp.list({ store: mountPoint, job: 'full' })).map((c) => c.checkpoint)).toEqual(['chk-1']);
@@ -146,7 +136,7 @@ describe(`faults during a restore (seed ${SEED})`, () => {
     await snapshot(pool, hasher, openStore(base), 'restore-eio', state.dir);
     const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { get: 0.3 }, errno: 'EIO' }, retry: FAST_RETRY });
     const target = join(await tempDir('restore'), 'out');
-    const error = await failure(restore(pool, { store: faulty, metadata: await loadCheckpoint(openStore(base), 1, hasher), metadataFromCache: false }, target, {}, undefined));
+    const error = await refusal(restore(pool, { store: faulty, metadata: await loadCheckpoint(openStore(base), 1, hasher), metadataFromCache: false }, target, {}, undefined));
     expect(error.code, error.message).toBe('STORE_EIO');
     expect(error.message).toMatch(/fetching chunk \d+ of \S+/);
     expect(error.details).toMatchObject({ file: expect.any(String) as string, chunk: expect.any(Number) as number });

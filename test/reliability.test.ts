@@ -8,8 +8,8 @@ import { appendFileSync, truncateSync, unlinkSync, utimesSync, writeFileSync, re
 import { lstat, mkdir, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Chunkpoint, ChunkpointError, type VerifyResult } from '../src/index.js';
-import { copyTree, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type RocksState } from './support.js';
+import { Chunkpoint, type VerifyResult } from '../src/index.js';
+import { copyTree, refusal, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type RocksState } from './support.js';
 
 let cp: Chunkpoint;
 let state: RocksState;
@@ -23,15 +23,6 @@ afterAll(async () => {
   await cp.close();
   await removeTempDirs();
 });
-
-async function refusal(promise: Promise<unknown>): Promise<ChunkpointError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, 'expected a ChunkpointError').toBeInstanceOf(ChunkpointError);
-  return error as ChunkpointError;
-}
 
 async function largestSst(dir: string): Promise<string> {
   let best = '';

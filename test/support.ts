@@ -8,6 +8,8 @@ import { mkdtemp, readFile, readdir, rm, lstat, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { ChunkpointError } from '../src/errors.js';
 import { generateState, mutateState } from '../scripts/rocks-state.js';
 
 /** Repository root (tests run from dist/test). */
@@ -121,4 +123,16 @@ export function runCli(args: string[], options: { timeoutMs?: number } = {}): Pr
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Awaits `promise`, which must reject with a ChunkpointError, and returns that error. */
+export async function refusal(promise: Promise<unknown>): Promise<ChunkpointError> {
+  let outcome: unknown;
+  try {
+    outcome = await promise;
+  } catch (error) {
+    expect(error, `expected a ChunkpointError, got ${String(error)}`).toBeInstanceOf(ChunkpointError);
+    return error as ChunkpointError;
+  }
+  return expect.fail(`expected a rejection, but it resolved with ${JSON.stringify(outcome)}`);
 }

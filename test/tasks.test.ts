@@ -6,8 +6,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Chunkpoint, ChunkpointError, type TaskSnapshot } from '../src/index.js';
-import { listFiles, mutateRocksState, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type RocksState } from './support.js';
+import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
+import { listFiles, mutateRocksState, refusal, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type RocksState } from './support.js';
 
 const TASKS = ['t0', 't1', 't2', 't3'];
 
@@ -21,12 +21,7 @@ async function taskProcess(state: RocksState, store: string, job: string, task: 
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ChunkpointError);
-  expect((error as ChunkpointError).code).toBe(code);
+  expect((await refusal(promise)).code).toBe(code);
 }
 
 describe('a job of 4 tasks, each in its own process, committed by one coordinator', () => {
