@@ -14,7 +14,8 @@ import { execFile } from 'node:child_process';
 import { readFile, rm, mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
+import { parseScriptArgs } from '../scripts/usage.js';
 import { DEFAULT_CHUNK_SIZE, type RestoreResult, type SnapshotResult } from '../src/index.js';
 import { formatBytes, formatDuration, parseSize } from '../src/units.js';
 import { mutateState } from '../scripts/rocks-state.js';
@@ -32,7 +33,18 @@ const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incremental
 /** The change between the full and the incremental snapshot, as the demo makes it. */
 const CHANGE = { appendFraction: 0.1, rewriteFraction: 0.05 };
 
-const { values } = parseArgs({
+const USAGE = `
+npm run bench [-- options]: chunkpoint end to end on real RocksDB state, against the compute ceiling, tar | lz4 -1 and borg
+
+  --size <size>        logical state per dataset (default 1GiB)
+  --dir <dir>          work directory; datasets are cached in <dir>/datasets (default .bench)
+  --threads <n>        worker threads (default: available parallelism)
+  --chunk-size <size>  chunk size (default ${DEFAULT_CHUNK_SIZE / 1048576} MiB)
+  --seed <n>           dataset seed (default 1)
+  --json <file>        also write every phase, ratio and condition as JSON
+  --skip-snappy        only the uncompressed-blocks dataset
+`;
+const { values } = parseScriptArgs(USAGE, {
   options: {
     size: { type: 'string', default: '1GiB' },
     dir: { type: 'string', default: '.bench' },

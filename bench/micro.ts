@@ -11,7 +11,7 @@
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseScriptArgs } from '../scripts/usage.js';
 import lz4 from 'lz4';
 import { Bench } from 'tinybench';
 import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/blob.js';
@@ -23,7 +23,13 @@ import { generateState } from '../scripts/rocks-state.js';
 const CHUNK_SIZES = [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024];
 const LARGEST = 4 * 1024 * 1024;
 
-const { values } = parseArgs({ options: { dir: { type: 'string', default: '.bench' }, time: { type: 'string', default: '400' } }, strict: true });
+const USAGE = `
+npm run bench:micro [-- options]: tinybench over the per-chunk hot paths, one thread, per chunk size
+
+  --dir <dir>    where cached datasets are found (default .bench)
+  --time <ms>    time per task (default 400)
+`;
+const { values } = parseScriptArgs(USAGE, { options: { dir: { type: 'string', default: '.bench' }, time: { type: 'string', default: '400' } }, strict: true });
 const work = resolve(values.dir);
 
 /** The largest SST among the cached datasets of one block compression, if any. */

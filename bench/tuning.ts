@@ -11,7 +11,7 @@
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseScriptArgs } from '../scripts/usage.js';
 import { loadHasher } from '../src/content-key.js';
 import { WorkerPool } from '../src/pool.js';
 import { snapshotTask } from '../src/snapshot.js';
@@ -20,7 +20,15 @@ import { formatBytes, parseSize } from '../src/units.js';
 import { ensureDataset, listState } from './datasets.js';
 import { settle } from './measure.js';
 
-const { values } = parseArgs({
+const USAGE = `
+npm run bench:tuning [-- options]: full snapshots of one cached dataset per chunk size x worker threads x queue depth
+
+  --size <size>   dataset size (default 256MiB)
+  --dir <dir>     work directory (default .bench)
+  --repeat <n>    runs per setting (default 2)
+  --json <file>   also write the results as JSON
+`;
+const { values } = parseScriptArgs(USAGE, {
   options: { size: { type: 'string', default: '256MiB' }, dir: { type: 'string', default: '.bench' }, repeat: { type: 'string', default: '2' }, json: { type: 'string' } },
   strict: true,
 });

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseScriptArgs } from './usage.js';
 import { Chunkpoint, type RestoreResult, type SnapshotResult } from '../src/index.js';
 import { formatBytes, formatDuration, parseSize } from '../src/units.js';
 import { generateState, mutateState } from './rocks-state.js';
@@ -59,8 +59,16 @@ function printTable(rows: string[][]): void {
   for (const row of rows) process.stdout.write(`${row.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`);
 }
 
+const USAGE = `
+npm run demo [-- options]: generate real RocksDB state, snapshot it, change it, snapshot incrementally, move the job root, restore, verify
+
+  --size <size>    state size (default 256MiB)
+  --dir <dir>      work directory, replaced on every run (default .demo)
+  --threads <n>    worker threads (default: available parallelism)
+`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseScriptArgs(USAGE, {
     options: { size: { type: 'string', default: '256MiB' }, dir: { type: 'string', default: '.demo' }, threads: { type: 'string' } },
     strict: true,
   });

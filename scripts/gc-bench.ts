@@ -12,14 +12,25 @@
 import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
+import { parseScriptArgs } from './usage.js';
 import { Chunkpoint } from '../src/index.js';
 import { formatBytes, formatDuration, parseSize } from '../src/units.js';
 import { generateState, mutateState, recordsFor } from './rocks-state.js';
 
 const run = promisify(execFile);
-const { values } = parseArgs({
+const USAGE = `
+node dist/scripts/gc-bench.js --state <rocksdb dir> --store <dir> [options]: gc time and memory on a job of many checkpoints
+
+  --state <dir>        RocksDB state to use (generated there when absent)
+  --store <dir>        store directory
+  --checkpoints <n>    incremental checkpoints to make (default 10)
+  --size <size>        size of generated state (default 1GiB)
+  --job <id>           job id (default gc-bench)
+`;
+const { values } = parseScriptArgs(USAGE, {
   options: { state: { type: 'string' }, store: { type: 'string' }, checkpoints: { type: 'string', default: '10' }, size: { type: 'string', default: '1GiB' }, job: { type: 'string', default: 'gc-bench' } },
+  strict: true,
 });
 if (values.state === undefined || values.store === undefined) throw new Error('usage: gc-bench --state <rocksdb dir> --store <dir> [--checkpoints 10] [--size 1GiB]');
 const stateDir = resolve(values.state);

@@ -10,7 +10,7 @@
 import type { CacheSpec } from './cache.js';
 import type { SerializedError } from './errors.js';
 import type { Handle } from './handle.js';
-import type { StoreSpec } from './store/store.js';
+import type { StagedObject, StoreSpec } from './store/store.js';
 
 export interface WriteChunkRequest {
   op: 'writeChunk';
@@ -24,7 +24,6 @@ export interface WriteChunkRequest {
   length: number;
   /** The file as listed; a different size or mtime after reading means it changed under us. */
   expect: { size: number; mtimeMs: number };
-  durable: boolean;
   /** Store the blob in this task's `taskowned/` area instead of `shared/` (task-private files). */
   owner?: string;
   /** Task-local copy: also put the blob into this cache (room was reserved when `insert`). */
@@ -45,6 +44,12 @@ export interface WriteChunkResult {
   handle: Handle;
   /** False when an identical blob was already stored (deduplicated). */
   created: boolean;
+  /**
+   * Set when this task wrote the blob: it is staged and becomes visible (and
+   * `created` final) only when the coordinator publishes the task's batch,
+   * durably, once for all blobs of the snapshot.
+   */
+  staged?: StagedObject;
   /** Bytes this task wrote to the store (0 when deduplicated). */
   bytesWritten: number;
   /** Bytes this task added to the local cache. */

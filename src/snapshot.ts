@@ -27,7 +27,7 @@ import {
 } from './metadata.js';
 import { DEFAULT_GRACE_MS, DEFAULT_RETAIN, collectGarbage } from './gc.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
-import type { Store } from './store/store.js';
+import type { StagedObject, Store } from './store/store.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const DEFAULT_IMMUTABLE = ['*.sst', '*.blob'];
@@ -170,7 +170,7 @@ export async function snapshotTask(
   let chunksDeduped = 0;
   let rawBytesNew = 0;
   let bytesCached = 0;
-  const newBlobs: string[] = [];
+  const staged: { object: StagedObject; chunk: ChunkRef }[] = [];
   function* tasks(): Generator<{ file: StateFile; entry: FileEntry; index: number; offset: number; length: number }> {
     for (const { file, entry } of pending) {
       const count = Math.ceil(file.size / chunkSize);
@@ -181,50 +181,71 @@ export async function snapshotTask(
       }
     }
   }
-  await forEachBounded(tasks(), pool.threads * 2, async (t) => {
+  try {
+    await forEachBounded(tasks(), pool.threads * 2, async (t) => {
+      options.signal?.throwIfAborted();
+      // The blob's key is known only after hashing: reserve its largest possible size.
+      const reserve = cache === undefined ? 0 : BLOB_HEADER_SIZE + t.length + Math.ceil(t.length / 255) + 16;
+      const insert = cache !== undefined && (await cache.reserve(reserve));
+      let result;
+      try {
+        result = await pool.run(
+          {
+            op: 'writeChunk',
+            store: store.spec,
+            file: t.file.absPath,
+            relPath: t.file.relPath,
+            chunkIndex: t.index,
+            offset: t.offset,
+            length: t.length,
+            expect: { size: t.file.size, mtimeMs: t.file.mtimeMs },
+            // Mutable files (MANIFEST, OPTIONS, CURRENT…) are private to the task: nothing else shares them.
+            ...(t.file.immutable ? {} : { owner: task }),
+            ...(cache === undefined ? {} : { cache: { spec: cache.spec, insert } }),
+          },
+          options.signal,
+        );
+      } finally {
+        if (insert) cache?.release(reserve);
+      }
+      if (cache !== undefined && result.cacheInserted > 0) cache.record(blobEntryPath(cache.spec, result.key, result.rawLength), result.cacheInserted);
+      bytesCached += result.cacheInserted;
+      bytesRead += t.length;
+      if (result.created) {
+        chunksNew++;
+        bytesWritten += result.bytesWritten;
+        rawBytesNew += result.rawLength;
+      } else {
+        chunksDeduped++;
+      }
+      // 0: first stored for the checkpoint this task snapshot becomes part of.
+      const chunk: ChunkRef = { key: result.key, rawLength: result.rawLength, handle: result.handle, createdBy: result.created ? 0 : (createdBy.get(handleKey(result.handle)) ?? 0) };
+      t.entry.chunks[t.index] = chunk;
+      if (result.staged !== undefined) staged.push({ object: result.staged, chunk });
+    });
     options.signal?.throwIfAborted();
-    // The blob's key is known only after hashing: reserve its largest possible size.
-    const reserve = cache === undefined ? 0 : BLOB_HEADER_SIZE + t.length + Math.ceil(t.length / 255) + 16;
-    const insert = cache !== undefined && (await cache.reserve(reserve));
-    let result;
-    try {
-      result = await pool.run(
-        {
-          op: 'writeChunk',
-          store: store.spec,
-          file: t.file.absPath,
-          relPath: t.file.relPath,
-          chunkIndex: t.index,
-          offset: t.offset,
-          length: t.length,
-          expect: { size: t.file.size, mtimeMs: t.file.mtimeMs },
-          durable,
-          // Mutable files (MANIFEST, OPTIONS, CURRENT…) are private to the task: nothing else shares them.
-          ...(t.file.immutable ? {} : { owner: task }),
-          ...(cache === undefined ? {} : { cache: { spec: cache.spec, insert } }),
-        },
-        options.signal,
-      );
-    } finally {
-      if (insert) cache?.release(reserve);
-    }
-    if (cache !== undefined && result.cacheInserted > 0) cache.record(blobEntryPath(cache.spec, result.key, result.rawLength), result.cacheInserted);
-    bytesCached += result.cacheInserted;
-    bytesRead += t.length;
-    if (result.created) {
-      newBlobs.push(handleKey(result.handle));
-      chunksNew++;
-      bytesWritten += result.bytesWritten;
-      rawBytesNew += result.rawLength;
-    } else {
+    // One batch: every blob's bytes and name become durable before any metadata can reference them.
+    const published = await store.publish(
+      staged.map((s) => s.object),
+      { durable },
+    );
+    for (const [i, outcome] of published.entries()) {
+      if (outcome !== 'exists') continue;
+      // Another writer (or another chunk of this snapshot) stored the same content first: count it as deduplicated, and describe what is really stored.
+      const { object, chunk } = staged[i] as { object: StagedObject; chunk: ChunkRef };
+      const info = await store.stat(object.key);
+      if (info !== undefined) chunk.handle = { ...chunk.handle, length: info.size };
+      chunksNew--;
       chunksDeduped++;
+      bytesWritten -= object.size;
+      rawBytesNew -= chunk.rawLength;
     }
-    // 0: first stored for the checkpoint this task snapshot becomes part of.
-    t.entry.chunks[t.index] = { key: result.key, rawLength: result.rawLength, handle: result.handle, createdBy: result.created ? 0 : (createdBy.get(handleKey(result.handle)) ?? 0) };
-  });
-  options.signal?.throwIfAborted();
-  // Every blob's name must be durable before any metadata references it.
-  if (durable && newBlobs.length > 0) await store.syncNames(newBlobs);
+  } catch (error) {
+    // Leftovers would wait for gc's grace period; nothing can reference them, so remove them now.
+    const leftovers = staged.map((s) => s.object.token).filter((token) => token !== '');
+    if (leftovers.length > 0) await store.delete(leftovers).catch(() => undefined);
+    throw error;
+  }
 
   return {
     format: TASK_SNAPSHOT_FORMAT,

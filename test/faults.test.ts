@@ -66,7 +66,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
       const job = `fault-${errno.toLowerCase()}`;
       const { location, base, before, local } = await jobWithOneCheckpoint(job);
       // Every third blob write fails, in the worker threads (and the commit, were it reached).
-      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { put: 0.34 }, errno }, retry: FAST_RETRY });
+      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { stage: 0.34, put: 0.34 }, errno }, retry: FAST_RETRY });
       const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
       expect(error.code, error.message).toBe(`STORE_${errno}`);
       expect(error.kind).toBe('store_unavailable');
@@ -77,10 +77,22 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     });
   }
 
+  it('a failure while publishing the staged blobs (EIO on fsync or link) commits nothing and leaves no staged files behind', async () => {
+    const job = 'fault-publish';
+    const { location, base, before, local } = await jobWithOneCheckpoint(job);
+    const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { publish: 1 }, errno: 'EIO' }, retry: FAST_RETRY });
+    const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
+    expect(error.code, error.message).toBe('STORE_EIO');
+    const leftovers: string[] = [];
+    for await (const o of openStore(base).listIncomplete('')) leftovers.push(o.key);
+    expect(leftovers).toEqual([]);
+    await expectOnlyChk1Restorable(location, job, before);
+  });
+
   it('a worker thread dying mid-chunk fails the snapshot (WORKER_FAILED), commits nothing; the pool replaces the thread and the next snapshot succeeds', async () => {
     const job = 'worker-death';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
-    const dying = openStore({ ...base, faults: { seed: SEED, workerExit: { put: 0.3 } }, retry: FAST_RETRY });
+    const dying = openStore({ ...base, faults: { seed: SEED, workerExit: { stage: 0.3 } }, retry: FAST_RETRY });
     const error = await refusal(snapshot(pool, hasher, dying, job, local.dir));
     expect(error.code, error.message).toBe('WORKER_FAILED');
     expect(error.kind).toBe('internal');

@@ -162,7 +162,7 @@ describe.skipIf(skipS3('S3 end-to-end tests (test/s3-roundtrip.test.ts)'))('snap
       await snapshot(pool, hasher, clean, 'broken', local.dir, {});
       const digest1 = await treeDigest(local.dir);
       await mutateRocksState(local, 75);
-      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { put: 0.5 } }, retry: { baseDelayMs: 5 } });
+      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { stage: 0.5, put: 0.5 } }, retry: { baseDelayMs: 5 } });
       let outcome: 'committed' | 'failed';
       try {
         await snapshot(pool, hasher, faulty, 'broken', local.dir, {});

@@ -46,16 +46,8 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
     result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: existing.size }, created: false, bytesWritten: 0, cacheInserted: 0 };
   } else {
     parts = encodeBlob(key, raw);
-    const storedLength = parts.reduce((sum, p) => sum + p.byteLength, 0);
-    // Names are synced once per directory by the coordinator before it commits.
-    const put = await store.put(objectKey, parts, { ifAbsent: true, durable: req.durable, syncName: false });
-    if (put === 'exists') {
-      // Another task stored the same content first; describe what is really there.
-      const info = await store.stat(objectKey);
-      result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: info?.size ?? storedLength }, created: false, bytesWritten: 0, cacheInserted: 0 };
-    } else {
-      result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: storedLength }, created: true, bytesWritten: storedLength, cacheInserted: 0 };
-    }
+    const staged = await store.stage(objectKey, parts);
+    result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: staged.size }, created: true, bytesWritten: staged.size, cacheInserted: 0, staged };
   }
 
   if (req.cache?.insert === true) {

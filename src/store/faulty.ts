@@ -21,9 +21,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../errors.js';
 import { prng } from '../random.js';
-import type { ByteRange, ObjectInfo, PutOptions, PutResult, Store, StoreSpec } from './store.js';
+import type { ByteRange, ObjectInfo, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
 
-export const STORE_OPERATIONS = ['put', 'get', 'stat', 'list', 'listIncomplete', 'delete', 'touch', 'syncNames', 'exists'] as const;
+export const STORE_OPERATIONS = ['put', 'stage', 'publish', 'get', 'stat', 'list', 'listIncomplete', 'delete', 'touch', 'syncNames', 'exists'] as const;
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
 
 /** Probability of a fault per call, by operation; '*' covers the operations not named. */
@@ -35,7 +35,7 @@ export interface FaultSpec {
   transient?: FaultRates;
   /** Permanent failures (fail at once; for testing clean failure). */
   permanent?: FaultRates;
-  /** Share of write faults (put, delete, touch) that strike after the write took effect (default 0.5). */
+  /** Share of write faults (put, stage, publish, delete, touch) that strike after the write took effect (default 0.5). */
   lostResponse?: number;
   /** Each call first waits a random 0..maxLatencyMs milliseconds (default 0). */
   maxLatencyMs?: number;
@@ -50,7 +50,7 @@ export interface FaultSpec {
 
 /** Listings fail, if at all, at the start or at the boundaries of pages of this many objects (as S3 pages do). */
 const LIST_PAGE = 1000;
-const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'delete', 'touch']);
+const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'stage', 'publish', 'delete', 'touch']);
 
 export interface FaultCounts {
   transient: number;
@@ -77,6 +77,14 @@ export class FaultyStore implements Store {
 
   async put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult> {
     return this.around('put', key, () => this.inner.put(key, parts, options));
+  }
+
+  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
+    return this.around('stage', key, () => this.inner.stage(key, parts));
+  }
+
+  async publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]> {
+    return this.around('publish', staged[0]?.key ?? '', () => this.inner.publish(staged, options));
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {

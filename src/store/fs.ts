@@ -10,14 +10,21 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
-import { CorruptDataError, errnoOf, storeIoError } from '../errors.js';
+import { basename, dirname, join, sep } from 'node:path';
+import { ConflictError, CorruptDataError, InvalidInputError, errnoOf, storeIoError } from '../errors.js';
 import { printable, unsafeNameReason } from '../handle.js';
-import { notFound, type ByteRange, type FsStoreSpec, type ObjectInfo, type PutOptions, type PutResult, type Store } from './store.js';
+import { notFound, type ByteRange, type FsStoreSpec, type ObjectInfo, type PublishOptions, type PutOptions, type PutResult, type StagedObject, type Store } from './store.js';
 import { readAt } from '../file-range.js';
 
 /** Prefix of in-progress writes; never a valid object name, and swept by gc. */
 export const TEMP_PREFIX = '.tmp-';
+
+/**
+ * fsyncs in flight while publishing a batch: enough for the filesystem to
+ * commit many in one journal transaction, few enough to leave libuv's
+ * threads (4 by default, shared with every other file operation) to others.
+ */
+const PUBLISH_CONCURRENCY = 4;
 
 export class FsStore implements Store {
   readonly spec: FsStoreSpec;
@@ -75,6 +82,95 @@ export class FsStore implements Store {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw storeIoError('writing', `${this.location}/${key}`, error);
     }
+  }
+
+  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
+    const final = this.pathOf(key);
+    const dir = dirname(final);
+    const name = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
+    const tmp = join(dir, name);
+    try {
+      const fh = await createTemp(tmp, dir);
+      try {
+        await writeAll(fh, parts);
+      } finally {
+        await fh.close();
+      }
+    } catch (error) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw storeIoError('writing', `${this.location}/${key}`, error);
+    }
+    return { key, token: `${key.slice(0, key.length - basename(key).length)}${name}`, size: parts.reduce((sum, p) => sum + p.byteLength, 0) };
+  }
+
+  async publish(staged: readonly StagedObject[], options: PublishOptions = {}): Promise<PutResult[]> {
+    const results = new Array<PutResult>(staged.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(PUBLISH_CONCURRENCY, staged.length) }, async () => {
+        while (next < staged.length) {
+          const index = next++;
+          results[index] = await this.publishOne(staged[index] as StagedObject, options.durable === true);
+        }
+      }),
+    );
+    if (options.durable === true && staged.length > 0) await this.syncNames(staged.map((s) => s.key));
+    return results;
+  }
+
+  private async publishOne(staged: StagedObject, durable: boolean): Promise<PutResult> {
+    const final = this.pathOf(staged.key);
+    const tmpKey = staged.token;
+    // A token is only ever a temp file beside its object; anything else did not come from `stage`.
+    if (dirname(tmpKey) !== dirname(staged.key) || !basename(tmpKey).startsWith(TEMP_PREFIX)) {
+      throw new InvalidInputError('NOT_STAGED_HERE', `'${printable(tmpKey)}' is not a staged write of '${printable(staged.key)}' in ${this.location}; stage and publish with the same store`);
+    }
+    const tmp = this.pathOf(tmpKey);
+    try {
+      if (durable) {
+        let fh: FileHandle;
+        try {
+          fh = await open(tmp, constants.O_RDONLY | constants.O_NOFOLLOW);
+        } catch (error) {
+          if (errnoOf(error) === 'ENOENT') return await this.alreadyPublished(staged, error);
+          throw error;
+        }
+        try {
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+      }
+      let result: PutResult;
+      try {
+        await link(tmp, final);
+        result = 'created';
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT') return await this.alreadyPublished(staged, error);
+        if (errnoOf(error) !== 'EEXIST') throw error;
+        result = 'exists';
+      }
+      await unlink(tmp);
+      return result;
+    } catch (error) {
+      if (error instanceof ConflictError) throw error;
+      throw storeIoError('publishing', `${this.location}/${staged.key}`, error);
+    }
+  }
+
+  /**
+   * The staged file is gone: a retried publish whose first attempt got this
+   * far, or gc removed it as an abandoned write. Only the first is fine; the
+   * object is reported 'exists' because this call cannot tell who made it.
+   */
+  private async alreadyPublished(staged: StagedObject, cause: unknown): Promise<PutResult> {
+    const info = await this.stat(staged.key);
+    if (info !== undefined) return 'exists';
+    throw new ConflictError(
+      'STAGED_WRITE_LOST',
+      `the staged write of ${this.location}/${staged.key} disappeared before it was published (was gc run with a grace period shorter than the snapshot?); retry the snapshot`,
+      { cause, details: { key: staged.key } },
+    );
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {

@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChunkpointError, StoreUnavailableError } from '../errors.js';
-import type { ByteRange, ObjectInfo, PutOptions, PutResult, Store, StoreSpec } from './store.js';
+import type { ByteRange, ObjectInfo, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
 
 export interface RetryPolicy {
   /** Attempts per operation, the first one included. */
@@ -95,6 +95,21 @@ export class RetryingStore implements Store {
     });
   }
 
+  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
+    // A lost response leaves a staged write behind (fs) that gc sweeps, or a
+    // published object (S3) that the check below recognises as ours.
+    return withRetries(this.policy, async (attempt) => {
+      const staged = await this.inner.stage(key, parts);
+      if (attempt > 0 && staged.published === 'exists' && (await this.holds(key, parts))) return { ...staged, published: 'created' };
+      return staged;
+    });
+  }
+
+  // Publishing is idempotent: an object a failed attempt already published is found again ('exists').
+  publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]> {
+    return withRetries(this.policy, () => this.inner.publish(staged, options));
+  }
+
   get(key: string, range?: ByteRange): Promise<Buffer> {
     return withRetries(this.policy, () => this.inner.get(key, range));
   }
@@ -131,9 +146,12 @@ export class RetryingStore implements Store {
 
   private async holds(key: string, parts: readonly Uint8Array[]): Promise<boolean> {
     const size = parts.reduce((sum, p) => sum + p.byteLength, 0);
-    const info = await this.inner.stat(key);
+    // Its own reads are retried: a transient failure here would otherwise fail the
+    // whole put attempt, and with two more chances to fail per attempt a put could
+    // exhaust its attempts on a store that merely flickers.
+    const info = await withRetries(this.policy, () => this.inner.stat(key));
     if (info?.size !== size) return false;
-    const stored = await this.inner.get(key);
+    const stored = await withRetries(this.policy, () => this.inner.get(key));
     let offset = 0;
     for (const part of parts) {
       if (Buffer.compare(stored.subarray(offset, offset + part.byteLength), part) !== 0) return false;

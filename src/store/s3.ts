@@ -38,7 +38,7 @@
 import type * as Sdk from '@aws-sdk/client-s3';
 import { ChunkpointError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf } from '../errors.js';
 import { checkJobId, printable, unsafeNameReason } from '../handle.js';
-import { notFound, type ByteRange, type ObjectInfo, type PutOptions, type PutResult, type S3StoreSpec, type Store } from './store.js';
+import { notFound, type ByteRange, type ObjectInfo, type PublishOptions, type PutOptions, type PutResult, type S3StoreSpec, type StagedObject, type Store } from './store.js';
 
 /** Objects at least this large are uploaded in parts. */
 export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
@@ -311,6 +311,24 @@ export class S3Store implements Store {
         throw this.failure('touch', key, error);
       }
     });
+  }
+
+  // An S3 object is durable once its PUT returned, so staging is publishing:
+  // nothing would be saved by waiting, and no invisible leftovers arise.
+  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
+    const published = await this.put(key, parts, { ifAbsent: true });
+    return { key, token: '', size: parts.reduce((sum, p) => sum + p.byteLength, 0), published };
+  }
+
+  publish(staged: readonly StagedObject[], _options?: PublishOptions): Promise<PutResult[]> {
+    const results: PutResult[] = [];
+    for (const s of staged) {
+      if (s.published === undefined) {
+        return Promise.reject(new InvalidInputError('NOT_STAGED_HERE', `object '${s.key}' was not staged by an S3 store; stage and publish with the same store`));
+      }
+      results.push(s.published);
+    }
+    return Promise.resolve(results);
   }
 
   async syncNames(): Promise<void> {

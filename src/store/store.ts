@@ -69,6 +69,27 @@ export interface PutOptions {
 
 export type PutResult = 'created' | 'exists' | 'replaced';
 
+/**
+ * An object written by `stage` and not yet published. Plain data, so a worker
+ * thread can stage and the coordinator publish.
+ */
+export interface StagedObject {
+  key: string;
+  /** Store-private name of the staged bytes (fs: the temp file's key); '' when the store published at once. */
+  token: string;
+  size: number;
+  /**
+   * Set when the store made the object visible while staging: where a write
+   * is durable when it returns (S3), there is nothing to batch.
+   */
+  published?: PutResult;
+}
+
+export interface PublishOptions {
+  /** Make the objects' bytes and names durable before reporting them published. */
+  durable?: boolean;
+}
+
 export interface ByteRange {
   offset: number;
   length: number;
@@ -83,6 +104,21 @@ export interface Store {
    * Readers never observe a partially written object.
    */
   put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult>;
+  /**
+   * Writes an object that readers do not see until `publish`. Bulk writers
+   * stage many objects and publish them in one batch, which pays for
+   * durability once per batch (fs: the fsyncs run together at the end
+   * instead of stalling every write), while keeping put's promise that a
+   * visible object is a complete and durable one.
+   */
+  stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject>;
+  /**
+   * Makes staged objects visible with put-if-absent semantics; results in
+   * order ('exists': an object of that key was already there and is kept).
+   * Staged objects that a failure leaves unpublished are interrupted writes
+   * (see `listIncomplete`), for gc.
+   */
+  publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]>;
   /** Reads an object or a byte range of it; throws OBJECT_NOT_FOUND when absent. */
   get(key: string, range?: ByteRange): Promise<Buffer>;
   /** Object size and age, or undefined when absent. */
