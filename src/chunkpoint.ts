@@ -296,7 +296,7 @@ export class Chunkpoint {
     const deliver = (event: DistributiveOmit<ChunkpointEvent, 'operationId' | 'location' | 'elapsedMs'>): void => {
       if (this.listener === undefined) return;
       try {
-        this.listener({ ...event, operationId, location, elapsedMs: Math.round(performance.now() - started) } as ChunkpointEvent);
+        this.listener({ ...event, operationId, location, elapsedMs: Math.round(performance.now() - started) });
       } catch (error) {
         // A metrics hook must never fail a checkpoint; say so once, without a flood.
         if (!this.listenerFailed) {

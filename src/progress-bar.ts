@@ -19,20 +19,14 @@ interface Frame {
 }
 
 function frameOf(event: ChunkpointEvent): Frame | undefined {
-  switch (event.type) {
-    case 'snapshot.progress':
-      return { label: 'snapshot', value: event.bytesDone, total: event.bytesTotal, items: `${event.filesDone}/${event.filesTotal} files` };
-    case 'restore.progress':
-      return { label: 'restore', value: event.bytesDone, total: event.bytesTotal, items: `${event.filesDone}/${event.filesTotal} files` };
-    case 'verify.progress':
-      return { label: 'verify', value: event.bytesDone, total: event.bytesTotal, items: `${event.blobsDone}/${event.blobsTotal} blobs${event.problems > 0 ? `, ${event.problems} damaged` : ''}` };
-    case 'copy.progress':
-      return { label: 'copy', value: event.bytesDone, total: event.bytesTotal, items: `${event.objectsDone}/${event.objectsTotal} objects` };
-    case 'gc.progress':
-      return { label: 'gc', items: `${event.objectsScanned} objects scanned, ${event.blobsRemoved + event.incompleteRemoved} to remove (${formatBytes(event.bytesFreed)})` };
-    default:
-      return undefined;
+  if (event.type === 'snapshot.progress') return { label: 'snapshot', value: event.bytesDone, total: event.bytesTotal, items: `${event.filesDone}/${event.filesTotal} files` };
+  if (event.type === 'restore.progress') return { label: 'restore', value: event.bytesDone, total: event.bytesTotal, items: `${event.filesDone}/${event.filesTotal} files` };
+  if (event.type === 'verify.progress') {
+    return { label: 'verify', value: event.bytesDone, total: event.bytesTotal, items: `${event.blobsDone}/${event.blobsTotal} blobs${event.problems > 0 ? `, ${event.problems} damaged` : ''}` };
   }
+  if (event.type === 'copy.progress') return { label: 'copy', value: event.bytesDone, total: event.bytesTotal, items: `${event.objectsDone}/${event.objectsTotal} objects` };
+  if (event.type === 'gc.progress') return { label: 'gc', items: `${event.objectsScanned} objects scanned, ${event.blobsRemoved + event.incompleteRemoved} to remove (${formatBytes(event.bytesFreed)})` };
+  return undefined;
 }
 
 const ENDS = new Set<ChunkpointEvent['type']>([
@@ -79,7 +73,7 @@ export class ProgressBar {
       this.startedAt = performance.now();
       this.bar = new cliProgress.SingleBar({
         stream: this.stream,
-        format: frame.total === undefined ? '{label} {items} | {elapsed}' : '{label} [{bar}] {percentage}% | {done} / {size} | {rate} | ETA {eta} | {items}',
+        format: frame.total === undefined ? '{label} {items} | {elapsed}' : '{label} [{bar}] {percentage}% | {done} / {size} | {rate} | ETA {remaining} | {items}',
         barsize: 24,
         // The events are throttled already; this caps terminal writes when a burst arrives.
         fps: 10,
@@ -112,7 +106,8 @@ export class ProgressBar {
       done: formatBytes(value),
       size: formatBytes(total),
       rate: Number.isFinite(rate) ? formatRate(rate) : '-- /s',
-      eta: value >= total ? '0s' : formatEta((total - value) / rate),
+      // Not 'eta': cli-progress's own tokens override the payload's.
+      remaining: value >= total ? '0s' : formatEta((total - value) / rate),
       elapsed: formatEta(seconds),
     };
   }
