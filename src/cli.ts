@@ -486,7 +486,7 @@ function printReport(r: CheckpointReport, out: Output): void {
     ['stored size', `${formatBytes(r.storedBytes)} (ratio ${formatRatio(r.compressionRatio)})`],
     ['new', `${formatBytes(r.storedBytesNew)} stored first by ${r.checkpoint}`],
     ['shared', previous === undefined ? `${formatBytes(r.storedBytesShared)} (no previous checkpoint)` : `${formatBytes(r.storedBytesShared)} with ${previous}, the previous checkpoint`],
-    ['snapshot wrote', formatBytes(r.bytesWritten)],
+    ['blobs written', `${formatBytes(r.bytesWritten)} by its snapshot (without _metadata)`],
   ];
   for (const line of renderPairs(pairs)) out.print(line);
   out.print('');
