@@ -9,31 +9,70 @@ import { Chunkpoint } from './chunkpoint.js';
 import type { CheckpointLocator } from './checkpoint.js';
 import { ChunkpointError, InvalidInputError, errnoOf, toChunkpointError } from './errors.js';
 import type { TaskSnapshot } from './metadata.js';
-import type { CheckpointReport, CheckpointSummary } from './inspect.js';
+import type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
 import type { RestoreResult } from './restore.js';
 import type { VerifyOptions, VerifyResult } from './verify.js';
 import type { SnapshotOptions, SnapshotResult } from './snapshot.js';
-import { formatBytes, formatDuration, parseDuration, parseSize } from './units.js';
+import { formatBytes, formatDate, formatDuration, formatRatio, formatUtcOffset, parseDuration, parseSize } from './units.js';
+import { renderPairs, renderTable } from './table.js';
+import { ProgressBar } from './progress-bar.js';
+import type { EventListener } from './events.js';
 import type { CacheOptions } from './cache.js';
-import { DEFAULT_TASK } from './handle.js';
+import { DEFAULT_TASK, checkpointDirName } from './handle.js';
 
 class UsageError extends Error {}
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+/**
+ * One option: how parseArgs reads it and how --help shows it. Help is
+ * generated from this table, so no option can be accepted without being
+ * listed with its default.
+ */
+interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  /** Value placeholder shown in help, e.g. `<size>`. */
+  arg?: string;
+  help: string;
+  /** What applies when the option is absent: shown as `(default …)`; `required` for mandatory ones. */
+  default: string;
+}
 
-const COMMON: Options = {
-  json: { type: 'boolean', default: false },
-  verbose: { type: 'boolean', default: false },
-  threads: { type: 'string' },
-  help: { type: 'boolean', short: 'h', default: false },
+type Specs = Record<string, OptionSpec>;
+
+const COMMON: Specs = {
+  threads: { type: 'string', arg: '<n>', help: 'worker threads', default: 'available cores' },
+  json: { type: 'boolean', help: 'print one JSON object on stdout instead of text, and no progress bar', default: 'off' },
+  'no-progress': { type: 'boolean', help: 'no progress bar on stderr', default: 'a bar when stderr is a terminal' },
+  verbose: { type: 'boolean', help: 'print stack traces with errors', default: 'off' },
+  help: { type: 'boolean', short: 'h', help: 'show this help', default: 'off' },
 };
-const JOB: Options = { store: { type: 'string' }, job: { type: 'string' } };
+const STORE: OptionSpec = { type: 'string', arg: '<location>', help: 'store: a directory (created if missing) or s3://<bucket>/<prefix>', default: 'required' };
+const JOB_ID: OptionSpec = { type: 'string', arg: '<jobId>', help: 'job id: letters, digits, . _ -', default: 'required' };
+const JOB: Specs = { store: STORE, job: JOB_ID };
+/** Commands that take a checkpoint either by path or by store + job. */
+const CHECKPOINT_BY_JOB: Specs = {
+  store: { ...STORE, help: 'store, with --job, instead of <checkpointDir>', default: 'none' },
+  job: { ...JOB_ID, help: 'job id, with --store', default: 'none' },
+  checkpoint: { type: 'string', arg: '<n>', help: 'checkpoint number or "latest", with --store/--job', default: 'latest' },
+};
+const RETENTION: Specs = {
+  retain: { type: 'string', arg: '<n>', help: 'keep the newest n checkpoints, remove older ones this job wrote', default: '3' },
+  grace: { type: 'string', arg: '<time>', help: 'never delete blobs younger than this, e.g. 10m, 2h; 0 for none', default: '1h' },
+  claim: { type: 'boolean', help: 'let retention remove checkpoints written under other job ids', default: 'off' },
+};
+const CACHE: Specs = {
+  cache: { type: 'string', arg: '<dir>', help: 'local cache directory', default: 'none' },
+  'cache-max-bytes': { type: 'string', arg: '<size>', help: 'size cap of the cache, e.g. 20GiB; least recently used entries go first', default: 'unlimited' },
+};
+const NO_FSYNC: OptionSpec = { type: 'boolean', help: 'do not fsync what is written, faster but not crash-safe', default: 'fsync' };
 
 interface Command {
   summary: string;
   usage: string;
-  options: Options;
-  optionHelp: string[];
+  /** Positional arguments for help: [name, meaning]. */
+  positionals?: [string, string][];
+  options: Specs;
   /** Resolves to the exit code when it is not 0 (a report was printed, but it reports a failure). */
   run(args: Parsed, out: Output): Promise<void | number>;
 }
@@ -49,47 +88,27 @@ interface Output {
   emit(value: unknown): void;
   /** The one stderr line of a command that printed its report but failed. */
   fail(code: string, message: string): void;
+  /** Receives the API's events (drives the progress bar), when anyone listens. */
+  onEvent?: EventListener;
 }
-
-const COMMON_HELP = [
-  '--threads <n>          worker threads (default: available cores)',
-  '--json                 print one JSON object on stdout instead of text',
-  '--verbose              print stack traces with errors',
-  '-h, --help             show this help',
-];
 
 const COMMANDS: Record<string, Command> = {
   snapshot: {
     summary: 'snapshot a state directory as the next checkpoint of a job',
     usage: 'chunkpoint snapshot <stateDir> --store <dir> --job <jobId> [options]',
+    positionals: [['<stateDir>', 'the directory to snapshot (e.g. a RocksDB checkpoint)']],
     options: {
-      ...COMMON,
       ...JOB,
-      'chunk-size': { type: 'string' },
-      immutable: { type: 'string', multiple: true },
-      'no-fsync': { type: 'boolean', default: false },
-      cache: { type: 'string' },
-      'cache-max-bytes': { type: 'string' },
-      retain: { type: 'string' },
-      grace: { type: 'string' },
-      claim: { type: 'boolean', default: false },
-      task: { type: 'string' },
-      'task-snapshot': { type: 'string' },
+      task: { type: 'string', arg: '<id>', help: 'task id of this state directory within the job', default: 'main' },
+      'task-snapshot': { type: 'string', arg: '<file>', help: "do not commit: write this task's snapshot (JSON) to <file> for 'chunkpoint commit'", default: 'commit' },
+      'chunk-size': { type: 'string', arg: '<size>', help: 'chunk size, e.g. 512KiB, 4MiB', default: '1MiB' },
+      immutable: { type: 'string', multiple: true, arg: '<glob>', help: 'basename glob of files never rewritten in place', default: '*.sst, *.blob' },
+      'no-fsync': NO_FSYNC,
+      cache: { ...CACHE['cache'], help: 'also put every blob written into this local cache: a task-local copy' } as OptionSpec,
+      'cache-max-bytes': CACHE['cache-max-bytes'] as OptionSpec,
+      ...RETENTION,
+      ...COMMON,
     },
-    optionHelp: [
-      '--store <location>     a directory (created if missing) or s3://<bucket>/<prefix>',
-      '--job <jobId>          job id (letters, digits, . _ -)',
-      '--task <id>            task id of this state directory within the job (default main)',
-      "--task-snapshot <file> do not commit: write this task's snapshot (JSON) to <file> for 'chunkpoint commit' (default: commit)",
-      '--chunk-size <size>    chunk size (default 1MiB)',
-      '--immutable <glob>     basename glob of files never rewritten in place; repeatable (default *.sst, *.blob)',
-      '--no-fsync             do not fsync blobs and metadata (faster, not crash-safe)',
-      '--cache <dir>          also put every blob written into this local cache (task-local copy; default: none)',
-      '--cache-max-bytes <n>  size cap of the cache, e.g. 20GiB (default: unlimited)',
-      '--retain <n>           keep the newest n checkpoints, remove older ones this job wrote (default 3)',
-      '--grace <time>         retention never deletes blobs younger than this (default 1h)',
-      '--claim                let retention remove checkpoints written under other job ids (default: off)',
-    ],
     async run(args, out) {
       const [stateDir, extra] = args.positionals;
       if (stateDir === undefined || extra !== undefined) throw new UsageError('snapshot takes exactly one <stateDir>');
@@ -109,7 +128,7 @@ const COMMANDS: Record<string, Command> = {
         for (const name of ['retain', 'grace', 'claim'] as const) {
           if (args.values[name] !== undefined && args.values[name] !== false) throw new UsageError(`--${name} goes with the commit, not with --task-snapshot`);
         }
-        const part = await withChunkpoint(args, (cp) => cp.snapshotTask(stateDir, { ...job, task }, options));
+        const part = await withChunkpoint(args, out, (cp) => cp.snapshotTask(stateDir, { ...job, task }, options));
         await writeFile(taskFile, `${JSON.stringify(part)}\n`, { flag: 'wx' }).catch((error: unknown) => {
           throw new InvalidInputError('OUTPUT_NOT_WRITABLE', `cannot write the task snapshot to ${taskFile} (${errnoOf(error) ?? String(error)}); pass a new file path`, { cause: error });
         });
@@ -119,7 +138,7 @@ const COMMANDS: Record<string, Command> = {
       }
       if (typeof task === 'string') options.task = task;
       Object.assign(options, lifecycleOptions(args));
-      const result = await withChunkpoint(args, (cp) => cp.snapshot(stateDir, job, options));
+      const result = await withChunkpoint(args, out, (cp) => cp.snapshot(stateDir, job, options));
       if (out.json) out.emit(result);
       else printSnapshot(result, `${job.store}/${job.job}`, out);
     },
@@ -127,15 +146,8 @@ const COMMANDS: Record<string, Command> = {
   commit: {
     summary: "commit the next checkpoint of a job from its tasks' snapshots (multi-task jobs)",
     usage: 'chunkpoint commit --store <dir> --job <jobId> <taskSnapshot.json>... [options]',
-    options: { ...COMMON, ...JOB, retain: { type: 'string' }, grace: { type: 'string' }, claim: { type: 'boolean', default: false } },
-    optionHelp: [
-      "<taskSnapshot.json>    files written by 'chunkpoint snapshot --task <id> --task-snapshot <file>', one per task",
-      '--store <dir>          store location',
-      '--job <jobId>          job id',
-      '--retain <n>           keep the newest n checkpoints, remove older ones this job wrote (default 3)',
-      '--grace <time>         refuse task snapshots older than this, and never delete younger blobs (default 1h)',
-      '--claim                let retention remove checkpoints written under other job ids (default: off)',
-    ],
+    positionals: [['<taskSnapshot.json>...', "files written by 'chunkpoint snapshot --task <id> --task-snapshot <file>', one per task"]],
+    options: { ...JOB, ...RETENTION, grace: { ...RETENTION['grace'], help: 'refuse task snapshots older than this, and never delete younger blobs' } as OptionSpec, ...COMMON },
     async run(args, out) {
       if (args.positionals.length === 0) throw new UsageError('commit needs at least one <taskSnapshot.json>');
       const job = requireJob(args);
@@ -154,7 +166,7 @@ const COMMANDS: Record<string, Command> = {
           throw new InvalidInputError('INVALID_TASK_SNAPSHOT', `task snapshot ${file} is not JSON (${error instanceof Error ? error.message : String(error)}); pass the file 'snapshot --task-snapshot' wrote`, { cause: error });
         }
       }
-      const result = await withChunkpoint(args, (cp) => cp.commit(job, parts, lifecycleOptions(args)));
+      const result = await withChunkpoint(args, out, (cp) => cp.commit(job, parts, lifecycleOptions(args)));
       if (out.json) out.emit(result);
       else printSnapshot(result, `${job.store}/${job.job}`, out);
     },
@@ -162,37 +174,27 @@ const COMMANDS: Record<string, Command> = {
   restore: {
     summary: 'restore a committed checkpoint into a directory',
     usage: 'chunkpoint restore <checkpointDir> <targetDir> [options]\n       chunkpoint restore --store <dir> --job <jobId> [--checkpoint <n>|latest] <targetDir> [options]',
-    options: {
-      ...COMMON,
-      ...JOB,
-      checkpoint: { type: 'string' },
-      overwrite: { type: 'boolean', default: false },
-      'keep-matching': { type: 'boolean', default: false },
-      'no-fsync': { type: 'boolean', default: false },
-      cache: { type: 'string' },
-      'cache-max-bytes': { type: 'string' },
-      'cache-ttl': { type: 'string' },
-      task: { type: 'string' },
-    },
-    optionHelp: [
-      '<checkpointDir>        a chk-<n> directory wherever its job root now is, or s3://<bucket>/<prefix>/<jobId>/chk-<n>',
-      '--task <id>            the task to restore (default: the only task; required when there are several)',
-      '--store <location>     a directory or s3://<bucket>/<prefix>, with --job',
-      '--job <jobId>          job id, with --store',
-      '--checkpoint <n>       checkpoint number or "latest" (default latest), with --store/--job',
-      '--overwrite            replace the contents of a non-empty target (default: refuse)',
-      '--keep-matching        restore in place: keep target files that verify, fetch only the rest (default: off)',
-      '--cache <dir>          local cache: read chunks from it first, add fetched ones (default: none)',
-      '--cache-max-bytes <n>  size cap of the cache, e.g. 20GiB; least recently used entries go first (default: unlimited)',
-      '--cache-ttl <time>     evict cache entries unused for this long, e.g. 7d (default: never)',
-      '--no-fsync             do not fsync restored files',
+    positionals: [
+      ['<checkpointDir>', 'a chk-<n> directory wherever its job root now is, or s3://<bucket>/<prefix>/<jobId>/chk-<n>'],
+      ['<targetDir>', 'where to restore: a new or empty directory (see --overwrite, --keep-matching)'],
     ],
+    options: {
+      ...CHECKPOINT_BY_JOB,
+      task: { type: 'string', arg: '<id>', help: 'the task to restore; required when the checkpoint has several', default: 'the only task' },
+      overwrite: { type: 'boolean', help: 'replace the contents of a non-empty target', default: 'refuse a non-empty target' },
+      'keep-matching': { type: 'boolean', help: 'restore in place: keep target files that verify, fetch only the rest', default: 'off' },
+      cache: { ...CACHE['cache'], help: 'local cache: read chunks from it first, add fetched ones' } as OptionSpec,
+      'cache-max-bytes': CACHE['cache-max-bytes'] as OptionSpec,
+      'cache-ttl': { type: 'string', arg: '<time>', help: 'evict cache entries unused for this long, e.g. 7d', default: 'never' },
+      'no-fsync': { ...NO_FSYNC, help: 'do not fsync restored files, faster but not crash-safe' },
+      ...COMMON,
+    },
     async run(args, out) {
       const { locator, rest } = checkpointArgs(args, 'restore');
       const [target, extra] = rest;
       if (target === undefined || extra !== undefined) throw new UsageError('restore needs exactly one <targetDir>');
       const cache = cacheOptions(args);
-      const result = await withChunkpoint(args, (cp) =>
+      const result = await withChunkpoint(args, out, (cp) =>
         cp.restore(locator, target, {
           overwrite: args.values['overwrite'] === true,
           keepMatching: args.values['keep-matching'] === true,
@@ -208,12 +210,11 @@ const COMMANDS: Record<string, Command> = {
   list: {
     summary: 'list the committed checkpoints of a job',
     usage: 'chunkpoint list --store <dir> --job <jobId> [options]',
-    options: { ...COMMON, ...JOB },
-    optionHelp: ['--store <location>     a directory or s3://<bucket>/<prefix>', '--job <jobId>          job id'],
+    options: { ...JOB, ...COMMON },
     async run(args, out) {
       if (args.positionals.length > 0) throw new UsageError('list takes no positional arguments');
       const job = requireJob(args);
-      const checkpoints = await withChunkpoint(args, (cp) => cp.list(job));
+      const checkpoints = await withChunkpoint(args, out, (cp) => cp.list(job));
       if (out.json) out.emit({ store: job.store, job: job.job, checkpoints });
       else printList(checkpoints, out);
     },
@@ -221,12 +222,12 @@ const COMMANDS: Record<string, Command> = {
   inspect: {
     summary: 'show the files, chunks and sizes of a checkpoint',
     usage: 'chunkpoint inspect <checkpointDir> [options]\n       chunkpoint inspect --store <dir> --job <jobId> [--checkpoint <n>|latest] [options]',
-    options: { ...COMMON, ...JOB, checkpoint: { type: 'string' } },
-    optionHelp: ['--store <location>     a directory or s3://<bucket>/<prefix>, with --job', '--job <jobId>          job id, with --store', '--checkpoint <n>       checkpoint number or "latest" (default latest)'],
+    positionals: [['<checkpointDir>', 'a chk-<n> directory, or s3://<bucket>/<prefix>/<jobId>/chk-<n> (or use --store/--job)']],
+    options: { ...CHECKPOINT_BY_JOB, ...COMMON },
     async run(args, out) {
       const { locator, rest } = checkpointArgs(args, 'inspect');
       if (rest.length > 0) throw new UsageError(`inspect got an unexpected argument '${rest[0] ?? ''}'`);
-      const result = await withChunkpoint(args, (cp) => cp.inspect(locator));
+      const result = await withChunkpoint(args, out, (cp) => cp.inspect(locator));
       if (out.json) out.emit(result);
       else printReport(result, out);
     },
@@ -234,14 +235,13 @@ const COMMANDS: Record<string, Command> = {
   verify: {
     summary: 'scrub a checkpoint: fetch and check every blob it references (or a sample), report every problem',
     usage: 'chunkpoint verify <checkpointDir> [--sample <fraction>] [options]\n       chunkpoint verify --store <dir> --job <jobId> [--checkpoint <n>|latest] [--sample <fraction>] [options]',
-    options: { ...COMMON, ...JOB, checkpoint: { type: 'string' }, sample: { type: 'string' }, 'sample-seed': { type: 'string' } },
-    optionHelp: [
-      '--store <location>     a directory or s3://<bucket>/<prefix>, with --job',
-      '--job <jobId>          job id, with --store',
-      '--checkpoint <n>       checkpoint number or "latest" (default latest)',
-      '--sample <fraction>    check this fraction of the blobs, e.g. 0.1 or 10% (default 1: all)',
-      '--sample-seed <n>      pick the same sample again (default: random, printed)',
-    ],
+    positionals: [['<checkpointDir>', 'a chk-<n> directory, or s3://<bucket>/<prefix>/<jobId>/chk-<n> (or use --store/--job)']],
+    options: {
+      ...CHECKPOINT_BY_JOB,
+      sample: { type: 'string', arg: '<fraction>', help: 'check this fraction of the blobs, e.g. 0.1 or 10%', default: 'all blobs' },
+      'sample-seed': { type: 'string', arg: '<n>', help: 'pick the same sample again', default: 'random, printed' },
+      ...COMMON,
+    },
     async run(args, out) {
       const { locator, rest } = checkpointArgs(args, 'verify');
       if (rest.length > 0) throw new UsageError(`verify got an unexpected argument '${rest[0] ?? ''}'`);
@@ -257,7 +257,7 @@ const COMMANDS: Record<string, Command> = {
         if (!/^\d{1,10}$/.test(seed) || Number(seed) >= 2 ** 32) throw new UsageError(`--sample-seed '${seed}' is not a whole number below 2^32`);
         options.sampleSeed = Number(seed);
       }
-      const result = await withChunkpoint(args, (cp) => cp.verify(locator, options));
+      const result = await withChunkpoint(args, out, (cp) => cp.verify(locator, options));
       if (out.json) out.emit(result);
       else printVerify(result, out);
       if (result.ok) return;
@@ -268,19 +268,18 @@ const COMMANDS: Record<string, Command> = {
   gc: {
     summary: 'delete what no checkpoint references (crashed snapshots, temp files, old checkpoints)',
     usage: 'chunkpoint gc --store <dir> --job <jobId> [--grace <time>] [--retain <n>] [--dry-run] [options]',
-    options: { ...COMMON, ...JOB, grace: { type: 'string' }, retain: { type: 'string' }, claim: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } },
-    optionHelp: [
-      '--store <location>     a directory or s3://<bucket>/<prefix>',
-      '--job <jobId>          job id',
-      '--grace <time>         never delete objects younger than this, e.g. 10m (default 1h)',
-      '--retain <n>           also remove checkpoints beyond the newest n (default: keep all)',
-      '--claim                also remove checkpoints written under other job ids (default: off)',
-      '--dry-run              report what would be removed, remove nothing',
-    ],
+    options: {
+      ...JOB,
+      grace: { ...RETENTION['grace'], help: 'never delete objects younger than this, e.g. 10m' } as OptionSpec,
+      retain: { ...RETENTION['retain'], help: 'also remove checkpoints beyond the newest n', default: 'keep all' } as OptionSpec,
+      claim: { ...RETENTION['claim'], help: 'also remove checkpoints written under other job ids' } as OptionSpec,
+      'dry-run': { type: 'boolean', help: 'report what would be removed, remove nothing', default: 'off' },
+      ...COMMON,
+    },
     async run(args, out) {
       if (args.positionals.length > 0) throw new UsageError('gc takes no positional arguments');
       const job = requireJob(args);
-      const result = await withChunkpoint(args, (cp) => cp.gc(job, { ...lifecycleOptions(args), dryRun: args.values['dry-run'] === true }));
+      const result = await withChunkpoint(args, out, (cp) => cp.gc(job, { ...lifecycleOptions(args), dryRun: args.values['dry-run'] === true }));
       if (out.json) out.emit(result);
       else {
         const verb = result.dryRun ? 'would remove' : 'removed';
@@ -293,16 +292,15 @@ const COMMANDS: Record<string, Command> = {
   copy: {
     summary: 'copy a job root with all its checkpoints to another store (directory or S3, any direction)',
     usage: 'chunkpoint copy <jobRoot> <otherStore>/<jobId> [options]',
-    options: { ...COMMON, 'no-fsync': { type: 'boolean', default: false } },
-    optionHelp: [
-      '<jobRoot>              the job root to copy: a directory or s3://<bucket>/<prefix>/<jobId>',
-      '<otherStore>/<jobId>   the destination job root, same forms; created, or resumed if it holds the same checkpoints',
-      '--no-fsync             do not fsync what is written to a directory destination',
+    positionals: [
+      ['<jobRoot>', 'the job root to copy: a directory or s3://<bucket>/<prefix>/<jobId>'],
+      ['<otherStore>/<jobId>', 'the destination job root, same forms; created, or resumed if it holds the same checkpoints'],
     ],
+    options: { 'no-fsync': { ...NO_FSYNC, help: 'do not fsync what is written to a directory destination' }, ...COMMON },
     async run(args, out) {
       const [from, to, extra] = args.positionals;
       if (from === undefined || to === undefined || extra !== undefined) throw new UsageError('copy takes exactly a <jobRoot> and a destination <otherStore>/<jobId>');
-      const result = await withChunkpoint(args, (cp) => cp.copy(from, to, { durable: args.values['no-fsync'] !== true }));
+      const result = await withChunkpoint(args, out, (cp) => cp.copy(from, to, { durable: args.values['no-fsync'] !== true }));
       if (out.json) out.emit(result);
       else {
         const copied = result.checkpointsCopied.length === 0 ? 'no new checkpoints' : result.checkpointsCopied.join(', ');
@@ -315,8 +313,12 @@ const COMMANDS: Record<string, Command> = {
   cache: {
     summary: 'show or prune a local cache',
     usage: 'chunkpoint cache stats <dir> [options]\n       chunkpoint cache prune <dir> [--max-bytes <n>] [--ttl <time>] [options]',
-    options: { ...COMMON, 'max-bytes': { type: 'string' }, ttl: { type: 'string' } },
-    optionHelp: ['--max-bytes <n>        prune: evict least recently used entries down to this size (default: no cap)', '--ttl <time>           prune: evict entries unused for this long, e.g. 7d (default: none)'],
+    positionals: [['stats <dir> | prune <dir>', 'show the size of a local cache, or evict from it']],
+    options: {
+      'max-bytes': { type: 'string', arg: '<size>', help: 'prune: evict least recently used entries down to this size, e.g. 20GiB', default: 'no cap' },
+      ttl: { type: 'string', arg: '<time>', help: 'prune: evict entries unused for this long, e.g. 7d', default: 'none' },
+      ...COMMON,
+    },
     async run(args, out) {
       const [action, dir, extra] = args.positionals;
       if ((action !== 'stats' && action !== 'prune') || dir === undefined || extra !== undefined) throw new UsageError("cache takes 'stats <dir>' or 'prune <dir>'");
@@ -327,7 +329,7 @@ const COMMANDS: Record<string, Command> = {
       if (typeof ttl === 'string') options.ttlMs = parseDuration(ttl, '--ttl');
       if (action === 'stats') {
         if (options.maxBytes !== undefined || options.ttlMs !== undefined) throw new UsageError('--max-bytes and --ttl go with cache prune');
-        const stats = await withChunkpoint(args, (cp) => cp.cacheStats(options));
+        const stats = await withChunkpoint(args, out, (cp) => cp.cacheStats(options));
         if (out.json) out.emit(stats);
         else {
           out.print(`cache ${stats.dir}`);
@@ -339,7 +341,7 @@ const COMMANDS: Record<string, Command> = {
         return;
       }
       if (options.maxBytes === undefined && options.ttlMs === undefined) throw new UsageError('cache prune needs --max-bytes and/or --ttl');
-      const result = await withChunkpoint(args, (cp) => cp.cachePrune(options));
+      const result = await withChunkpoint(args, out, (cp) => cp.cachePrune(options));
       if (out.json) out.emit(result);
       else out.print(`removed ${result.removedEntries} entries (${formatBytes(result.removedBytes)}); ${result.entries} entries, ${formatBytes(result.bytes)} remain`);
     },
@@ -400,14 +402,14 @@ function checkpointArgs(args: Parsed, command: string): { locator: CheckpointLoc
   return { locator: { path }, rest };
 }
 
-async function withChunkpoint<T>(args: Parsed, fn: (cp: Chunkpoint) => Promise<T>): Promise<T> {
+async function withChunkpoint<T>(args: Parsed, out: Output, fn: (cp: Chunkpoint) => Promise<T>): Promise<T> {
   const threadsText = args.values['threads'];
   let threads: number | undefined;
   if (typeof threadsText === 'string') {
     threads = Number(threadsText);
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new UsageError(`--threads '${threadsText}' is not a whole number from 1 to 256`);
   }
-  const cp = new Chunkpoint(threads === undefined ? {} : { threads });
+  const cp = new Chunkpoint({ ...(threads === undefined ? {} : { threads }), ...(out.onEvent === undefined ? {} : { onEvent: out.onEvent }) });
   try {
     return await fn(cp);
   } finally {
@@ -449,41 +451,69 @@ function printVerify(r: VerifyResult, out: Output): void {
   }
 }
 
-function table(rows: string[][], rightAligned: ReadonlySet<number>): string[] {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) =>
-    row
-      .map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i] ?? 0) : cell.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd(),
-  );
-}
-
 function printList(checkpoints: CheckpointSummary[], out: Output): void {
   if (checkpoints.length === 0) {
     out.print('no committed checkpoints');
     return;
   }
-  const rows = [['CHECKPOINT', 'CREATED', 'FILES', 'SIZE', 'STORED', 'WRITTEN']];
-  for (const c of checkpoints) {
-    rows.push([c.checkpoint, c.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'), String(c.files), formatBytes(c.bytes), formatBytes(c.storedBytes), formatBytes(c.bytesWritten)]);
-  }
-  for (const line of table(rows, new Set([2, 3, 4, 5]))) out.print(line);
+  const columns = [
+    { header: 'CHECKPOINT' },
+    { header: 'CREATED' },
+    { header: 'FILES', right: true },
+    { header: 'SIZE', right: true },
+    { header: 'STORED', right: true },
+    { header: 'RATIO', right: true },
+    { header: 'WRITTEN', right: true },
+  ];
+  const rows = checkpoints.map((c) => [c.checkpoint, formatDate(c.createdAt), String(c.files), formatBytes(c.bytes), formatBytes(c.storedBytes), formatRatio(c.compressionRatio), formatBytes(c.bytesWritten)]);
+  for (const line of renderTable(columns, rows)) out.print(line);
+}
+
+/** `chk-3`, or `chk-1..chk-3` when the file's chunks were first stored by several checkpoints. */
+function writtenBy(f: FileReport): string {
+  if (f.chunks === 0) return '-';
+  return f.firstWrittenBy === f.lastWrittenBy ? checkpointDirName(f.firstWrittenBy) : `${checkpointDirName(f.firstWrittenBy)}..${checkpointDirName(f.lastWrittenBy)}`;
 }
 
 function printReport(r: CheckpointReport, out: Output): void {
-  out.print(`${r.checkpoint} of ${r.location}, created ${r.createdAt}`);
-  out.print(`  ${r.files} files, ${formatBytes(r.bytes)} logical, ${formatBytes(r.storedBytes)} stored (ratio ${r.compressionRatio.toFixed(2)}), ${r.uniqueChunks} distinct chunks of up to ${formatBytes(r.chunkSize)}`);
-  out.print(`  ${formatBytes(r.storedBytesNew)} stored first by this checkpoint, ${formatBytes(r.storedBytes - r.storedBytesNew)} shared with earlier ones`);
+  const previous = r.checkpointId > 1 ? checkpointDirName(r.checkpointId - 1) : undefined;
+  out.print(`${r.checkpoint} of ${r.location}`);
+  const pairs: [string, string][] = [
+    ['created', `${formatDate(r.createdAt)} (UTC${formatUtcOffset(r.createdAt)})`],
+    ['tasks', r.tasks.join(', ')],
+    ['files', `${r.files} in ${r.chunks} chunks (${r.uniqueChunks} distinct, up to ${formatBytes(r.chunkSize)} each)`],
+    ['logical size', formatBytes(r.bytes)],
+    ['stored size', `${formatBytes(r.storedBytes)} (ratio ${formatRatio(r.compressionRatio)})`],
+    ['new', `${formatBytes(r.storedBytesNew)} stored first by ${r.checkpoint}`],
+    ['shared', previous === undefined ? `${formatBytes(r.storedBytesShared)} (no previous checkpoint)` : `${formatBytes(r.storedBytesShared)} with ${previous}, the previous checkpoint`],
+    ['blobs written', `${formatBytes(r.bytesWritten)} by its snapshot (without _metadata)`],
+  ];
+  for (const line of renderPairs(pairs)) out.print(line);
   out.print('');
   const several = r.tasks.length > 1;
-  const rows = [[...(several ? ['TASK'] : []), 'FILE', 'SIZE', 'CHUNKS', 'STORED', 'FIRST WRITTEN']];
-  for (const f of r.fileReports) {
-    rows.push([...(several ? [f.task] : []), f.path, formatBytes(f.size), String(f.chunks), formatBytes(f.storedBytes), f.chunks === 0 ? '-' : `chk-${f.firstWrittenBy}`]);
-  }
-  const shift = several ? 1 : 0;
-  for (const line of table(rows, new Set([1 + shift, 2 + shift, 3 + shift]))) out.print(line);
+  const columns = [
+    ...(several ? [{ header: 'TASK' }] : []),
+    { header: 'FILE' },
+    { header: 'SIZE', right: true },
+    { header: 'CHUNKS', right: true },
+    { header: 'STORED', right: true },
+    { header: 'RATIO', right: true },
+    { header: 'FIRST WRITTEN' },
+  ];
+  const rows = r.fileReports.map((f) => [
+    ...(several ? [f.task] : []),
+    f.path,
+    formatBytes(f.size),
+    String(f.chunks),
+    formatBytes(f.storedBytes),
+    f.storedBytes > 0 ? formatRatio(f.size / f.storedBytes) : '-',
+    writtenBy(f),
+  ]);
+  rows.push([...(several ? [''] : []), 'total', formatBytes(r.bytes), String(r.chunks), formatBytes(r.fileReports.reduce((sum, f) => sum + f.storedBytes, 0)), '', '']);
+  for (const line of renderTable(columns, rows)) out.print(line);
+  out.print('');
+  out.print('FIRST WRITTEN: the checkpoint that first stored the file\'s chunks (oldest..newest when several did).');
+  out.print('STORED counts each chunk of a file; the total may exceed the stored size when files share chunks.');
 }
 
 function version(): string {
@@ -491,15 +521,39 @@ function version(): string {
   return pkg.version;
 }
 
+/** `--name <arg>` and its explanation with the default, as aligned help lines. */
+function optionLines(specs: Specs): [string, string][] {
+  return Object.entries(specs).map(([name, spec]) => [
+    `${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${spec.arg === undefined ? '' : ` ${spec.arg}`}`,
+    `${spec.help}${spec.multiple === true ? ', repeatable' : ''} (${spec.default === 'required' ? 'required' : `default: ${spec.default}`})`,
+  ]);
+}
+
 function mainHelp(): string {
   const lines = ['usage: chunkpoint <command> [options]', '', 'commands:'];
-  for (const [name, cmd] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
-  lines.push('', "run 'chunkpoint <command> --help' for a command's options", 'options: --help, --version');
+  lines.push(...renderPairs(Object.entries(COMMANDS).map(([name, cmd]) => [name, cmd.summary])));
+  lines.push('', 'options of every command:', ...renderPairs([...optionLines(COMMON), ['--version', 'print the version and exit (chunkpoint --version)']]));
+  lines.push('', 'Sizes take units (512KiB, 4MiB, 2GiB), durations too (30s, 10m, 2h, 7d).');
+  lines.push("Exit status: 0 success, 1 failure (one line 'chunkpoint: <CODE>: ...' on stderr), 2 usage error.");
+  lines.push("Run 'chunkpoint <command> --help' for a command's options.");
   return lines.join('\n');
 }
 
-function commandHelp(name: string, cmd: Command): string {
-  return [`usage: ${cmd.usage}`, '', cmd.summary, '', 'options:', ...cmd.optionHelp.map((l) => `  ${l}`), ...COMMON_HELP.map((l) => `  ${l}`)].join('\n');
+function commandHelp(_name: string, cmd: Command): string {
+  const lines = [`usage: ${cmd.usage}`, '', cmd.summary];
+  if (cmd.positionals !== undefined) lines.push('', 'arguments:', ...renderPairs(cmd.positionals));
+  lines.push('', 'options:', ...renderPairs(optionLines(cmd.options)));
+  lines.push('', 'Sizes take units (512KiB, 4MiB, 2GiB), durations too (30s, 10m, 2h, 7d).');
+  return lines.join('\n');
+}
+
+/** parseArgs' view of a command's options. */
+function parseConfig(specs: Specs): NonNullable<ParseArgsConfig['options']> {
+  const out: NonNullable<ParseArgsConfig['options']> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    out[name] = { type: spec.type, ...(spec.multiple === true ? { multiple: true } : {}), ...(spec.short === undefined ? {} : { short: spec.short }) };
+  }
+  return out;
 }
 
 /** Runs the CLI and returns the exit code; never calls process.exit, so the pool shuts down cleanly. */
@@ -523,7 +577,7 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
   }
   let args: Parsed;
   try {
-    args = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true }) as Parsed;
+    args = parseArgs({ args: rest, options: parseConfig(cmd.options), allowPositionals: true, strict: true }) as Parsed;
   } catch (error) {
     io.stderr.write(`chunkpoint: usage: ${error instanceof Error ? error.message : String(error)}\n${cmd.usage}\nrun 'chunkpoint ${name} --help' for the options\n`);
     return 2;
@@ -535,18 +589,23 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
   const json = args.values['json'] === true;
   const lines: string[] = [];
   let failure: string | undefined;
+  // A bar only for a person watching: never into a pipe or a log file, never mixed with --json.
+  const bar = !json && args.values['no-progress'] !== true && (io.stderr as { isTTY?: boolean }).isTTY === true ? new ProgressBar(io.stderr) : undefined;
   const out: Output = {
     json,
     print: (line) => lines.push(line),
     emit: (value) => lines.push(JSON.stringify(value)),
     fail: (code, message) => (failure = `chunkpoint: ${code}: ${message}\n`),
+    ...(bar === undefined ? {} : { onEvent: bar.onEvent }),
   };
   try {
     const code = await cmd.run(args, out);
+    bar?.stop();
     if (lines.length > 0) io.stdout.write(`${lines.join('\n')}\n`);
     if (failure !== undefined) io.stderr.write(failure);
     return code ?? 0;
   } catch (error) {
+    bar?.stop();
     if (error instanceof UsageError) {
       io.stderr.write(`chunkpoint: usage: ${error.message}\n${cmd.usage}\nrun 'chunkpoint ${name} --help' for the options\n`);
       return 2;

@@ -22,6 +22,7 @@ import { checkpointDirName, handleKey, metadataKey } from './handle.js';
 import { allFiles } from './metadata.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
 import type { ObjectInfo, Store } from './store/store.js';
+import type { CopyProgress, ProgressSink } from './events.js';
 
 export interface CopyOptions {
   /** fsync what is written to a directory destination (default true). */
@@ -50,7 +51,14 @@ export interface CopyResult {
 
 const AREA_PREFIXES = ['shared/', 'taskowned/'];
 
-export async function copyJobRoot(pool: WorkerPool, hasher: Hasher, from: Store, to: Store, options: CopyOptions = {}): Promise<CopyResult> {
+export async function copyJobRoot(
+  pool: WorkerPool,
+  hasher: Hasher,
+  from: Store,
+  to: Store,
+  options: CopyOptions = {},
+  progress?: ProgressSink<CopyProgress & { to: string }>,
+): Promise<CopyResult> {
   const started = performance.now();
   const durable = options.durable ?? true;
   if (from.location === to.location) {
@@ -113,6 +121,14 @@ export async function copyJobRoot(pool: WorkerPool, hasher: Hasher, from: Store,
     bytesSkipped += o.size;
     return false;
   });
+  // Totals count what this run has to handle: objects not already there, and the metadata of checkpoints to copy.
+  const metadataToCopy = ids.filter((id) => !present.includes(id));
+  const objectsTotal = todo.length + metadataToCopy.length;
+  const bytesTotal = todo.reduce((sum, o) => sum + o.size, 0) + metadataToCopy.reduce((sum, id) => sum + (source.get(id)?.encoded.byteLength ?? 0), 0);
+  let bytesDone = 0;
+  let objectsDone = 0;
+  const figures = (): CopyProgress & { to: string } => ({ to: to.location, bytesDone, bytesTotal, bytesCopied, objectsDone, objectsTotal, objectsCopied });
+  progress?.update(figures, true);
   await forEachBounded(todo, pool.threads * 2, async (object) => {
     options.signal?.throwIfAborted();
     const result = await pool.run({ op: 'copyObject', from: from.spec, to: to.spec, key: object.key, size: object.size, durable }, options.signal);
@@ -125,6 +141,9 @@ export async function copyJobRoot(pool: WorkerPool, hasher: Hasher, from: Store,
       objectsSkipped++;
       bytesSkipped += object.size;
     }
+    bytesDone += object.size;
+    objectsDone++;
+    progress?.update(figures);
   });
   options.signal?.throwIfAborted();
   if (durable && written.length > 0) await to.syncNames(written);
@@ -142,7 +161,11 @@ export async function copyJobRoot(pool: WorkerPool, hasher: Hasher, from: Store,
     if (put === 'exists') present.push(id);
     else copied.push(id);
     bytesCopied += put === 'exists' ? 0 : encoded.byteLength;
+    bytesDone += encoded.byteLength;
+    objectsDone++;
+    progress?.update(figures);
   }
+  progress?.update(figures, true);
 
   const durationMs = performance.now() - started;
   return {

@@ -21,6 +21,7 @@ import { CorruptDataError, InvalidInputError } from './errors.js';
 import { handleKey, metadataKey } from './handle.js';
 import { allFiles, type CheckpointMetadata } from './metadata.js';
 import type { Store } from './store/store.js';
+import type { GcProgress, ProgressSink } from './events.js';
 
 /** Long enough for any sane snapshot to finish; blobs younger than this are never deleted. */
 export const DEFAULT_GRACE_MS = 60 * 60 * 1000;
@@ -60,7 +61,7 @@ export interface GcResult {
   durationMs: number;
 }
 
-export async function collectGarbage(store: Store, hasher: Hasher, jobId: string, options: GcOptions = {}): Promise<GcResult> {
+export async function collectGarbage(store: Store, hasher: Hasher, jobId: string, options: GcOptions = {}, progress?: ProgressSink<GcProgress>): Promise<GcResult> {
   const started = performance.now();
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   const dryRun = options.dryRun === true;
@@ -106,6 +107,8 @@ export async function collectGarbage(store: Store, hasher: Hasher, jobId: string
   let incompleteRemoved = 0;
   let bytesFreed = 0;
   let youngKept = 0;
+  let objectsScanned = 0;
+  const figures = (): GcProgress => ({ objectsScanned, blobsRemoved, incompleteRemoved, bytesFreed, youngKept });
   let batch: string[] = [];
   const flush = async (): Promise<void> => {
     if (!dryRun && batch.length > 0) await store.delete(batch);
@@ -130,26 +133,27 @@ export async function collectGarbage(store: Store, hasher: Hasher, jobId: string
     for (const area of ['shared/', 'taskowned/']) yield* store.list(area);
   };
   /** Deletes (in batches) every object older than the grace period; younger ones are counted and kept. */
-  const sweep = async (objects: AsyncIterable<{ key: string; size: number; mtimeMs: number }>, skip: (key: string) => boolean): Promise<number> => {
-    let removed = 0;
+  const sweep = async (objects: AsyncIterable<{ key: string; size: number; mtimeMs: number }>, skip: (key: string) => boolean, count: () => void): Promise<void> => {
     for await (const object of objects) {
+      objectsScanned++;
+      progress?.update(figures);
       if (skip(object.key)) continue;
       if (now - object.mtimeMs < graceMs) {
         youngKept++;
         continue;
       }
       batch.push(object.key);
-      removed++;
+      count();
       bytesFreed += object.size;
       if (batch.length >= DELETE_BATCH) await flush();
     }
-    return removed;
   };
-  blobsRemoved += await sweep(candidates(), (key) => live.has(key));
+  await sweep(candidates(), (key) => live.has(key), () => blobsRemoved++);
   for (const prefix of options.sweep === 'removed' ? [] : ['shared/', 'taskowned/', 'chk-']) {
-    incompleteRemoved += await sweep(store.listIncomplete(prefix), () => false);
+    await sweep(store.listIncomplete(prefix), () => false, () => incompleteRemoved++);
   }
   await flush();
+  progress?.update(figures, true);
 
   return {
     dryRun,

@@ -14,6 +14,20 @@ export type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.
 export { DEFAULT_GRACE_MS, DEFAULT_RETAIN, type GcOptions, type GcResult } from './gc.js';
 export type { CacheOptions, CacheStats, PruneResult } from './cache.js';
 export {
+  DEFAULT_PROGRESS_INTERVAL_MS,
+  type ChunkpointEvent,
+  type ChunkpointEventType,
+  type CopyProgress,
+  type EventBase,
+  type EventListener,
+  type EventOf,
+  type GcProgress,
+  type Operation,
+  type RestoreProgress,
+  type SnapshotProgress,
+  type VerifyProgress,
+} from './events.js';
+export {
   ChunkpointError,
   ConflictError,
   CorruptDataError,

@@ -22,6 +22,8 @@ export interface CheckpointSummary {
   /** Bytes its snapshot wrote (new blobs and metadata). */
   bytesWritten: number;
   chunks: number;
+  /** Logical bytes / stored bytes over distinct blobs. */
+  compressionRatio: number;
 }
 
 export interface FileReport {
@@ -32,18 +34,25 @@ export interface FileReport {
   storedBytes: number;
   /** True when every chunk was written by an earlier checkpoint. */
   reused: boolean;
-  /** Oldest checkpoint whose blobs this file uses. */
+  /** Oldest checkpoint that first stored one of this file's blobs. */
   firstWrittenBy: number;
+  /** Newest such checkpoint: equal to `firstWrittenBy` when one checkpoint stored the whole file. */
+  lastWrittenBy: number;
 }
 
 export interface CheckpointReport extends CheckpointSummary {
   location: string;
   chunkSize: number;
   uniqueChunks: number;
-  /** Logical bytes / stored bytes over distinct blobs. */
-  compressionRatio: number;
   /** Stored bytes of blobs first written by this checkpoint. */
   storedBytesNew: number;
+  /**
+   * Stored bytes shared with the previous checkpoint: distinct blobs first
+   * stored by an earlier checkpoint (`createdBy` < this id), i.e.
+   * `storedBytes - storedBytesNew`. A snapshot reuses blobs only from the
+   * checkpoint it builds on, so the previous checkpoint references every one.
+   */
+  storedBytesShared: number;
   fileReports: FileReport[];
 }
 
@@ -60,7 +69,7 @@ export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
       chunks++;
     }
   }
-  return {
+  const summary: CheckpointSummary = {
     checkpointId: metadata.checkpointId,
     checkpoint: checkpointDirName(metadata.checkpointId),
     createdAt: metadata.createdAt,
@@ -70,7 +79,10 @@ export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
     storedBytes: [...distinct.values()].reduce((a, b) => a + b, 0),
     bytesWritten: metadata.snapshot.bytesWritten,
     chunks,
+    compressionRatio: 1,
   };
+  summary.compressionRatio = summary.storedBytes > 0 ? Math.round((summary.bytes / summary.storedBytes) * 100) / 100 : 1;
+  return summary;
 }
 
 export async function listCheckpoints(store: Store, hasher: Hasher): Promise<CheckpointSummary[]> {
@@ -86,22 +98,25 @@ export function report(metadata: CheckpointMetadata, location: string): Checkpoi
   const fileReports = metadata.tasks.flatMap((task) => task.files.map((file): FileReport => {
     let storedBytes = 0;
     let firstWrittenBy = metadata.checkpointId;
+    let lastWrittenBy = 0;
     for (const chunk of file.chunks) {
       storedBytes += chunk.handle.length;
       firstWrittenBy = Math.min(firstWrittenBy, chunk.createdBy);
+      lastWrittenBy = Math.max(lastWrittenBy, chunk.createdBy);
       distinct.add(handleKey(chunk.handle));
       if (chunk.createdBy === metadata.checkpointId) distinctNew.set(handleKey(chunk.handle), chunk.handle.length);
     }
     const reused = file.chunks.length > 0 && file.chunks.every((c) => c.createdBy < metadata.checkpointId);
-    return { task: task.task, path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused, firstWrittenBy };
+    return { task: task.task, path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused, firstWrittenBy, lastWrittenBy: file.chunks.length === 0 ? firstWrittenBy : lastWrittenBy };
   }));
+  const storedBytesNew = [...distinctNew.values()].reduce((a, b) => a + b, 0);
   return {
     ...summary,
     location,
     chunkSize: Math.max(...metadata.tasks.map((t) => t.chunkSize)),
     uniqueChunks: distinct.size,
-    compressionRatio: summary.storedBytes > 0 ? Math.round((summary.bytes / summary.storedBytes) * 100) / 100 : 1,
-    storedBytesNew: [...distinctNew.values()].reduce((a, b) => a + b, 0),
+    storedBytesNew,
+    storedBytesShared: summary.storedBytes - storedBytesNew,
     fileReports,
   };
 }

@@ -20,6 +20,7 @@ import { checkpointDirName, printable } from './handle.js';
 import type { CheckpointMetadata, FileEntry, TaskState } from './metadata.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
 import type { CacheUse } from './protocol.js';
+import type { ProgressSink, RestoreProgress } from './events.js';
 import { fsyncDir } from './store/fs.js';
 import type { Store } from './store/store.js';
 
@@ -92,7 +93,14 @@ export function selectTask(metadata: CheckpointMetadata, task: string | undefine
   return found;
 }
 
-export async function restore(pool: WorkerPool, source: RestoreSource, targetDir: string, options: RestoreOptions, cache: CacheIndex | undefined): Promise<RestoreResult> {
+export async function restore(
+  pool: WorkerPool,
+  source: RestoreSource,
+  targetDir: string,
+  options: RestoreOptions,
+  cache: CacheIndex | undefined,
+  progress?: ProgressSink<RestoreProgress & { checkpoint: string; task: string }>,
+): Promise<RestoreResult> {
   const started = performance.now();
   const durable = options.durable ?? true;
   const { store, metadata } = source;
@@ -107,11 +115,29 @@ export async function restore(pool: WorkerPool, source: RestoreSource, targetDir
   let cacheEntriesDropped = 0;
   let chunks = 0;
   let kept = new Set<string>();
+  let bytesDone = 0;
+  let filesDone = 0;
+  const bytesTotal = state.files.reduce((sum, f) => sum + f.size, 0);
+  const figures = (): RestoreProgress & { checkpoint: string; task: string } => ({
+    checkpoint: checkpointDirName(metadata.checkpointId),
+    task: state.task,
+    bytesDone,
+    bytesTotal,
+    bytesFromRemote,
+    bytesFromCache,
+    filesDone,
+    filesTotal: state.files.length,
+    chunks,
+  });
   try {
     if (inPlace) kept = await matchingFiles(pool, target, state, options.signal);
     const toRestore = state.files.filter((f) => !kept.has(f.path));
     await mkdir(staging, { mode: 0o700 });
     await stageLayout(staging, toRestore);
+    const remaining = new Map(toRestore.map((f) => [f.path, f.chunks.length]));
+    bytesDone = state.files.filter((f) => kept.has(f.path)).reduce((sum, f) => sum + f.size, 0);
+    filesDone = state.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
+    progress?.update(figures, true);
 
     function* tasks(): Generator<{ file: FileEntry; index: number; fileOffset: number }> {
       for (const file of toRestore) {
@@ -161,11 +187,17 @@ export async function restore(pool: WorkerPool, source: RestoreSource, targetDir
       bytesFromCache += result.bytesFromCache;
       if (result.cacheDropped) cacheEntriesDropped++;
       chunks++;
+      bytesDone += chunk.rawLength;
+      const left = (remaining.get(t.file.path) ?? 1) - 1;
+      remaining.set(t.file.path, left);
+      if (left === 0) filesDone++;
+      progress?.update(figures);
     });
     options.signal?.throwIfAborted();
 
     await finishFiles(staging, toRestore, durable);
     await moveIntoPlace(staging, target, state, kept, options.overwrite === true || inPlace, durable);
+    progress?.update(figures, true);
   } catch (error) {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     if (createdRoot !== undefined) await removeCreatedDirs(target, createdRoot);
@@ -174,7 +206,7 @@ export async function restore(pool: WorkerPool, source: RestoreSource, targetDir
   }
 
   const durationMs = performance.now() - started;
-  const bytes = state.files.reduce((sum, f) => sum + f.size, 0);
+  const bytes = bytesTotal;
   const keptFiles = state.files.filter((f) => kept.has(f.path));
   return {
     checkpointId: metadata.checkpointId,

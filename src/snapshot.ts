@@ -27,6 +27,7 @@ import {
 } from './metadata.js';
 import { DEFAULT_GRACE_MS, DEFAULT_RETAIN, collectGarbage } from './gc.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
+import type { ProgressSink, SnapshotProgress } from './events.js';
 import type { StagedObject, Store } from './store/store.js';
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
@@ -114,6 +115,7 @@ export async function snapshotTask(
   stateDir: string,
   options: TaskSnapshotOptions = {},
   cache?: CacheIndex,
+  progress?: ProgressSink<SnapshotProgress>,
 ): Promise<TaskSnapshot> {
   const started = performance.now();
   checkTaskId(task);
@@ -171,6 +173,22 @@ export async function snapshotTask(
   let rawBytesNew = 0;
   let bytesCached = 0;
   const staged: { object: StagedObject; chunk: ChunkRef }[] = [];
+  const bytesTotal = files.reduce((sum, f) => sum + f.size, 0);
+  // Chunks still to store per file: a file is done when its count reaches zero.
+  const remaining = new Map(pending.map(({ file }) => [file.relPath, Math.ceil(file.size / chunkSize)]));
+  let filesDone = filesReused + pending.filter(({ file }) => file.size === 0).length;
+  const figures = (): SnapshotProgress => ({
+    bytesDone: bytesReused + bytesRead,
+    bytesTotal,
+    bytesRead,
+    bytesWritten,
+    filesDone,
+    filesTotal: files.length,
+    filesReused,
+    chunksNew,
+    chunksDeduped,
+  });
+  progress?.update(figures, true);
   function* tasks(): Generator<{ file: StateFile; entry: FileEntry; index: number; offset: number; length: number }> {
     for (const { file, entry } of pending) {
       const count = Math.ceil(file.size / chunkSize);
@@ -218,6 +236,10 @@ export async function snapshotTask(
       } else {
         chunksDeduped++;
       }
+      const left = (remaining.get(t.file.relPath) ?? 1) - 1;
+      remaining.set(t.file.relPath, left);
+      if (left === 0) filesDone++;
+      progress?.update(figures);
       // 0: first stored for the checkpoint this task snapshot becomes part of.
       const chunk: ChunkRef = { key: result.key, rawLength: result.rawLength, handle: result.handle, createdBy: result.created ? 0 : (createdBy.get(handleKey(result.handle)) ?? 0) };
       t.entry.chunks[t.index] = chunk;
@@ -246,6 +268,7 @@ export async function snapshotTask(
     if (leftovers.length > 0) await store.delete(leftovers).catch(() => undefined);
     throw error;
   }
+  progress?.update(figures, true);
 
   return {
     format: TASK_SNAPSHOT_FORMAT,
@@ -259,7 +282,7 @@ export async function snapshotTask(
     files: entries,
     figures: {
       files: files.length,
-      bytes: files.reduce((sum, f) => sum + f.size, 0),
+      bytes: bytesTotal,
       bytesRead,
       bytesWritten,
       filesReused,
@@ -390,10 +413,11 @@ export async function snapshot(
   stateDir: string,
   options: SnapshotOptions = {},
   cache?: CacheIndex,
+  progress?: ProgressSink<SnapshotProgress>,
 ): Promise<SnapshotResult> {
   const retain = options.retain ?? DEFAULT_RETAIN;
   if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
-  const part = await snapshotTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache);
+  const part = await snapshotTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache, progress);
   options.signal?.throwIfAborted();
   // Trusted: this process wrote every new blob and synced its name just now.
   return commitTasks(store, hasher, jobId, [part], options, cache, true);

@@ -1,4 +1,4 @@
-/** Human units for sizes and rates, in and out. */
+/** Human units for sizes, durations, rates, ratios and dates, in and out. */
 import { InvalidInputError } from './errors.js';
 
 const UNITS: Record<string, number> = {
@@ -40,7 +40,34 @@ export function formatBytes(n: number): string {
     value /= 1024;
     unit++;
   }
-  return `${value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)} ${units[unit] ?? 'PiB'}`;
+  // One decimal everywhere: columns of sizes then line up on the decimal point.
+  return `${value.toFixed(1)} ${units[unit] ?? 'PiB'}`;
+}
+
+/** A rate in bytes per second, e.g. `212.4 MiB/s`. */
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Math.round(Number.isFinite(bytesPerSecond) ? bytesPerSecond : 0))}/s`;
+}
+
+/** A size ratio such as logical / stored: `1.95x`. */
+export function formatRatio(ratio: number): string {
+  return `${(Number.isFinite(ratio) ? ratio : 0).toFixed(2)}x`;
+}
+
+/** An ISO timestamp as local time, `2026-11-21 10:18:27`, the way operators read logs; `--json` keeps the ISO form. */
+export function formatDate(iso: string | number): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** The local UTC offset of a date, `+01:00`, for a header that states which local time the table shows. */
+export function formatUtcOffset(iso: string | number): string {
+  const minutes = -new Date(iso).getTimezoneOffset();
+  const sign = minutes < 0 ? '-' : '+';
+  const abs = Math.abs(minutes);
+  return `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
 }
 
 export function formatDuration(ms: number): string {

@@ -10,6 +10,7 @@ import { checkpointDirName, handleKey, type Handle } from './handle.js';
 import type { CheckpointMetadata } from './metadata.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
 import type { Store } from './store/store.js';
+import type { ProgressSink, VerifyProgress } from './events.js';
 
 export interface VerifyOptions {
   /** Fraction of the distinct blobs to check, in (0, 1] (default 1: all). */
@@ -57,7 +58,13 @@ export interface VerifyResult {
 
 const MAX_USES_LISTED = 20;
 
-export async function verifyCheckpoint(pool: WorkerPool, store: Store, metadata: CheckpointMetadata, options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyCheckpoint(
+  pool: WorkerPool,
+  store: Store,
+  metadata: CheckpointMetadata,
+  options: VerifyOptions = {},
+  progress?: ProgressSink<VerifyProgress & { checkpoint: string }>,
+): Promise<VerifyResult> {
   const started = performance.now();
   const sample = options.sample ?? 1;
   if (!(sample > 0 && sample <= 1)) throw new InvalidInputError('INVALID_SAMPLE', `sample ${sample} is not a fraction in (0, 1]; use e.g. 0.1 to check a tenth of the blobs`);
@@ -88,13 +95,30 @@ export async function verifyCheckpoint(pool: WorkerPool, store: Store, metadata:
   const chosen = sample === 1 ? [...blobs] : [...blobs].filter(([, b]) => sampled(b.key, seed, sample));
 
   let bytesChecked = 0;
+  let bytesDone = 0;
+  let blobsDone = 0;
+  const bytesTotal = chosen.reduce((sum, [, b]) => sum + b.handle.length, 0);
   const problems: VerifyProblem[] = [];
+  const figures = (): VerifyProgress & { checkpoint: string } => ({
+    checkpoint: checkpointDirName(metadata.checkpointId),
+    bytesDone,
+    bytesTotal,
+    bytesChecked,
+    blobsDone,
+    blobsTotal: chosen.length,
+    problems: problems.length,
+  });
+  progress?.update(figures, true);
   await forEachBounded(chosen, pool.threads * 2, async ([objectKey, blob]) => {
     options.signal?.throwIfAborted();
     const result = await pool.run({ op: 'checkBlob', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength }, options.signal);
     bytesChecked += result.bytesFetched;
     if (result.problem !== undefined) problems.push({ ...result.problem, blob: objectKey, usedBy: blob.usedBy, uses: blob.uses });
+    bytesDone += blob.handle.length;
+    blobsDone++;
+    progress?.update(figures);
   });
+  progress?.update(figures, true);
   problems.sort((a, b) => a.blob.localeCompare(b.blob));
   return {
     checkpointId: metadata.checkpointId,

@@ -175,9 +175,17 @@ describe('list', () => {
     expectSuccess(result);
     const out = lines(result.stdout);
     expect(out).toHaveLength(3);
-    expect(out[0]).toMatch(/^CHECKPOINT\s+CREATED\s+FILES\s+SIZE\s+STORED\s+WRITTEN$/);
-    expect(out[1]).toMatch(new RegExp(`^chk-1\\s+\\S+ \\S+\\s+${stateDigest.size}\\s`));
-    expect(out[2]).toMatch(new RegExp(`^chk-2\\s+\\S+ \\S+\\s+${stateDigest.size}\\s`));
+    expect(out[0]).toMatch(/^CHECKPOINT\s+CREATED\s+FILES\s+SIZE\s+STORED\s+RATIO\s+WRITTEN$/);
+    // Local date and time, human sizes with one decimal, ratios with an x.
+    const row = new RegExp(`\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+${stateDigest.size}\\s+\\d+\\.\\d (KiB|MiB)\\s+\\d+\\.\\d (KiB|MiB)\\s+\\d+\\.\\d\\dx\\s+\\d+(\\.\\d)? (B|KiB|MiB)$`);
+    expect(out[1]).toMatch(new RegExp(`^chk-1${row.source}`));
+    expect(out[2]).toMatch(new RegExp(`^chk-2${row.source}`));
+    // Aligned: every column starts at the same offset in every line.
+    const header = out[0] ?? '';
+    for (const column of ['FILES', 'SIZE', 'RATIO']) {
+      const end = header.indexOf(column) + column.length;
+      for (const row of out.slice(1)) expect(row.slice(0, end), `${column} not right-aligned in '${row}'`).toMatch(/ \S+$/);
+    }
   });
 
   it('says so when a job has no committed checkpoint', async () => {
@@ -201,14 +209,34 @@ describe('inspect', () => {
     expect(Array.isArray(reports)).toBe(true);
     expect(reports.map((r) => r.path).sort()).toEqual([...stateDigest.keys()].sort());
     for (const r of reports) expect(r.size, r.path).toBe(stateDigest.get(r.path)?.size);
+    // Fields added for people and tools; the old ones keep their names.
+    expect(result['storedBytesShared']).toBe(0);
+    expect(result['storedBytesNew']).toBe(result['storedBytes']);
+    for (const r of result['fileReports'] as { firstWrittenBy: number; lastWrittenBy: number; chunks: number }[]) {
+      if (r.chunks > 0) expect([r.firstWrittenBy, r.lastWrittenBy]).toEqual([1, 1]);
+    }
+  });
+
+  it('--json of chk-2 splits its stored bytes into new and shared with chk-1', async () => {
+    const result = jsonObject(await runCli(['inspect', join(jobRoot, 'chk-2'), '--json', ...THREADS]));
+    const stored = result['storedBytes'] as number;
+    const shared = result['storedBytesShared'] as number;
+    expect(shared).toBeGreaterThan(0);
+    expect(shared + (result['storedBytesNew'] as number)).toBe(stored);
   });
 
   it('prints a report in text mode (--store/--job, latest by default)', async () => {
     const result = await runCli(['inspect', '--store', store, '--job', JOB, ...THREADS]);
     expectSuccess(result);
     const out = lines(result.stdout);
-    expect(out[0]).toMatch(/^chk-2 of .*, created /);
-    expect(out).toContainEqual(expect.stringMatching(/^FILE\s+SIZE\s+CHUNKS\s+STORED\s+FIRST WRITTEN$/));
+    expect(out[0]).toMatch(/^chk-2 of \S+$/);
+    expect(out[1]).toMatch(/^\s+created\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(UTC[+-]\d\d:\d\d\)$/);
+    expect(out).toContainEqual(expect.stringMatching(/^FILE\s+SIZE\s+CHUNKS\s+STORED\s+RATIO\s+FIRST WRITTEN$/));
+    expect(out).toContainEqual(expect.stringMatching(/^\s+logical size\s+\d+\.\d MiB$/));
+    expect(out).toContainEqual(expect.stringMatching(/^\s+stored size\s+\d+\.\d MiB \(ratio \d+\.\d\dx\)$/));
+    // chk-2 of unchanged state stored only its mutable files anew; the SSTs' blobs are shared with chk-1.
+    expect(out).toContainEqual(expect.stringMatching(/^\s+shared\s+\d+\.\d MiB with chk-1, the previous checkpoint$/));
+    expect(out).toContainEqual(expect.stringMatching(/^total\s+\d+\.\d MiB\s+\d+\s/));
     for (const path of stateDigest.keys()) expect(out).toContainEqual(expect.stringMatching(new RegExp(`^${path.replace(/\./g, '\\.')}\\s`)));
     // SSTs were reused from chk-1, so their blobs were first written there.
     const sst = [...stateDigest.keys()].find((p) => p.endsWith('.sst') && (stateDigest.get(p)?.size ?? 0) > 0);
@@ -280,29 +308,52 @@ describe('errors and exit codes', () => {
 });
 
 describe('help and version', () => {
-  const common = ['--threads', '--json', '--verbose', '--help'];
+  const common = ['--threads', '--json', '--no-progress', '--verbose', '--help'];
   const commands: Record<string, string[]> = {
-    snapshot: ['--store', '--job', '--chunk-size', '--immutable', '--no-fsync', ...common],
-    restore: ['--store', '--job', '--checkpoint', '--overwrite', '--no-fsync', ...common],
+    snapshot: ['--store', '--job', '--task', '--task-snapshot', '--chunk-size', '--immutable', '--no-fsync', '--cache', '--cache-max-bytes', '--retain', '--grace', '--claim', ...common],
+    commit: ['--store', '--job', '--retain', '--grace', '--claim', ...common],
+    restore: ['--store', '--job', '--checkpoint', '--task', '--overwrite', '--keep-matching', '--cache', '--cache-max-bytes', '--cache-ttl', '--no-fsync', ...common],
     list: ['--store', '--job', ...common],
     inspect: ['--store', '--job', '--checkpoint', ...common],
+    verify: ['--store', '--job', '--checkpoint', '--sample', '--sample-seed', ...common],
+    gc: ['--store', '--job', '--grace', '--retain', '--claim', '--dry-run', ...common],
+    copy: ['--no-fsync', ...common],
+    cache: ['--max-bytes', '--ttl', ...common],
   };
 
   for (const [command, options] of Object.entries(commands)) {
-    it(`${command} --help exits 0 and lists its options`, async () => {
+    it(`${command} --help exits 0 and lists every option with its default`, async () => {
       for (const flag of ['--help', '-h']) {
         const result = await runCli([command, flag]);
         expectSuccess(result);
         expect(result.stdout).toMatch(new RegExp(`^usage: chunkpoint ${command} `));
-        for (const option of options) expect(result.stdout, `${command} --help lacks ${option}`).toContain(option);
+        const optionLines = lines(result.stdout).filter((l) => /^\s+(-h, )?--[a-z]/.test(l));
+        // Exactly the expected options, each once, each with its default (or marked required).
+        expect(optionLines.map((l) => /--[a-z-]+/.exec(l)?.[0]).sort()).toEqual([...options].sort());
+        for (const line of optionLines) expect(line, `${command} --help: no default in '${line}'`).toMatch(/\((default: [^)]+|required)\)$/);
       }
     });
   }
 
-  it('--help lists every command and exits 0', async () => {
+  it('--help lists every command and the common options with their defaults, and exits 0', async () => {
     const result = await runCli(['--help']);
     expectSuccess(result);
     for (const command of Object.keys(commands)) expect(result.stdout).toMatch(new RegExp(`^\\s+${command}\\s`, 'm'));
+    for (const option of common) expect(result.stdout).toMatch(new RegExp(`^\\s+(-h, )?${option}\\b.*\\((default: [^)]+|required)\\)$`, 'm'));
+  });
+
+  it('usage errors name the problem and end with a hint to the command help', async () => {
+    for (const args of [
+      ['snapshot', state.dir, '--store', store, '--job', JOB, '--bogus'],
+      ['snapshot', state.dir, '--store', store],
+      ['restore', join(jobRoot, 'chk-1')],
+      ['gc', '--store', store, '--job'],
+      ['inspect'],
+    ]) {
+      const result = await runCli(args);
+      expectUsageError(result);
+      expect(lines(result.stderr).at(-1)).toBe(`run 'chunkpoint ${args[0] ?? ''} --help' for the options`);
+    }
   });
 
   it('--version prints the package version', async () => {
