@@ -494,6 +494,7 @@ function version(): string {
 function mainHelp(): string {
   const lines = ['usage: chunkpoint <command> [options]', '', 'commands:'];
   for (const [name, cmd] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${cmd.summary}`);
+  lines.push(`  ${'stress'.padEnd(10)} seeded snapshot/restore soak with faults and kills against a store; checks every invariant`);
   lines.push('', "run 'chunkpoint <command> --help' for a command's options", 'options: --help, --version');
   return lines.join('\n');
 }
@@ -516,6 +517,8 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
     io.stdout.write(`${version()}\n`);
     return 0;
   }
+  // Self-contained (own options, progress and exit codes), loaded only when asked for.
+  if (name === 'stress') return (await import('./stress/cli.js')).stressMain(rest, io);
   const cmd = COMMANDS[name];
   if (cmd === undefined) {
     io.stderr.write(`chunkpoint: usage: unknown command '${name}'\n${mainHelp()}\n`);
