@@ -11,7 +11,7 @@ import { TEST_BUCKET, skipS3, startS3Server, type S3Server } from './s3-server.j
 import { removeTempDirs, runCli, tempDir } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
-const SOAK = process.env['CHUNKPOINT_STRESS_DURATION'] ?? '40s';
+const SOAK = process.env['CHUNKPOINT_STRESS_DURATION'] ?? '30s';
 
 async function stress(args: string[]): Promise<{ code: number | null; result: StressResult; stderr: string }> {
   const r = await runCli(['stress', '--seed', String(SEED), '--json', ...args], { timeoutMs: 600_000 });

@@ -32,7 +32,7 @@ options:
   --chunk-size <size>    snapshot chunk size (default 64KiB)
   --threads <n>          worker threads per task process and coordinator (default ${DEFAULTS.threads})
   --retain <n>           checkpoints kept by retention (default ${DEFAULTS.retain})
-  --grace <time>         gc and commit grace period (default 20s)
+  --grace <time>         gc and commit grace period (default 30s)
   --transient <p>        transient fault probability per store operation (default ${DEFAULTS.transient})
   --permanent <p>        permanent fault probability per put/get/delete/list (default ${DEFAULTS.permanent})
   --torn <p>             torn-write probability per put, directory stores (default ${DEFAULTS.torn})
