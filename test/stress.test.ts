@@ -43,7 +43,7 @@ afterAll(removeTempDirs);
 describe(`stress harness (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () => {
   it(`a ${SOAK} soak on a directory store: 3 task processes, faults, torn writes, kills, concurrent gc; every invariant holds`, async () => {
     const store = await tempDir('stress-store');
-    const { code, result, stderr } = await stress(['--duration', SOAK, '--tasks', '3', '--state-size', '2MiB', '--kill', '0.3', '--store', store]);
+    const { code, result, stderr } = await stress(['--duration', SOAK, '--tasks', '3', '--state-size', '2MiB', '--kill', '0.5', '--store', store]);
     expect(stderr).toMatch(new RegExp(`^chunkpoint stress: seed ${SEED};`));
     expect(result.violation).toBeUndefined();
     expect(code).toBe(0);
@@ -84,7 +84,7 @@ describe.skipIf(skipS3('stress harness on S3'))(`stress harness on a real S3 ser
 
   it(`a ${SOAK} soak against s3://: 2 task processes, faults, kills, concurrent gc; every invariant holds`, async () => {
     server = await startS3Server();
-    const { code, result } = await stress(['--duration', SOAK, '--tasks', '2', '--state-size', '2MiB', '--kill', '0.3', '--store', `s3://${TEST_BUCKET}/stress`]);
+    const { code, result } = await stress(['--duration', SOAK, '--tasks', '2', '--state-size', '2MiB', '--kill', '0.5', '--store', `s3://${TEST_BUCKET}/stress`]);
     expect(result.violation).toBeUndefined();
     expect(code).toBe(0);
     expectWorkDone(result);
