@@ -531,7 +531,7 @@ function optionLines(specs: Specs): [string, string][] {
 
 function mainHelp(): string {
   const lines = ['usage: chunkpoint <command> [options]', '', 'commands:'];
-  lines.push(...renderPairs(Object.entries(COMMANDS).map(([name, cmd]) => [name, cmd.summary])));
+  lines.push(...renderPairs([...Object.entries(COMMANDS).map(([name, cmd]): [string, string] => [name, cmd.summary]), ['stress', 'seeded snapshot/restore soak with faults and kills against a store; checks every invariant']]));
   lines.push('', 'options of every command:', ...renderPairs([...optionLines(COMMON), ['--version', 'print the version and exit (chunkpoint --version)']]));
   lines.push('', 'Sizes take units (512KiB, 4MiB, 2GiB), durations too (30s, 10m, 2h, 7d).');
   lines.push("Exit status: 0 success, 1 failure (one line 'chunkpoint: <CODE>: ...' on stderr), 2 usage error.");
@@ -570,6 +570,8 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
     io.stdout.write(`${version()}\n`);
     return 0;
   }
+  // Self-contained (own options, progress and exit codes), loaded only when asked for.
+  if (name === 'stress') return (await import('./stress/cli.js')).stressMain(rest, io);
   const cmd = COMMANDS[name];
   if (cmd === undefined) {
     io.stderr.write(`chunkpoint: usage: unknown command '${name}'\n${mainHelp()}\n`);

@@ -17,10 +17,14 @@
  * server's reply is on its way. Retrying such a put-if-absent finds its own
  * object — the case `RetryingStore` must handle.
  */
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMainThread, threadId } from 'node:worker_threads';
+import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../errors.js';
 import { prng } from '../random.js';
+import { FsStore, TEMP_PREFIX } from './fs.js';
 import type { ByteRange, ObjectInfo, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
 
 export const STORE_OPERATIONS = ['put', 'stage', 'publish', 'get', 'stat', 'list', 'listIncomplete', 'delete', 'touch', 'syncNames', 'exists'] as const;
@@ -46,6 +50,39 @@ export interface FaultSpec {
   errno?: string;
   /** In a worker thread, the thread dies (exits) before the operation: a crash mid-chunk. Never in the main thread. */
   workerExit?: FaultRates;
+  /**
+   * Directory stores only, `put` and `stage`: a torn write, as a crash mid-write
+   * leaves it — part of the object lands in a temp file that stays behind,
+   * and the put fails transiently. Drawn only when set, so the other faults
+   * of a seed stay the same with or without it.
+   */
+  torn?: number;
+  /**
+   * Announce every injected fault on the FAULT_REPORT_CHANNEL broadcast
+   * channel, so one listener per process can count the faults of all its
+   * worker threads (the stress harness does).
+   */
+  report?: boolean;
+}
+
+/** Name of the BroadcastChannel that `report: true` faults are announced on. */
+export const FAULT_REPORT_CHANNEL = 'chunkpoint:injected-faults';
+
+/** What a reported fault looks like on FAULT_REPORT_CHANNEL. */
+export interface FaultReport {
+  kind: 'transient' | 'permanent' | 'torn';
+  operation: StoreOperation;
+}
+
+let reportChannel: BroadcastChannel | undefined;
+
+function announce(report: FaultReport): void {
+  if (reportChannel === undefined) {
+    reportChannel = new BroadcastChannel(FAULT_REPORT_CHANNEL);
+    // Reporting must never keep a thread (or the process) alive.
+    reportChannel.unref();
+  }
+  reportChannel.postMessage(report);
 }
 
 /** Listings fail, if at all, at the start or at the boundaries of pages of this many objects (as S3 pages do). */
@@ -55,15 +92,16 @@ const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'stage', 'publish', 
 export interface FaultCounts {
   transient: number;
   permanent: number;
+  torn: number;
 }
 
 /** Faults injected by every `FaultyStore` of this thread, for tests to check that faults did happen. */
-export const injectedInThisThread: FaultCounts = { transient: 0, permanent: 0 };
+export const injectedInThisThread: FaultCounts = { transient: 0, permanent: 0, torn: 0 };
 
 export class FaultyStore implements Store {
   readonly spec: StoreSpec;
   readonly location: string;
-  readonly injected: FaultCounts = { transient: 0, permanent: 0 };
+  readonly injected: FaultCounts = { transient: 0, permanent: 0, torn: 0 };
   private readonly random: () => number;
 
   constructor(
@@ -76,11 +114,33 @@ export class FaultyStore implements Store {
   }
 
   async put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult> {
+    await this.maybeTear('put', key, parts);
     return this.around('put', key, () => this.inner.put(key, parts, options));
   }
 
   async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
+    await this.maybeTear('stage', key, parts);
     return this.around('stage', key, () => this.inner.stage(key, parts));
+  }
+
+  private async maybeTear(op: 'put' | 'stage', key: string, parts: readonly Uint8Array[]): Promise<void> {
+    const torn = this.faults.torn;
+    if (torn === undefined || !(this.inner instanceof FsStore) || this.random() >= torn) return;
+    await this.delay();
+    // The temp name is the one a real crash would leave: never listed as an object, swept by gc.
+    const partial = join(dirname(this.inner.pathOf(key)), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const bytes = Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+    try {
+      await writeFile(partial, bytes.subarray(0, Math.floor(bytes.byteLength / 2)));
+    } catch {
+      // The fan-out directory may not exist yet; the write fails all the same.
+    }
+    this.injected.torn++;
+    injectedInThisThread.torn++;
+    if (this.faults.report === true) announce({ kind: 'torn', operation: op });
+    throw new StoreUnavailableError('STORE_FAULT_INJECTED', `injected torn write: ${op} of ${this.location}/${key} stopped half-way, leaving a temp file (fault injection seed ${this.faults.seed})`, {
+      details: { where: `${this.location}/${key}`, operation: op, injected: true, transient: true },
+    });
   }
 
   async publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]> {
@@ -167,6 +227,7 @@ export class FaultyStore implements Store {
   private fault(kind: 'transient' | 'permanent', op: StoreOperation, key: string, afterEffect: boolean): ChunkpointError {
     this.injected[kind]++;
     injectedInThisThread[kind]++;
+    if (this.faults.report === true) announce({ kind, operation: op });
     const where = key === '' ? this.location : `${this.location}/${key}`;
     if (kind === 'permanent' && this.faults.errno !== undefined) {
       const cause = Object.assign(new Error(`${this.faults.errno}: injected (fault injection seed ${this.faults.seed})`), { code: this.faults.errno });
