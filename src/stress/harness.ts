@@ -16,11 +16,12 @@
  *   blobs the retained checkpoints reference and no temp files.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
+import { blobEntryPath } from '../cache.js';
 import { Chunkpoint } from '../chunkpoint.js';
 import { committedCheckpointIds, loadCheckpoint } from '../checkpoint.js';
 import { loadHasher } from '../content-key.js';
@@ -363,15 +364,16 @@ export async function runStress(options: StressOptions, events: StressEvents = {
 
   const retained = async (): Promise<number[]> => committedCheckpointIds(clean);
 
-  const corruptCacheEntry = async (dir: string): Promise<boolean> => {
+  // The victim is an entry the coming restore will read: a random entry of a
+  // cache holding every checkpoint's blobs would almost never be touched.
+  const corruptCacheEntry = async (dir: string, id: number, task: string): Promise<boolean> => {
+    const metadata = await loadCheckpoint(clean, id, hasher);
+    const chunks = metadata.tasks.find((t) => t.task === task)?.files.flatMap((f) => f.chunks) ?? [];
     const blobs: string[] = [];
-    const walk = async (d: string): Promise<void> => {
-      for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-        if (e.isDirectory()) await walk(join(d, e.name));
-        else if (!e.name.startsWith('.tmp-')) blobs.push(join(d, e.name));
-      }
-    };
-    await walk(join(dir, 'v1', 'blobs'));
+    for (const c of chunks) {
+      const entry = blobEntryPath({ dir: resolve(dir) }, c.key, c.rawLength);
+      if ((await stat(entry).catch(() => undefined))?.isFile() === true) blobs.push(entry);
+    }
     if (blobs.length === 0) return false;
     const victim = pick(blobs);
     const data = await readFile(victim);
@@ -401,7 +403,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     if (cacheMode === 'cold') cacheDir = join(workDir, `cache-cold-${n}`);
     if (cacheMode === 'warm') {
       cacheDir = warmCache;
-      if (random() < options.corruptCache) corrupted = await corruptCacheEntry(warmCache);
+      if (random() < options.corruptCache) corrupted = await corruptCacheEntry(warmCache, id, task);
     }
     const previous = lastTarget.get(task);
     const stale = previous !== undefined && random() < 0.5;
