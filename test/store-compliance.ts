@@ -200,8 +200,8 @@ export function storeCompliance(name: string, target: () => ComplianceTarget): v
       expect((await store.get('shared/5a/new')).equals(Buffer.concat(body))).toBe(true);
       expect((await store.get('shared/5a/taken')).toString()).toBe('first');
       expect((await store.get('shared/5b/twice')).toString()).toBe('same content');
-      // Publishing again finds everything in place, and nothing is left half-done.
-      expect(await store.publish(staged)).toEqual(['exists', 'exists', 'exists', 'exists']);
+      // Publishing again finds everything in place (a store that published while staging reports what it did then), and nothing is left half-done.
+      expect(await store.publish(staged)).toEqual(first?.published === undefined ? ['exists', 'exists', 'exists', 'exists'] : results);
       expect(await collect(store.listIncomplete(''))).toEqual([]);
       expect(await store.publish([])).toEqual([]);
     });
