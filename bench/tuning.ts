@@ -1,7 +1,8 @@
 /**
  * `npm run bench:tuning`: full snapshots of one cached dataset under each
  * setting of chunk size, worker threads and queue depth (tasks in flight),
- * with the page cache dropped before each, to choose the defaults.
+ * with the state read into the page cache (or the cache dropped) before each,
+ * to choose the defaults.
  *
  *   npm run bench:tuning [-- --size 256MiB] [--dir .bench] [--repeat 2] [--json file]
  *
@@ -18,7 +19,7 @@ import { snapshotTask } from '../src/snapshot.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import { formatBytes, parseSize } from '../src/units.js';
 import { ensureDataset, listState } from './datasets.js';
-import { settle } from './measure.js';
+import { settle, type PageCacheMode } from './measure.js';
 
 const USAGE = `
 npm run bench:tuning [-- options]: full snapshots of one cached dataset per chunk size x worker threads x queue depth
@@ -26,14 +27,20 @@ npm run bench:tuning [-- options]: full snapshots of one cached dataset per chun
   --size <size>   dataset size (default 256MiB)
   --dir <dir>     work directory (default .bench)
   --repeat <n>    runs per setting (default 2)
+  --page-cache <mode>  warm: the state is read into memory before each run; cold: the page cache is dropped (root only) (default warm)
   --json <file>   also write the results as JSON
 `;
 const { values } = parseScriptArgs(USAGE, {
-  options: { size: { type: 'string', default: '256MiB' }, dir: { type: 'string', default: '.bench' }, repeat: { type: 'string', default: '2' }, json: { type: 'string' } },
+  options: { size: { type: 'string', default: '256MiB' }, dir: { type: 'string', default: '.bench' }, repeat: { type: 'string', default: '2' }, 'page-cache': { type: 'string', default: 'warm' }, json: { type: 'string' } },
   strict: true,
 });
 const work = resolve(values.dir);
 const repeat = Number(values.repeat);
+const mode: PageCacheMode = values['page-cache'] === 'cold' ? 'cold' : 'warm';
+if (values['page-cache'] !== mode) {
+  process.stderr.write(`--page-cache '${mode}' must be warm or cold\n${USAGE}`);
+  process.exit(2);
+}
 const MiB = 1024 * 1024;
 
 interface Setting {
@@ -72,7 +79,7 @@ for (const s of settings) {
   try {
     for (let i = 0; i < repeat; i++) {
       await rm(storeDir, { recursive: true, force: true });
-      if ((await settle()) === 'warm') pageCache = 'warm';
+      if ((await settle(mode, [dataset.stateDir])) === 'warm') pageCache = 'warm';
       const store = openStore(jobRootSpec(storeDir, 'tuning'));
       const started = performance.now();
       await snapshotTask(view, hasher, store, 'tuning', 'main', dataset.stateDir, { chunkSize: s.chunkSize, durable: s.durable });

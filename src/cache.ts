@@ -20,7 +20,8 @@ import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { errnoOf, InvalidInputError, storeIoError } from './errors.js';
-import { readAt, writeAt } from './file-range.js';
+import { readAt } from './file-range.js';
+import { createWithContent } from './store/direct-io.js';
 
 export const CACHE_LAYOUT_VERSION = 'v1';
 const TEMP_PREFIX = '.tmp-';
@@ -56,7 +57,8 @@ export function blobEntryPath(spec: CacheSpec, key: string, rawLength: number): 
  * resets the entry's TTL and LRU position. The bytes are NOT verified here:
  * the caller must verify them and call `dropEntry` if they fail.
  */
-export async function readEntry(path: string, ttlMs: number | undefined): Promise<Buffer | undefined> {
+/** `into` supplies the memory to read into (see Store.get). */
+export async function readEntry(path: string, ttlMs: number | undefined, into?: (length: number) => Buffer): Promise<Buffer | undefined> {
   let fh;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -71,7 +73,7 @@ export async function readEntry(path: string, ttlMs: number | undefined): Promis
       await unlink(path).catch(() => undefined);
       return undefined;
     }
-    const data = Buffer.allocUnsafe(st.size);
+    const data = into?.(st.size) ?? Buffer.allocUnsafe(st.size);
     const done = await readAt(fh, data, 0);
     const now = new Date();
     await fh.utimes(now, now);
@@ -93,18 +95,13 @@ export async function dropEntry(path: string): Promise<void> {
 export async function writeEntry(path: string, parts: readonly Uint8Array[]): Promise<void> {
   const tmp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
   try {
-    let fh;
+    // Direct I/O where possible: the entry is read back only by a later restore, not worth evicting anything for.
     try {
-      fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      await createWithContent(tmp, parts, 0o644, constants.O_NOFOLLOW);
     } catch (error) {
       if (errnoOf(error) !== 'ENOENT') throw error;
       await mkdir(dirname(path), { recursive: true });
-      fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-    }
-    try {
-      for (const part of parts) await writeAt(fh, part, null);
-    } finally {
-      await fh.close();
+      await createWithContent(tmp, parts, 0o644, constants.O_NOFOLLOW);
     }
     await rename(tmp, path);
   } catch (error) {

@@ -202,7 +202,10 @@ export function storeCompliance(name: string, target: () => ComplianceTarget): v
       expect((await store.get('shared/5b/twice')).toString()).toBe('same content');
       // Publishing again finds everything in place (a store that published while staging reports what it did then), and nothing is left half-done.
       expect(await store.publish(staged)).toEqual(first?.published === undefined ? ['exists', 'exists', 'exists', 'exists'] : results);
-      expect(await collect(store.listIncomplete(''))).toEqual([]);
+      // Nothing published is left half-done. (Under injected faults, a stage whose response was lost and
+      // retried leaves its first temp file behind as an interrupted write, which gc removes.)
+      const left = (await collect(store.listIncomplete(''))).map((o) => o.key);
+      expect(left.filter((key) => staged.some((s) => s.token === key))).toEqual([]);
       expect(await store.publish([])).toEqual([]);
     });
 

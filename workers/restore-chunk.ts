@@ -6,7 +6,6 @@
  * written; a cache entry that fails verification is deleted and refetched.
  */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { decodeBlob } from '../src/blob.js';
 import { blobEntryPath, dropEntry, readEntry, writeEntry } from '../src/cache.js';
 import { loadHasher } from '../src/content-key.js';
@@ -15,7 +14,7 @@ import { handleKey } from '../src/handle.js';
 import type { RestoreChunkRequest, RestoreChunkResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/store.js';
 import { scratchBuffer, storeFor } from './stores.js';
-import { writeAt } from '../src/file-range.js';
+import { writeAtPosition } from '../src/store/direct-io.js';
 
 const hasher = await loadHasher();
 
@@ -27,7 +26,7 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   let cacheDropped = false;
   const entry = req.cache === undefined ? undefined : blobEntryPath(req.cache.spec, req.key, req.rawLength);
   if (entry !== undefined) {
-    const cached = await readEntry(entry, req.cache?.spec.ttlMs);
+    const cached = await readEntry(entry, req.cache?.spec.ttlMs, (n) => scratchBuffer('blob', n));
     if (cached !== undefined) {
       let raw: Buffer | undefined;
       try {
@@ -47,7 +46,7 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   const store = storeFor(req.store);
   let blob: Buffer;
   try {
-    blob = await store.get(objectKey, { offset: req.handle.offset, length: req.handle.length });
+    blob = await store.get(objectKey, { offset: req.handle.offset, length: req.handle.length }, (n) => scratchBuffer('blob', n));
   } catch (error) {
     if (isNotFound(error)) {
       throw new CorruptDataError('CHUNK_MISSING', `${where} is missing from the store ${store.location}; the checkpoint is damaged: restore an older checkpoint or repair the store`, { details, cause: error });
@@ -73,13 +72,9 @@ function decodeVerified(blob: Buffer, req: RestoreChunkRequest, where: string): 
 
 async function writeRaw(req: RestoreChunkRequest, raw: Buffer, where: string): Promise<void> {
   try {
-    // The coordinator created the staged file; never create or follow anything here.
-    const fh = await open(req.target, constants.O_WRONLY | constants.O_NOFOLLOW);
-    try {
-      await writeAt(fh, raw, req.fileOffset);
-    } finally {
-      await fh.close();
-    }
+    // The coordinator created the staged file; never create or follow anything here. Direct I/O where
+    // possible: the database reads its state through its own cache, and the restore fsyncs every file anyway.
+    await writeAtPosition(req.target, raw, req.fileOffset, constants.O_NOFOLLOW);
   } catch (error) {
     if (error instanceof ChunkpointError) throw error;
     throw storeIoError('writing restored file', `${req.target} (${where})`, error);

@@ -147,8 +147,8 @@ export class FaultyStore implements Store {
     return this.around('publish', staged[0]?.key ?? '', () => this.inner.publish(staged, options));
   }
 
-  async get(key: string, range?: ByteRange): Promise<Buffer> {
-    return this.around('get', key, () => this.inner.get(key, range));
+  async get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
+    return this.around('get', key, () => this.inner.get(key, range, into));
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

@@ -15,6 +15,7 @@ import { ConflictError, CorruptDataError, InvalidInputError, errnoOf, storeIoErr
 import { printable, unsafeNameReason } from '../handle.js';
 import { notFound, type ByteRange, type FsStoreSpec, type ObjectInfo, type PublishOptions, type PutOptions, type PutResult, type StagedObject, type Store } from './store.js';
 import { readAt } from '../file-range.js';
+import { createWithContent } from './direct-io.js';
 
 /** Prefix of in-progress writes; never a valid object name, and swept by gc. */
 export const TEMP_PREFIX = '.tmp-';
@@ -90,12 +91,7 @@ export class FsStore implements Store {
     const name = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
     const tmp = join(dir, name);
     try {
-      const fh = await createTemp(tmp, dir);
-      try {
-        await writeAll(fh, parts);
-      } finally {
-        await fh.close();
-      }
+      await createStaged(tmp, dir, parts);
     } catch (error) {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw storeIoError('writing', `${this.location}/${key}`, error);
@@ -173,7 +169,7 @@ export class FsStore implements Store {
     );
   }
 
-  async get(key: string, range?: ByteRange): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
     const path = this.pathOf(key);
     let fh: FileHandle;
     try {
@@ -185,7 +181,7 @@ export class FsStore implements Store {
     try {
       const offset = range?.offset ?? 0;
       const length = range?.length ?? (await fh.stat()).size;
-      const buf = Buffer.allocUnsafe(length);
+      const buf = into?.(length) ?? Buffer.allocUnsafe(length);
       const done = await readAt(fh, buf, offset);
       return done === length ? buf : buf.subarray(0, done);
     } catch (error) {
@@ -309,6 +305,19 @@ async function createTemp(tmp: string, dir: string): Promise<FileHandle> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT' || attempt >= 3) throw error;
+      await mkdir(dir, { recursive: true });
+    }
+  }
+}
+
+async function createStaged(tmp: string, dir: string, parts: readonly Uint8Array[]): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // Direct I/O where possible: nobody reads a new blob back soon, so it has no business in the page cache.
+      await createWithContent(tmp, parts, 0o644);
+      return;
     } catch (error) {
       if (errnoOf(error) !== 'ENOENT' || attempt >= 3) throw error;
       await mkdir(dir, { recursive: true });

@@ -110,8 +110,8 @@ export class RetryingStore implements Store {
     return withRetries(this.policy, () => this.inner.publish(staged, options));
   }
 
-  get(key: string, range?: ByteRange): Promise<Buffer> {
-    return withRetries(this.policy, () => this.inner.get(key, range));
+  get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
+    return withRetries(this.policy, () => this.inner.get(key, range, into));
   }
 
   stat(key: string): Promise<ObjectInfo | undefined> {

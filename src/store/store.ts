@@ -119,8 +119,13 @@ export interface Store {
    * (see `listIncomplete`), for gc.
    */
   publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]>;
-  /** Reads an object or a byte range of it; throws OBJECT_NOT_FOUND when absent. */
-  get(key: string, range?: ByteRange): Promise<Buffer>;
+  /**
+   * Reads an object or a byte range of it; throws OBJECT_NOT_FOUND when absent.
+   * `into`, when given, supplies the memory to read into (a worker's reused
+   * scratch, so a restore does not leave a chunk-sized garbage buffer per
+   * chunk); stores that cannot read into caller memory ignore it.
+   */
+  get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer>;
   /** Object size and age, or undefined when absent. */
   stat(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in no particular order. */
