@@ -16,8 +16,8 @@
  * prefix goes direct, and the tail of under one block goes through the page
  * cache on a second descriptor. Durability is unchanged: callers still
  * fdatasync/fsync, which also covers the tail and the file size. Where the
- * filesystem refuses O_DIRECT (tmpfs, many FUSE and network filesystems) the
- * write is simply buffered.
+ * filesystem refuses O_DIRECT (tmpfs before Linux 6.6, many FUSE and network
+ * filesystems) the write is simply buffered, as it is with CHUNKPOINT_DIRECT_IO=0.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -36,6 +36,12 @@ const O_DIRECT: number | undefined = (constants as { O_DIRECT?: number }).O_DIRE
 let directRefused = false;
 
 const free: Buffer[] = [];
+/** Writes done per path taken on this thread (diagnostics and tests). */
+const counts = { direct: 0, buffered: 0 };
+
+export function directIoCounts(): { direct: number; buffered: number } {
+  return { ...counts };
+}
 /** The project compiles without the DOM library, which is where TypeScript declares WebAssembly. */
 const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 
@@ -50,9 +56,13 @@ function release(buf: Buffer): void {
   if (free.length < KEEP) free.push(buf);
 }
 
-/** Whether writes of this size are worth trying direct at all. */
+/**
+ * Whether writes of this size are worth trying direct at all.
+ * CHUNKPOINT_DIRECT_IO=0 turns direct I/O off (a filesystem that accepts
+ * O_DIRECT but handles it badly); it is read per write so tests can flip it.
+ */
 function wantsDirect(length: number): boolean {
-  return O_DIRECT !== undefined && !directRefused && length >= DIRECT_MIN;
+  return O_DIRECT !== undefined && !directRefused && length >= DIRECT_MIN && process.env['CHUNKPOINT_DIRECT_IO'] !== '0';
 }
 
 /** Creates `path` (it must not exist) holding the concatenation of `parts`; the caller syncs it when it must be durable. */
@@ -69,12 +79,16 @@ export async function createWithContent(path: string, parts: readonly Uint8Array
           buf.set(p, at);
           at += p.byteLength;
         }
-        if (await writeDirect(direct, path, buf.subarray(0, total), 0)) return;
+        if (await writeDirect(direct, path, buf.subarray(0, total), 0)) {
+          counts.direct++;
+          return;
+        }
       } finally {
         release(buf);
       }
       // Refused mid-way: the file exists and may hold a prefix; rewrite it whole, buffered.
       const fh = await open(path, constants.O_WRONLY | constants.O_TRUNC | extraFlags);
+      counts.buffered++;
       try {
         await writeParts(fh, parts);
       } finally {
@@ -84,6 +98,7 @@ export async function createWithContent(path: string, parts: readonly Uint8Array
     }
   }
   const fh = await open(path, flags, mode);
+  counts.buffered++;
   try {
     await writeParts(fh, parts);
   } finally {
@@ -99,13 +114,17 @@ export async function writeAtPosition(path: string, data: Uint8Array, position: 
       const buf = acquire(data.byteLength);
       try {
         buf.set(data, 0);
-        if (await writeDirect(direct, path, buf.subarray(0, data.byteLength), position)) return;
+        if (await writeDirect(direct, path, buf.subarray(0, data.byteLength), position)) {
+          counts.direct++;
+          return;
+        }
       } finally {
         release(buf);
       }
     }
   }
   const fh = await open(path, constants.O_WRONLY | extraFlags);
+  counts.buffered++;
   try {
     await writeFully(fh, data, position);
   } finally {

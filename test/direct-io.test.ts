@@ -1,0 +1,94 @@
+/**
+ * Direct I/O writes: exact bytes for every size and position around the
+ * alignment boundaries: on the temp directory's filesystem (where O_DIRECT
+ * is expected to be taken), on tmpfs, and with direct I/O turned off.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DIRECT_ALIGN, createWithContent, directIoCounts, writeAtPosition } from '../src/store/direct-io.js';
+import { removeTempDirs, tempDir } from './support.js';
+
+const SIZES = [0, 1, 4095, 4096, 4097, 65535, 65536, 65537, 1048576, 1048576 + 40, 3 * 1048576 + 4095];
+const TMPFS_MAGIC = 0x01021994;
+
+afterAll(removeTempDirs);
+
+async function onTmpfs(): Promise<string | undefined> {
+  const dir = '/dev/shm';
+  const fs = await statfs(dir).catch(() => undefined);
+  return fs?.type === TMPFS_MAGIC ? dir : undefined;
+}
+
+async function checkDirectory(dir: string): Promise<void> {
+  for (const size of SIZES) {
+    // A 40-byte header part before the payload, as blobs are written.
+    const parts = [randomBytes(40), randomBytes(size)];
+    const path = join(dir, `created-${size}`);
+    await createWithContent(path, parts, 0o644);
+    expect((await readFile(path)).equals(Buffer.concat(parts)), `created file of ${size + 40} bytes`).toBe(true);
+    await expect(createWithContent(path, parts, 0o644)).rejects.toMatchObject({ code: 'EEXIST' });
+
+    // Positional writes into an existing file: aligned (direct) and unaligned (buffered), next to other data.
+    const target = join(dir, `positioned-${size}`);
+    const prefix = randomBytes(DIRECT_ALIGN * 2 + 100);
+    await writeFile(target, prefix);
+    const aligned = randomBytes(size);
+    const unaligned = randomBytes(size);
+    await writeAtPosition(target, aligned, DIRECT_ALIGN * 256);
+    await writeAtPosition(target, unaligned, DIRECT_ALIGN * 256 + size + 7);
+    const got = await readFile(target);
+    expect(got.subarray(0, prefix.byteLength).equals(prefix)).toBe(true);
+    expect(got.subarray(DIRECT_ALIGN * 256, DIRECT_ALIGN * 256 + size).equals(aligned), `aligned write of ${size} bytes`).toBe(true);
+    expect(got.subarray(DIRECT_ALIGN * 256 + size + 7).equals(unaligned), `unaligned write of ${size} bytes`).toBe(true);
+    // (Zero-byte writes do not extend a file.)
+    expect((await stat(target)).size).toBe(size === 0 ? prefix.byteLength : DIRECT_ALIGN * 256 + 2 * size + 7);
+  }
+}
+
+describe('direct I/O writes', () => {
+  it('write exact bytes on the project filesystem, bypassing the page cache for large writes', async () => {
+    const before = directIoCounts();
+    await checkDirectory(await tempDir('direct-io'));
+    const after = directIoCounts();
+    const fs = await statfs(await tempDir('direct-io-type'));
+    if (fs.type === TMPFS_MAGIC) {
+      process.stdout.write('direct-io test: the temp directory is on tmpfs, so only the buffered fallback ran here\n');
+    } else {
+      // Every write of 64 KiB or more at an aligned position went direct (ext4, xfs, btrfs all allow it).
+      expect(after.direct - before.direct).toBeGreaterThan(0);
+    }
+  });
+
+  it('write exact bytes on tmpfs, whichever path its kernel allows', async (context) => {
+    const shm = await onTmpfs();
+    if (shm === undefined) {
+      process.stdout.write('direct-io test: SKIPPED the tmpfs case, /dev/shm is not a tmpfs here\n');
+      context.skip();
+      return;
+    }
+    const dir = join(shm, `chunkpoint-direct-io-${process.pid}`);
+    await mkdir(dir, { recursive: true });
+    try {
+      await checkDirectory(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('write the same bytes through the page cache with CHUNKPOINT_DIRECT_IO=0', async () => {
+    const saved = process.env['CHUNKPOINT_DIRECT_IO'];
+    process.env['CHUNKPOINT_DIRECT_IO'] = '0';
+    try {
+      const before = directIoCounts();
+      await checkDirectory(await tempDir('buffered-io'));
+      const after = directIoCounts();
+      expect(after.direct - before.direct).toBe(0);
+      expect(after.buffered - before.buffered).toBe(SIZES.length * 3);
+    } finally {
+      if (saved === undefined) delete process.env['CHUNKPOINT_DIRECT_IO'];
+      else process.env['CHUNKPOINT_DIRECT_IO'] = saved;
+    }
+  });
+});
