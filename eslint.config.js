@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts', 'bin/'] },
+  { ignores: ['dist/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts', 'bin/', '.tmp/', '.bench/', '.demo/', '.ci-demo/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

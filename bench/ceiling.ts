@@ -69,7 +69,9 @@ export async function computeCeiling(stateDir: string, options: CeilingOptions):
       storedBytes = 0;
       const started = performance.now();
       await forEachBounded(tasks, queueDepth, async (t) => {
-        storedBytes += (await pool.run(t)) as number;
+        // Await first: `storedBytes += await ...` would read the sum before the wait and lose concurrent updates.
+        const stored = (await pool.run(t)) as number;
+        storedBytes += stored;
       });
       roundsMs.push(performance.now() - started);
     }
