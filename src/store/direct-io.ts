@@ -20,7 +20,8 @@
  * filesystems) the write is simply buffered, as it is with CHUNKPOINT_DIRECT_IO=0.
  */
 import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { writeAt } from '../file-range.js';
 import { errnoOf } from '../errors.js';
 
 /** Covers 512-byte and 4 KiB logical blocks, and the page size. */
@@ -65,13 +66,19 @@ function wantsDirect(length: number): boolean {
   return O_DIRECT !== undefined && !directRefused && length >= DIRECT_MIN && process.env['CHUNKPOINT_DIRECT_IO'] !== '0';
 }
 
-/** Creates `path` (it must not exist) holding the concatenation of `parts`; the caller syncs it when it must be durable. */
+/**
+ * Creates `path` holding the concatenation of `parts`; the caller syncs it when it must be durable.
+ * `path` must be a fresh temp name of the caller's (it must not exist, and a failed attempt may remove it).
+ */
 export async function createWithContent(path: string, parts: readonly Uint8Array[], mode: number, extraFlags = 0): Promise<void> {
   const total = parts.reduce((sum, p) => sum + p.byteLength, 0);
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | extraFlags;
   if (wantsDirect(total)) {
     const direct = await openDirect(path, flags, mode);
-    if (direct !== undefined) {
+    if (direct === undefined) {
+      // Some kernels create the file before refusing O_DIRECT; `path` is the caller's fresh temp name, so it is ours to remove.
+      await unlink(path).catch(() => undefined);
+    } else {
       const buf = acquire(total);
       try {
         let at = 0;
@@ -126,7 +133,7 @@ export async function writeAtPosition(path: string, data: Uint8Array, position: 
   const fh = await open(path, constants.O_WRONLY | extraFlags);
   counts.buffered++;
   try {
-    await writeFully(fh, data, position);
+    await writeAt(fh, data, position);
   } finally {
     await fh.close();
   }
@@ -150,7 +157,7 @@ async function openDirect(path: string, flags: number, mode: number): Promise<Fi
 async function writeDirect(direct: FileHandle, path: string, data: Buffer, position: number): Promise<boolean> {
   const aligned = data.byteLength - (data.byteLength % DIRECT_ALIGN);
   try {
-    await writeFully(direct, data.subarray(0, aligned), position);
+    await writeAt(direct, data.subarray(0, aligned), position);
   } catch (error) {
     if (errnoOf(error) !== 'EINVAL') throw error;
     directRefused = true;
@@ -161,7 +168,7 @@ async function writeDirect(direct: FileHandle, path: string, data: Buffer, posit
   if (aligned < data.byteLength) {
     const fh = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
     try {
-      await writeFully(fh, data.subarray(aligned), position + aligned);
+      await writeAt(fh, data.subarray(aligned), position + aligned);
     } finally {
       await fh.close();
     }
@@ -169,18 +176,10 @@ async function writeDirect(direct: FileHandle, path: string, data: Buffer, posit
   return true;
 }
 
-async function writeFully(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.byteLength) {
-    const { bytesWritten } = await fh.write(data, done, data.byteLength - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 async function writeParts(fh: FileHandle, parts: readonly Uint8Array[]): Promise<void> {
   let position = 0;
   for (const p of parts) {
-    await writeFully(fh, p, position);
+    await writeAt(fh, p, position);
     position += p.byteLength;
   }
 }
