@@ -4,9 +4,12 @@
  * in shared memory, so no read, write or fsync is in the figure.
  */
 import { loadHasher } from '../src/content-key.js';
+import { Scratch } from '../workers/scratch.js';
 import { encodeBlob } from '../workers/write-chunk.js';
 
 const hasher = await loadHasher();
+// Tasks here are synchronous: one set of buffers per thread is enough.
+const scratch = new Scratch();
 
 export interface CeilingTask {
   buffer: SharedArrayBuffer;
@@ -17,6 +20,6 @@ export interface CeilingTask {
 /** Returns the stored size of the chunk's blob. */
 export default function encodeChunk(task: CeilingTask): number {
   const raw = Buffer.from(task.buffer, task.offset, task.length);
-  const parts = encodeBlob(hasher.contentKey(raw), raw);
+  const parts = encodeBlob(hasher.contentKey(raw), raw, scratch);
   return parts.reduce((sum, p) => sum + p.byteLength, 0);
 }

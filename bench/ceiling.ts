@@ -5,6 +5,7 @@
  * coordinator keeps, when the bytes are already in memory. No snapshot can be
  * faster than this on the machine; the gap to it is I/O and coordination.
  */
+import { DEFAULT_TASKS_PER_THREAD } from '../src/pool.js';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
@@ -26,7 +27,7 @@ export interface CeilingResult {
 export interface CeilingOptions {
   threads: number;
   chunkSize: number;
-  /** Tasks in flight; the snapshot coordinator keeps threads x 2. */
+  /** Tasks in flight (default: what the snapshot coordinator keeps, threads x (tasks per thread + 1)). */
   queueDepth?: number;
   rounds?: number;
   /** Caps the bytes loaded, so a huge state does not need as much memory (default 1 GiB). */
@@ -36,7 +37,7 @@ export interface CeilingOptions {
 /** Loads the directory's files into shared memory, then times rounds over all their chunks. */
 export async function computeCeiling(stateDir: string, options: CeilingOptions): Promise<CeilingResult> {
   const maxBytes = options.maxBytes ?? 2 ** 30;
-  const queueDepth = options.queueDepth ?? options.threads * 2;
+  const queueDepth = options.queueDepth ?? options.threads * (DEFAULT_TASKS_PER_THREAD + 1);
   const tasks: CeilingTask[] = [];
   let loaded = 0;
   for (const name of (await readdir(stateDir)).sort()) {

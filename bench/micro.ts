@@ -17,6 +17,7 @@ import { Bench } from 'tinybench';
 import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/blob.js';
 import { loadHasher } from '../src/content-key.js';
 import { formatBytes } from '../src/units.js';
+import { Scratch } from '../workers/scratch.js';
 import { encodeBlob } from '../workers/write-chunk.js';
 import { generateState } from '../scripts/rocks-state.js';
 
@@ -77,6 +78,7 @@ async function measureSet(label: string, sample: Buffer): Promise<void> {
   const rows: string[][] = [['op', ...CHUNK_SIZES.map((s) => `${formatBytes(s)} MB/s`)]];
   const results = new Map<string, string[]>();
   let ratioNote = '';
+  const scratch = new Scratch();
   for (const size of CHUNK_SIZES) {
     const raw = Buffer.from(sample.subarray(0, size));
     const key = hasher.contentKey(raw);
@@ -84,7 +86,7 @@ async function measureSet(label: string, sample: Buffer): Promise<void> {
     const compressedLength = lz4.encodeBlock(raw, compressed);
     const block = compressed.subarray(0, compressedLength);
     const out = Buffer.allocUnsafe(size);
-    const blob = Buffer.concat(encodeBlob(key, raw));
+    const blob = Buffer.concat(encodeBlob(key, raw, scratch));
     ratioNote += ` ${formatBytes(size)}: lz4 ${(size / compressedLength).toFixed(2)}, blob ${blob.readUInt8(5) === Codec.Lz4 ? 'lz4' : 'raw'}`;
 
     const bench = new Bench({ time, warmupTime: 50, iterations: 8 });
@@ -99,7 +101,7 @@ async function measureSet(label: string, sample: Buffer): Promise<void> {
         lz4.decodeBlock(block, out);
       })
       .add('blob encode (probe+lz4+header)', () => {
-        encodeBlob(key, raw);
+        encodeBlob(key, raw, scratch);
       })
       .add('blob decode (header+lz4+verify)', () => {
         const header = decodeBlobHeader(blob, hasher, 'bench');

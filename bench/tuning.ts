@@ -1,14 +1,11 @@
 /**
  * `npm run bench:tuning`: full snapshots of one cached dataset under each
- * setting of chunk size, worker threads and queue depth (tasks in flight),
- * with the state read into the page cache (or the cache dropped) before each,
- * to choose the defaults.
+ * setting of chunk size, worker threads and tasks per thread (chunks a
+ * thread works on at once; the coordinator keeps threads x (tasks + 1) in
+ * flight), with the state read into the page cache (or the cache dropped)
+ * before each, to choose the defaults.
  *
  *   npm run bench:tuning [-- --size 256MiB] [--dir .bench] [--repeat 2] [--json file]
- *
- * The coordinator keeps `pool.threads * 2` tasks in flight; the harness
- * varies that by handing it a pool view that reports another thread count
- * while running on the real pool, so no tuning knob is added to the library.
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -22,7 +19,7 @@ import { ensureDataset, listState } from './datasets.js';
 import { settle, type PageCacheMode } from './measure.js';
 
 const USAGE = `
-npm run bench:tuning [-- options]: full snapshots of one cached dataset per chunk size x worker threads x queue depth
+npm run bench:tuning [-- options]: full snapshots of one cached dataset per chunk size x worker threads x tasks per thread
 
   --size <size>   dataset size (default 256MiB)
   --dir <dir>     work directory (default .bench)
@@ -46,21 +43,21 @@ const MiB = 1024 * 1024;
 interface Setting {
   chunkSize: number;
   threads: number;
-  /** Tasks in flight. */
-  depth: number;
+  /** Chunks each thread works on at once. */
+  perThread: number;
   durable: boolean;
 }
 
 const settings: Setting[] = [
-  { chunkSize: 256 * 1024, threads: 2, depth: 4, durable: false },
-  { chunkSize: MiB, threads: 2, depth: 4, durable: false },
-  { chunkSize: 4 * MiB, threads: 2, depth: 4, durable: false },
-  { chunkSize: MiB, threads: 1, depth: 2, durable: false },
-  { chunkSize: MiB, threads: 2, depth: 2, durable: false },
-  { chunkSize: MiB, threads: 2, depth: 8, durable: false },
-  { chunkSize: 256 * 1024, threads: 2, depth: 4, durable: true },
-  { chunkSize: MiB, threads: 2, depth: 4, durable: true },
-  { chunkSize: 4 * MiB, threads: 2, depth: 4, durable: true },
+  { chunkSize: 256 * 1024, threads: 2, perThread: 2, durable: false },
+  { chunkSize: MiB, threads: 2, perThread: 2, durable: false },
+  { chunkSize: 4 * MiB, threads: 2, perThread: 2, durable: false },
+  { chunkSize: MiB, threads: 1, perThread: 2, durable: false },
+  { chunkSize: MiB, threads: 2, perThread: 1, durable: false },
+  { chunkSize: MiB, threads: 2, perThread: 4, durable: false },
+  { chunkSize: 256 * 1024, threads: 2, perThread: 2, durable: true },
+  { chunkSize: MiB, threads: 2, perThread: 2, durable: true },
+  { chunkSize: 4 * MiB, threads: 2, perThread: 2, durable: true },
 ];
 
 const dataset = await ensureDataset(work, { bytes: parseSize(values.size, '--size'), seed: 1, compression: 'none' }, (line) => process.stdout.write(`${line}\n`));
@@ -69,11 +66,9 @@ const hasher = await loadHasher();
 const storeDir = join(work, 'tuning-store');
 const results: (Setting & { bestMs: number; runsMs: number[]; mbps: number; pageCache: string })[] = [];
 process.stdout.write(`tuning on ${formatBytes(bytes)} of RocksDB state (uncompressed blocks), best of ${repeat}\n`);
-process.stdout.write(`chunk     threads  in flight  fsync  MB/s   runs (ms)\n`);
+process.stdout.write(`chunk     threads  per thread  fsync  MB/s   runs (ms)\n`);
 for (const s of settings) {
-  const pool = new WorkerPool({ threads: s.threads });
-  // The coordinator reads `threads` only to size its queue (threads x 2).
-  const view = { threads: s.depth / 2, run: pool.run.bind(pool) } as unknown as WorkerPool;
+  const pool = new WorkerPool({ threads: s.threads, tasksPerThread: s.perThread });
   const runsMs: number[] = [];
   let pageCache = 'dropped';
   try {
@@ -82,7 +77,7 @@ for (const s of settings) {
       if ((await settle(mode, [dataset.stateDir])) === 'warm') pageCache = 'warm';
       const store = openStore(jobRootSpec(storeDir, 'tuning'));
       const started = performance.now();
-      await snapshotTask(view, hasher, store, 'tuning', 'main', dataset.stateDir, { chunkSize: s.chunkSize, durable: s.durable });
+      await snapshotTask(pool, hasher, store, 'tuning', 'main', dataset.stateDir, { chunkSize: s.chunkSize, durable: s.durable });
       runsMs.push(performance.now() - started);
     }
   } finally {
@@ -92,7 +87,7 @@ for (const s of settings) {
   const mbps = bytes / 1e6 / (bestMs / 1000);
   results.push({ ...s, bestMs, runsMs, mbps, pageCache });
   process.stdout.write(
-    `${formatBytes(s.chunkSize).padEnd(8)}  ${String(s.threads).padStart(7)}  ${String(s.depth).padStart(9)}  ${(s.durable ? 'yes' : 'no').padStart(5)}  ${mbps.toFixed(0).padStart(4)}   ${runsMs.map((ms) => ms.toFixed(0)).join(', ')}\n`,
+    `${formatBytes(s.chunkSize).padEnd(8)}  ${String(s.threads).padStart(7)}  ${String(s.perThread).padStart(10)}  ${(s.durable ? 'yes' : 'no').padStart(5)}  ${mbps.toFixed(0).padStart(4)}   ${runsMs.map((ms) => ms.toFixed(0)).join(', ')}\n`,
   );
 }
 await rm(storeDir, { recursive: true, force: true });

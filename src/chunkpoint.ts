@@ -24,6 +24,12 @@ export interface ChunkpointOptions {
   /** Worker threads (default: available parallelism). */
   threads?: number;
   /**
+   * Chunks each worker thread works on at once (default 2): one is hashed
+   * and compressed while another is read or written. Each costs a few
+   * chunks of memory per thread. See docs/PERFORMANCE.md, Tuning.
+   */
+  tasksPerThread?: number;
+  /**
    * Receives every lifecycle and progress event of every operation, on the
    * main thread, synchronously: keep it cheap. An exception it throws is
    * reported once as a process warning and otherwise ignored; it never fails
@@ -70,7 +76,10 @@ export class Chunkpoint {
   private listenerFailed = false;
 
   constructor(options: ChunkpointOptions = {}) {
-    this.pool = new WorkerPool(options.threads === undefined ? {} : { threads: options.threads });
+    this.pool = new WorkerPool({
+      ...(options.threads === undefined ? {} : { threads: options.threads }),
+      ...(options.tasksPerThread === undefined ? {} : { tasksPerThread: options.tasksPerThread }),
+    });
     this.hasher = loadHasher();
     this.listener = options.onEvent;
     this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;

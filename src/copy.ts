@@ -129,7 +129,7 @@ export async function copyJobRoot(
   let objectsDone = 0;
   const figures = (): CopyProgress & { to: string } => ({ to: to.location, bytesDone, bytesTotal, bytesCopied, objectsDone, objectsTotal, objectsCopied });
   progress?.update(figures, true);
-  await forEachBounded(todo, pool.threads * 2, async (object) => {
+  await forEachBounded(todo, pool.queueDepth, async (object) => {
     options.signal?.throwIfAborted();
     const result = await pool.run({ op: 'copyObject', from: from.spec, to: to.spec, key: object.key, size: object.size, durable }, options.signal);
     if (result.verified) blobsVerified++;

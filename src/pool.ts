@@ -4,21 +4,42 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { ChunkpointError, InternalError, deserializeError } from './errors.js';
+import { ChunkpointError, InternalError, InvalidInputError, deserializeError } from './errors.js';
 import type { ResultFor, WorkerRequest, WorkerResponse } from './protocol.js';
 
 export interface PoolOptions {
   /** Worker threads (default: the machine's available parallelism). */
   threads?: number;
+  /**
+   * Tasks each thread runs at once (default 2): while one waits for its read
+   * or write, another computes. Each running task holds its own scratch
+   * buffers (a few chunks).
+   */
+  tasksPerThread?: number;
 }
+
+export const DEFAULT_TASKS_PER_THREAD = 2;
 
 export class WorkerPool {
   private piscinaInstance: Piscina | undefined;
   readonly threads: number;
+  readonly tasksPerThread: number;
+  /**
+   * Tasks a coordinator keeps in flight: every thread busy with its
+   * `tasksPerThread` plus one queued, so no thread waits for the main
+   * thread between tasks. Bounded, so memory does not grow with the state.
+   */
+  readonly queueDepth: number;
   private closed = false;
 
   constructor(options: PoolOptions = {}) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
+    const perThread = options.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD;
+    if (!Number.isSafeInteger(perThread) || perThread < 1 || perThread > 64) {
+      throw new InvalidInputError('INVALID_TASKS_PER_THREAD', `tasks per thread ${perThread} is out of range; use 1..64`);
+    }
+    this.tasksPerThread = perThread;
+    this.queueDepth = this.threads * (perThread + 1);
   }
 
   /** Threads start on first use: list, inspect and gc never need them. */
@@ -28,9 +49,9 @@ export class WorkerPool {
       filename: new URL('../workers/worker.js', import.meta.url).href,
       minThreads: this.threads,
       maxThreads: this.threads,
-      // One task per worker at a time: workers reuse scratch buffers, and
-      // memory stays threads x chunk size whatever the state size.
-      concurrentTasksPerWorker: 1,
+      // Each running task has its own scratch set (workers/scratch.ts):
+      // memory stays threads x tasks per thread x a few chunks.
+      concurrentTasksPerWorker: this.tasksPerThread,
       idleTimeout: 30_000,
     });
     return this.piscinaInstance;

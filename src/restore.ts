@@ -148,7 +148,7 @@ export async function restore(
         }
       }
     }
-    await forEachBounded(tasks(), pool.threads * 2, async (t) => {
+    await forEachBounded(tasks(), pool.queueDepth, async (t) => {
       options.signal?.throwIfAborted();
       const chunk = t.file.chunks[t.index];
       if (chunk === undefined) throw new Error(`internal: no chunk ${t.index} in ${t.file.path}`);
@@ -304,7 +304,7 @@ async function matchingFiles(pool: WorkerPool, target: string, state: TaskState,
       }
     }
   }
-  await forEachBounded(tasks(), pool.threads * 2, async (t) => {
+  await forEachBounded(tasks(), pool.queueDepth, async (t) => {
     if (mismatched.has(t.file.path)) return;
     signal?.throwIfAborted();
     const result = await pool.run({ op: 'verifyRange', file: join(target, ...t.file.path.split('/')), relPath: t.file.path, offset: t.offset, length: t.length, key: t.key }, signal);

@@ -200,7 +200,7 @@ export async function snapshotTask(
     }
   }
   try {
-    await forEachBounded(tasks(), pool.threads * 2, async (t) => {
+    await forEachBounded(tasks(), pool.queueDepth, async (t) => {
       options.signal?.throwIfAborted();
       // The blob's key is known only after hashing: reserve its largest possible size.
       const reserve = cache === undefined ? 0 : BLOB_HEADER_SIZE + t.length + Math.ceil(t.length / 255) + 16;

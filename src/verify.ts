@@ -109,7 +109,7 @@ export async function verifyCheckpoint(
     problems: problems.length,
   });
   progress?.update(figures, true);
-  await forEachBounded(chosen, pool.threads * 2, async ([objectKey, blob]) => {
+  await forEachBounded(chosen, pool.queueDepth, async ([objectKey, blob]) => {
     options.signal?.throwIfAborted();
     const result = await pool.run({ op: 'checkBlob', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength }, options.signal);
     bytesChecked += result.bytesFetched;

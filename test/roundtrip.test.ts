@@ -147,6 +147,37 @@ describe('snapshot and restore on the directory store (real RocksDB state)', () 
   });
 });
 
+describe('several chunks per worker thread at once', () => {
+  afterAll(removeTempDirs);
+
+  it('one thread working on four chunks at a time keeps every chunk its own bytes, through snapshot, cache and restore', async () => {
+    // Small chunks, many per file: the tasks on the one thread interleave at every await, so any
+    // buffer two of them shared would put one chunk's bytes under another's name or offset.
+    const cp = new Chunkpoint({ threads: 1, tasksPerThread: 4 });
+    try {
+      const state = await rocksState(6 * 1024 * 1024, 31);
+      const store = await tempDir('store');
+      const cache = await tempDir('cache');
+      const snap = await cp.snapshot(state.dir, { store, job: 'interleaved' }, { chunkSize: 64 * 1024, cache: { dir: cache } });
+      expect(snap.chunksNew).toBeGreaterThan(50);
+      const fromStore = join(await tempDir('restore'), 'out');
+      await cp.restore({ store, job: 'interleaved' }, fromStore);
+      expect(await treeDigest(fromStore)).toEqual(await treeDigest(state.dir));
+      const fromCache = join(await tempDir('restore'), 'out');
+      const restored = await cp.restore({ store, job: 'interleaved' }, fromCache, { cache: { dir: cache } });
+      expect(restored.bytesFromCache).toBeGreaterThan(0);
+      expect(await treeDigest(fromCache)).toEqual(await treeDigest(state.dir));
+      expect((await cp.verify({ store, job: 'interleaved' })).problems).toEqual([]);
+    } finally {
+      await cp.close();
+    }
+  });
+
+  it('rejects a task count out of range with a clear error', () => {
+    expect(() => new Chunkpoint({ tasksPerThread: 0 })).toThrow(/tasks per thread 0 is out of range/);
+  });
+});
+
 describe('worker pool lifecycle', () => {
   it('a process that snapshots, restores and closes exits on its own', async () => {
     const state = await rocksState(4 * 1024 * 1024, 31);

@@ -10,11 +10,12 @@ import { CorruptDataError } from '../src/errors.js';
 import { handleKey } from '../src/handle.js';
 import type { CheckBlobRequest, CheckBlobResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/store.js';
-import { scratchBuffer, storeFor } from './stores.js';
+import type { Scratch } from './scratch.js';
+import { storeFor } from './stores.js';
 
 const hasher = await loadHasher();
 
-export async function checkBlob(req: CheckBlobRequest): Promise<CheckBlobResult> {
+export async function checkBlob(req: CheckBlobRequest, scratch: Scratch): Promise<CheckBlobResult> {
   const objectKey = handleKey(req.handle);
   const store = storeFor(req.store);
   let blob: Buffer;
@@ -28,7 +29,7 @@ export async function checkBlob(req: CheckBlobRequest): Promise<CheckBlobResult>
     return { op: 'checkBlob', bytesFetched: blob.byteLength, problem: { code: 'CHUNK_CORRUPT', message: `blob ${objectKey} is ${blob.byteLength} bytes, expected ${req.handle.length} (truncated)` } };
   }
   try {
-    decodeBlob(blob, req, hasher, (n) => scratchBuffer('raw', n), `blob ${objectKey}`);
+    decodeBlob(blob, req, hasher, (n) => scratch.buffer('raw', n), `blob ${objectKey}`);
   } catch (error) {
     if (error instanceof CorruptDataError) return { op: 'checkBlob', bytesFetched: blob.byteLength, problem: { code: error.code, message: error.message } };
     throw error;

@@ -7,11 +7,12 @@ import { parseBlobKey, verifyBlob } from '../src/blob.js';
 import { loadHasher } from '../src/content-key.js';
 import { ConflictError } from '../src/errors.js';
 import type { CopyObjectRequest, CopyObjectResult } from '../src/protocol.js';
-import { scratchBuffer, storeFor } from './stores.js';
+import type { Scratch } from './scratch.js';
+import { storeFor } from './stores.js';
 
 const hasher = await loadHasher();
 
-export async function copyObject(req: CopyObjectRequest): Promise<CopyObjectResult> {
+export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Promise<CopyObjectResult> {
   const from = storeFor(req.from);
   const to = storeFor(req.to);
   const where = `${from.location}/${req.key}`;
@@ -22,7 +23,7 @@ export async function copyObject(req: CopyObjectRequest): Promise<CopyObjectResu
     });
   }
   const blob = parseBlobKey(req.key);
-  if (blob !== undefined) verifyBlob(data, blob, hasher, where, scratchBuffer('raw', blob.rawLength));
+  if (blob !== undefined) verifyBlob(data, blob, hasher, where, scratch.buffer('raw', blob.rawLength));
   const put = await to.put(req.key, [data], { ifAbsent: true, durable: req.durable, syncName: false });
   if (put === 'exists') {
     const there = await to.stat(req.key);

@@ -13,12 +13,13 @@ import { ChunkpointError, CorruptDataError, storeIoError, withContext } from '..
 import { handleKey } from '../src/handle.js';
 import type { RestoreChunkRequest, RestoreChunkResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/store.js';
-import { scratchBuffer, storeFor } from './stores.js';
+import type { Scratch } from './scratch.js';
+import { storeFor } from './stores.js';
 import { writeAtPosition } from '../src/store/direct-io.js';
 
 const hasher = await loadHasher();
 
-export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChunkResult> {
+export async function restoreChunk(req: RestoreChunkRequest, scratch: Scratch): Promise<RestoreChunkResult> {
   const objectKey = handleKey(req.handle);
   const where = `chunk ${req.chunkIndex} of ${req.relPath} (blob ${objectKey})`;
   const details = { file: req.relPath, chunk: req.chunkIndex, blob: objectKey };
@@ -26,11 +27,11 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   let cacheDropped = false;
   const entry = req.cache === undefined ? undefined : blobEntryPath(req.cache.spec, req.key, req.rawLength);
   if (entry !== undefined) {
-    const cached = await readEntry(entry, req.cache?.spec.ttlMs, (n) => scratchBuffer('blob', n));
+    const cached = await readEntry(entry, req.cache?.spec.ttlMs, (n) => scratch.buffer('blob', n));
     if (cached !== undefined) {
       let raw: Buffer | undefined;
       try {
-        raw = decodeVerified(cached, req, `cached copy of ${where}`);
+        raw = decodeVerified(cached, req, `cached copy of ${where}`, scratch);
       } catch (error) {
         if (!(error instanceof CorruptDataError)) throw error;
         await dropEntry(entry);
@@ -46,7 +47,7 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   const store = storeFor(req.store);
   let blob: Buffer;
   try {
-    blob = await store.get(objectKey, { offset: req.handle.offset, length: req.handle.length }, (n) => scratchBuffer('blob', n));
+    blob = await store.get(objectKey, { offset: req.handle.offset, length: req.handle.length }, (n) => scratch.buffer('blob', n));
   } catch (error) {
     if (isNotFound(error)) {
       throw new CorruptDataError('CHUNK_MISSING', `${where} is missing from the store ${store.location}; the checkpoint is damaged: restore an older checkpoint or repair the store`, { details, cause: error });
@@ -56,7 +57,7 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   if (blob.byteLength !== req.handle.length) {
     throw new CorruptDataError('CHUNK_CORRUPT', `${where} is ${blob.byteLength} bytes, expected ${req.handle.length} (truncated); the checkpoint is damaged: restore an older checkpoint or repair the store`, { details });
   }
-  const raw = decodeVerified(blob, req, where);
+  const raw = decodeVerified(blob, req, where, scratch);
   await writeRaw(req, raw, where);
   let cacheInserted = 0;
   if (entry !== undefined && req.cache?.insert === true) {
@@ -66,8 +67,8 @@ export async function restoreChunk(req: RestoreChunkRequest): Promise<RestoreChu
   return { op: 'restoreChunk', source: 'remote', bytesFetched: blob.byteLength, bytesFromCache: 0, cacheInserted, cacheDropped, rawLength: req.rawLength };
 }
 
-function decodeVerified(blob: Buffer, req: RestoreChunkRequest, where: string): Buffer {
-  return decodeBlob(blob, req, hasher, (n) => scratchBuffer('raw', n), where, { file: req.relPath, chunk: req.chunkIndex });
+function decodeVerified(blob: Buffer, req: RestoreChunkRequest, where: string, scratch: Scratch): Buffer {
+  return decodeBlob(blob, req, hasher, (n) => scratch.buffer('raw', n), where, { file: req.relPath, chunk: req.chunkIndex });
 }
 
 async function writeRaw(req: RestoreChunkRequest, raw: Buffer, where: string): Promise<void> {

@@ -16,15 +16,3 @@ export function storeFor(spec: StoreSpec): Store {
   }
   return store;
 }
-
-/** Scratch buffers reused across tasks: a worker runs one task at a time. */
-const scratch = new Map<string, Buffer>();
-
-export function scratchBuffer(name: string, size: number): Buffer {
-  let buf = scratch.get(name);
-  if (buf === undefined || buf.byteLength < size) {
-    buf = Buffer.allocUnsafeSlow(size);
-    scratch.set(name, buf);
-  }
-  return buf.subarray(0, size);
-}

@@ -7,12 +7,12 @@ import { open } from 'node:fs/promises';
 import { loadHasher } from '../src/content-key.js';
 import { errnoOf, storeIoError } from '../src/errors.js';
 import type { VerifyRangeRequest, VerifyRangeResult } from '../src/protocol.js';
-import { scratchBuffer } from './stores.js';
+import type { Scratch } from './scratch.js';
 import { readAt } from '../src/file-range.js';
 
 const hasher = await loadHasher();
 
-export async function verifyRange(req: VerifyRangeRequest): Promise<VerifyRangeResult> {
+export async function verifyRange(req: VerifyRangeRequest, scratch: Scratch): Promise<VerifyRangeResult> {
   let fh;
   try {
     fh = await open(req.file, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -22,7 +22,7 @@ export async function verifyRange(req: VerifyRangeRequest): Promise<VerifyRangeR
     throw storeIoError('reading existing target file', req.file, error);
   }
   try {
-    const buf = scratchBuffer('raw', req.length);
+    const buf = scratch.buffer('raw', req.length);
     const done = await readAt(fh, buf, req.offset);
     return { op: 'verifyRange', match: done === req.length && hasher.contentKey(buf) === req.key };
   } catch (error) {

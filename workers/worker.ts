@@ -4,32 +4,37 @@
  * being ignored. Errors go back as data so their kind and code survive.
  */
 import { InternalError, serializeError } from '../src/errors.js';
-import type { WorkerRequest, WorkerResponse } from '../src/protocol.js';
+import type { WorkerRequest, WorkerResponse, WorkerResult } from '../src/protocol.js';
 import { checkBlob } from './check-blob.js';
 import { copyObject } from './copy-object.js';
 import { restoreChunk } from './restore-chunk.js';
+import { withScratch, type Scratch } from './scratch.js';
 import { verifyRange } from './verify-range.js';
 import { writeChunk } from './write-chunk.js';
 
 export default async function handle(request: WorkerRequest): Promise<WorkerResponse> {
   try {
-    switch (request.op) {
-      case 'writeChunk':
-        return { ok: true, result: await writeChunk(request) };
-      case 'restoreChunk':
-        return { ok: true, result: await restoreChunk(request) };
-      case 'verifyRange':
-        return { ok: true, result: await verifyRange(request) };
-      case 'checkBlob':
-        return { ok: true, result: await checkBlob(request) };
-      case 'copyObject':
-        return { ok: true, result: await copyObject(request) };
-      default: {
-        const unknown: never = request;
-        throw new InternalError('UNKNOWN_OP', `worker received an unknown request op '${String((unknown as { op: unknown }).op)}'`);
-      }
-    }
+    return { ok: true, result: await withScratch((scratch) => dispatch(request, scratch)) };
   } catch (error) {
     return { ok: false, error: serializeError(error) };
+  }
+}
+
+async function dispatch(request: WorkerRequest, scratch: Scratch): Promise<WorkerResult> {
+  switch (request.op) {
+    case 'writeChunk':
+      return writeChunk(request, scratch);
+    case 'restoreChunk':
+      return restoreChunk(request, scratch);
+    case 'verifyRange':
+      return verifyRange(request, scratch);
+    case 'checkBlob':
+      return checkBlob(request, scratch);
+    case 'copyObject':
+      return copyObject(request, scratch);
+    default: {
+      const unknown: never = request;
+      throw new InternalError('UNKNOWN_OP', `worker received an unknown request op '${String((unknown as { op: unknown }).op)}'`);
+    }
   }
 }

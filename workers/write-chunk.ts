@@ -12,7 +12,8 @@ import { ConflictError, InvalidInputError, errnoOf, storeIoError } from '../src/
 import { handleKey } from '../src/handle.js';
 import { blobHandle } from '../src/metadata.js';
 import type { WriteChunkRequest, WriteChunkResult } from '../src/protocol.js';
-import { scratchBuffer, storeFor } from './stores.js';
+import type { Scratch } from './scratch.js';
+import { storeFor } from './stores.js';
 import { readAt } from '../src/file-range.js';
 
 const hasher = await loadHasher();
@@ -29,8 +30,8 @@ const PROBE_LENGTH = 64 * 1024;
  */
 const PROBE_MIN_SAVING = 1 / 4;
 
-export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResult> {
-  const raw = await readRange(req);
+export async function writeChunk(req: WriteChunkRequest, scratch: Scratch): Promise<WriteChunkResult> {
+  const raw = await readRange(req, scratch);
   const key = hasher.contentKey(raw);
   const store = storeFor(req.store);
   let nameOnly = blobHandle(key, req.length, 0, req.owner);
@@ -53,7 +54,7 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
     await store.touch([objectKey]);
     result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: existing.size }, created: false, bytesWritten: 0, cacheInserted: 0 };
   } else {
-    parts = encodeBlob(key, raw);
+    parts = encodeBlob(key, raw, scratch);
     const staged = await store.stage(objectKey, parts);
     result = { op: 'writeChunk', key, rawLength: req.length, handle: { ...nameOnly, length: staged.size }, created: true, bytesWritten: staged.size, cacheInserted: 0, staged };
   }
@@ -62,7 +63,7 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
     // The task-local copy: a later restore on this machine reads nothing remote.
     const entry = blobEntryPath(req.cache.spec, key, req.length);
     if ((await stat(entry).catch(() => undefined)) === undefined) {
-      parts ??= encodeBlob(key, raw);
+      parts ??= encodeBlob(key, raw, scratch);
       await writeEntry(entry, parts);
       result.cacheInserted = parts.reduce((sum, p) => sum + p.byteLength, 0);
     }
@@ -71,13 +72,13 @@ export async function writeChunk(req: WriteChunkRequest): Promise<WriteChunkResu
 }
 
 /**
- * Header + payload, as parts that share the scratch buffers (valid until this
- * task ends). Exported so the benchmark's compute ceiling runs exactly the
+ * Header + payload, as parts that share the task's scratch buffers (valid
+ * until the task ends). Exported so the benchmark's compute ceiling runs exactly the
  * writer's CPU work.
  */
-export function encodeBlob(key: string, raw: Buffer): Buffer[] {
-  const out = scratchBuffer('blob', BLOB_HEADER_SIZE + lz4.encodeBound(raw.byteLength));
-  const compressed = compress(raw, out.subarray(BLOB_HEADER_SIZE));
+export function encodeBlob(key: string, raw: Buffer, scratch: Scratch): Buffer[] {
+  const out = scratch.buffer('blob', BLOB_HEADER_SIZE + lz4.encodeBound(raw.byteLength));
+  const compressed = compress(raw, out.subarray(BLOB_HEADER_SIZE), scratch);
   const codec = compressed > 0 ? Codec.Lz4 : Codec.Raw;
   const payloadLength = codec === Codec.Lz4 ? compressed : raw.byteLength;
   encodeBlobHeader({ codec, rawLength: raw.byteLength, payloadLength, key }, hasher, out.subarray(0, BLOB_HEADER_SIZE));
@@ -85,9 +86,9 @@ export function encodeBlob(key: string, raw: Buffer): Buffer[] {
 }
 
 /** LZ4 block size, or 0 when storing raw is the better choice (the probe saves under a quarter, or the whole under 1/16). */
-function compress(raw: Buffer, out: Buffer): number {
+function compress(raw: Buffer, out: Buffer, scratch: Scratch): number {
   if (raw.byteLength >= PROBE_THRESHOLD) {
-    const probe = scratchBuffer('probe', lz4.encodeBound(PROBE_LENGTH));
+    const probe = scratch.buffer('probe', lz4.encodeBound(PROBE_LENGTH));
     const n = lz4.encodeBlock(raw.subarray(0, PROBE_LENGTH), probe);
     if (n <= 0 || n > PROBE_LENGTH * (1 - PROBE_MIN_SAVING)) return 0;
   }
@@ -96,7 +97,7 @@ function compress(raw: Buffer, out: Buffer): number {
   return n;
 }
 
-async function readRange(req: WriteChunkRequest): Promise<Buffer> {
+async function readRange(req: WriteChunkRequest, scratch: Scratch): Promise<Buffer> {
   const where = `${req.relPath} (chunk ${req.chunkIndex}, bytes ${req.offset}..${req.offset + req.length})`;
   let fh;
   try {
@@ -114,7 +115,7 @@ async function readRange(req: WriteChunkRequest): Promise<Buffer> {
     throw storeIoError('reading state file', req.file, error);
   }
   try {
-    const buf = scratchBuffer('raw', req.length);
+    const buf = scratch.buffer('raw', req.length);
     const done = await readAt(fh, buf, req.offset);
     const st = await fh.stat();
     if (done !== req.length || st.size !== req.expect.size || st.mtimeMs !== req.expect.mtimeMs) {

@@ -1,0 +1,34 @@
+/**
+ * Scratch memory of the tasks a worker runs. A worker runs up to
+ * `tasksPerThread` tasks at once (one computes while another waits for its
+ * read or write), so each running task holds its own set of named buffers,
+ * taken from a free list and given back when it ends: memory stays
+ * threads x tasks per thread x a few chunks, whatever the state size.
+ */
+
+/** One task's buffers: valid until the task that was handed this set ends. */
+export class Scratch {
+  private readonly buffers = new Map<string, Buffer>();
+
+  /** A view of exactly `size` bytes of the buffer called `name`, grown when too small; its contents are garbage. */
+  buffer(name: string, size: number): Buffer {
+    let buf = this.buffers.get(name);
+    if (buf === undefined || buf.byteLength < size) {
+      buf = Buffer.allocUnsafeSlow(size);
+      this.buffers.set(name, buf);
+    }
+    return buf.subarray(0, size);
+  }
+}
+
+const free: Scratch[] = [];
+
+/** Runs `task` with a scratch set no other running task holds. */
+export async function withScratch<T>(task: (scratch: Scratch) => Promise<T>): Promise<T> {
+  const scratch = free.pop() ?? new Scratch();
+  try {
+    return await task(scratch);
+  } finally {
+    free.push(scratch);
+  }
+}
