@@ -97,11 +97,15 @@ async function openDb(dir: string, options: StateOptions): Promise<Db> {
 }
 
 async function writeRange(db: Db, makeValue: ValueMaker, first: number, count: number, version: number): Promise<void> {
+  // The next batch is built while RocksDB writes the previous one (on its own thread): batches still apply in order.
+  let writing: Promise<void> = Promise.resolve();
   for (let start = first; start < first + count; start += BATCH) {
     const ops: BatchOp[] = [];
     for (let id = start; id < Math.min(first + count, start + BATCH); id++) ops.push({ type: 'put', key: key(id), value: makeValue.value(id, version) });
-    await call((cb) => db.batch(ops, cb));
+    await writing;
+    writing = call((cb) => db.batch(ops, cb));
   }
+  await writing;
 }
 
 /** Number of records that make about `bytes` of raw values. */
