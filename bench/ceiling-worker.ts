@@ -3,9 +3,9 @@
  * chunk (content key, LZ4 with the same probe, blob header) on bytes already
  * in shared memory, so no read, write or fsync is in the figure.
  */
-import { loadHasher } from '../src/content-key.js';
+import { loadHasher } from '../src/format/content-key.js';
 import { Scratch } from '../workers/scratch.js';
-import { encodeBlob } from '../workers/write-chunk.js';
+import { encodeBlob } from '../workers/write-pack.js';
 
 const hasher = await loadHasher();
 // Tasks here are synchronous: one set of buffers per thread is enough.

@@ -14,11 +14,11 @@ import { join, resolve } from 'node:path';
 import { parseScriptArgs } from '../scripts/usage.js';
 import lz4 from 'lz4';
 import { Bench } from 'tinybench';
-import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/blob.js';
-import { loadHasher } from '../src/content-key.js';
+import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/format/blob.js';
+import { loadHasher } from '../src/format/content-key.js';
 import { formatBytes } from '../src/units.js';
 import { Scratch } from '../workers/scratch.js';
-import { encodeBlob } from '../workers/write-chunk.js';
+import { encodeBlob } from '../workers/write-pack.js';
 import { generateState } from '../scripts/rocks-state.js';
 
 const CHUNK_SIZES = [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024];

@@ -10,9 +10,9 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseScriptArgs } from '../scripts/usage.js';
-import { loadHasher } from '../src/content-key.js';
+import { loadHasher } from '../src/format/content-key.js';
 import { WorkerPool } from '../src/pool.js';
-import { snapshotTask } from '../src/snapshot.js';
+import { snapshotTask } from '../src/snapshot/index.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import { formatBytes, parseSize } from '../src/units.js';
 import { ensureDataset, listState } from './datasets.js';

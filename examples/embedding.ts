@@ -40,7 +40,7 @@ try {
 
   // Remove what no checkpoint references (crashed snapshots, temp files).
   const gc = await cp.gc(job, { graceMs: 60 * 60_000 });
-  console.log(`gc removed ${gc.blobsRemoved} blobs`);
+  console.log(`gc removed ${gc.packsRemoved} packs`);
 } catch (error) {
   if (!(error instanceof ChunkpointError)) throw error;
   console.error(`${error.kind} ${error.code}: ${error.message}`);

@@ -43,7 +43,7 @@ export class ChunkpointMetrics {
       this.add('chunkpoint_restore_bytes_kept_total', 'Bytes of target files kept in place', {}, e.result.bytesKept);
       this.finished(operation, 'success', e.result.durationMs);
     } else if (e.type === 'gc.completed') {
-      this.add('chunkpoint_gc_blobs_removed_total', 'Blobs removed by gc', {}, e.result.blobsRemoved);
+      this.add('chunkpoint_gc_packs_removed_total', 'Packs removed by gc', {}, e.result.packsRemoved);
       this.add('chunkpoint_gc_bytes_freed_total', 'Bytes freed by gc', {}, e.result.bytesFreed);
       this.finished(operation, 'success', e.result.durationMs);
     } else if (e.type === 'verify.completed' || e.type === 'copy.completed') {

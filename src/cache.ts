@@ -19,11 +19,11 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
-import { errnoOf, InvalidInputError, storeIoError } from './errors.js';
+import { cacheIoError, errnoOf, InvalidInputError } from './errors.js';
 import { readAt } from './file-range.js';
 import { createWithContent } from './store/direct-io.js';
 
-export const CACHE_LAYOUT_VERSION = 'v1';
+export const CACHE_LAYOUT_VERSION = 'v2';
 const TEMP_PREFIX = '.tmp-';
 /** Evict to this fraction of the cap, so a full cache is not rescanned on every insert. */
 const LOW_WATERMARK = 0.9;
@@ -64,7 +64,7 @@ export async function readEntry(path: string, ttlMs: number | undefined, into?: 
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') return undefined;
-    throw storeIoError('reading cache entry', path, error);
+    throw cacheIoError('reading cache entry', path, error);
   }
   try {
     const st = await fh.stat();
@@ -81,7 +81,7 @@ export async function readEntry(path: string, ttlMs: number | undefined, into?: 
   } catch (error) {
     // An entry evicted by another process under us is just a miss.
     if (errnoOf(error) === 'ENOENT') return undefined;
-    throw storeIoError('reading cache entry', path, error);
+    throw cacheIoError('reading cache entry', path, error);
   } finally {
     await fh.close();
   }
@@ -106,13 +106,17 @@ export async function writeEntry(path: string, parts: readonly Uint8Array[]): Pr
     await rename(tmp, path);
   } catch (error) {
     await rm(tmp, { force: true }).catch(() => undefined);
-    throw storeIoError('writing cache entry', path, error);
+    throw cacheIoError('writing cache entry', path, error);
   }
 }
 
 /** Cached `_metadata` copies, keyed by the job root they came from, so a restore works with the store gone. */
 export function metadataEntryPath(spec: CacheSpec, jobRootLocation: string, checkpointId: number): string {
   return join(metadataDirFor(spec, jobRootLocation), `chk-${checkpointId}`);
+}
+
+function manifestEntryPath(spec: CacheSpec, jobRootLocation: string, key: string): string {
+  return join(metadataDirFor(spec, jobRootLocation), 'manifests', ...key.split('/'));
 }
 
 export function metadataDirFor(spec: CacheSpec, jobRootLocation: string): string {
@@ -130,7 +134,7 @@ export async function cachedCheckpointIds(spec: CacheSpec, jobRootLocation: stri
       .sort((a, b) => a - b);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT') return [];
-    throw storeIoError('listing cached checkpoints', spec.dir, error);
+    throw cacheIoError('listing cached checkpoints', spec.dir, error);
   }
 }
 
@@ -188,7 +192,7 @@ export class CacheIndex {
     try {
       await mkdir(join(index.spec.dir, CACHE_LAYOUT_VERSION, 'blobs'), { recursive: true });
     } catch (error) {
-      throw storeIoError('creating cache directory', index.spec.dir, error);
+      throw cacheIoError('creating cache directory', index.spec.dir, error);
     }
     await index.rescan();
     return index;
@@ -212,7 +216,7 @@ export class CacheIndex {
       fanout = await readdir(root);
     } catch (error) {
       if (errnoOf(error) === 'ENOENT') return;
-      throw storeIoError('scanning cache', root, error);
+      throw cacheIoError('scanning cache', root, error);
     }
     const now = Date.now();
     for (const sub of fanout) {
@@ -317,9 +321,9 @@ export class CacheIndex {
     let checkpoints = 0;
     try {
       const jobs = await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints'));
-      for (const job of jobs) checkpoints += (await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints', job))).length;
+      for (const job of jobs) checkpoints += (await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints', job))).filter((n) => n.startsWith('chk-')).length;
     } catch (error) {
-      if (errnoOf(error) !== 'ENOENT') throw storeIoError('scanning cache', this.spec.dir, error);
+      if (errnoOf(error) !== 'ENOENT') throw cacheIoError('scanning cache', this.spec.dir, error);
     }
     const times = [...this.entries.values()].map((e) => e.mtimeMs);
     const out: CacheStats = { dir: this.spec.dir, entries: this.entries.size, bytes: this.total, checkpoints };
@@ -337,6 +341,15 @@ export class CacheIndex {
 
   async getMetadata(jobRootLocation: string, checkpointId: number): Promise<Buffer | undefined> {
     return readEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), undefined);
+  }
+
+  /** Stores a copy of a task manifest (already verified by the caller), under its store key: unique per writer session. */
+  async putManifest(jobRootLocation: string, key: string, encoded: Buffer): Promise<void> {
+    await writeEntry(manifestEntryPath(this.spec, jobRootLocation, key), [encoded]);
+  }
+
+  async getManifest(jobRootLocation: string, key: string): Promise<Buffer | undefined> {
+    return readEntry(manifestEntryPath(this.spec, jobRootLocation, key), undefined);
   }
 }
 

@@ -1,19 +1,27 @@
 /**
  * Committed checkpoints of a job: finding them, loading and verifying their
- * metadata, and committing a new one. A checkpoint exists exactly when its
- * `chk-<n>/_metadata` object does; a `chk-<n>/` left without one by a crash
- * is invisible here (and garbage for gc).
+ * metadata and manifests, committing a new one, and removing old ones.
+ *
+ * A checkpoint exists exactly when its `chk-<n>/_metadata` object does. The
+ * fence is a tombstone `chk-<n>/_removed` written before a checkpoint's
+ * metadata is deleted; the highest tombstone is the highest id ever removed.
+ * A tombstone is put-if-absent and the fence is a maximum, so raising it
+ * needs no compare-and-swap and two removers never conflict: the fence is a
+ * grow-only register that works on any store with put-if-absent and a
+ * consistent listing. One LIST of `chk-` reads the committed ids and the
+ * fence together.
  */
-import { stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import type { Hasher } from './content-key.js';
-import { ConflictError, InvalidInputError, errnoOf } from './errors.js';
-import { CHECKPOINT_DIR_RE, checkpointDirName, metadataKey } from './handle.js';
-import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata } from './metadata.js';
+import type { Hasher } from './format/content-key.js';
+import { ConflictError, CorruptDataError, InvalidInputError, errnoOf } from './errors.js';
+import { CHECKPOINT_DIR_RE, MAX_CHECKPOINT_ID, checkpointDirName, metadataKey, parseStoreKey, tombstoneKey } from './format/names.js';
+import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata, type TaskEntry } from './format/metadata.js';
+import { MAX_MANIFEST_SIZE, decodeManifest, type TaskManifest } from './format/manifest.js';
 import { jobRootSpec, jobRootSpecFromDir, openStore } from './store/open.js';
 import { isS3Url, parseS3Url, s3Spec } from './store/s3.js';
-import { isNotFound, type Store } from './store/store.js';
-import { CorruptDataError } from './errors.js';
+import { isNotFound } from './store/not-found.js';
+import type { Store } from './store/store.js';
 
 /** Where a checkpoint is: by store, job and number, or by the path of a `chk-<n>` directory anywhere. */
 export type CheckpointLocator = { store: string; job: string; checkpoint?: number | 'latest' } | { path: string };
@@ -23,15 +31,47 @@ export interface LocatedCheckpoint {
   checkpointId: number;
 }
 
-const METADATA_KEY_RE = /^chk-([1-9]\d{0,14})\/_metadata$/;
+/** What one listing of `chk-` says about a job. */
+export interface JobState {
+  /** Committed checkpoint ids, ascending. */
+  ids: number[];
+  /** The highest id ever removed (0: none): no checkpoint at or below it may be committed again. */
+  fence: number;
+  /** Ids with a tombstone (removed, or being removed). */
+  tombstones: number[];
+  /** Ids with a tombstone whose metadata is still there: a removal that was interrupted. */
+  leftovers: number[];
+}
+
+export async function readJobState(store: Store): Promise<JobState> {
+  const ids: number[] = [];
+  const tombstones: number[] = [];
+  for await (const object of store.list('chk-')) {
+    const parsed = parseStoreKey(object.key);
+    if (parsed?.kind === 'metadata') ids.push(parsed.checkpointId);
+    else if (parsed?.kind === 'tombstone') tombstones.push(parsed.checkpointId);
+  }
+  const removed = new Set(tombstones);
+  return {
+    // A checkpoint whose tombstone is written is being removed: it is no longer committed.
+    ids: ids.filter((id) => !removed.has(id)).sort((a, b) => a - b),
+    fence: tombstones.reduce((max, id) => Math.max(max, id), 0),
+    tombstones: tombstones.sort((a, b) => a - b),
+    leftovers: ids.filter((id) => removed.has(id)).sort((a, b) => a - b),
+  };
+}
 
 export async function committedCheckpointIds(store: Store): Promise<number[]> {
-  const ids: number[] = [];
-  for await (const object of store.list('chk-')) {
-    const match = METADATA_KEY_RE.exec(object.key);
-    if (match?.[1] !== undefined) ids.push(Number(match[1]));
+  return (await readJobState(store)).ids;
+}
+
+/** The id the next commit of this job takes: above every committed and every removed one. */
+export function nextCheckpointId(state: JobState): number {
+  const next = Math.max(state.ids.at(-1) ?? 0, state.fence) + 1;
+  if (next > MAX_CHECKPOINT_ID) {
+    throw new InvalidInputError('CHECKPOINT_ID_EXHAUSTED', `the next checkpoint of this job would be ${checkpointDirName(next)}, beyond the largest id chunkpoint writes (${MAX_CHECKPOINT_ID}); start a new job`);
   }
-  return ids.sort((a, b) => a - b);
+  return next;
 }
 
 export async function loadCheckpoint(store: Store, id: number, hasher: Hasher): Promise<CheckpointMetadata> {
@@ -42,38 +82,94 @@ export async function loadCheckpoint(store: Store, id: number, hasher: Hasher): 
 export async function loadCheckpointBytes(store: Store, id: number, hasher: Hasher): Promise<{ metadata: CheckpointMetadata; encoded: Buffer }> {
   const key = metadataKey(id);
   const where = `${store.location}/${key}`;
-  const info = await store.stat(key);
-  if (info === undefined) {
-    throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointDirName(id)} has no committed _metadata at ${where}; run 'chunkpoint list' to see the committed checkpoints`);
-  }
-  if (info.size > MAX_METADATA_SIZE) {
-    throw new CorruptDataError('METADATA_TOO_LARGE', `checkpoint metadata ${where} is ${info.size} bytes, over the ${MAX_METADATA_SIZE}-byte limit; it is not a chunkpoint checkpoint or it is damaged`);
-  }
   let data: Buffer;
   try {
     data = await store.get(key);
   } catch (error) {
     if (isNotFound(error)) {
-      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointDirName(id)} vanished from ${store.location} while being read`, { cause: error });
+      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointDirName(id)} has no committed _metadata at ${where}; run 'chunkpoint list' to see the committed checkpoints`, { cause: error });
     }
     throw error;
+  }
+  if (data.byteLength > MAX_METADATA_SIZE) {
+    throw new CorruptDataError('METADATA_TOO_LARGE', `checkpoint metadata ${where} is ${data.byteLength} bytes, over the ${MAX_METADATA_SIZE}-byte limit; it is not a chunkpoint checkpoint or it is damaged`);
   }
   return { metadata: decodeMetadata(data, hasher, where, id), encoded: data };
 }
 
-/** Commits `_metadata` (put-if-absent) and returns the encoded bytes. */
-export async function commitCheckpoint(store: Store, metadata: CheckpointMetadata, hasher: Hasher, durable: boolean): Promise<Buffer> {
-  const encoded = encodeMetadata(metadata, hasher);
-  const key = metadataKey(metadata.checkpointId);
-  const result = await store.put(key, [encoded], { ifAbsent: true, durable });
-  if (result === 'exists') {
-    throw new ConflictError(
-      'CHECKPOINT_EXISTS',
-      `checkpoint ${checkpointDirName(metadata.checkpointId)} was committed by another writer at ${store.location} while this snapshot ran; nothing was overwritten — retry the snapshot`,
-      { details: { checkpointId: metadata.checkpointId } },
-    );
+/** Loads one task's manifest and checks it is the very object the checkpoint committed (size and checksum). */
+export async function loadManifest(store: Store, entry: TaskEntry, hasher: Hasher): Promise<{ manifest: TaskManifest; encoded: Buffer }> {
+  const where = `${store.location}/${entry.manifest.key}`;
+  const damaged = (why: string, cause?: unknown): CorruptDataError =>
+    new CorruptDataError('MANIFEST_MISSING', `task manifest ${where} of task '${entry.task}' ${why}; the checkpoint is damaged: restore an older checkpoint or repair the store`, cause === undefined ? {} : { cause });
+  if (entry.manifest.size > MAX_MANIFEST_SIZE) throw damaged(`is ${entry.manifest.size} bytes, over the limit`);
+  let data: Buffer;
+  try {
+    data = await store.get(entry.manifest.key);
+  } catch (error) {
+    if (isNotFound(error)) throw damaged('is missing', error);
+    throw error;
   }
-  return encoded;
+  if (data.byteLength !== entry.manifest.size) throw damaged(`is ${data.byteLength} bytes, not the ${entry.manifest.size} committed`);
+  if (data.subarray(16, 24).toString('hex') !== entry.manifest.checksum) {
+    throw new CorruptDataError('MANIFEST_MISMATCH', `task manifest ${where} is not the manifest the checkpoint committed (checksum differs); the checkpoint cannot be used`);
+  }
+  return { manifest: decodeManifest(data, hasher, where, { task: entry.task, session: entry.session }), encoded: data };
+}
+
+/**
+ * Commits `_metadata` put-if-absent, then reads the fence back: if the id was
+ * removed (a stalled committer writing into a slot retention emptied) or the
+ * base the tasks reused from was removed meanwhile, the commit is rolled back
+ * and refused. Returns the encoded bytes and the job state after the commit.
+ */
+export async function commitCheckpoint(store: Store, metadata: CheckpointMetadata, hasher: Hasher, durable: boolean): Promise<{ encoded: Buffer; state: JobState }> {
+  const encoded = encodeMetadata(metadata, hasher);
+  // Every writer checks what it commits with the reader's own validator.
+  decodeMetadata(encoded, hasher, `${store.location}/${metadataKey(metadata.checkpointId)} (about to be committed)`, metadata.checkpointId);
+  const id = metadata.checkpointId;
+  const name = checkpointDirName(id);
+  const result = await store.put(metadataKey(id), [encoded], { ifAbsent: true, durable });
+  if (result === 'exists') {
+    throw new ConflictError('CHECKPOINT_EXISTS', `checkpoint ${name} was committed by another writer at ${store.location} while this snapshot ran; nothing was overwritten — retry the snapshot`, {
+      details: { checkpointId: id },
+    });
+  }
+  const state = await readJobState(store);
+  const fenced = state.fence >= id;
+  const baseGone = metadata.base !== null && !state.ids.includes(metadata.base);
+  if (fenced || baseGone) {
+    // Ours, never valid: withdraw it, and fence its id so it is never taken again.
+    await store.put(tombstoneKey(id), [Buffer.alloc(0)], { ifAbsent: true, durable });
+    await store.delete([metadataKey(id)]);
+    const why = fenced
+      ? `${name} had already been used and removed (the job's fence is at chk-${state.fence}): this writer stalled while others committed`
+      : `the checkpoint it builds on, ${checkpointDirName(metadata.base ?? 0)}, was removed while it ran`;
+    throw new ConflictError(fenced ? 'CHECKPOINT_FENCED' : 'BASE_REMOVED', `commit of ${name} to ${store.location} was withdrawn: ${why}; retry the snapshot`, { details: { checkpointId: id } });
+  }
+  return { encoded, state };
+}
+
+/**
+ * Removes checkpoints: a tombstone for each first (the checkpoint stops being
+ * committed, and the fence rises, before anything disappears), then their
+ * metadata in one batch. A tombstone whose metadata the listing showed gone
+ * says nothing the highest tombstone does not, so those below the fence go
+ * in the same batch; the tombstones written now wait for the next removal,
+ * so no tombstone ever disappears before its metadata.
+ */
+export async function removeCheckpoints(store: Store, ids: readonly number[], state: JobState, durable: boolean, alsoDelete: readonly string[] = []): Promise<void> {
+  // Removals an earlier run left half-done are finished on the way.
+  const gone = [...new Set([...ids, ...state.leftovers])];
+  if (gone.length === 0) {
+    if (alsoDelete.length > 0) await store.delete(alsoDelete);
+    return;
+  }
+  for (const id of ids) await store.put(tombstoneKey(id), [Buffer.alloc(0)], { ifAbsent: true, durable });
+  const fence = Math.max(state.fence, ...ids);
+  const obsolete = state.tombstones.filter((t) => t < fence && !state.leftovers.includes(t));
+  // What only these checkpoints referenced may go in the same batch: it is deleted after their metadata.
+  await store.delete([...gone.map(metadataKey), ...alsoDelete, ...obsolete.map(tombstoneKey)]);
 }
 
 export interface ResolvedLocator {
@@ -118,20 +214,20 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
   if ('path' in locator) {
     const dir = label;
     try {
-      if (!(await stat(dir)).isDirectory()) throw new Error('not a directory');
+      if (!(await lstat(dir)).isDirectory()) throw new Error('not a directory');
     } catch (error) {
       throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (${errnoOf(error) ?? 'not a directory'}); check the path`, { cause: error });
     }
     return { store, checkpointId: wanted as number };
   }
   if (!(await store.exists())) {
-    throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (nothing at ${store.location}); check --store and --job`);
+    throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (nothing at ${store.location}); check the store location and the job id`);
   }
-  const ids = await committedCheckpointIds(store);
+  const { ids } = await readJobState(store);
   if (wanted === 'latest') {
     const latest = ids.at(-1);
     if (latest === undefined) {
-      throw new InvalidInputError('NO_CHECKPOINTS', `${label} has no committed checkpoint yet; run 'chunkpoint snapshot' first`);
+      throw new InvalidInputError('NO_CHECKPOINTS', `${label} has no committed checkpoint yet; take a snapshot first`);
     }
     return { store, checkpointId: latest };
   }

@@ -4,18 +4,21 @@
  * threads otherwise keep the process alive.
  */
 import { CacheIndex, cachedCheckpointIds, type CacheOptions, type CacheStats, type PruneResult } from './cache.js';
-import { loadCheckpoint, loadCheckpointBytes, locateCheckpoint, resolveLocator, type CheckpointLocator } from './checkpoint.js';
-import { loadHasher, type Hasher } from './content-key.js';
-import { ChunkpointError, InternalError, InvalidInputError, toChunkpointError } from './errors.js';
+import { loadCheckpoint, loadCheckpointBytes, loadManifest, locateCheckpoint, readJobState, removeCheckpoints, resolveLocator, type CheckpointLocator } from './checkpoint.js';
+import { loadHasher, type Hasher } from './format/content-key.js';
+import { ChunkpointError, CorruptDataError, InternalError, InvalidInputError, toChunkpointError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, throttledSink, type ChunkpointEvent, type EventListener, type ProgressSink } from './events.js';
-import { DEFAULT_TASK, checkpointDirName } from './handle.js';
+import { DEFAULT_TASK, checkpointDirName, printable } from './format/names.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
-import { decodeMetadata, type TaskSnapshot } from './metadata.js';
+import { decodeMetadata, type TaskSnapshot } from './format/metadata.js';
+import { decodeManifest } from './format/manifest.js';
 import { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 import { WorkerPool } from './pool.js';
-import { restore, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore.js';
-import { commitTasks, snapshot, snapshotTask, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
+import { restore, selectTask, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore/index.js';
+import { commitTasks, snapshot, snapshotTask, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot/index.js';
 import { jobRootSpec, jobRootSpecFromLocation, openStore } from './store/open.js';
+import { rateLimitSpec } from './store/rate-limit.js';
+import type { Store } from './store/store.js';
 import { verifyCheckpoint, type VerifyOptions, type VerifyResult } from './verify.js';
 import { copyJobRoot, type CopyOptions, type CopyResult } from './copy.js';
 import type { CopyProgress, GcProgress, RestoreProgress, SnapshotProgress, VerifyProgress } from './events.js';
@@ -38,6 +41,13 @@ export interface ChunkpointOptions {
   onEvent?: EventListener;
   /** Minimum time between two progress events of one operation (default 100 ms; 0: after every chunk). */
   progressIntervalMs?: number;
+  /** Pack reads a restore, verify or copy keeps in flight (default 8). */
+  ioConcurrency?: number;
+}
+
+/** A bandwidth limit for one operation's store reads and writes, in bytes per second (restic's --limit-upload). */
+export interface RateLimited {
+  limitRate?: number;
 }
 
 /** Identity and timing of one operation, stamped on each of its events. */
@@ -63,8 +73,10 @@ export interface TaskLocator extends JobLocator {
 /** A job root: store + job, or its own location (a directory, or `s3://<bucket>/<prefix>/<jobId>`). */
 export type JobRoot = JobLocator | string;
 
-/** Failures that mean "the store or the checkpoint cannot be read", as opposed to bad data. */
-const UNREACHABLE_CODES = new Set(['JOB_NOT_FOUND', 'CHECKPOINT_NOT_FOUND', 'NO_CHECKPOINTS']);
+/** Opens a job root's store, with the operation's rate limit when it has one. */
+function openJob(spec: ReturnType<typeof jobRootSpec>, limitRate: number | undefined): Store {
+  return openStore(limitRate === undefined ? spec : { ...spec, rateLimit: rateLimitSpec(limitRate) });
+}
 
 export class Chunkpoint {
   private readonly pool: WorkerPool;
@@ -79,6 +91,7 @@ export class Chunkpoint {
     this.pool = new WorkerPool({
       ...(options.threads === undefined ? {} : { threads: options.threads }),
       ...(options.tasksPerThread === undefined ? {} : { tasksPerThread: options.tasksPerThread }),
+      ...(options.ioConcurrency === undefined ? {} : { ioConcurrency: options.ioConcurrency }),
     });
     this.hasher = loadHasher();
     this.listener = options.onEvent;
@@ -90,9 +103,9 @@ export class Chunkpoint {
   }
 
   /** Snapshots `stateDir` as the job's next checkpoint. */
-  async snapshot(stateDir: string, job: JobLocator, options: SnapshotOptions = {}): Promise<SnapshotResult> {
+  async snapshot(stateDir: string, job: JobLocator, options: SnapshotOptions & RateLimited = {}): Promise<SnapshotResult> {
     this.checkOpen();
-    const store = openStore(jobRootSpec(job.store, job.job));
+    const store = openJob(jobRootSpec(job.store, job.job), options.limitRate);
     const task = options.task ?? DEFAULT_TASK;
     const op = this.scope(store.location);
     op.emit({ type: 'snapshot.started', job: job.job, task, stateDir });
@@ -117,11 +130,12 @@ export class Chunkpoint {
    * One task of a multi-task job: stores this task's state directory (chunks
    * the job's last checkpoint lacks) and returns a task snapshot, plain
    * serializable data to hand to the coordinator's `commit`. Commits nothing;
-   * its blobs are protected from gc for the grace period (default 1 hour).
+   * its session's lease keeps gc away from what it stored until
+   * `expiresAt` (default 10 minutes after it ends): commit before then.
    */
-  async snapshotTask(stateDir: string, task: TaskLocator, options: TaskSnapshotOptions = {}): Promise<TaskSnapshot> {
+  async snapshotTask(stateDir: string, task: TaskLocator, options: TaskSnapshotOptions & RateLimited = {}): Promise<TaskSnapshot> {
     this.checkOpen();
-    const store = openStore(jobRootSpec(task.store, task.job));
+    const store = openJob(jobRootSpec(task.store, task.job), options.limitRate);
     const op = this.scope(store.location);
     op.emit({ type: 'snapshot.started', job: task.job, task: task.task, stateDir });
     try {
@@ -140,13 +154,14 @@ export class Chunkpoint {
    * The coordinator: commits the job's next checkpoint from one task snapshot
    * per task (from this or other processes), then applies retention.
    */
-  async commit(job: JobLocator, taskSnapshots: readonly TaskSnapshot[], options: CommitOptions = {}): Promise<SnapshotResult> {
+  async commit(job: JobLocator, taskSnapshots: readonly TaskSnapshot[], options: Omit<CommitOptions, 'cache'> & { cache?: CacheOptions } = {}): Promise<SnapshotResult> {
     this.checkOpen();
     const store = openStore(jobRootSpec(job.store, job.job));
     const op = this.scope(store.location);
     try {
-      const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
-      const result = await commitTasks(store, await this.hasher, job.job, taskSnapshots, options, cache);
+      const { cache: cacheOptions, ...rest } = options;
+      const cache = cacheOptions === undefined ? undefined : await CacheIndex.open(cacheOptions);
+      const result = await commitTasks(store, await this.hasher, job.job, taskSnapshots, { ...rest, ...(cache === undefined ? {} : { cache }) });
       op.emit({ type: 'snapshot.committed', job: job.job, result });
       return result;
     } catch (error) {
@@ -160,13 +175,13 @@ export class Chunkpoint {
    * `overwrite` or `keepMatching`). With a cache, chunks come from it first,
    * and if the store is unreachable the cached copy of the metadata is used.
    */
-  async restore(from: CheckpointLocator, targetDir: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+  async restore(from: CheckpointLocator, targetDir: string, options: RestoreOptions & RateLimited = {}): Promise<RestoreResult> {
     this.checkOpen();
     const op = this.scope(locationOf(from));
     op.emit({ type: 'restore.started', targetDir });
     try {
       const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
-      const source = await this.restoreSource(from, cache);
+      const source = await this.restoreSource(from, cache, options.task, options.limitRate);
       const result = await restore(this.pool, source, targetDir, options, cache, op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })));
       op.emit({ type: 'restore.completed', result });
       return result;
@@ -190,21 +205,24 @@ export class Chunkpoint {
   async inspect(from: CheckpointLocator): Promise<CheckpointReport> {
     this.checkOpen();
     const { store, checkpointId } = await locateCheckpoint(from);
-    return report(await loadCheckpoint(store, checkpointId, await this.hasher), store.location);
+    const hasher = await this.hasher;
+    return report(store, hasher, await loadCheckpoint(store, checkpointId, hasher));
   }
 
   /**
    * Scrubs a checkpoint: fetches every blob it references (or a sample) on the
    * worker pool and checks it as a restore would; reports every problem.
    */
-  async verify(from: CheckpointLocator, options: VerifyOptions = {}): Promise<VerifyResult> {
+  async verify(from: CheckpointLocator, options: VerifyOptions & RateLimited = {}): Promise<VerifyResult> {
     this.checkOpen();
     const op = this.scope(locationOf(from));
     op.emit({ type: 'verify.started' });
     try {
-      const { store, checkpointId } = await locateCheckpoint(from);
-      const metadata = await loadCheckpoint(store, checkpointId, await this.hasher);
-      const result = await verifyCheckpoint(this.pool, store, metadata, options, op.sink<VerifyProgress & { checkpoint: string }>((p) => ({ type: 'verify.progress', ...p })));
+      const located = await locateCheckpoint(from);
+      const store = options.limitRate === undefined ? located.store : openStore({ ...located.store.spec, rateLimit: rateLimitSpec(options.limitRate) });
+      const hasher = await this.hasher;
+      const metadata = await loadCheckpoint(store, located.checkpointId, hasher);
+      const result = await verifyCheckpoint(this.pool, store, hasher, metadata, options, op.sink<VerifyProgress & { checkpoint: string }>((p) => ({ type: 'verify.progress', ...p })));
       op.emit({ type: 'verify.completed', result });
       return result;
     } catch (error) {
@@ -241,9 +259,9 @@ export class Chunkpoint {
    * objects already at the destination are skipped. Refuses a destination
    * that holds different checkpoints.
    */
-  async copy(from: JobRoot, to: JobRoot, options: CopyOptions = {}): Promise<CopyResult> {
+  async copy(from: JobRoot, to: JobRoot, options: CopyOptions & RateLimited = {}): Promise<CopyResult> {
     this.checkOpen();
-    const open = (root: JobRoot) => openStore(typeof root === 'string' ? jobRootSpecFromLocation(root) : jobRootSpec(root.store, root.job));
+    const open = (root: JobRoot): Store => openJob(typeof root === 'string' ? jobRootSpecFromLocation(root) : jobRootSpec(root.store, root.job), options.limitRate);
     const source = open(from);
     const destination = open(to);
     const op = this.scope(source.location);
@@ -277,16 +295,47 @@ export class Chunkpoint {
     await this.pool.close();
   }
 
-  private async restoreSource(from: CheckpointLocator, cache: CacheIndex | undefined): Promise<RestoreSource> {
+  /**
+   * Removes one checkpoint explicitly — the way to get rid of a damaged one
+   * (retention never removes what it cannot read). It is fenced like any
+   * removal: its id is never used again. What only it referenced is freed by
+   * the next gc.
+   */
+  async drop(job: JobLocator, checkpointId: number): Promise<{ checkpoint: string; dropped: boolean }> {
+    this.checkOpen();
+    const store = openStore(jobRootSpec(job.store, job.job));
+    const state = await readJobState(store);
+    if (!state.ids.includes(checkpointId) && !state.leftovers.includes(checkpointId)) {
+      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `job '${job.job}' in store ${job.store} has no committed checkpoint ${checkpointDirName(checkpointId)}; run 'chunkpoint list' to see them`);
+    }
+    await removeCheckpoints(store, [checkpointId], state, true);
+    return { checkpoint: checkpointDirName(checkpointId), dropped: true };
+  }
+
+  /**
+   * The checkpoint and its task's manifest: from the store, and — local-first —
+   * from the cache's copies only when the store cannot be read (a copy the
+   * cache fails to take is a warning, never a reason to read an old one).
+   */
+  private async restoreSource(from: CheckpointLocator, cache: CacheIndex | undefined, task: string | undefined, limitRate: number | undefined): Promise<RestoreSource> {
     const hasher = await this.hasher;
+    let located;
+    let fromStore: { store: Store; checkpointId: number; metadataBytes: Buffer; manifestBytes: Buffer } | undefined;
     try {
-      const { store, checkpointId } = await locateCheckpoint(from);
-      const { metadata, encoded } = await loadCheckpointBytes(store, checkpointId, hasher);
-      await cache?.putMetadata(store.location, checkpointId, encoded);
-      return { store, metadata, metadataFromCache: false };
+      located = await locateCheckpoint(from);
+      const store = limitRate === undefined ? located.store : openStore({ ...located.store.spec, rateLimit: rateLimitSpec(limitRate) });
+      const { metadata, encoded } = await loadCheckpointBytes(store, located.checkpointId, hasher);
+      const entry = selectTask(metadata, task);
+      const manifest = await loadManifest(store, entry, hasher);
+      fromStore = { store, checkpointId: located.checkpointId, metadataBytes: encoded, manifestBytes: manifest.encoded };
+      if (cache !== undefined) {
+        await cache.putMetadata(store.location, located.checkpointId, encoded).catch((error: unknown) => this.warnCache(error));
+        await cache.putManifest(store.location, entry.manifest.key, manifest.encoded).catch((error: unknown) => this.warnCache(error));
+      }
+      return { store, metadata, manifest: manifest.manifest, metadataFromCache: false };
     } catch (error) {
-      if (cache === undefined || !(error instanceof ChunkpointError) || !(error.kind === 'store_unavailable' || UNREACHABLE_CODES.has(error.code))) throw error;
-      // Local-first: the store is gone or unreachable, but this machine may hold the whole checkpoint.
+      // Only a store that cannot be reached sends a restore to the cache's copies.
+      if (fromStore !== undefined || cache === undefined || !(error instanceof ChunkpointError) || error.kind !== 'store_unavailable') throw error;
       const { store, wanted } = resolveLocator(from);
       const ids = await cachedCheckpointIds(cache.spec, store.location);
       const id = wanted === 'latest' ? ids.at(-1) : ids.includes(wanted) ? wanted : undefined;
@@ -294,8 +343,16 @@ export class Chunkpoint {
       const data = await cache.getMetadata(store.location, id);
       if (data === undefined) throw error;
       const metadata = decodeMetadata(data, hasher, `cached copy of ${store.location}/${checkpointDirName(id)}/_metadata`, id);
-      return { store, metadata, metadataFromCache: true };
+      const entry = selectTask(metadata, task);
+      const manifestData = await cache.getManifest(store.location, entry.manifest.key);
+      if (manifestData === undefined || manifestData.subarray(16, 24).toString('hex') !== entry.manifest.checksum) throw error;
+      const manifest = decodeManifest(manifestData, hasher, `cached copy of ${store.location}/${entry.manifest.key}`, { task: entry.task, session: entry.session });
+      return { store, metadata, manifest, metadataFromCache: true };
     }
+  }
+
+  private warnCache(error: unknown): void {
+    process.emitWarning(`chunkpoint: the local cache did not take a copy of the checkpoint metadata (${error instanceof Error ? error.message : String(error)}); the restore goes on without it`, 'ChunkpointWarning');
   }
 
   /** Stamps one operation's events; without a listener everything is skipped, progress figures are never even built. */
@@ -304,14 +361,20 @@ export class Chunkpoint {
     const started = performance.now();
     const deliver = (event: DistributiveOmit<ChunkpointEvent, 'operationId' | 'location' | 'elapsedMs'>): void => {
       if (this.listener === undefined) return;
-      try {
-        this.listener({ ...event, operationId, location, elapsedMs: Math.round(performance.now() - started) });
-      } catch (error) {
+      const failed = (error: unknown): void => {
         // A metrics hook must never fail a checkpoint; say so once, without a flood.
-        if (!this.listenerFailed) {
-          this.listenerFailed = true;
-          process.emitWarning(`a chunkpoint onEvent listener threw (${error instanceof Error ? error.message : String(error)}); its exceptions are ignored`, 'ChunkpointWarning');
+        if (this.listenerFailed) return;
+        this.listenerFailed = true;
+        process.emitWarning(`a chunkpoint onEvent listener threw (${error instanceof Error ? error.message : String(error)}); its exceptions are ignored`, 'ChunkpointWarning');
+      };
+      try {
+        const returned: unknown = this.listener({ ...event, operationId, location, elapsedMs: Math.round(performance.now() - started) });
+        // An async listener's rejection is the same as a throw: caught here, never an unhandled rejection.
+        if (typeof returned === 'object' && returned !== null && typeof (returned as { then?: unknown }).then === 'function') {
+          (returned as PromiseLike<unknown>).then(undefined, failed);
         }
+      } catch (error) {
+        failed(error);
       }
     };
     return {

@@ -8,17 +8,17 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Chunkpoint } from './chunkpoint.js';
 import type { CheckpointLocator } from './checkpoint.js';
 import { ChunkpointError, InvalidInputError, errnoOf, toChunkpointError } from './errors.js';
-import type { TaskSnapshot } from './metadata.js';
-import type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
-import type { RestoreResult } from './restore.js';
+import type { TaskSnapshot } from './format/metadata.js';
+import type { CheckpointReport, CheckpointSummary } from './inspect.js';
+import type { RestoreResult } from './restore/index.js';
 import type { VerifyOptions, VerifyResult } from './verify.js';
-import type { SnapshotOptions, SnapshotResult } from './snapshot.js';
+import type { SnapshotOptions, SnapshotResult } from './snapshot/index.js';
 import { formatBytes, formatDate, formatDuration, formatRatio, formatUtcOffset, parseDuration, parseSize } from './units.js';
 import { renderPairs, renderTable } from './table.js';
 import { ProgressBar } from './progress-bar.js';
 import type { EventListener } from './events.js';
 import type { CacheOptions } from './cache.js';
-import { DEFAULT_TASK, checkpointDirName } from './handle.js';
+import { DEFAULT_TASK, checkpointDirName } from './format/names.js';
 
 class UsageError extends Error {}
 
@@ -58,14 +58,16 @@ const CHECKPOINT_BY_JOB: Specs = {
 };
 const RETENTION: Specs = {
   retain: { type: 'string', arg: '<n>', help: 'keep the newest n checkpoints, remove older ones this job wrote', default: '3' },
-  grace: { type: 'string', arg: '<time>', help: 'never delete blobs younger than this, e.g. 10m, 2h; 0 for none', default: '1h' },
+  grace: { type: 'string', arg: '<time>', help: 'never delete unreferenced packs younger than this (by the time in their name), e.g. 10m, 2h; 0 for none', default: '1h' },
   claim: { type: 'boolean', help: 'let retention remove checkpoints written under other job ids', default: 'off' },
+  'drop-task': { type: 'string', multiple: true, arg: '<id>', help: 'commit without this task of the previous checkpoint: it is gone for good', default: 'refuse a commit lacking a task' },
 };
 const CACHE: Specs = {
   cache: { type: 'string', arg: '<dir>', help: 'local cache directory', default: 'none' },
   'cache-max-bytes': { type: 'string', arg: '<size>', help: 'size cap of the cache, e.g. 20GiB; least recently used entries go first', default: 'unlimited' },
 };
 const NO_FSYNC: OptionSpec = { type: 'boolean', help: 'do not fsync what is written, faster but not crash-safe', default: 'fsync' };
+const LIMIT_RATE: OptionSpec = { type: 'string', arg: '<size>', help: 'limit store reads and writes to this many bytes per second, e.g. 50MiB', default: 'no limit' };
 
 interface Command {
   summary: string;
@@ -102,6 +104,9 @@ const COMMANDS: Record<string, Command> = {
       task: { type: 'string', arg: '<id>', help: 'task id of this state directory within the job', default: 'main' },
       'task-snapshot': { type: 'string', arg: '<file>', help: "do not commit: write this task's snapshot (JSON) to <file> for 'chunkpoint commit'", default: 'commit' },
       'chunk-size': { type: 'string', arg: '<size>', help: 'chunk size, e.g. 512KiB, 4MiB', default: '1MiB' },
+      'pack-size': { type: 'string', arg: '<size>', help: 'at most this many bytes of chunks per pack object, e.g. 64MiB', default: '32MiB' },
+      lease: { type: 'string', arg: '<time>', help: "the snapshot session's lease, renewed while it runs; commit a task snapshot within it", default: '10m' },
+      'limit-rate': LIMIT_RATE,
       immutable: { type: 'string', multiple: true, arg: '<glob>', help: 'basename glob of files never rewritten in place', default: '*.sst, *.blob' },
       'no-fsync': NO_FSYNC,
       cache: { ...CACHE['cache'], help: 'also put every blob written into this local cache: a task-local copy' } as OptionSpec,
@@ -116,6 +121,11 @@ const COMMANDS: Record<string, Command> = {
       const options: SnapshotOptions = { durable: args.values['no-fsync'] !== true };
       const chunkSize = args.values['chunk-size'];
       if (typeof chunkSize === 'string') options.chunkSize = parseSize(chunkSize, '--chunk-size');
+      const packSize = args.values['pack-size'];
+      if (typeof packSize === 'string') options.packSize = parseSize(packSize, '--pack-size');
+      const lease = args.values['lease'];
+      if (typeof lease === 'string') options.leaseMs = parseDuration(lease, '--lease');
+      const limitRate = rateOption(args);
       const immutable = args.values['immutable'];
       if (Array.isArray(immutable)) options.immutable = immutable;
       const cache = cacheOptions(args);
@@ -125,20 +135,20 @@ const COMMANDS: Record<string, Command> = {
       if (typeof taskFile === 'string') {
         // One task of a multi-task job: the coordinator commits later.
         if (typeof task !== 'string') throw new UsageError('--task-snapshot needs --task <id>');
-        for (const name of ['retain', 'grace', 'claim'] as const) {
+        for (const name of ['retain', 'grace', 'claim', 'drop-task'] as const) {
           if (args.values[name] !== undefined && args.values[name] !== false) throw new UsageError(`--${name} goes with the commit, not with --task-snapshot`);
         }
-        const part = await withChunkpoint(args, out, (cp) => cp.snapshotTask(stateDir, { ...job, task }, options));
+        const part = await withChunkpoint(args, out, (cp) => cp.snapshotTask(stateDir, { ...job, task }, { ...options, ...limitRate }));
         await writeFile(taskFile, `${JSON.stringify(part)}\n`, { flag: 'wx' }).catch((error: unknown) => {
           throw new InvalidInputError('OUTPUT_NOT_WRITABLE', `cannot write the task snapshot to ${taskFile} (${errnoOf(error) ?? String(error)}); pass a new file path`, { cause: error });
         });
         if (out.json) out.emit({ task, taskSnapshot: taskFile, ...part.figures });
-        else out.print(`task '${task}' snapshot written to ${taskFile}: ${part.figures.files} files, ${formatBytes(part.figures.bytesRead)} read, ${formatBytes(part.figures.bytesWritten)} written; commit it with 'chunkpoint commit'`);
+        else out.print(`task '${task}' snapshot written to ${taskFile}: ${part.figures.files} files, ${formatBytes(part.figures.bytesRead)} read, ${formatBytes(part.figures.bytesWritten)} written; commit it with 'chunkpoint commit' before ${part.expiresAt} (its lease)`);
         return;
       }
       if (typeof task === 'string') options.task = task;
       Object.assign(options, lifecycleOptions(args));
-      const result = await withChunkpoint(args, out, (cp) => cp.snapshot(stateDir, job, options));
+      const result = await withChunkpoint(args, out, (cp) => cp.snapshot(stateDir, job, { ...options, ...limitRate }));
       if (out.json) out.emit(result);
       else printSnapshot(result, `${job.store}/${job.job}`, out);
     },
@@ -147,7 +157,7 @@ const COMMANDS: Record<string, Command> = {
     summary: "commit the next checkpoint of a job from its tasks' snapshots (multi-task jobs)",
     usage: 'chunkpoint commit --store <dir> --job <jobId> <taskSnapshot.json>... [options]',
     positionals: [['<taskSnapshot.json>...', "files written by 'chunkpoint snapshot --task <id> --task-snapshot <file>', one per task"]],
-    options: { ...JOB, ...RETENTION, grace: { ...RETENTION['grace'], help: 'refuse task snapshots older than this, and never delete younger blobs' } as OptionSpec, ...COMMON },
+    options: { ...JOB, ...RETENTION, ...COMMON },
     async run(args, out) {
       if (args.positionals.length === 0) throw new UsageError('commit needs at least one <taskSnapshot.json>');
       const job = requireJob(args);
@@ -187,6 +197,7 @@ const COMMANDS: Record<string, Command> = {
       'cache-max-bytes': CACHE['cache-max-bytes'] as OptionSpec,
       'cache-ttl': { type: 'string', arg: '<time>', help: 'evict cache entries unused for this long, e.g. 7d', default: 'never' },
       'no-fsync': { ...NO_FSYNC, help: 'do not fsync restored files, faster but not crash-safe' },
+      'limit-rate': LIMIT_RATE,
       ...COMMON,
     },
     async run(args, out) {
@@ -201,6 +212,7 @@ const COMMANDS: Record<string, Command> = {
           durable: args.values['no-fsync'] !== true,
           ...(cache === undefined ? {} : { cache }),
           ...(typeof args.values['task'] === 'string' ? { task: args.values['task'] } : {}),
+          ...rateOption(args),
         }),
       );
       if (out.json) out.emit(result);
@@ -233,13 +245,14 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   verify: {
-    summary: 'scrub a checkpoint: fetch and check every blob it references (or a sample), report every problem',
+    summary: 'scrub a checkpoint: check every pack it references is there whole, read every chunk (or a sample), report every problem',
     usage: 'chunkpoint verify <checkpointDir> [--sample <fraction>] [options]\n       chunkpoint verify --store <dir> --job <jobId> [--checkpoint <n>|latest] [--sample <fraction>] [options]',
     positionals: [['<checkpointDir>', 'a chk-<n> directory, or s3://<bucket>/<prefix>/<jobId>/chk-<n> (or use --store/--job)']],
     options: {
       ...CHECKPOINT_BY_JOB,
       sample: { type: 'string', arg: '<fraction>', help: 'check this fraction of the blobs, e.g. 0.1 or 10%', default: 'all blobs' },
       'sample-seed': { type: 'string', arg: '<n>', help: 'pick the same sample again', default: 'random, printed' },
+      'limit-rate': LIMIT_RATE,
       ...COMMON,
     },
     async run(args, out) {
@@ -257,11 +270,11 @@ const COMMANDS: Record<string, Command> = {
         if (!/^\d{1,10}$/.test(seed) || Number(seed) >= 2 ** 32) throw new UsageError(`--sample-seed '${seed}' is not a whole number below 2^32`);
         options.sampleSeed = Number(seed);
       }
-      const result = await withChunkpoint(args, out, (cp) => cp.verify(locator, options));
+      const result = await withChunkpoint(args, out, (cp) => cp.verify(locator, { ...options, ...rateOption(args) }));
       if (out.json) out.emit(result);
       else printVerify(result, out);
       if (result.ok) return;
-      out.fail('CHECKPOINT_DAMAGED', `${result.checkpoint} of ${result.location} has ${result.problems.length} damaged blob(s); restore an older checkpoint or repair the store`);
+      out.fail('CHECKPOINT_DAMAGED', `${result.checkpoint} of ${result.location} has ${result.problems.length} problem(s); restore an older checkpoint or repair the store`);
       return 1;
     },
   },
@@ -283,10 +296,30 @@ const COMMANDS: Record<string, Command> = {
       if (out.json) out.emit(result);
       else {
         const verb = result.dryRun ? 'would remove' : 'removed';
-        out.print(`gc ${verb} ${result.blobsRemoved} blobs and ${result.incompleteRemoved} temp files (${formatBytes(result.bytesFreed)}) in ${formatDuration(result.durationMs)}`);
+        out.print(
+          `gc ${verb} ${result.packsRemoved} packs, ${result.manifestsRemoved} manifests, ${result.sessionsRemoved} dead sessions and ${result.incompleteRemoved} interrupted writes (${formatBytes(result.bytesFreed)}) in ${formatDuration(result.durationMs)}`,
+        );
         if (result.checkpointsRemoved.length > 0) out.print(`  checkpoints ${verb}: ${result.checkpointsRemoved.join(', ')}`);
-        out.print(`  kept ${result.checkpointsKept} checkpoints${result.checkpointsNotOwned > 0 ? ` (${result.checkpointsNotOwned} written by other jobs, not claimed)` : ''}; ${result.youngKept} unreferenced objects younger than the grace period`);
+        out.print(
+          `  kept ${result.checkpointsKept} checkpoints${result.checkpointsNotOwned > 0 ? ` (${result.checkpointsNotOwned} written by other jobs, not claimed)` : ''}; of the unreferenced objects, ${result.liveKept} belong to snapshots in flight and ${result.youngKept} are younger than the grace period`,
+        );
+        if (result.unknownObjects > 0) out.print(`  left alone: ${result.unknownObjects} objects that are not chunkpoint's (e.g. ${result.unknownExamples.join(', ')})`);
       }
+    },
+  },
+  drop: {
+    summary: 'remove one checkpoint explicitly, e.g. a damaged one (gc frees what only it referenced)',
+    usage: 'chunkpoint drop --store <dir> --job <jobId> --checkpoint <n> [options]',
+    options: { ...JOB, checkpoint: { type: 'string', arg: '<n>', help: 'the checkpoint to remove, e.g. 7 or chk-7', default: 'required' }, ...COMMON },
+    async run(args, out) {
+      if (args.positionals.length > 0) throw new UsageError('drop takes no positional arguments');
+      const job = requireJob(args);
+      const text = args.values['checkpoint'];
+      const n = typeof text === 'string' ? /^(?:chk-)?([1-9]\d{0,14})$/.exec(text)?.[1] : undefined;
+      if (n === undefined) throw new UsageError('drop needs --checkpoint <n> (a checkpoint number such as 7 or chk-7)');
+      const result = await withChunkpoint(args, out, (cp) => cp.drop(job, Number(n)));
+      if (out.json) out.emit(result);
+      else out.print(`${result.checkpoint} dropped from ${job.store}/${job.job}; run 'chunkpoint gc' to free what only it referenced`);
     },
   },
   copy: {
@@ -296,16 +329,16 @@ const COMMANDS: Record<string, Command> = {
       ['<jobRoot>', 'the job root to copy: a directory or s3://<bucket>/<prefix>/<jobId>'],
       ['<otherStore>/<jobId>', 'the destination job root, same forms; created, or resumed if it holds the same checkpoints'],
     ],
-    options: { 'no-fsync': { ...NO_FSYNC, help: 'do not fsync what is written to a directory destination' }, ...COMMON },
+    options: { 'no-fsync': { ...NO_FSYNC, help: 'do not fsync what is written to a directory destination' }, 'limit-rate': LIMIT_RATE, ...COMMON },
     async run(args, out) {
       const [from, to, extra] = args.positionals;
       if (from === undefined || to === undefined || extra !== undefined) throw new UsageError('copy takes exactly a <jobRoot> and a destination <otherStore>/<jobId>');
-      const result = await withChunkpoint(args, out, (cp) => cp.copy(from, to, { durable: args.values['no-fsync'] !== true }));
+      const result = await withChunkpoint(args, out, (cp) => cp.copy(from, to, { durable: args.values['no-fsync'] !== true, ...rateOption(args) }));
       if (out.json) out.emit(result);
       else {
         const copied = result.checkpointsCopied.length === 0 ? 'no new checkpoints' : result.checkpointsCopied.join(', ');
         out.print(`copied ${copied} from ${result.from} to ${result.to} in ${formatDuration(result.durationMs)} (${result.throughputMBps.toFixed(1)} MB/s)`);
-        out.print(`  objects   ${result.objectsCopied} copied (${formatBytes(result.bytesCopied)}, ${result.blobsVerified} blobs verified), ${result.objectsSkipped} already there (${formatBytes(result.bytesSkipped)})`);
+        out.print(`  objects   ${result.objectsCopied} copied (${formatBytes(result.bytesCopied)}, ${result.packsVerified} packs verified), ${result.objectsSkipped} already there (${formatBytes(result.bytesSkipped)})`);
         if (result.checkpointsPresent.length > 0) out.print(`  present   ${result.checkpointsPresent.join(', ')} (identical, kept)`);
       }
     },
@@ -348,17 +381,24 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-function lifecycleOptions(args: Parsed): { retain?: number; graceMs?: number; claim?: boolean } {
-  const out: { retain?: number; graceMs?: number; claim?: boolean } = {};
+function lifecycleOptions(args: Parsed): { retain?: number; graceMs?: number; claim?: boolean; dropTasks?: string[] } {
+  const out: { retain?: number; graceMs?: number; claim?: boolean; dropTasks?: string[] } = {};
+  const drop = args.values['drop-task'];
+  if (Array.isArray(drop)) out.dropTasks = drop;
   const retain = args.values['retain'];
   if (typeof retain === 'string') {
     if (!/^\d+$/.test(retain) || Number(retain) < 1) throw new UsageError(`--retain '${retain}' is not a whole number of checkpoints, at least 1`);
     out.retain = Number(retain);
   }
   const grace = args.values['grace'];
-  if (typeof grace === 'string') out.graceMs = grace === '0' ? 0 : parseDuration(grace, '--grace');
+  if (typeof grace === 'string') out.graceMs = /^0+(?:\.0*)?[a-z]*$/i.test(grace) ? 0 : parseDuration(grace, '--grace');
   if (args.values['claim'] === true) out.claim = true;
   return out;
+}
+
+function rateOption(args: Parsed): { limitRate?: number } {
+  const text = args.values['limit-rate'];
+  return typeof text === 'string' ? { limitRate: parseSize(text, '--limit-rate') } : {};
 }
 
 function cacheOptions(args: Parsed): CacheOptions | undefined {
@@ -422,10 +462,11 @@ function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
   out.print(`  state     ${r.files} files, ${formatBytes(r.bytes)}${r.tasks > 1 ? ` in ${r.tasks} tasks` : ''}`);
   out.print(`  reused    ${r.filesReused} files (${formatBytes(r.bytesReused)}) without reading them`);
   out.print(`  read      ${formatBytes(r.bytesRead)}`);
-  out.print(`  written   ${formatBytes(r.bytesWritten)} (compression ratio ${r.compressionRatio.toFixed(2)})`);
-  out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} deduplicated`);
+  out.print(`  written   ${formatBytes(r.bytesWritten)} in ${r.packsWritten} packs (compression ratio ${r.compressionRatio.toFixed(2)})`);
+  out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} found in ${r.base ?? 'the base'}${r.packsRewritten > 0 ? `; ${r.packsRewritten} packs of ${r.base ?? 'the base'} rewritten (mostly dead, missing or damaged)` : ''}`);
   if (r.bytesCached > 0) out.print(`  cached    ${formatBytes(r.bytesCached)} added to the local cache`);
-  if (r.checkpointsRemoved.length > 0) out.print(`  retention removed ${r.checkpointsRemoved.join(', ')}: ${r.blobsRemoved} blobs, ${formatBytes(r.bytesFreed)} freed`);
+  if (r.checkpointsRemoved.length > 0) out.print(`  retention removed ${r.checkpointsRemoved.join(', ')}: ${r.packsRemoved} packs, ${formatBytes(r.bytesFreed)} freed`);
+  for (const w of r.warnings) out.print(`  warning   ${w}`);
 }
 
 function printRestore(r: RestoreResult, target: string, out: Output): void {
@@ -437,16 +478,16 @@ function printRestore(r: RestoreResult, target: string, out: Output): void {
 }
 
 function printVerify(r: VerifyResult, out: Output): void {
-  const what = r.sample === 1 ? `all ${r.blobs} blobs` : `${r.blobsChecked} of ${r.blobs} blobs (sample ${r.sample}, seed ${r.sampleSeed ?? '?'})`;
-  out.print(`${r.checkpoint} of ${r.location}: checked ${what}, ${formatBytes(r.bytesChecked)} in ${formatDuration(r.durationMs)}`);
+  const what = r.sample === 1 ? `all ${r.blobs} chunks` : `${r.blobsChecked} of ${r.blobs} chunks (sample ${r.sample}, seed ${r.sampleSeed ?? '?'})`;
+  out.print(`${r.checkpoint} of ${r.location}: ${r.packsPresent} of ${r.packs} packs whole; read ${what}, ${formatBytes(r.bytesChecked)} in ${formatDuration(r.durationMs)}`);
   if (r.ok) {
     out.print('  no problems found');
     return;
   }
-  out.print(`  ${r.problems.length} damaged blob(s):`);
+  out.print(`  ${r.problems.length} problem(s):`);
   for (const p of r.problems) {
     const files = p.usedBy.map((u) => `${u.task === DEFAULT_TASK ? '' : `${u.task}:`}${u.path} chunk ${u.chunk}`).join(', ');
-    out.print(`  ${p.code}  ${p.blob}  used by ${files}${p.uses > p.usedBy.length ? ` and ${p.uses - p.usedBy.length} more` : ''}`);
+    out.print(`  ${p.code}  ${p.object}${files === '' ? '' : `  used by ${files}${p.uses > p.usedBy.length ? ` and ${p.uses - p.usedBy.length} more` : ''}`}`);
     out.print(`      ${p.message}`);
   }
 }
@@ -465,18 +506,16 @@ function printList(checkpoints: CheckpointSummary[], out: Output): void {
     { header: 'RATIO', right: true },
     { header: 'WRITTEN', right: true },
   ];
-  const rows = checkpoints.map((c) => [c.checkpoint, formatDate(c.createdAt), String(c.files), formatBytes(c.bytes), formatBytes(c.storedBytes), formatRatio(c.compressionRatio), formatBytes(c.bytesWritten)]);
+  const rows = checkpoints.map((c) =>
+    c.damaged === undefined
+      ? [c.checkpoint, formatDate(c.createdAt), String(c.files), formatBytes(c.bytes), formatBytes(c.storedBytes), formatRatio(c.compressionRatio), formatBytes(c.bytesWritten)]
+      : [c.checkpoint, 'DAMAGED', '-', '-', '-', '-', '-'],
+  );
   for (const line of renderTable(columns, rows)) out.print(line);
-}
-
-/** `chk-3`, or `chk-1..chk-3` when the file's chunks were first stored by several checkpoints. */
-function writtenBy(f: FileReport): string {
-  if (f.chunks === 0) return '-';
-  return f.firstWrittenBy === f.lastWrittenBy ? checkpointDirName(f.firstWrittenBy) : `${checkpointDirName(f.firstWrittenBy)}..${checkpointDirName(f.lastWrittenBy)}`;
+  for (const c of checkpoints) if (c.damaged !== undefined) out.print(`${c.checkpoint} cannot be read: ${c.damaged}`);
 }
 
 function printReport(r: CheckpointReport, out: Output): void {
-  const previous = r.checkpointId > 1 ? checkpointDirName(r.checkpointId - 1) : undefined;
   out.print(`${r.checkpoint} of ${r.location}`);
   const pairs: [string, string][] = [
     ['created', `${formatDate(r.createdAt)} (UTC${formatUtcOffset(r.createdAt)})`],
@@ -484,9 +523,10 @@ function printReport(r: CheckpointReport, out: Output): void {
     ['files', `${r.files} in ${r.chunks} chunks (${r.uniqueChunks} distinct, up to ${formatBytes(r.chunkSize)} each)`],
     ['logical size', formatBytes(r.bytes)],
     ['stored size', `${formatBytes(r.storedBytes)} (ratio ${formatRatio(r.compressionRatio)})`],
-    ['new', `${formatBytes(r.storedBytesNew)} stored first by ${r.checkpoint}`],
-    ['shared', previous === undefined ? `${formatBytes(r.storedBytesShared)} (no previous checkpoint)` : `${formatBytes(r.storedBytesShared)} with ${previous}, the previous checkpoint`],
-    ['blobs written', `${formatBytes(r.bytesWritten)} by its snapshot (without _metadata)`],
+    ['new', `${formatBytes(r.storedBytesNew)} stored by ${r.checkpoint}'s own snapshot`],
+    ['shared', r.base === null ? `${formatBytes(r.storedBytesShared)} (a full snapshot)` : `${formatBytes(r.storedBytesShared)} in packs of earlier snapshots (it builds on ${r.base})`],
+    ['packs', `${r.packs} referenced`],
+    ['written', `${formatBytes(r.bytesWritten)} by its snapshot (packs and manifests)`],
   ];
   for (const line of renderPairs(pairs)) out.print(line);
   out.print('');
@@ -498,7 +538,7 @@ function printReport(r: CheckpointReport, out: Output): void {
     { header: 'CHUNKS', right: true },
     { header: 'STORED', right: true },
     { header: 'RATIO', right: true },
-    { header: 'FIRST WRITTEN' },
+    { header: 'STORED BY' },
   ];
   const rows = r.fileReports.map((f) => [
     ...(several ? [f.task] : []),
@@ -507,12 +547,12 @@ function printReport(r: CheckpointReport, out: Output): void {
     String(f.chunks),
     formatBytes(f.storedBytes),
     f.storedBytes > 0 ? formatRatio(f.size / f.storedBytes) : '-',
-    writtenBy(f),
+    f.chunks === 0 ? '-' : f.reused ? 'earlier' : r.checkpoint,
   ]);
   rows.push([...(several ? [''] : []), 'total', formatBytes(r.bytes), String(r.chunks), formatBytes(r.fileReports.reduce((sum, f) => sum + f.storedBytes, 0)), '', '']);
   for (const line of renderTable(columns, rows)) out.print(line);
   out.print('');
-  out.print('FIRST WRITTEN: the checkpoint that first stored the file\'s chunks (oldest..newest when several did).');
+  out.print("STORED BY: 'earlier' when every chunk of the file lives in packs earlier snapshots wrote.");
   out.print('STORED counts each chunk of a file; the total may exceed the stored size when files share chunks.');
 }
 

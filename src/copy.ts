@@ -3,25 +3,31 @@
  * S3 → directory, S3 → S3, directory → directory). Handles are relative to
  * the job root, so every checkpoint restores from the copy (FLINK-24149).
  *
- * Order is what makes a copy safe to read while it runs, and to resume:
- * 1. Refuse, before writing anything, a destination whose committed
- *    checkpoints are not byte-identical copies of the source's (another
- *    job's history), and a source whose checkpoints reference missing blobs.
- * 2. Copy every object of `shared/` and `taskowned/` (workers: bytes go store
- *    to store inside a worker thread, each blob verified — header, length,
- *    content key — on the way), skipping objects already there with the same
- *    size, then make their names durable.
+ * Only what the source's committed checkpoints reference is copied — their
+ * packs, manifests and metadata — so orphans and leftovers of crashed
+ * snapshots at the source neither travel nor block the copy. Order is what
+ * makes a copy safe to read while it runs, and to resume:
+ * 1. Refuse, before writing anything, a destination holding a checkpoint the
+ *    source has in another form (another job's history), and a source whose
+ *    checkpoints reference packs it does not hold.
+ * 2. Copy the packs (workers: bytes go store to store inside a worker
+ *    thread, every blob and trailer verified on the way), skipping those
+ *    already there at the same size, then publish them in one durable batch;
+ *    then the manifests, verified against the checksum their checkpoint
+ *    records.
  * 3. Write each checkpoint's `_metadata` last, oldest first, put-if-absent:
- *    a reader of the destination never sees a checkpoint whose blobs are not
+ *    a reader of the destination never sees a checkpoint whose data is not
  *    all there, and an interrupted copy run again continues where it stopped.
+ * A destination holding older checkpoints of the same job (copied before
+ * retention removed them at the source) is updated, not refused.
  */
-import { committedCheckpointIds, loadCheckpointBytes } from './checkpoint.js';
-import type { Hasher } from './content-key.js';
-import { ConflictError, CorruptDataError, InvalidInputError } from './errors.js';
-import { checkpointDirName, handleKey, metadataKey } from './handle.js';
-import { allFiles } from './metadata.js';
+import { loadCheckpointBytes, loadManifest, readJobState } from './checkpoint.js';
+import type { Hasher } from './format/content-key.js';
+import { ConflictError, CorruptDataError, InvalidInputError, checkAborted } from './errors.js';
+import { decodeMetadata, type CheckpointMetadata } from './format/metadata.js';
+import { checkpointDirName, metadataKey } from './format/names.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
-import type { ObjectInfo, Store } from './store/store.js';
+import type { StagedObject, Store } from './store/store.js';
 import type { CopyProgress, ProgressSink } from './events.js';
 
 export interface CopyOptions {
@@ -42,14 +48,12 @@ export interface CopyResult {
   /** Objects already at the destination with the same size (not read). */
   objectsSkipped: number;
   bytesSkipped: number;
-  /** Copied objects verified as blobs on the way. */
-  blobsVerified: number;
+  /** Packs verified on the way (header, every blob, trailer). */
+  packsVerified: number;
   durationMs: number;
   /** Copied MB (10^6) per second. */
   throughputMBps: number;
 }
-
-const AREA_PREFIXES = ['shared/', 'taskowned/'];
 
 export async function copyJobRoot(
   pool: WorkerPool,
@@ -64,89 +68,119 @@ export async function copyJobRoot(
   if (from.location === to.location) {
     throw new InvalidInputError('COPY_SAME_LOCATION', `cannot copy ${from.location} onto itself; name another job root as the destination`);
   }
-  if (!(await from.exists())) {
-    throw new InvalidInputError('JOB_NOT_FOUND', `nothing to copy: no job root at ${from.location}; check the source location`);
-  }
-  const ids = await committedCheckpointIds(from);
-  if (ids.length === 0) {
-    throw new InvalidInputError('NO_CHECKPOINTS', `${from.location} has no committed checkpoint to copy`);
-  }
+  if (!(await from.exists())) throw new InvalidInputError('JOB_NOT_FOUND', `nothing to copy: no job root at ${from.location}; check the source location`);
+  const { ids } = await readJobState(from);
+  if (ids.length === 0) throw new InvalidInputError('NO_CHECKPOINTS', `${from.location} has no committed checkpoint to copy`);
   // Every source checkpoint, fully validated, before anything is written.
-  const source = new Map<number, { encoded: Buffer; referenced: Set<string> }>();
-  for (const id of ids) {
-    const { metadata, encoded } = await loadCheckpointBytes(from, id, hasher);
-    const referenced = new Set<string>();
-    for (const f of allFiles(metadata)) for (const c of f.chunks) referenced.add(handleKey(c.handle));
-    source.set(id, { encoded, referenced });
-  }
+  const source = new Map<number, { metadata: CheckpointMetadata; encoded: Buffer }>();
+  for (const id of ids) source.set(id, await loadCheckpointBytes(from, id, hasher));
+  const jobIds = new Set([...source.values()].map((s) => s.metadata.jobId));
 
   const present: number[] = [];
   if (await to.exists()) {
-    for (const id of await committedCheckpointIds(to)) {
+    const oldest = Math.min(...ids);
+    for (const id of (await readJobState(to)).ids) {
       const mine = source.get(id);
       const theirs = await to.get(metadataKey(id));
-      if (mine === undefined || !mine.encoded.equals(theirs)) {
-        throw new ConflictError(
-          'COPY_CONFLICT',
-          `${to.location} already holds ${checkpointDirName(id)}, which ${mine === undefined ? 'the source does not have' : 'differs from the source'}: it is another job's history. Nothing was copied; copy into a new job root (e.g. another job id)`,
-          { details: { checkpointId: id, to: to.location } },
-        );
+      if (mine?.encoded.equals(theirs) === true) {
+        present.push(id);
+        continue;
       }
-      present.push(id);
+      // Older history of the same job, copied before retention removed it at the source: keep it.
+      let older = false;
+      if (mine === undefined && id < oldest) {
+        try {
+          older = jobIds.has(decodeMetadata(theirs, hasher, `${to.location}/${metadataKey(id)}`, id).jobId);
+        } catch {
+          older = false;
+        }
+      }
+      if (older) continue;
+      throw new ConflictError(
+        'COPY_CONFLICT',
+        `${to.location} already holds ${checkpointDirName(id)}, which ${mine === undefined ? 'the source does not have' : 'differs from the source'}: it is another job's history. Nothing was copied; copy into a new job root (e.g. another job id)`,
+        { details: { checkpointId: id, to: to.location } },
+      );
     }
   }
 
-  const sourceObjects = await listAreas(from);
-  const sourceKeys = new Set(sourceObjects.map((o) => o.key));
-  for (const [id, { referenced }] of source) {
-    for (const key of referenced) {
-      if (!sourceKeys.has(key)) {
-        throw new CorruptDataError('CHUNK_MISSING', `${from.location}/${checkpointDirName(id)} references ${key}, which the source does not hold; nothing was copied. Copy only intact job roots (restore the checkpoint to find out which files it affects)`, {
-          details: { checkpointId: id, key },
-        });
-      }
+  // What the checkpoints reference, and only that.
+  const packs = new Map<string, number>();
+  const manifests = new Map<string, { id: number; task: CheckpointMetadata['tasks'][number] }>();
+  for (const [id, { metadata }] of source) {
+    for (const task of metadata.tasks) {
+      for (const p of task.packs) packs.set(p.key, p.size);
+      manifests.set(task.manifest.key, { id, task });
     }
   }
-  const existing = new Map((await listAreas(to)).map((o) => [o.key, o.size]));
+  const sourceObjects = await listAreas(from);
+  for (const [key, size] of [...packs, ...[...manifests].map(([key, m]) => [key, m.task.manifest.size] as const)]) {
+    const found = sourceObjects.get(key);
+    if (found !== size) {
+      throw new CorruptDataError('SOURCE_DAMAGED', `${from.location}/${key}, which a committed checkpoint references, is ${found === undefined ? 'missing' : `${found} bytes, not ${size}`}; nothing was copied. Copy only intact job roots (run verify on the source)`, {
+        details: { key },
+      });
+    }
+  }
+  const existing = await listAreas(to);
 
   let objectsCopied = 0;
   let bytesCopied = 0;
   let objectsSkipped = 0;
   let bytesSkipped = 0;
-  let blobsVerified = 0;
-  const written: string[] = [];
-  const todo = sourceObjects.filter((o) => {
-    if (existing.get(o.key) !== o.size) return true;
+  let packsVerified = 0;
+  const packTodo = [...packs].filter(([key, size]) => {
+    if (existing.get(key) !== size) return true;
     objectsSkipped++;
-    bytesSkipped += o.size;
+    bytesSkipped += size;
+    return false;
+  });
+  const manifestTodo = [...manifests].filter(([key, m]) => {
+    if (existing.get(key) !== m.task.manifest.size) return true;
+    objectsSkipped++;
+    bytesSkipped += m.task.manifest.size;
     return false;
   });
   // Totals count what this run has to handle: objects not already there, and the metadata of checkpoints to copy.
   const metadataToCopy = ids.filter((id) => !present.includes(id));
-  const objectsTotal = todo.length + metadataToCopy.length;
-  const bytesTotal = todo.reduce((sum, o) => sum + o.size, 0) + metadataToCopy.reduce((sum, id) => sum + (source.get(id)?.encoded.byteLength ?? 0), 0);
+  const objectsTotal = packTodo.length + manifestTodo.length + metadataToCopy.length;
+  const bytesTotal =
+    packTodo.reduce((sum, [, size]) => sum + size, 0) + manifestTodo.reduce((sum, [, m]) => sum + m.task.manifest.size, 0) + metadataToCopy.reduce((sum, id) => sum + (source.get(id)?.encoded.byteLength ?? 0), 0);
   let bytesDone = 0;
   let objectsDone = 0;
   const figures = (): CopyProgress & { to: string } => ({ to: to.location, bytesDone, bytesTotal, bytesCopied, objectsDone, objectsTotal, objectsCopied });
   progress?.update(figures, true);
-  await forEachBounded(todo, pool.queueDepth, async (object) => {
-    options.signal?.throwIfAborted();
-    const result = await pool.run({ op: 'copyObject', from: from.spec, to: to.spec, key: object.key, size: object.size, durable }, options.signal);
-    if (result.verified) blobsVerified++;
-    if (result.bytesCopied > 0) {
+
+  const staged: StagedObject[] = [];
+  try {
+    await forEachBounded(packTodo, pool.ioConcurrency, async ([key, size]) => {
+      checkAborted(options.signal);
+      const result = await pool.run({ op: 'copyObject', from: from.spec, to: to.spec, key, size, durable }, options.signal);
+      if (result.verified) packsVerified++;
+      if (result.staged !== undefined) staged.push(result.staged);
       objectsCopied++;
       bytesCopied += result.bytesCopied;
-      written.push(object.key);
-    } else {
-      objectsSkipped++;
-      bytesSkipped += object.size;
-    }
-    bytesDone += object.size;
+      bytesDone += size;
+      objectsDone++;
+      progress?.update(figures);
+    });
+    checkAborted(options.signal);
+    await to.publish(staged, { durable });
+  } catch (error) {
+    const leftovers = staged.flatMap((s) => (s.token === '' ? [] : [s.token]));
+    if (leftovers.length > 0) await to.delete(leftovers).catch(() => undefined);
+    throw error;
+  }
+  for (const [key, { task }] of manifestTodo) {
+    checkAborted(options.signal);
+    const { encoded } = await loadManifest(from, task, hasher);
+    await to.put(key, [encoded], { ifAbsent: true, durable });
+    objectsCopied++;
+    bytesCopied += encoded.byteLength;
+    bytesDone += encoded.byteLength;
     objectsDone++;
     progress?.update(figures);
-  });
-  options.signal?.throwIfAborted();
-  if (durable && written.length > 0) await to.syncNames(written);
+  }
 
   const copied: number[] = [];
   for (const id of ids) {
@@ -177,14 +211,14 @@ export async function copyJobRoot(
     bytesCopied,
     objectsSkipped,
     bytesSkipped,
-    blobsVerified,
+    packsVerified,
     durationMs: Math.round(durationMs),
     throughputMBps: Math.round((bytesCopied / 1e6 / (durationMs / 1000)) * 100) / 100,
   };
 }
 
-async function listAreas(store: Store): Promise<ObjectInfo[]> {
-  const out: ObjectInfo[] = [];
-  for (const prefix of AREA_PREFIXES) for await (const object of store.list(prefix)) out.push(object);
+async function listAreas(store: Store): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const prefix of ['shared/', 'taskowned/']) for await (const object of store.list(prefix)) out.set(object.key, object.size);
   return out;
 }

@@ -174,3 +174,54 @@ export function storeIoError(op: string, where: string, error: unknown): Chunkpo
   }
   return new StoreUnavailableError('STORE_IO', message, { cause: error, details: { where, errno } });
 }
+
+/** The local places chunkpoint reads and writes besides the store, each with its own codes and advice. */
+export type LocalPlace = 'state' | 'target' | 'cache';
+
+const PLACE_NAMES: Record<LocalPlace, string> = { state: 'state directory', target: 'restore target', cache: 'local cache' };
+
+/**
+ * Classifies a filesystem failure in the state directory, the restore
+ * target or the local cache: codes STATE_…, TARGET_…, CACHE_…, and advice
+ * about that place, never about the store.
+ */
+export function localIoError(place: LocalPlace, op: string, where: string, error: unknown): ChunkpointError {
+  if (error instanceof ChunkpointError) return error;
+  const errno = errnoOf(error) ?? 'UNKNOWN';
+  const name = PLACE_NAMES[place];
+  const hint =
+    errno === 'ENOSPC' || errno === 'EDQUOT'
+      ? `free space on the volume of the ${name}`
+      : errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS'
+        ? `check the permissions of the ${name}`
+        : errno === 'ELOOP'
+          ? `a symbolic link is in the way in the ${name}; chunkpoint does not follow links there`
+          : `check the ${name} and its volume`;
+  const prefix = place.toUpperCase();
+  return new InvalidInputError(STORE_ERRNOS.has(errno) ? `${prefix}_${errno}` : `${prefix}_IO`, `${op} failed with ${errno} at ${where}; ${hint}`, { cause: error, details: { where, errno, place } });
+}
+
+export function stateIoError(op: string, where: string, error: unknown): ChunkpointError {
+  return localIoError('state', op, where, error);
+}
+
+export function targetIoError(op: string, where: string, error: unknown): ChunkpointError {
+  return localIoError('target', op, where, error);
+}
+
+export function cacheIoError(op: string, where: string, error: unknown): ChunkpointError {
+  return localIoError('cache', op, where, error);
+}
+
+/** The one error an aborted operation rejects with, however early the abort came. */
+export function abortedError(signal: AbortSignal): ChunkpointError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ChunkpointError) return reason;
+  const why = reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : '';
+  return new InternalError('ABORTED', `operation aborted${why}`, reason === undefined ? {} : { cause: reason });
+}
+
+/** `signal.throwIfAborted()`, but with the ChunkpointError every abort rejects with. */
+export function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw abortedError(signal);
+}

@@ -12,9 +12,9 @@
 import type { ChunkpointError } from './errors.js';
 import type { CopyResult } from './copy.js';
 import type { GcResult } from './gc.js';
-import type { TaskFigures } from './metadata.js';
-import type { RestoreResult } from './restore.js';
-import type { SnapshotResult } from './snapshot.js';
+import type { TaskFigures } from './format/metadata.js';
+import type { RestoreResult } from './restore/index.js';
+import type { SnapshotResult } from './snapshot/index.js';
 import type { VerifyResult } from './verify.js';
 
 export type Operation = 'snapshot' | 'restore' | 'verify' | 'copy' | 'gc';
@@ -36,7 +36,7 @@ export interface SnapshotProgress {
   bytesTotal: number;
   /** State bytes read by workers so far. Ends at `result.bytesRead`. */
   bytesRead: number;
-  /** Blob bytes written to the store so far (without `_metadata`). */
+  /** Pack bytes written to the store so far (without manifests and `_metadata`). */
   bytesWritten: number;
   /** Files reused or with every chunk stored. Ends at `result.files`. */
   filesDone: number;
@@ -61,9 +61,9 @@ export interface RestoreProgress {
 }
 
 export interface VerifyProgress {
-  /** Stored bytes of the blobs checked so far, found or not. Ends at `bytesTotal`. */
+  /** Stored bytes of the pack spans checked so far. Ends at `bytesTotal`. */
   bytesDone: number;
-  /** Stored bytes of the blobs to check. */
+  /** Stored bytes of the pack spans to read. */
   bytesTotal: number;
   /** Stored bytes fetched and checked. Ends at `result.bytesChecked`. */
   bytesChecked: number;
@@ -86,8 +86,8 @@ export interface CopyProgress {
 /** gc streams the store's listing, so it has no totals: only running counts. */
 export interface GcProgress {
   objectsScanned: number;
-  /** Ends at `result.blobsRemoved`. */
-  blobsRemoved: number;
+  /** Ends at `result.packsRemoved`. */
+  packsRemoved: number;
   incompleteRemoved: number;
   bytesFreed: number;
   youngKept: number;

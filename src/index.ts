@@ -2,13 +2,15 @@
  * chunkpoint: incremental, content-addressed, relocatable checkpoints of a
  * state directory, written and restored on worker threads.
  */
-export { Chunkpoint, type ChunkpointOptions, type JobLocator, type JobRoot, type TaskLocator } from './chunkpoint.js';
+export { Chunkpoint, type ChunkpointOptions, type JobLocator, type JobRoot, type RateLimited, type TaskLocator } from './chunkpoint.js';
 export type { CopyOptions, CopyResult } from './copy.js';
 export type { CheckpointLocator } from './checkpoint.js';
-export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot.js';
-export { DEFAULT_TASK } from './handle.js';
-export type { TaskSnapshot, TaskFigures } from './metadata.js';
-export type { RestoreOptions, RestoreResult } from './restore.js';
+export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot/index.js';
+export { DEFAULT_TASK } from './format/names.js';
+export { DEFAULT_PACK_SIZE } from './format/pack.js';
+export { DEFAULT_LEASE_MS } from './lease.js';
+export type { TaskSnapshot, TaskFigures } from './format/metadata.js';
+export type { RestoreOptions, RestoreResult } from './restore/index.js';
 export type { ChunkUse, VerifyOptions, VerifyProblem, VerifyResult } from './verify.js';
 export type { CheckpointReport, CheckpointSummary, FileReport } from './inspect.js';
 export { DEFAULT_GRACE_MS, DEFAULT_RETAIN, type GcOptions, type GcResult } from './gc.js';

@@ -1,28 +1,35 @@
 /**
- * Read-only views of committed checkpoints: the per-job list and the
- * per-checkpoint report (files, chunks, stored sizes, what is shared).
+ * Read-only views of committed checkpoints: the per-job list (from
+ * `_metadata` alone) and the per-checkpoint report (with the manifests:
+ * files, chunks, stored sizes, what is new and what is reused).
  */
-import { committedCheckpointIds, loadCheckpoint } from './checkpoint.js';
-import type { Hasher } from './content-key.js';
-import { checkpointDirName, handleKey } from './handle.js';
-import { allFiles, type CheckpointMetadata } from './metadata.js';
+import { loadCheckpoint, loadManifest, readJobState } from './checkpoint.js';
+import type { Hasher } from './format/content-key.js';
+import { ChunkpointError, CorruptDataError } from './errors.js';
+import type { CheckpointMetadata } from './format/metadata.js';
+import { checkpointDirName, parseStoreKey } from './format/names.js';
 import type { Store } from './store/store.js';
 
 export interface CheckpointSummary {
   checkpointId: number;
   checkpoint: string;
+  /** Set when the checkpoint cannot be read: what is wrong (the other fields are then zero). */
+  damaged?: string;
   createdAt: string;
+  /** The checkpoint it reused data from. */
+  base: string | null;
   /** Task ids, in commit order. */
   tasks: string[];
   files: number;
   /** Logical size of the state it restores. */
   bytes: number;
-  /** Stored size of all distinct blobs it references. */
+  /** Size of all distinct packs it references. */
   storedBytes: number;
-  /** Bytes its snapshot wrote (new blobs and metadata). */
+  packs: number;
+  /** Bytes its snapshot wrote (new packs and manifests). */
   bytesWritten: number;
   chunks: number;
-  /** Logical bytes / stored bytes over distinct blobs. */
+  /** Logical bytes / stored bytes. */
   compressionRatio: number;
 }
 
@@ -32,91 +39,95 @@ export interface FileReport {
   size: number;
   chunks: number;
   storedBytes: number;
-  /** True when every chunk was written by an earlier checkpoint. */
+  /** True when every chunk lives in a pack an earlier snapshot wrote. */
   reused: boolean;
-  /** Oldest checkpoint that first stored one of this file's blobs. */
-  firstWrittenBy: number;
-  /** Newest such checkpoint: equal to `firstWrittenBy` when one checkpoint stored the whole file. */
-  lastWrittenBy: number;
 }
 
 export interface CheckpointReport extends CheckpointSummary {
   location: string;
   chunkSize: number;
   uniqueChunks: number;
-  /** Stored bytes of blobs first written by this checkpoint. */
+  /** Stored bytes of the chunks this checkpoint's own snapshot wrote. */
   storedBytesNew: number;
-  /**
-   * Stored bytes shared with the previous checkpoint: distinct blobs first
-   * stored by an earlier checkpoint (`createdBy` < this id), i.e.
-   * `storedBytes - storedBytesNew`. A snapshot reuses blobs only from the
-   * checkpoint it builds on, so the previous checkpoint references every one.
-   */
+  /** Stored bytes of chunks in packs earlier snapshots wrote: `storedBytes` of the chunks minus `storedBytesNew`. */
   storedBytesShared: number;
   fileReports: FileReport[];
 }
 
 export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
-  const distinct = new Map<string, number>();
-  let chunks = 0;
-  let files = 0;
-  let bytes = 0;
-  for (const file of allFiles(metadata)) {
-    files++;
-    bytes += file.size;
-    for (const chunk of file.chunks) {
-      distinct.set(handleKey(chunk.handle), chunk.handle.length);
-      chunks++;
-    }
-  }
-  const summary: CheckpointSummary = {
+  const packs = new Map<string, number>();
+  for (const t of metadata.tasks) for (const p of t.packs) packs.set(p.key, p.size);
+  const bytes = metadata.tasks.reduce((n, t) => n + t.bytes, 0);
+  const storedBytes = [...packs.values()].reduce((a, b) => a + b, 0);
+  return {
     checkpointId: metadata.checkpointId,
     checkpoint: checkpointDirName(metadata.checkpointId),
     createdAt: metadata.createdAt,
+    base: metadata.base === null ? null : checkpointDirName(metadata.base),
     tasks: metadata.tasks.map((t) => t.task),
-    files,
+    files: metadata.tasks.reduce((n, t) => n + t.files, 0),
     bytes,
-    storedBytes: [...distinct.values()].reduce((a, b) => a + b, 0),
+    storedBytes,
+    packs: packs.size,
     bytesWritten: metadata.snapshot.bytesWritten,
-    chunks,
-    compressionRatio: 1,
+    chunks: metadata.tasks.reduce((n, t) => n + t.chunks, 0),
+    compressionRatio: storedBytes > 0 ? Math.round((bytes / storedBytes) * 100) / 100 : 1,
   };
-  summary.compressionRatio = summary.storedBytes > 0 ? Math.round((summary.bytes / summary.storedBytes) * 100) / 100 : 1;
-  return summary;
 }
 
+/** Every committed checkpoint, oldest first; one that cannot be read is listed as damaged, not hidden, and does not hide the others. */
 export async function listCheckpoints(store: Store, hasher: Hasher): Promise<CheckpointSummary[]> {
   const out: CheckpointSummary[] = [];
-  for (const id of await committedCheckpointIds(store)) out.push(summarize(await loadCheckpoint(store, id, hasher)));
+  for (const id of (await readJobState(store)).ids) {
+    try {
+      out.push(summarize(await loadCheckpoint(store, id, hasher)));
+    } catch (error) {
+      if (error instanceof ChunkpointError && error.code === 'CHECKPOINT_NOT_FOUND') continue; // removed meanwhile
+      if (!(error instanceof CorruptDataError) && !(error instanceof ChunkpointError && error.code === 'FORMAT_UNSUPPORTED')) throw error;
+      out.push({ checkpointId: id, checkpoint: checkpointDirName(id), damaged: error.message, createdAt: '', base: null, tasks: [], files: 0, bytes: 0, storedBytes: 0, packs: 0, bytesWritten: 0, chunks: 0, compressionRatio: 1 });
+    }
+  }
   return out;
 }
 
-export function report(metadata: CheckpointMetadata, location: string): CheckpointReport {
+export async function report(store: Store, hasher: Hasher, metadata: CheckpointMetadata): Promise<CheckpointReport> {
   const summary = summarize(metadata);
-  const distinctNew = new Map<string, number>();
   const distinct = new Set<string>();
-  const fileReports = metadata.tasks.flatMap((task) => task.files.map((file): FileReport => {
-    let storedBytes = 0;
-    let firstWrittenBy = metadata.checkpointId;
-    let lastWrittenBy = 0;
-    for (const chunk of file.chunks) {
-      storedBytes += chunk.handle.length;
-      firstWrittenBy = Math.min(firstWrittenBy, chunk.createdBy);
-      lastWrittenBy = Math.max(lastWrittenBy, chunk.createdBy);
-      distinct.add(handleKey(chunk.handle));
-      if (chunk.createdBy === metadata.checkpointId) distinctNew.set(handleKey(chunk.handle), chunk.handle.length);
+  let storedBytesNew = 0;
+  let storedBytesChunks = 0;
+  let chunkSize = 0;
+  const fileReports: FileReport[] = [];
+  for (const task of metadata.tasks) {
+    const { manifest } = await loadManifest(store, task, hasher);
+    chunkSize = Math.max(chunkSize, manifest.chunkSize);
+    const ownPack = (area: string, name: string): boolean => {
+      const parsed = parseStoreKey(`${area}/${name}`);
+      return parsed?.kind === 'pack' && parsed.session === task.session;
+    };
+    for (const file of manifest.files) {
+      let storedBytes = 0;
+      let reused = file.chunks.length > 0;
+      for (const c of file.chunks) {
+        storedBytes += c.handle.length;
+        const id = `${c.handle.area}/${c.handle.name}@${c.handle.offset}`;
+        const own = ownPack(c.handle.area, c.handle.name);
+        if (own) reused = false;
+        if (!distinct.has(id)) {
+          distinct.add(id);
+          storedBytesChunks += c.handle.length;
+          if (own) storedBytesNew += c.handle.length;
+        }
+      }
+      fileReports.push({ task: task.task, path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused });
     }
-    const reused = file.chunks.length > 0 && file.chunks.every((c) => c.createdBy < metadata.checkpointId);
-    return { task: task.task, path: file.path, size: file.size, chunks: file.chunks.length, storedBytes, reused, firstWrittenBy, lastWrittenBy: file.chunks.length === 0 ? firstWrittenBy : lastWrittenBy };
-  }));
-  const storedBytesNew = [...distinctNew.values()].reduce((a, b) => a + b, 0);
+  }
   return {
     ...summary,
-    location,
-    chunkSize: Math.max(...metadata.tasks.map((t) => t.chunkSize)),
+    location: store.location,
+    chunkSize,
     uniqueChunks: distinct.size,
     storedBytesNew,
-    storedBytesShared: summary.storedBytes - storedBytesNew,
+    storedBytesShared: storedBytesChunks - storedBytesNew,
     fileReports,
   };
 }

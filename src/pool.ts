@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { ChunkpointError, InternalError, InvalidInputError, deserializeError } from './errors.js';
+import { ChunkpointError, InternalError, InvalidInputError, abortedError, deserializeError } from './errors.js';
 import type { ResultFor, WorkerRequest, WorkerResponse } from './protocol.js';
 
 export interface PoolOptions {
@@ -16,9 +16,16 @@ export interface PoolOptions {
    * buffers (a few chunks).
    */
   tasksPerThread?: number;
+  /**
+   * Store reads a restore, verify or copy keeps in flight (default 8): more
+   * than the CPU threads, since a read mostly waits for the store. Each costs
+   * a chunk or two of scratch memory.
+   */
+  ioConcurrency?: number;
 }
 
 export const DEFAULT_TASKS_PER_THREAD = 2;
+export const DEFAULT_IO_CONCURRENCY = 8;
 
 export class WorkerPool {
   private piscinaInstance: Piscina | undefined;
@@ -30,6 +37,8 @@ export class WorkerPool {
    * thread between tasks. Bounded, so memory does not grow with the state.
    */
   readonly queueDepth: number;
+  /** Pack reads in flight for restores, scrubs and copies. */
+  readonly ioConcurrency: number;
   private closed = false;
 
   constructor(options: PoolOptions = {}) {
@@ -40,6 +49,11 @@ export class WorkerPool {
     }
     this.tasksPerThread = perThread;
     this.queueDepth = this.threads * (perThread + 1);
+    const io = options.ioConcurrency ?? DEFAULT_IO_CONCURRENCY;
+    if (!Number.isSafeInteger(io) || io < 1 || io > 256) {
+      throw new InvalidInputError('INVALID_IO_CONCURRENCY', `store reads in flight ${io} is out of range; use 1..256`);
+    }
+    this.ioConcurrency = io;
   }
 
   /** Threads start on first use: list, inspect and gc never need them. */
@@ -51,7 +65,9 @@ export class WorkerPool {
       maxThreads: this.threads,
       // Each running task has its own scratch set (workers/scratch.ts):
       // memory stays threads x tasks per thread x a few chunks.
-      concurrentTasksPerWorker: this.tasksPerThread,
+      // Coordinators bound what they keep in flight: CPU-bound work to tasksPerThread per
+      // thread, store reads to ioConcurrency in all.
+      concurrentTasksPerWorker: Math.max(this.tasksPerThread, Math.ceil(this.ioConcurrency / this.threads)),
       idleTimeout: 30_000,
     });
     return this.piscinaInstance;
@@ -65,7 +81,7 @@ export class WorkerPool {
     } catch (error) {
       if (error instanceof ChunkpointError) throw error;
       const message = error instanceof Error ? error.message : String(error);
-      if (signal?.aborted === true) throw new InternalError('ABORTED', `operation aborted: ${message}`, { cause: error });
+      if (signal?.aborted === true) throw abortedError(signal);
       throw new InternalError('WORKER_FAILED', `a worker thread failed while running '${request.op}': ${message}`, { cause: error });
     }
     if (!response.ok) throw deserializeError(response.error);

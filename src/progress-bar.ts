@@ -25,7 +25,7 @@ function frameOf(event: ChunkpointEvent): Frame | undefined {
     return { label: 'verify', value: event.bytesDone, total: event.bytesTotal, items: `${event.blobsDone}/${event.blobsTotal} blobs${event.problems > 0 ? `, ${event.problems} damaged` : ''}` };
   }
   if (event.type === 'copy.progress') return { label: 'copy', value: event.bytesDone, total: event.bytesTotal, items: `${event.objectsDone}/${event.objectsTotal} objects` };
-  if (event.type === 'gc.progress') return { label: 'gc', items: `${event.objectsScanned} objects scanned, ${event.blobsRemoved + event.incompleteRemoved} to remove (${formatBytes(event.bytesFreed)})` };
+  if (event.type === 'gc.progress') return { label: 'gc', items: `${event.objectsScanned} objects scanned, ${event.packsRemoved + event.incompleteRemoved} to remove (${formatBytes(event.bytesFreed)})` };
   return undefined;
 }
 

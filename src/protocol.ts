@@ -9,80 +9,133 @@
  */
 import type { CacheSpec } from './cache.js';
 import type { SerializedError } from './errors.js';
-import type { Handle } from './handle.js';
+import type { Area, Handle } from './format/names.js';
 import type { StagedObject, StoreSpec } from './store/store.js';
-
-export interface WriteChunkRequest {
-  op: 'writeChunk';
-  store: StoreSpec;
-  /** Absolute path of the state file the worker reads itself. */
-  file: string;
-  /** Relative path, for messages. */
-  relPath: string;
-  chunkIndex: number;
-  offset: number;
-  length: number;
-  /** The file as listed; a different size or mtime after reading means it changed under us. */
-  expect: { size: number; mtimeMs: number };
-  /** Store the blob in this task's `taskowned/` area instead of `shared/` (task-private files). */
-  owner?: string;
-  /** Task-local copy: also put the blob into this cache (room was reserved when `insert`). */
-  cache?: CacheUse;
-}
 
 /** How a task may use the local cache. */
 export interface CacheUse {
   spec: CacheSpec;
-  /** The coordinator reserved room: the worker may insert a missing entry. */
+  /** The coordinator reserved room: the worker may insert missing entries. */
   insert: boolean;
 }
 
-export interface WriteChunkResult {
-  op: 'writeChunk';
-  key: string;
-  rawLength: number;
-  handle: Handle;
-  /** False when an identical blob was already stored (deduplicated). */
-  created: boolean;
-  /**
-   * Set when this task wrote the blob: it is staged and becomes visible (and
-   * `created` final) only when the coordinator publishes the task's batch,
-   * durably, once for all blobs of the snapshot.
-   */
-  staged?: StagedObject;
-  /** Bytes this task wrote to the store (0 when deduplicated). */
-  bytesWritten: number;
-  /** Bytes this task added to the local cache. */
-  cacheInserted: number;
+/** A run of chunks of one state file, all to be stored. */
+export interface FileRun {
+  /** Absolute path of the state file the worker reads itself. */
+  file: string;
+  /** Relative path, for messages. */
+  relPath: string;
+  /** The file as listed; a different size or mtime after reading means it changed under us. */
+  expect: { size: number; mtimeMs: number };
+  chunks: { index: number; offset: number; length: number }[];
 }
 
+/**
+ * Snapshot: read runs of chunks, hash each, reuse it when the base holds its
+ * content (the shared dedupe table), else compress it and append it to a
+ * pack of this session, cutting a new pack when the next blob would pass
+ * `packSize`. Chunks of a file stay together and in file order.
+ */
+export interface WritePackRequest {
+  op: 'writePack';
+  store: StoreSpec;
+  area: Area;
+  task: string;
+  session: string;
+  runs: FileRun[];
+  packSize: number;
+  /** The base's reusable chunks (dedupe-index.ts), or none on a full snapshot. */
+  dedupe?: SharedArrayBuffer;
+  /** Task-local copy: also put every chunk stored into this cache. */
+  cache?: CacheUse;
+}
+
+/**
+ * One chunk's outcome, in request order: stored in a pack of this result
+ * (`repeat`: the same content as an earlier chunk of this request, stored
+ * once), or found in the base (an index into the dedupe table).
+ */
+export type WrittenChunk =
+  | { key: string; rawLength: number; pack: number; offset: number; length: number; repeat?: true }
+  | { key: string; rawLength: number; reused: number };
+
+export interface WritePackResult {
+  op: 'writePack';
+  /** Packs written (staged: visible after the coordinator publishes them). */
+  packs: { staged: StagedObject; blobs: number }[];
+  chunks: WrittenChunk[];
+  bytesRead: number;
+  /** Pack bytes written to the store. */
+  bytesWritten: number;
+  /** Raw bytes of the chunks stored (for the compression ratio). */
+  rawBytesNew: number;
+  /** Cache entries inserted (task-local copy), for the coordinator's index. */
+  inserted: { key: string; rawLength: number; size: number }[];
+}
+
+/** Where a chunk's raw bytes go in the restored state: one or more staged files (the same content may recur). */
+export interface ChunkTarget {
+  /** Absolute path of the staged file, already created by the coordinator. */
+  path: string;
+  offset: number;
+}
+
+export interface SpanBlob {
+  /** Offset of the blob in the pack, and its stored length. */
+  at: number;
+  length: number;
+  key: string;
+  rawLength: number;
+  targets: ChunkTarget[];
+  /** For messages: the first file and chunk index using it. */
+  where: string;
+}
+
+/**
+ * Restore: one ranged read of a pack, streamed: each blob is verified,
+ * decompressed and written to its targets as it arrives, so memory is a
+ * chunk, not a span.
+ */
+export interface RestoreSpanRequest {
+  op: 'restoreSpan';
+  store: StoreSpec;
+  key: string;
+  offset: number;
+  length: number;
+  /** In pack order, within [offset, offset + length). */
+  blobs: SpanBlob[];
+  /** Insert every blob into this cache (room was reserved). */
+  cache?: CacheSpec;
+}
+
+export interface RestoreSpanResult {
+  op: 'restoreSpan';
+  bytesFetched: number;
+  /** Cache entries inserted: their content key, raw length and size, for the coordinator's index. */
+  inserted: { key: string; rawLength: number; size: number }[];
+}
+
+/** Restore of one chunk the local cache holds: verified there; fetched alone from the store if the entry fails. */
 export interface RestoreChunkRequest {
   op: 'restoreChunk';
   store: StoreSpec;
   handle: Handle;
   key: string;
   rawLength: number;
-  /** Absolute path of the staged file, already created by the coordinator. */
-  target: string;
-  fileOffset: number;
-  relPath: string;
-  chunkIndex: number;
-  /** Look in this cache first; add what is fetched when `insert`. */
-  cache?: CacheUse;
+  targets: ChunkTarget[];
+  where: string;
+  cache: CacheSpec;
 }
 
 export interface RestoreChunkResult {
   op: 'restoreChunk';
   source: 'cache' | 'remote';
-  /** Stored (possibly compressed) bytes fetched from the store. */
+  /** Stored bytes fetched from the store. */
   bytesFetched: number;
   /** Stored bytes read from the local cache and used. */
   bytesFromCache: number;
-  /** Bytes this task added to the local cache. */
-  cacheInserted: number;
-  /** A cache entry failed verification and was deleted (then refetched). */
+  /** The cache entry failed verification and was dropped; the chunk came from the store. */
   cacheDropped: boolean;
-  rawLength: number;
 }
 
 /** Restore in place: does this range of an existing file hold the chunk with this key? */
@@ -100,44 +153,46 @@ export interface VerifyRangeResult {
   match: boolean;
 }
 
-/** Scrub: fetch one blob from the store and run every check a restore would. */
-export interface CheckBlobRequest {
-  op: 'checkBlob';
+/** Scrub: read a span of a pack and run every check a restore would on each blob, writing nothing. */
+export interface CheckSpanRequest {
+  op: 'checkSpan';
   store: StoreSpec;
-  handle: Handle;
   key: string;
-  rawLength: number;
+  offset: number;
+  length: number;
+  blobs: { at: number; length: number; key: string; rawLength: number }[];
 }
 
-export interface CheckBlobResult {
-  op: 'checkBlob';
-  /** Stored bytes fetched. */
+export interface CheckSpanResult {
+  op: 'checkSpan';
   bytesFetched: number;
-  /** What is wrong with the blob (missing or corrupt), as data so a scrub reports every problem. */
-  problem?: { code: string; message: string };
+  /** Blobs that failed (by offset), as data so a scrub reports every problem. */
+  problems: { at: number; code: string; message: string }[];
 }
 
-/** Copy one object between job roots (chunkpoint copy); blobs are verified on the way. */
+/** Copy one object between job roots (chunkpoint copy); packs are verified on the way (header, every blob, trailer). */
 export interface CopyObjectRequest {
   op: 'copyObject';
   from: StoreSpec;
   to: StoreSpec;
   key: string;
-  /** Size listed at the source; a different size read means the source changed under the copy. */
+  /** Size the source checkpoint records (or lists); a different size read means damage or a change under the copy. */
   size: number;
   durable: boolean;
 }
 
 export interface CopyObjectResult {
   op: 'copyObject';
-  /** Bytes written to the destination (0 when an identical object appeared there meanwhile). */
+  /** Bytes written to the destination (0 when an identical object was there already). */
   bytesCopied: number;
-  /** The object was verified as a blob (header, length, content key). */
+  /** The object was verified as a pack. */
   verified: boolean;
+  /** Staged at the destination: the coordinator publishes the batch. */
+  staged?: StagedObject;
 }
 
-export type WorkerRequest = WriteChunkRequest | RestoreChunkRequest | VerifyRangeRequest | CheckBlobRequest | CopyObjectRequest;
-export type WorkerResult = WriteChunkResult | RestoreChunkResult | VerifyRangeResult | CheckBlobResult | CopyObjectResult;
+export type WorkerRequest = WritePackRequest | RestoreSpanRequest | RestoreChunkRequest | VerifyRangeRequest | CheckSpanRequest | CopyObjectRequest;
+export type WorkerResult = WritePackResult | RestoreSpanResult | RestoreChunkResult | VerifyRangeResult | CheckSpanResult | CopyObjectResult;
 
 export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
 

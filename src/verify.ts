@@ -1,19 +1,30 @@
 /**
  * Scrubbing a committed checkpoint (RocksDB's VerifyBackup, restic's
- * `check --read-data-subset`): every distinct blob it references, or a
- * sample of them, is fetched by a worker and checked as a restore would
- * check it. Unlike a restore it does not stop at the first problem: the
- * report lists every missing or corrupt blob with the files that use it.
+ * `check --read-data-subset`). Two levels:
+ *
+ * - Always, for every task: the manifest is read and checked, and one
+ *   listing shows whether every pack the checkpoint references is in the
+ *   store at the size it recorded (a pack deleted or truncated behind
+ *   chunkpoint's back is found without reading any data).
+ * - Every blob, or a seeded sample of them, is then read (coalesced pack
+ *   reads on the worker pool) and checked as a restore would check it.
+ *
+ * Unlike a restore it does not stop at the first problem: the report lists
+ * every missing or damaged pack and blob with the files that use it.
  */
-import { InvalidInputError } from './errors.js';
-import { checkpointDirName, handleKey, type Handle } from './handle.js';
-import type { CheckpointMetadata } from './metadata.js';
+import { loadManifest } from './checkpoint.js';
+import type { Hasher } from './format/content-key.js';
+import { CorruptDataError, InvalidInputError, checkAborted } from './errors.js';
+import type { CheckpointMetadata } from './format/metadata.js';
+import type { TaskManifest } from './format/manifest.js';
+import { checkpointDirName } from './format/names.js';
 import { forEachBounded, type WorkerPool } from './pool.js';
+import { planReads, type PlannedBlob } from './restore/plan.js';
 import type { Store } from './store/store.js';
 import type { ProgressSink, VerifyProgress } from './events.js';
 
 export interface VerifyOptions {
-  /** Fraction of the distinct blobs to check, in (0, 1] (default 1: all). */
+  /** Fraction of the distinct blobs to read, in (0, 1] (default 1: all). Packs are always checked for presence and size. */
   sample?: number;
   /** Picks the sample; the same seed picks the same blobs (default: random, reported). */
   sampleSeed?: number;
@@ -27,12 +38,12 @@ export interface ChunkUse {
 }
 
 export interface VerifyProblem {
-  /** CHUNK_MISSING or CHUNK_CORRUPT. */
+  /** CHUNK_CORRUPT, CHUNK_MISSING, PACK_MISSING, PACK_SIZE, MANIFEST_…, … */
   code: string;
-  /** Store key of the blob, relative to the job root. */
-  blob: string;
+  /** What is damaged: `<pack key>` or `<pack key>@<offset>` or a manifest key, relative to the job root. */
+  object: string;
   message: string;
-  /** Files and chunk indexes that need this blob (the first 20). */
+  /** Files and chunk indexes that need it (the first 20). */
   usedBy: ChunkUse[];
   /** How many chunks need it in all. */
   uses: number;
@@ -42,6 +53,9 @@ export interface VerifyResult {
   checkpointId: number;
   checkpoint: string;
   location: string;
+  /** Packs the checkpoint references, and how many were found whole (present, right size). */
+  packs: number;
+  packsPresent: number;
   /** Distinct blobs the checkpoint references. */
   blobs: number;
   blobsChecked: number;
@@ -58,9 +72,15 @@ export interface VerifyResult {
 
 const MAX_USES_LISTED = 20;
 
+interface Blob extends PlannedBlob {
+  usedBy: ChunkUse[];
+  uses: number;
+}
+
 export async function verifyCheckpoint(
   pool: WorkerPool,
   store: Store,
+  hasher: Hasher,
   metadata: CheckpointMetadata,
   options: VerifyOptions = {},
   progress?: ProgressSink<VerifyProgress & { checkpoint: string }>,
@@ -69,36 +89,68 @@ export async function verifyCheckpoint(
   const sample = options.sample ?? 1;
   if (!(sample > 0 && sample <= 1)) throw new InvalidInputError('INVALID_SAMPLE', `sample ${sample} is not a fraction in (0, 1]; use e.g. 0.1 to check a tenth of the blobs`);
   const seed = options.sampleSeed ?? Math.floor(Math.random() * 2 ** 32);
+  const problems: VerifyProblem[] = [];
 
-  interface Blob {
-    handle: Handle;
-    key: string;
-    rawLength: number;
-    usedBy: ChunkUse[];
-    uses: number;
-  }
-  const blobs = new Map<string, Blob>();
+  const manifests: TaskManifest[] = [];
   for (const task of metadata.tasks) {
-    for (const file of task.files) {
+    try {
+      manifests.push((await loadManifest(store, task, hasher)).manifest);
+    } catch (error) {
+      if (!(error instanceof CorruptDataError)) throw error;
+      problems.push({ code: error.code, object: task.manifest.key, message: error.message, usedBy: [], uses: 0 });
+    }
+  }
+
+  // Presence and size of every pack: one listing.
+  const stored = new Map<string, number>();
+  for (const prefix of ['shared/', 'taskowned/']) for await (const o of store.list(prefix)) stored.set(o.key, o.size);
+  const expected = new Map(metadata.tasks.flatMap((t) => t.packs.map((p) => [p.key, p.size] as const)));
+  const whole = new Set<string>();
+  const blobs = new Map<string, Blob>();
+  for (const m of manifests) {
+    for (const file of m.files) {
       for (const [index, chunk] of file.chunks.entries()) {
-        const key = handleKey(chunk.handle);
-        let blob = blobs.get(key);
+        const pack = `${chunk.handle.area}/${chunk.handle.name}`;
+        const id = `${pack}@${chunk.handle.offset}`;
+        let blob = blobs.get(id);
         if (blob === undefined) {
-          blob = { handle: chunk.handle, key: chunk.key, rawLength: chunk.rawLength, usedBy: [], uses: 0 };
-          blobs.set(key, blob);
+          blob = { at: chunk.handle.offset, length: chunk.handle.length, key: chunk.key, rawLength: chunk.rawLength, targets: [], where: `chunk ${index} of ${file.path}`, handle: chunk.handle, usedBy: [], uses: 0 };
+          blobs.set(id, blob);
         }
         blob.uses++;
-        if (blob.usedBy.length < MAX_USES_LISTED) blob.usedBy.push({ task: task.task, path: file.path, chunk: index });
+        if (blob.usedBy.length < MAX_USES_LISTED) blob.usedBy.push({ task: m.task, path: file.path, chunk: index });
       }
     }
   }
-  const chosen = sample === 1 ? [...blobs] : [...blobs].filter(([, b]) => sampled(b.key, seed, sample));
+  const usersOf = (pack: string): { usedBy: ChunkUse[]; uses: number } => {
+    const usedBy: ChunkUse[] = [];
+    let uses = 0;
+    for (const [id, b] of blobs) {
+      if (!id.startsWith(`${pack}@`)) continue;
+      uses += b.uses;
+      for (const u of b.usedBy) if (usedBy.length < MAX_USES_LISTED) usedBy.push(u);
+    }
+    return { usedBy, uses };
+  };
+  for (const [key, size] of expected) {
+    const found = stored.get(key);
+    if (found === size) {
+      whole.add(key);
+      continue;
+    }
+    const message = found === undefined ? `pack ${key} is missing from ${store.location}` : `pack ${key} is ${found} bytes in ${store.location}, not the ${size} the checkpoint recorded (truncated, overwritten or replaced)`;
+    problems.push({ code: found === undefined ? 'PACK_MISSING' : 'PACK_SIZE', object: key, message, ...usersOf(key) });
+  }
 
+  // Blob contents: all, or a seeded sample, of those in packs that are there at all.
+  const readable = [...blobs.values()].filter((b) => stored.has(`${b.handle.area}/${b.handle.name}`));
+  const chosen = sample === 1 ? readable : readable.filter((b) => sampled(b.key, seed, sample));
+  const plan = planReads(chosen, () => false);
+  const byAt = new Map<string, Blob>(chosen.map((b) => [`${b.handle.area}/${b.handle.name}@${b.at}`, b as Blob]));
   let bytesChecked = 0;
   let bytesDone = 0;
   let blobsDone = 0;
-  const bytesTotal = chosen.reduce((sum, [, b]) => sum + b.handle.length, 0);
-  const problems: VerifyProblem[] = [];
+  const bytesTotal = plan.spans.reduce((sum, s) => sum + s.length, 0);
   const figures = (): VerifyProgress & { checkpoint: string } => ({
     checkpoint: checkpointDirName(metadata.checkpointId),
     bytesDone,
@@ -109,21 +161,29 @@ export async function verifyCheckpoint(
     problems: problems.length,
   });
   progress?.update(figures, true);
-  await forEachBounded(chosen, pool.queueDepth, async ([objectKey, blob]) => {
-    options.signal?.throwIfAborted();
-    const result = await pool.run({ op: 'checkBlob', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength }, options.signal);
+  await forEachBounded(plan.spans, pool.ioConcurrency, async (span) => {
+    checkAborted(options.signal);
+    const result = await pool.run(
+      { op: 'checkSpan', store: store.spec, key: span.key, offset: span.offset, length: span.length, blobs: span.blobs.map(({ at, length, key, rawLength }) => ({ at, length, key, rawLength })) },
+      options.signal,
+    );
     bytesChecked += result.bytesFetched;
-    if (result.problem !== undefined) problems.push({ ...result.problem, blob: objectKey, usedBy: blob.usedBy, uses: blob.uses });
-    bytesDone += blob.handle.length;
-    blobsDone++;
+    for (const p of result.problems) {
+      const blob = byAt.get(`${span.key}@${p.at}`);
+      problems.push({ code: p.code, object: `${span.key}@${p.at}`, message: blob === undefined ? p.message : `${blob.where}: ${p.message}`, usedBy: blob?.usedBy ?? [], uses: blob?.uses ?? 0 });
+    }
+    bytesDone += span.length;
+    blobsDone += span.blobs.length;
     progress?.update(figures);
   });
   progress?.update(figures, true);
-  problems.sort((a, b) => a.blob.localeCompare(b.blob));
+  problems.sort((a, b) => a.object.localeCompare(b.object));
   return {
     checkpointId: metadata.checkpointId,
     checkpoint: checkpointDirName(metadata.checkpointId),
     location: store.location,
+    packs: expected.size,
+    packsPresent: whole.size,
     blobs: blobs.size,
     blobsChecked: chosen.length,
     bytesChecked,

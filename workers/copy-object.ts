@@ -1,39 +1,68 @@
 /**
- * Copy side of a worker: read one object from a source job root, verify it
- * when it is a blob, and write it to the destination job root (no overwrite).
- * The bytes go straight from one store to the other inside this thread.
+ * Copy side of a worker: stream one pack from a source job root to a
+ * destination, checking it on the way — its header, every blob against the
+ * trailer's index (header, decompression, content key), and the trailer
+ * itself — so a copy never spreads damage. Bytes go store to store inside
+ * this thread, a blob at a time.
  */
-import { parseBlobKey, verifyBlob } from '../src/blob.js';
-import { loadHasher } from '../src/content-key.js';
-import { ConflictError } from '../src/errors.js';
+import { ConflictError, CorruptDataError } from '../src/errors.js';
+import { decodeBlob } from '../src/format/blob.js';
+import { loadHasher } from '../src/format/content-key.js';
+import { PACK_FOOTER_SIZE, PACK_HEADER_SIZE, checkPackHeader, decodePackFooter, decodePackTrailer } from '../src/format/pack.js';
 import type { CopyObjectRequest, CopyObjectResult } from '../src/protocol.js';
+import type { ObjectWriter } from '../src/store/store.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
+import { readFully } from './restore-span.js';
 
 const hasher = await loadHasher();
+/** One read of a pack's tail usually holds its whole trailer (2,000 entries). */
+const TAIL_READ = 64 * 1024;
 
 export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Promise<CopyObjectResult> {
   const from = storeFor(req.from);
   const to = storeFor(req.to);
   const where = `${from.location}/${req.key}`;
-  const data = await from.get(req.key);
-  if (data.byteLength !== req.size) {
-    throw new ConflictError('SOURCE_CHANGED', `${where} changed while being copied (${req.size} bytes listed, ${data.byteLength} read); stop writers and gc on the source job and copy again`, {
-      details: { where },
-    });
-  }
-  const blob = parseBlobKey(req.key);
-  if (blob !== undefined) verifyBlob(data, blob, hasher, where, scratch.buffer('raw', blob.rawLength));
-  const put = await to.put(req.key, [data], { ifAbsent: true, durable: req.durable, syncName: false });
-  if (put === 'exists') {
-    const there = await to.stat(req.key);
-    // Blobs are named by content: the same name and size is the same blob. Anything else is someone else's object.
-    if (there?.size !== data.byteLength) {
-      throw new ConflictError('COPY_CONFLICT', `${to.location}/${req.key} already exists with other content (${there?.size ?? 0} bytes, not ${data.byteLength}); copy into an empty or matching job root`, {
-        details: { where: `${to.location}/${req.key}` },
-      });
+  if (req.size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE) throw damaged(where, `is ${req.size} bytes, too short for a pack`);
+  let tail = await from.get(req.key, { offset: Math.max(0, req.size - TAIL_READ), length: Math.min(req.size, TAIL_READ) });
+  if (tail.byteLength !== Math.min(req.size, TAIL_READ)) throw changed(where, req.size);
+  const { count, entriesOffset } = decodePackFooter(tail.subarray(tail.byteLength - PACK_FOOTER_SIZE), req.size, where);
+  const trailerLength = req.size - entriesOffset;
+  if (trailerLength > tail.byteLength) tail = await from.get(req.key, { offset: entriesOffset, length: trailerLength });
+  const trailer = tail.subarray(tail.byteLength - trailerLength);
+  const entries = decodePackTrailer(trailer, req.size, hasher, where);
+  if (entries.length !== count) throw damaged(where, 'has an inconsistent trailer');
+
+  const reader = await from.openReader(req.key, { offset: 0, length: entriesOffset });
+  let writer: ObjectWriter | undefined;
+  try {
+    const header = scratch.buffer('header', PACK_HEADER_SIZE);
+    if ((await readFully(reader, header)) !== PACK_HEADER_SIZE) throw changed(where, req.size);
+    checkPackHeader(header, hasher, where);
+    writer = await to.createWriter(req.key);
+    await writer.write([header]);
+    for (const entry of entries) {
+      const blob = scratch.buffer('blob', entry.length);
+      if ((await readFully(reader, blob)) !== entry.length) throw changed(where, req.size);
+      decodeBlob(blob, entry, hasher, (n) => scratch.buffer('raw', n), `blob at ${entry.offset} of pack ${where}`);
+      await writer.write([blob]);
     }
-    return { op: 'copyObject', bytesCopied: 0, verified: blob !== undefined };
+    await writer.write([trailer]);
+    const staged = await writer.finish();
+    writer = undefined;
+    return { op: 'copyObject', bytesCopied: staged.size, verified: true, staged };
+  } finally {
+    await reader.close();
+    await writer?.abort();
   }
-  return { op: 'copyObject', bytesCopied: data.byteLength, verified: blob !== undefined };
+}
+
+function damaged(where: string, why: string): CorruptDataError {
+  return new CorruptDataError('PACK_CORRUPT', `pack ${where} ${why}; nothing of it was copied. Copy only intact job roots (run verify on the source)`, { details: { where } });
+}
+
+function changed(where: string, size: number): ConflictError {
+  return new ConflictError('SOURCE_CHANGED', `${where} is not the ${size} bytes the source checkpoint records (it changed or was truncated while being copied); stop writers and gc on the source job, verify it, and copy again`, {
+    details: { where },
+  });
 }

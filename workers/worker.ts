@@ -5,12 +5,13 @@
  */
 import { InternalError, serializeError } from '../src/errors.js';
 import type { WorkerRequest, WorkerResponse, WorkerResult } from '../src/protocol.js';
-import { checkBlob } from './check-blob.js';
+import { checkSpan } from './check-span.js';
 import { copyObject } from './copy-object.js';
 import { restoreChunk } from './restore-chunk.js';
+import { restoreSpan } from './restore-span.js';
 import { withScratch, type Scratch } from './scratch.js';
 import { verifyRange } from './verify-range.js';
-import { writeChunk } from './write-chunk.js';
+import { writePack } from './write-pack.js';
 
 export default async function handle(request: WorkerRequest): Promise<WorkerResponse> {
   try {
@@ -22,14 +23,16 @@ export default async function handle(request: WorkerRequest): Promise<WorkerResp
 
 async function dispatch(request: WorkerRequest, scratch: Scratch): Promise<WorkerResult> {
   switch (request.op) {
-    case 'writeChunk':
-      return writeChunk(request, scratch);
+    case 'writePack':
+      return writePack(request, scratch);
+    case 'restoreSpan':
+      return restoreSpan(request, scratch);
     case 'restoreChunk':
       return restoreChunk(request, scratch);
     case 'verifyRange':
       return verifyRange(request, scratch);
-    case 'checkBlob':
-      return checkBlob(request, scratch);
+    case 'checkSpan':
+      return checkSpan(request, scratch);
     case 'copyObject':
       return copyObject(request, scratch);
     default: {

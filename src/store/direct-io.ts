@@ -183,3 +183,110 @@ async function writeParts(fh: FileHandle, parts: readonly Uint8Array[]): Promise
     position += p.byteLength;
   }
 }
+
+/** Bytes an appender gathers before one write: large enough that direct writes stream, small enough per concurrent writer. */
+const APPEND_BLOCK = 1024 * 1024;
+
+/**
+ * Appends to a new file through page-aligned memory: full 1 MiB blocks go
+ * direct (where the filesystem allows), the final tail buffered. A pack is
+ * written this way as it is built, so memory is one block per writer
+ * whatever the pack size. The caller syncs the file when it must be durable.
+ */
+export class FileAppender {
+  private position = 0;
+  private filled = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly path: string,
+    private fh: FileHandle,
+    private direct: boolean,
+    private readonly block: Buffer,
+  ) {}
+
+  /** Creates `path` (a fresh temp name: it must not exist). */
+  static async create(path: string, mode: number): Promise<FileAppender> {
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    if (wantsDirect(APPEND_BLOCK)) {
+      const direct = await openDirect(path, flags, mode);
+      if (direct !== undefined) return new FileAppender(path, direct, true, acquire(APPEND_BLOCK));
+      await unlink(path).catch(() => undefined);
+    }
+    return new FileAppender(path, await open(path, flags, mode), false, acquire(APPEND_BLOCK));
+  }
+
+  /** Bytes appended so far. */
+  get size(): number {
+    return this.position + this.filled;
+  }
+
+  async write(parts: readonly Uint8Array[]): Promise<void> {
+    for (const part of parts) {
+      let from = 0;
+      while (from < part.byteLength) {
+        const n = Math.min(part.byteLength - from, APPEND_BLOCK - this.filled);
+        this.block.set(part.subarray(from, from + n), this.filled);
+        this.filled += n;
+        from += n;
+        if (this.filled === APPEND_BLOCK) await this.flushBlock();
+      }
+    }
+  }
+
+  /** Writes what is left and closes the file. */
+  async finish(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const aligned = this.direct ? this.filled - (this.filled % DIRECT_ALIGN) : this.filled;
+      if (aligned > 0) await this.writeOut(this.block.subarray(0, aligned));
+      const tail = this.block.subarray(aligned, this.filled);
+      this.filled = 0;
+      if (tail.byteLength > 0) {
+        // The tail is not a whole block: direct I/O cannot write it, the page cache can.
+        const fh = await open(this.path, constants.O_WRONLY | constants.O_NOFOLLOW);
+        try {
+          await writeAt(fh, tail, this.position);
+        } finally {
+          await fh.close();
+        }
+        this.position += tail.byteLength;
+      }
+      counts[this.direct ? 'direct' : 'buffered']++;
+    } finally {
+      await this.close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private async flushBlock(): Promise<void> {
+    await this.writeOut(this.block.subarray(0, APPEND_BLOCK));
+    this.filled = 0;
+  }
+
+  private async writeOut(data: Buffer): Promise<void> {
+    try {
+      await writeAt(this.fh, data, this.position);
+    } catch (error) {
+      if (!this.direct || errnoOf(error) !== 'EINVAL') throw error;
+      // Accepted at open, refused at write: go on buffered, from the same position.
+      directRefused = true;
+      this.direct = false;
+      await this.fh.close();
+      this.fh = await open(this.path, constants.O_WRONLY | constants.O_NOFOLLOW);
+      await writeAt(this.fh, data, this.position);
+    }
+    this.position += data.byteLength;
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    release(this.block);
+    await this.fh.close();
+  }
+}

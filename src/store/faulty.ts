@@ -17,53 +17,16 @@
  * server's reply is on its way. Retrying such a put-if-absent finds its own
  * object — the case `RetryingStore` must handle.
  */
-import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
 import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../errors.js';
 import { prng } from '../random.js';
-import { FsStore, TEMP_PREFIX } from './fs.js';
-import type { ByteRange, ObjectInfo, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
+import type { TearHook } from './fs.js';
+import type { FaultRates, FaultSpec, StoreOperation } from './spec.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
 
-export const STORE_OPERATIONS = ['put', 'stage', 'publish', 'get', 'stat', 'list', 'listIncomplete', 'delete', 'touch', 'syncNames', 'exists'] as const;
-export type StoreOperation = (typeof STORE_OPERATIONS)[number];
-
-/** Probability of a fault per call, by operation; '*' covers the operations not named. */
-export type FaultRates = Partial<Record<StoreOperation | '*', number>>;
-
-export interface FaultSpec {
-  seed: number;
-  /** Transient failures (retried by `RetryingStore`). */
-  transient?: FaultRates;
-  /** Permanent failures (fail at once; for testing clean failure). */
-  permanent?: FaultRates;
-  /** Share of write faults (put, stage, publish, delete, touch) that strike after the write took effect (default 0.5). */
-  lostResponse?: number;
-  /** Each call first waits a random 0..maxLatencyMs milliseconds (default 0). */
-  maxLatencyMs?: number;
-  /**
-   * Permanent faults look like this filesystem error (e.g. 'ENOSPC', 'EACCES',
-   * 'EIO'), as the directory store reports it, instead of a generic injected fault.
-   */
-  errno?: string;
-  /** In a worker thread, the thread dies (exits) before the operation: a crash mid-chunk. Never in the main thread. */
-  workerExit?: FaultRates;
-  /**
-   * Directory stores only, `put` and `stage`: a torn write, as a crash mid-write
-   * leaves it — part of the object lands in a temp file that stays behind,
-   * and the put fails transiently. Drawn only when set, so the other faults
-   * of a seed stay the same with or without it.
-   */
-  torn?: number;
-  /**
-   * Announce every injected fault on the FAULT_REPORT_CHANNEL broadcast
-   * channel, so one listener per process can count the faults of all its
-   * worker threads (the stress harness does).
-   */
-  report?: boolean;
-}
+export type { FaultRates, FaultSpec, StoreOperation } from './spec.js';
+export { STORE_OPERATIONS } from './spec.js';
 
 /** Name of the BroadcastChannel that `report: true` faults are announced on. */
 export const FAULT_REPORT_CHANNEL = 'chunkpoint:injected-faults';
@@ -87,7 +50,7 @@ function announce(report: FaultReport): void {
 
 /** Listings fail, if at all, at the start or at the boundaries of pages of this many objects (as S3 pages do). */
 const LIST_PAGE = 1000;
-const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'stage', 'publish', 'delete', 'touch']);
+const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'write', 'publish', 'delete']);
 
 export interface FaultCounts {
   transient: number;
@@ -114,33 +77,40 @@ export class FaultyStore implements Store {
   }
 
   async put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult> {
-    await this.maybeTear('put', key, parts);
     return this.around('put', key, () => this.inner.put(key, parts, options));
   }
 
-  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
-    await this.maybeTear('stage', key, parts);
-    return this.around('stage', key, () => this.inner.stage(key, parts));
+  /** Faults strike when the object is finished (before or after it landed), as a failed upload does. */
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const inner = await this.around('write', key, () => this.inner.createWriter(key));
+    return {
+      key,
+      get size() {
+        return inner.size;
+      },
+      write: (parts) => inner.write(parts),
+      finish: () => this.around('write', key, () => inner.finish()),
+      abort: () => inner.abort(),
+    };
   }
 
-  private async maybeTear(op: 'put' | 'stage', key: string, parts: readonly Uint8Array[]): Promise<void> {
+  /**
+   * The decision half of torn writes, for a directory store to call (it owns
+   * the mechanics, see FsStore.tear): a seeded draw, counted and reported
+   * like every other injected fault.
+   */
+  tearHook(): TearHook | undefined {
     const torn = this.faults.torn;
-    if (torn === undefined || !(this.inner instanceof FsStore) || this.random() >= torn) return;
-    await this.delay();
-    // The temp name is the one a real crash would leave: never listed as an object, swept by gc.
-    const partial = join(dirname(this.inner.pathOf(key)), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
-    const bytes = Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
-    try {
-      await writeFile(partial, bytes.subarray(0, Math.floor(bytes.byteLength / 2)));
-    } catch {
-      // The fan-out directory may not exist yet; the write fails all the same.
-    }
-    this.injected.torn++;
-    injectedInThisThread.torn++;
-    if (this.faults.report === true) announce({ kind: 'torn', operation: op });
-    throw new StoreUnavailableError('STORE_FAULT_INJECTED', `injected torn write: ${op} of ${this.location}/${key} stopped half-way, leaving a temp file (fault injection seed ${this.faults.seed})`, {
-      details: { where: `${this.location}/${key}`, operation: op, injected: true, transient: true },
-    });
+    if (torn === undefined) return undefined;
+    return (op, key) => {
+      if (this.random() >= torn) return undefined;
+      this.injected.torn++;
+      injectedInThisThread.torn++;
+      if (this.faults.report === true) announce({ kind: 'torn', operation: op });
+      return new StoreUnavailableError('STORE_FAULT_INJECTED', `injected torn write: ${op} of ${this.location}/${key} stopped half-way, leaving a temp file (fault injection seed ${this.faults.seed})`, {
+        details: { where: `${this.location}/${key}`, operation: op, injected: true, transient: true, torn: true },
+      });
+    };
   }
 
   async publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]> {
@@ -151,6 +121,15 @@ export class FaultyStore implements Store {
     return this.around('get', key, () => this.inner.get(key, range, into));
   }
 
+  /** Faults strike at the open and at any read: a connection that drops mid-body. */
+  async openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
+    const inner = await this.around('read', key, () => this.inner.openReader(key, range));
+    return {
+      read: (into) => this.around('read', key, () => inner.read(into)),
+      close: () => inner.close(),
+    };
+  }
+
   async stat(key: string): Promise<ObjectInfo | undefined> {
     return this.around('stat', key, () => this.inner.stat(key));
   }
@@ -159,16 +138,12 @@ export class FaultyStore implements Store {
     return this.listing('list', prefix, this.inner.list(prefix));
   }
 
-  listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
+  listIncomplete(prefix: string): AsyncIterable<IncompleteWrite> {
     return this.listing('listIncomplete', prefix, this.inner.listIncomplete(prefix));
   }
 
   async delete(keys: readonly string[]): Promise<void> {
     return this.around('delete', keys[0] ?? '', () => this.inner.delete(keys));
-  }
-
-  async touch(keys: readonly string[]): Promise<void> {
-    return this.around('touch', keys[0] ?? '', () => this.inner.touch(keys));
   }
 
   async syncNames(keys: readonly string[]): Promise<void> {
@@ -194,7 +169,7 @@ export class FaultyStore implements Store {
     throw this.fault(fault, op, key, false);
   }
 
-  private async *listing(op: StoreOperation, prefix: string, objects: AsyncIterable<ObjectInfo>): AsyncIterable<ObjectInfo> {
+  private async *listing<T>(op: StoreOperation, prefix: string, objects: AsyncIterable<T>): AsyncIterable<T> {
     await this.delay();
     let count = 0;
     for await (const object of objects) {

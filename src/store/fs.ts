@@ -2,23 +2,28 @@
  * The local-directory store: a job root is a directory, keys are relative
  * file paths below it.
  *
- * Writes go to a hidden temp file in the destination directory and become
- * visible in one atomic step: `link()` for put-if-absent (it fails with EEXIST
- * instead of replacing, which `rename()` cannot promise), `rename()` otherwise.
- * So a reader, or a process killed mid-write, never sees a partial object.
+ * Writes go to a hidden temp file (`.tmp-<id>`, the id carrying its start
+ * time) in the destination directory and become visible in one atomic step:
+ * `link()` for put-if-absent (it fails with EEXIST instead of replacing,
+ * which `rename()` cannot promise), `rename()` otherwise. So a reader, or a
+ * process killed mid-write, never sees a partial object.
+ *
+ * Nothing here follows a symbolic link or opens anything but a regular file:
+ * every open is O_NOFOLLOW | O_NONBLOCK and checked with fstat, so a link
+ * planted in the store cannot lead a delete or a read outside the job root,
+ * and a FIFO cannot hang a reader. Files are created owner-only (0600, 0700
+ * directories): checkpoints hold the state of a database.
  */
-import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { ConflictError, CorruptDataError, InvalidInputError, errnoOf, storeIoError } from '../errors.js';
-import { printable, unsafeNameReason } from '../handle.js';
-import { notFound, type ByteRange, type FsStoreSpec, type ObjectInfo, type PublishOptions, type PutOptions, type PutResult, type StagedObject, type Store } from './store.js';
+import { AREAS, TEMP_PREFIX, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
-import { createWithContent } from './direct-io.js';
-
-/** Prefix of in-progress writes; never a valid object name, and swept by gc. */
-export const TEMP_PREFIX = '.tmp-';
+import { FileAppender } from './direct-io.js';
+import { notFound } from './not-found.js';
+import type { FsStoreSpec } from './spec.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from './store.js';
 
 /**
  * fsyncs in flight while publishing a batch: enough for the filesystem to
@@ -26,11 +31,24 @@ export const TEMP_PREFIX = '.tmp-';
  * threads (4 by default, shared with every other file operation) to others.
  */
 const PUBLISH_CONCURRENCY = 4;
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Decides whether a write is torn (fault injection: a crash mid-write). When
+ * it returns an error, the store leaves half of the bytes in the temp file,
+ * as a crash would, and throws it. The store owns the mechanics, so no
+ * wrapper reaches into its files.
+ */
+export type TearHook = (operation: 'put' | 'write', key: string) => Error | undefined;
 
 export class FsStore implements Store {
   readonly spec: FsStoreSpec;
   readonly location: string;
   private readonly root: string;
+  /** Set by fault injection only. */
+  tear: TearHook | undefined;
 
   constructor(spec: FsStoreSpec) {
     this.spec = spec;
@@ -51,13 +69,26 @@ export class FsStore implements Store {
     return full;
   }
 
+  /** A fresh temp file's path beside `key`, and its key. */
+  tempFor(key: string): { path: string; key: string } {
+    const name = tempName(key);
+    const dirKey = key.slice(0, key.length - basename(key).length);
+    return { path: join(dirname(this.pathOf(key)), name), key: `${dirKey}${name}` };
+  }
+
   async put(key: string, parts: readonly Uint8Array[], options: PutOptions = {}): Promise<PutResult> {
     const final = this.pathOf(key);
     const dir = dirname(final);
-    const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const tmp = this.tempFor(key).path;
     try {
-      const fh = await createTemp(tmp, dir);
+      const fh = await createIn(dir, () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE), this.root);
       try {
+        const torn = this.tear?.('put', key);
+        if (torn !== undefined) {
+          const bytes = Buffer.concat(parts);
+          await writeAll(fh, [bytes.subarray(0, Math.floor(bytes.byteLength / 2))]);
+          throw torn;
+        }
         await writeAll(fh, parts);
         if (options.durable === true) await fh.datasync();
       } finally {
@@ -80,23 +111,56 @@ export class FsStore implements Store {
       if (options.durable === true && options.syncName !== false && result !== 'exists') await fsyncDir(dir);
       return result;
     } catch (error) {
-      await rm(tmp, { force: true }).catch(() => undefined);
+      if (!isTorn(error)) await rm(tmp, { force: true }).catch(() => undefined);
       throw storeIoError('writing', `${this.location}/${key}`, error);
     }
   }
 
-  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
-    const final = this.pathOf(key);
-    const dir = dirname(final);
-    const name = `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`;
-    const tmp = join(dir, name);
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const dir = dirname(this.pathOf(key));
+    const temp = this.tempFor(key);
+    let appender: FileAppender;
     try {
-      await createStaged(tmp, dir, parts);
+      appender = await createIn(dir, () => FileAppender.create(temp.path, FILE_MODE), this.root);
     } catch (error) {
-      await rm(tmp, { force: true }).catch(() => undefined);
       throw storeIoError('writing', `${this.location}/${key}`, error);
     }
-    return { key, token: `${key.slice(0, key.length - basename(key).length)}${name}`, size: parts.reduce((sum, p) => sum + p.byteLength, 0) };
+    const location = this.location;
+    const tear = this.tear;
+    let staged: StagedObject | undefined;
+    return {
+      key,
+      get size() {
+        return appender.size;
+      },
+      async write(parts) {
+        try {
+          await appender.write(parts);
+        } catch (error) {
+          throw storeIoError('writing', `${location}/${key}`, error);
+        }
+      },
+      async finish() {
+        if (staged !== undefined) return staged;
+        try {
+          const size = appender.size;
+          await appender.finish();
+          const torn = tear?.('write', key);
+          if (torn !== undefined) {
+            await truncate(temp.path, Math.floor(size / 2));
+            throw torn;
+          }
+          staged = { key, token: temp.key, size };
+          return staged;
+        } catch (error) {
+          if (!isTorn(error)) await rm(temp.path, { force: true }).catch(() => undefined);
+          throw storeIoError('writing', `${location}/${key}`, error);
+        }
+      },
+      async abort() {
+        await appender.abort();
+      },
+    };
   }
 
   async publish(staged: readonly StagedObject[], options: PublishOptions = {}): Promise<PutResult[]> {
@@ -117,16 +181,16 @@ export class FsStore implements Store {
   private async publishOne(staged: StagedObject, durable: boolean): Promise<PutResult> {
     const final = this.pathOf(staged.key);
     const tmpKey = staged.token;
-    // A token is only ever a temp file beside its object; anything else did not come from `stage`.
+    // A token is only ever a temp file beside its object; anything else did not come from a writer.
     if (dirname(tmpKey) !== dirname(staged.key) || !basename(tmpKey).startsWith(TEMP_PREFIX)) {
-      throw new InvalidInputError('NOT_STAGED_HERE', `'${printable(tmpKey)}' is not a staged write of '${printable(staged.key)}' in ${this.location}; stage and publish with the same store`);
+      throw new InvalidInputError('NOT_STAGED_HERE', `'${printable(tmpKey)}' is not a staged write of '${printable(staged.key)}' in ${this.location}; write and publish with the same store`);
     }
     const tmp = this.pathOf(tmpKey);
     try {
       if (durable) {
         let fh: FileHandle;
         try {
-          fh = await open(tmp, constants.O_RDONLY | constants.O_NOFOLLOW);
+          fh = await open(tmp, READ_FLAGS);
         } catch (error) {
           if (errnoOf(error) === 'ENOENT') return await this.alreadyPublished(staged, error);
           throw error;
@@ -164,23 +228,36 @@ export class FsStore implements Store {
     if (info !== undefined) return 'exists';
     throw new ConflictError(
       'STAGED_WRITE_LOST',
-      `the staged write of ${this.location}/${staged.key} disappeared before it was published (was gc run with a grace period shorter than the snapshot?); retry the snapshot`,
+      `the staged write of ${this.location}/${staged.key} disappeared before it was published (was gc run while the writer's session was not live?); retry the snapshot`,
       { cause, details: { key: staged.key } },
     );
   }
 
-  async get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
+  private async openRegular(key: string): Promise<{ fh: FileHandle; size: number }> {
     const path = this.pathOf(key);
     let fh: FileHandle;
     try {
-      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      fh = await open(path, READ_FLAGS);
     } catch (error) {
       if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') throw notFound(key, this.location);
+      if (errnoOf(error) === 'ELOOP') throw notRegular(this.location, key, 'a symbolic link');
       throw storeIoError('reading', `${this.location}/${key}`, error);
     }
     try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw notRegular(this.location, key, st.isDirectory() ? 'a directory' : 'not a regular file');
+      return { fh, size: st.size };
+    } catch (error) {
+      await fh.close();
+      throw storeIoError('reading', `${this.location}/${key}`, error);
+    }
+  }
+
+  async get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
+    const { fh, size } = await this.openRegular(key);
+    try {
       const offset = range?.offset ?? 0;
-      const length = range?.length ?? (await fh.stat()).size;
+      const length = range?.length ?? size;
       const buf = into?.(length) ?? Buffer.allocUnsafe(length);
       const done = await readAt(fh, buf, offset);
       return done === length ? buf : buf.subarray(0, done);
@@ -191,25 +268,60 @@ export class FsStore implements Store {
     }
   }
 
+  async openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
+    const { fh, size } = await this.openRegular(key);
+    let position = range?.offset ?? 0;
+    const end = range === undefined ? size : Math.min(size, range.offset + range.length);
+    const location = this.location;
+    return {
+      async read(into) {
+        const want = Math.min(into.byteLength, end - position);
+        if (want <= 0) return 0;
+        try {
+          const done = await readAt(fh, into.subarray(0, want), position);
+          position += done;
+          return done;
+        } catch (error) {
+          throw storeIoError('reading', `${location}/${key}`, error);
+        }
+      },
+      async close() {
+        await fh.close();
+      },
+    };
+  }
+
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await lstat(this.pathOf(key));
-      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+      return st.isFile() ? { key, size: st.size } : undefined;
     } catch (error) {
       if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return undefined;
       throw storeIoError('inspecting', `${this.location}/${key}`, error);
     }
   }
 
-  list(prefix: string): AsyncIterable<ObjectInfo> {
-    return this.walk(prefix, false);
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    for await (const { key } of this.walk(prefix, false)) {
+      try {
+        const st = await lstat(this.pathOf(key));
+        if (st.isFile()) yield { key, size: st.size };
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
+      }
+    }
   }
 
-  listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
-    return this.walk(prefix, true);
+  async *listIncomplete(prefix: string): AsyncIterable<IncompleteWrite> {
+    for await (const { key } of this.walk(prefix, true)) {
+      const parsed = parseStoreKey(key);
+      // Only temp names this store makes (`.tmp-<id>-<name>`) are ours to judge and remove.
+      if (parsed?.kind === 'temp') yield { key, target: parsed.target, timeMs: parsed.timeMs };
+    }
   }
 
-  private async *walk(prefix: string, temporary: boolean): AsyncIterable<ObjectInfo> {
+  /** Keys of the regular files (temp files or not) below `prefix`; never follows a link. */
+  private async *walk(prefix: string, temporary: boolean): AsyncIterable<{ key: string }> {
     // Walk only directories that can hold matching keys, so listing `chk-`
     // never descends into a large `shared/`.
     const stack: string[] = [''];
@@ -223,17 +335,11 @@ export class FsStore implements Store {
         throw storeIoError('listing', `${this.location}/${rel}`, error);
       }
       for (const entry of entries) {
-        if (entry.name.startsWith(TEMP_PREFIX) !== temporary && !entry.isDirectory()) continue;
         const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) stack.push(key);
-        } else if (entry.isFile() && key.startsWith(prefix)) {
-          try {
-            const st = await stat(this.pathOf(key));
-            yield { key, size: st.size, mtimeMs: st.mtimeMs };
-          } catch (error) {
-            if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
-          }
+        } else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX) === temporary && key.startsWith(prefix)) {
+          yield { key };
         }
       }
     }
@@ -244,17 +350,19 @@ export class FsStore implements Store {
     for (const key of keys) {
       const path = this.pathOf(key);
       try {
+        // unlink removes a link itself, never what it points to.
         await unlink(path);
       } catch (error) {
         if (errnoOf(error) !== 'ENOENT') throw storeIoError('deleting', `${this.location}/${key}`, error);
       }
       parents.add(dirname(path));
     }
-    // Directories left empty (a removed chk-<n>/, a drained fan-out directory) go too;
+    // Directories left empty (a removed chk-<n>/, a task's drained directory) go too;
     // area roots and the job root stay.
+    const kept = new Set<string>([...AREAS, 'sessions'].map((a) => join(this.root, a)));
     for (const dir of [...parents].sort((a, b) => b.length - a.length)) {
       let current = dir;
-      while (current.startsWith(this.root + sep) && !['shared', 'taskowned'].includes(current.slice(this.root.length + 1))) {
+      while (current.startsWith(this.root + sep) && !kept.has(current)) {
         try {
           await rmdir(current);
         } catch {
@@ -265,26 +373,16 @@ export class FsStore implements Store {
     }
   }
 
-  async touch(keys: readonly string[]): Promise<void> {
-    const now = new Date();
-    for (const key of keys) {
-      try {
-        await utimes(this.pathOf(key), now, now);
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw storeIoError('touching', `${this.location}/${key}`, error);
-      }
-    }
-  }
-
   async syncNames(keys: readonly string[]): Promise<void> {
     const dirs = new Set(keys.map((key) => dirname(this.pathOf(key))));
-    // A fan-out directory created by this batch must be durable in its parent too.
-    for (const dir of [...dirs]) if (dir !== this.root) dirs.add(dirname(dir));
+    // A directory created by this batch must be durable in its parent too.
+    for (const dir of [...dirs]) if (dir !== this.root && dir.startsWith(this.root + sep)) dirs.add(dirname(dir));
     dirs.add(this.root);
     for (const dir of dirs) {
       try {
         await fsyncDir(dir);
       } catch (error) {
+        if (errnoOf(error) === 'ENOENT') continue; // emptied and removed meanwhile: nothing left to make durable
         throw storeIoError('syncing', dir, error);
       }
     }
@@ -292,7 +390,7 @@ export class FsStore implements Store {
 
   async exists(): Promise<boolean> {
     try {
-      return (await stat(this.root)).isDirectory();
+      return (await lstat(this.root)).isDirectory();
     } catch (error) {
       if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return false;
       throw storeIoError('inspecting', this.location, error);
@@ -300,27 +398,29 @@ export class FsStore implements Store {
   }
 }
 
-/** Creates the temp file, making its directory; retried because gc may remove an empty directory in between. */
-async function createTemp(tmp: string, dir: string): Promise<FileHandle> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-    } catch (error) {
-      if (errnoOf(error) !== 'ENOENT' || attempt >= 3) throw error;
-      await mkdir(dir, { recursive: true });
-    }
-  }
+/** A torn write's temp file is left behind on purpose: it is what a crash leaves, for gc to find. */
+function isTorn(error: unknown): boolean {
+  return error instanceof Error && 'details' in error && (error as { details: Record<string, unknown> }).details['torn'] === true;
 }
 
-async function createStaged(tmp: string, dir: string, parts: readonly Uint8Array[]): Promise<void> {
+function notRegular(location: string, key: string, what: string): CorruptDataError {
+  return new CorruptDataError('NOT_A_REGULAR_FILE', `${location}/${key} is ${what}, not a file chunkpoint wrote; chunkpoint never follows links or reads special files in a store: remove it and restore an older checkpoint if this one needs it`, {
+    details: { where: `${location}/${key}` },
+  });
+}
+
+/**
+ * Creates something in `dir`, making `dir` (owner-only) when it is missing;
+ * retried because gc may remove an empty directory in between.
+ */
+async function createIn<T>(dir: string, create: () => Promise<T>, root: string): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      // Direct I/O where possible: nobody reads a new blob back soon, so it has no business in the page cache.
-      await createWithContent(tmp, parts, 0o644);
-      return;
+      return await create();
     } catch (error) {
       if (errnoOf(error) !== 'ENOENT' || attempt >= 3) throw error;
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: DIR_MODE });
+      if (!dir.startsWith(root)) throw error;
     }
   }
 }

@@ -5,12 +5,14 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidInputError } from '../errors.js';
-import { checkJobId, printable } from '../handle.js';
+import { checkJobId, printable } from '../format/names.js';
 import { FaultyStore } from './faulty.js';
 import { FsStore } from './fs.js';
+import { RateLimitedStore } from './rate-limit.js';
 import { RetryingStore } from './retry.js';
 import { S3Store, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3.js';
-import type { Store, StoreSpec } from './store.js';
+import type { StoreSpec } from './spec.js';
+import type { Store } from './store.js';
 
 const STORE_HINT = 'use a directory path or s3://<bucket>/<prefix>';
 
@@ -58,16 +60,18 @@ function localPath(location: string): string {
 
 /**
  * Opens a spec as a store, wrapped as the spec asks: faults injected first
- * (so they look like the store's own failures), then retries around
- * everything. S3 stores are always retried — transient failures are part of
- * talking to a remote server; directory stores only when faults are injected,
- * since local I/O errors are not transient.
+ * (so they look like the store's own failures), then retries, then the rate
+ * limit around everything (a retried transfer is charged again, as it costs
+ * the bandwidth again). S3 stores are always retried — transient failures are
+ * part of talking to a remote server; directory stores only when faults are
+ * injected, since local I/O errors are not transient.
  */
 export function openStore(spec: StoreSpec): Store {
   let store: Store;
+  let fs: FsStore | undefined;
   switch (spec.type) {
     case 'fs':
-      store = new FsStore(spec);
+      store = fs = new FsStore(spec);
       break;
     case 's3':
       store = new S3Store(spec);
@@ -77,7 +81,12 @@ export function openStore(spec: StoreSpec): Store {
       throw new InvalidInputError('UNSUPPORTED_STORE', `unknown store type '${String((unknown as { type: unknown }).type)}'`);
     }
   }
-  if (spec.faults !== undefined) store = new FaultyStore(store, spec.faults);
+  if (spec.faults !== undefined) {
+    const faulty = new FaultyStore(store, spec.faults);
+    if (fs !== undefined) fs.tear = faulty.tearHook();
+    store = faulty;
+  }
   if (spec.type === 's3' || spec.faults !== undefined) store = new RetryingStore(store, spec.retry);
+  if (spec.rateLimit !== undefined) store = new RateLimitedStore(store, spec.rateLimit);
   return store;
 }

@@ -17,24 +17,20 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChunkpointError, StoreUnavailableError } from '../errors.js';
-import type { ByteRange, ObjectInfo, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
+import type { RetryPolicy } from './spec.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
 
-export interface RetryPolicy {
-  /** Attempts per operation, the first one included. */
-  maxAttempts: number;
-  /** Upper bound of the first retry's delay. */
-  baseDelayMs: number;
-  /** Upper bound of any single delay. */
-  maxDelayMs: number;
-}
+export type { RetryPolicy } from './spec.js';
 
 /**
  * 8 attempts, delays capped at 100 ms · 2^n and 10 s: at most ~25 s of
  * waiting (~13 s expected) before a failure is reported — long enough to ride
  * out an S3 503 SlowDown burst or a gateway restart, short enough that an
- * unreachable store fails a snapshot within a minute.
+ * unreachable store fails a snapshot within a minute. No retry starts more
+ * than 90 s after the first attempt, so a store whose requests time out
+ * (S3: 30 s each) fails within about two minutes, not eight.
  */
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 10_000 };
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 10_000, maxElapsedMs: 90_000 };
 
 /** Whether a store marked this failure as worth retrying. */
 export function isTransient(error: unknown): boolean {
@@ -49,20 +45,22 @@ export function backoffDelay(policy: RetryPolicy, retry: number, random: () => n
 
 /** Runs `operation` until it succeeds, fails permanently, or the attempts are used up. */
 export async function withRetries<T>(policy: RetryPolicy, operation: (attempt: number) => Promise<T>): Promise<T> {
+  const started = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await operation(attempt);
     } catch (error) {
       if (!isTransient(error)) throw error;
-      if (attempt + 1 >= policy.maxAttempts) throw gaveUp(error as ChunkpointError, attempt + 1);
-      await sleep(backoffDelay(policy, attempt));
+      const delay = backoffDelay(policy, attempt);
+      if (attempt + 1 >= policy.maxAttempts || Date.now() + delay - started > policy.maxElapsedMs) throw gaveUp(error as ChunkpointError, attempt + 1, Date.now() - started);
+      await sleep(delay);
     }
   }
 }
 
 /** The last transient error, saying that retrying did not help; still transient, so an outer layer may try again later. */
-function gaveUp(error: ChunkpointError, attempts: number): ChunkpointError {
-  return new StoreUnavailableError(error.code, `${error.message} (still failing after ${attempts} attempts)`, {
+function gaveUp(error: ChunkpointError, attempts: number, elapsedMs: number): ChunkpointError {
+  return new StoreUnavailableError(error.code, `${error.message} (still failing after ${attempts} attempts in ${Math.round(elapsedMs / 1000)} s)`, {
     cause: error.cause ?? error,
     details: { ...error.details, attempts },
   });
@@ -95,14 +93,27 @@ export class RetryingStore implements Store {
     });
   }
 
-  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
-    // A lost response leaves a staged write behind (fs) that gc sweeps, or a
-    // published object (S3) that the check below recognises as ours.
-    return withRetries(this.policy, async (attempt) => {
-      const staged = await this.inner.stage(key, parts);
-      if (attempt > 0 && staged.published === 'exists' && (await this.holds(key, parts))) return { ...staged, published: 'created' };
-      return staged;
-    });
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const inner = await withRetries(this.policy, () => this.inner.createWriter(key));
+    const policy = this.policy;
+    const holds = (staged: StagedObject): Promise<boolean> => this.holdsSize(key, staged.size);
+    return {
+      key,
+      get size() {
+        return inner.size;
+      },
+      write: (parts) => inner.write(parts),
+      // A lost response leaves a staged write behind (fs) that gc sweeps, or a
+      // published object (S3): a pack's name is its writer's alone, so finding
+      // it with the size written means the lost attempt was ours.
+      finish: () =>
+        withRetries(policy, async (attempt) => {
+          const staged = await inner.finish();
+          if (attempt > 0 && staged.published === 'exists' && (await holds(staged))) return { ...staged, published: 'created' as const };
+          return staged;
+        }),
+      abort: () => inner.abort(),
+    };
   }
 
   // Publishing is idempotent: an object a failed attempt already published is found again ('exists').
@@ -114,6 +125,11 @@ export class RetryingStore implements Store {
     return withRetries(this.policy, () => this.inner.get(key, range, into));
   }
 
+  // A reader that fails mid-stream is not resumed here: its caller knows where to start again.
+  openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
+    return withRetries(this.policy, () => this.inner.openReader(key, range));
+  }
+
   stat(key: string): Promise<ObjectInfo | undefined> {
     return withRetries(this.policy, () => this.inner.stat(key));
   }
@@ -122,18 +138,13 @@ export class RetryingStore implements Store {
     return this.resumable((inner) => inner.list(prefix));
   }
 
-  listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
+  listIncomplete(prefix: string): AsyncIterable<IncompleteWrite> {
     return this.resumable((inner) => inner.listIncomplete(prefix));
   }
 
-  // Deleting and touching are idempotent (absent keys are ignored), so a
-  // batch that failed half-way is simply sent again.
+  // Deleting is idempotent (absent keys are ignored), so a batch that failed half-way is simply sent again.
   delete(keys: readonly string[]): Promise<void> {
     return withRetries(this.policy, () => this.inner.delete(keys));
-  }
-
-  touch(keys: readonly string[]): Promise<void> {
-    return withRetries(this.policy, () => this.inner.touch(keys));
   }
 
   syncNames(keys: readonly string[]): Promise<void> {
@@ -142,6 +153,11 @@ export class RetryingStore implements Store {
 
   exists(): Promise<boolean> {
     return withRetries(this.policy, () => this.inner.exists());
+  }
+
+  private async holdsSize(key: string, size: number): Promise<boolean> {
+    const info = await withRetries(this.policy, () => this.inner.stat(key));
+    return info?.size === size;
   }
 
   private async holds(key: string, parts: readonly Uint8Array[]): Promise<boolean> {
@@ -166,7 +182,7 @@ export class RetryingStore implements Store {
    * object once. The price is one remembered key per listed object, the same
    * order of memory as gc's set of referenced blobs.
    */
-  private async *resumable(listing: (inner: Store) => AsyncIterable<ObjectInfo>): AsyncIterable<ObjectInfo> {
+  private async *resumable<T extends { key: string }>(listing: (inner: Store) => AsyncIterable<T>): AsyncIterable<T> {
     const seen = new Set<string>();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -178,7 +194,7 @@ export class RetryingStore implements Store {
         return;
       } catch (error) {
         if (!isTransient(error)) throw error;
-        if (attempt + 1 >= this.policy.maxAttempts) throw gaveUp(error as ChunkpointError, attempt + 1);
+        if (attempt + 1 >= this.policy.maxAttempts) throw gaveUp(error as ChunkpointError, attempt + 1, 0);
         await sleep(backoffDelay(this.policy, attempt));
       }
     }

@@ -8,16 +8,20 @@
  *   atomically (412 → 'exists'): two writers racing for one `chk-<n>/_metadata`
  *   get exactly one winner. A single PUT is atomic, so readers never see a
  *   partial object.
+ * - Packs are spooled to a private local file while they are built and go
+ *   up as one PUT (put-if-absent) when finished: memory stays one buffer per
+ *   writer whatever the pack size, and a failed PUT is resent from the file.
  * - Objects of MULTIPART_THRESHOLD bytes or more go up as a multipart upload
  *   (a failed part is resent alone; aborted on failure). The ETag that
  *   CompleteMultipartUpload returns is never used: RGW 16.2 returns it empty.
  *   If-None-Match on CompleteMultipartUpload is honoured by AWS S3 but ignored
  *   by RGW 16.2 (measured), so there a large put-if-absent checks for the key
- *   first and a concurrent writer of the same key can slip in between. For
- *   blobs that is harmless (a key names its content); see FORMAT.md.
- * - touch refreshes LastModified (what gc's grace period reads) by copying
- *   each object onto itself (metadata directive REPLACE, server side, no
- *   bytes move); blobs are far below CopyObject's 5 GiB limit.
+ *   first. Packs are named uniquely by their writer, so no two writers ever
+ *   race for one pack key; see FORMAT.md.
+ * - Reads of pack ranges stream the response body into the caller's scratch
+ *   memory; every request has a deadline (DEFAULT_REQUEST_TIMEOUT_MS for the
+ *   response to start and for any silence on the connection), so a stalled
+ *   server becomes a transient error, never a hang.
  * - Deletes are batched, up to 1,000 keys per DeleteObjects request
  *   (per-object deletes made Flink checkpoints on S3 slow, FLINK-17988).
  * - Leftovers of interrupted writes are incomplete multipart uploads; they
@@ -36,20 +40,28 @@
  * The SDK is imported on first use, so directory-store users never load it.
  */
 import type * as Sdk from '@aws-sdk/client-s3';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { ChunkpointError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf } from '../errors.js';
-import { checkJobId, printable, unsafeNameReason } from '../handle.js';
-import { notFound, type ByteRange, type ObjectInfo, type PublishOptions, type PutOptions, type PutResult, type S3StoreSpec, type StagedObject, type Store } from './store.js';
+import { checkJobId, parseStoreKey, printable, unsafeNameReason } from '../format/names.js';
+import { readAt } from '../file-range.js';
+import { notFound } from './not-found.js';
+import type { S3StoreSpec } from './spec.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from './store.js';
 
-/** Objects at least this large are uploaded in parts. */
-export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
+/** Objects at least this large are uploaded in parts (above the default pack size: a pack is one PUT). */
+export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 /** Part size of multipart uploads (S3's minimum is 5 MiB for all but the last part). */
-export const PART_SIZE = 8 * 1024 * 1024;
+export const PART_SIZE = 16 * 1024 * 1024;
 /** Parts of one object in flight at once. */
 const PART_CONCURRENCY = 2;
-/** CopyObject requests in flight for one touch call. */
-const TOUCH_CONCURRENCY = 16;
 /** DeleteObjects takes at most this many keys. */
 const DELETE_BATCH = 1000;
+/** Default deadline of one request (until its response starts) and of any silence on its connection. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /** Basename prefix of listed incomplete uploads: `<dir>/.tmp-upload.<base64url uploadId>.<basename>`. */
 const UPLOAD_MARKER = '.tmp-upload.';
@@ -59,6 +71,14 @@ function checkKey(key: string): string {
   const reason = unsafeNameReason(key);
   if (reason !== undefined) throw new CorruptDataError('UNSAFE_PATH', `store key '${printable(key)}' is refused because ${reason}`);
   return key;
+}
+
+let spoolRoot: Promise<string> | undefined;
+
+/** A private directory of this process for spooled packs (removed with the files in it). */
+function spoolDir(): Promise<string> {
+  spoolRoot ??= mkdtemp(join(tmpdir(), 'chunkpoint-spool-'));
+  return spoolRoot;
 }
 
 export class S3Store implements Store {
@@ -77,6 +97,7 @@ export class S3Store implements Store {
 
   private connect(): Promise<{ sdk: typeof Sdk; client: Sdk.S3Client }> {
     this.connection ??= import('@aws-sdk/client-s3').then((sdk) => {
+      const timeout = this.spec.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
       const client = new sdk.S3Client({
         region: this.spec.region ?? DEFAULT_REGION,
         ...(this.spec.endpoint === undefined ? {} : { endpoint: this.spec.endpoint }),
@@ -84,8 +105,19 @@ export class S3Store implements Store {
         maxAttempts: 1,
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
-        // A stalled connection must become a (retried) error, never a hang.
-        requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+        // One round trip per pack saved: the server answers a PUT it refuses just as well after the body.
+        expectContinueHeader: this.spec.expectContinue ?? false,
+        // A stalled server must become a (retried) error, never a hang: a deadline for the
+        // response to start, and one for any silence on the connection (a body that stops).
+        requestHandler: {
+          connectionTimeout: Math.min(timeout, 10_000),
+          requestTimeout: timeout,
+          socketTimeout: timeout,
+          throwOnRequestTimeout: true,
+          // Keep-alive connections, enough for every request a restore keeps in flight.
+          httpAgent: { keepAlive: true, maxSockets: 64 },
+          httpsAgent: { keepAlive: true, maxSockets: 64 },
+        },
       });
       return { sdk, client };
     });
@@ -100,7 +132,11 @@ export class S3Store implements Store {
     const objectKey = this.objectKey(key);
     const size = parts.reduce((sum, p) => sum + p.byteLength, 0);
     const body = parts.length === 1 && parts[0] !== undefined ? parts[0] : Buffer.concat(parts, size);
-    if (size >= MULTIPART_THRESHOLD) return this.putMultipart(key, objectKey, body, options);
+    if (size >= MULTIPART_THRESHOLD) return this.putMultipart(key, objectKey, size, (offset, length) => Promise.resolve(body.subarray(offset, offset + length)), options);
+    return this.putObject(key, objectKey, body, size, options);
+  }
+
+  private async putObject(key: string, objectKey: string, body: Uint8Array | Readable, size: number, options: PutOptions): Promise<PutResult> {
     const { sdk, client } = await this.connect();
     try {
       await client.send(
@@ -119,7 +155,8 @@ export class S3Store implements Store {
     }
   }
 
-  private async putMultipart(key: string, objectKey: string, body: Uint8Array, options: PutOptions): Promise<PutResult> {
+  /** `part(offset, length)` supplies the bytes of each part (from memory or a spool file). */
+  private async putMultipart(key: string, objectKey: string, size: number, part: (offset: number, length: number) => Promise<Uint8Array>, options: PutOptions): Promise<PutResult> {
     if (options.ifAbsent === true && (await this.stat(key)) !== undefined) return 'exists';
     const { sdk, client } = await this.connect();
     let uploadId: string | undefined;
@@ -127,12 +164,13 @@ export class S3Store implements Store {
       uploadId = (await client.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey }))).UploadId;
       if (uploadId === undefined) throw new Error('CreateMultipartUpload returned no UploadId');
       const id = uploadId;
-      const count = Math.ceil(body.byteLength / PART_SIZE);
+      const count = Math.ceil(size / PART_SIZE);
       const etags = new Array<string>(count);
       await forEachLimited(count, PART_CONCURRENCY, async (index) => {
-        const part = body.subarray(index * PART_SIZE, Math.min(body.byteLength, (index + 1) * PART_SIZE));
+        const offset = index * PART_SIZE;
+        const body = await part(offset, Math.min(PART_SIZE, size - offset));
         const out = await client.send(
-          new sdk.UploadPartCommand({ Bucket: this.bucket, Key: objectKey, UploadId: id, PartNumber: index + 1, Body: part, ContentLength: part.byteLength }),
+          new sdk.UploadPartCommand({ Bucket: this.bucket, Key: objectKey, UploadId: id, PartNumber: index + 1, Body: body, ContentLength: body.byteLength }),
         );
         if (out.ETag === undefined || out.ETag === '') throw new Error(`UploadPart ${index + 1} returned no ETag`);
         etags[index] = out.ETag;
@@ -156,6 +194,79 @@ export class S3Store implements Store {
       if (options.ifAbsent === true && isConditionFailure(error)) return 'exists';
       throw this.failure('put (multipart)', key, error);
     }
+  }
+
+  /**
+   * A pack is spooled to a private local file as it is built and sent as one
+   * PUT (put-if-absent) when finished: memory stays one buffer per writer,
+   * the PUT knows its length up front, and a failed PUT is resent from the
+   * file. Objects of MULTIPART_THRESHOLD or more go up in parts.
+   */
+  async createWriter(key: string): Promise<ObjectWriter> {
+    const objectKey = this.objectKey(key);
+    const path = join(await spoolDir(), `${Math.random().toString(36).slice(2)}-${key.replace(/\//g, '_')}`);
+    let fh: FileHandle | undefined = await open(path, 'wx', 0o600);
+    let size = 0;
+    let staged: StagedObject | undefined;
+    const store = this;
+    const closeSpool = async (): Promise<void> => {
+      const handle = fh;
+      fh = undefined;
+      await handle?.close();
+    };
+    return {
+      key,
+      get size() {
+        return size;
+      },
+      async write(parts) {
+        if (fh === undefined) throw new Error(`internal: write to a finished writer of ${key}`);
+        const handle = fh;
+        for (const part of parts) {
+          let done = 0;
+          while (done < part.byteLength) done += (await handle.write(part, done, part.byteLength - done, size + done)).bytesWritten;
+          size += part.byteLength;
+        }
+      },
+      async finish() {
+        if (staged !== undefined) return staged;
+        await closeSpool();
+        let published: PutResult;
+        if (size >= MULTIPART_THRESHOLD) {
+          const reader = await open(path, 'r');
+          try {
+            published = await store.putMultipart(key, objectKey, size, async (offset, length) => {
+              const buf = Buffer.allocUnsafe(length);
+              await readAt(reader, buf, offset);
+              return buf;
+            }, { ifAbsent: true });
+          } finally {
+            await reader.close();
+          }
+        } else {
+          published = await store.putObject(key, objectKey, createReadStream(path), size, { ifAbsent: true });
+        }
+        await rm(path, { force: true });
+        staged = { key, token: '', size, published };
+        return staged;
+      },
+      async abort() {
+        await closeSpool();
+        await rm(path, { force: true });
+      },
+    };
+  }
+
+  // An S3 object is durable once its PUT returned, so a writer's finish is its publish.
+  publish(staged: readonly StagedObject[], _options?: PublishOptions): Promise<PutResult[]> {
+    const results: PutResult[] = [];
+    for (const s of staged) {
+      if (s.published === undefined) {
+        return Promise.reject(new InvalidInputError('NOT_STAGED_HERE', `object '${s.key}' was not written by an S3 store; write and publish with the same store`));
+      }
+      results.push(s.published);
+    }
+    return Promise.resolve(results);
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
@@ -184,12 +295,77 @@ export class S3Store implements Store {
     }
   }
 
+  /** One ranged GET whose body is copied into the caller's memory as it arrives. */
+  async openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
+    const objectKey = this.objectKey(key);
+    const empty: ObjectReader = { read: () => Promise.resolve(0), close: () => Promise.resolve() };
+    if (range !== undefined && range.length === 0) return empty;
+    const { sdk, client } = await this.connect();
+    let body: Readable;
+    let expected: number | undefined;
+    try {
+      const out = await client.send(
+        new sdk.GetObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ...(range === undefined ? {} : { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
+        }),
+      );
+      if (out.Body === undefined) throw new Error('GetObject returned no body');
+      body = out.Body as Readable;
+      expected = out.ContentLength;
+    } catch (error) {
+      if (statusOf(error) === 404 && s3CodeOf(error) !== 'NoSuchBucket') throw notFound(key, this.location);
+      if (statusOf(error) === 416) return empty;
+      throw this.failure('get', key, error);
+    }
+    const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let pending: Buffer | undefined;
+    let received = 0;
+    let ended = false;
+    const failure = (error: unknown): ChunkpointError => this.failure('get', key, error);
+    return {
+      async read(into) {
+        let filled = 0;
+        while (filled < into.byteLength) {
+          if (pending === undefined || pending.byteLength === 0) {
+            if (ended) break;
+            let next: IteratorResult<Buffer>;
+            try {
+              next = await chunks.next();
+            } catch (error) {
+              throw failure(error);
+            }
+            if (next.done === true) {
+              ended = true;
+              if (expected !== undefined && received !== expected) {
+                throw failure(Object.assign(new Error(`response body ended after ${received} of ${expected} bytes`), { code: 'ECONNRESET' }));
+              }
+              break;
+            }
+            pending = next.value;
+            received += pending.byteLength;
+          }
+          const n = Math.min(pending.byteLength, into.byteLength - filled);
+          into.set(pending.subarray(0, n), filled);
+          pending = pending.subarray(n);
+          filled += n;
+        }
+        return filled;
+      },
+      close() {
+        body.destroy();
+        return Promise.resolve();
+      },
+    };
+  }
+
   async stat(key: string): Promise<ObjectInfo | undefined> {
     const objectKey = this.objectKey(key);
     const { sdk, client } = await this.connect();
     try {
       const out = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
-      return { key, size: out.ContentLength ?? 0, mtimeMs: out.LastModified?.getTime() ?? 0 };
+      return { key, size: out.ContentLength ?? 0 };
     } catch (error) {
       // HEAD responses have no body, so a missing bucket looks like a missing key here;
       // the listing every command starts with reports a missing bucket clearly.
@@ -215,13 +391,13 @@ export class S3Store implements Store {
         const key = object.Key.slice(this.root.length);
         // Folder markers (written by consoles) and anything not a valid store key are not objects of ours.
         if (key.endsWith('/') || unsafeNameReason(key) !== undefined || basename(key).startsWith(UPLOAD_MARKER)) continue;
-        yield { key, size: object.Size ?? 0, mtimeMs: object.LastModified?.getTime() ?? 0 };
+        yield { key, size: object.Size ?? 0 };
       }
       token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
     } while (token !== undefined);
   }
 
-  async *listIncomplete(prefix: string): AsyncIterable<ObjectInfo> {
+  async *listIncomplete(prefix: string): AsyncIterable<IncompleteWrite> {
     const { sdk, client } = await this.connect();
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
@@ -241,9 +417,12 @@ export class S3Store implements Store {
       }
       for (const upload of out.Uploads ?? []) {
         if (upload.Key === undefined || upload.UploadId === undefined || !upload.Key.startsWith(this.root)) continue;
-        const key = upload.Key.slice(this.root.length);
-        if (unsafeNameReason(key) !== undefined) continue;
-        yield { key: uploadEntryKey(key, upload.UploadId), size: 0, mtimeMs: upload.Initiated?.getTime() ?? 0 };
+        const target = upload.Key.slice(this.root.length);
+        if (unsafeNameReason(target) !== undefined) continue;
+        // The target's name carries its writer's time; an upload of anything else is not ours to judge.
+        const parsed = parseStoreKey(target);
+        const timeMs = parsed !== undefined && 'timeMs' in parsed ? parsed.timeMs : (upload.Initiated?.getTime() ?? 0);
+        yield { key: uploadEntryKey(target, upload.UploadId), target, timeMs };
       }
       if (out.IsTruncated !== true || out.NextKeyMarker === undefined) return;
       keyMarker = out.NextKeyMarker;
@@ -289,46 +468,6 @@ export class S3Store implements Store {
         throw this.failure('abort upload', upload.key, error);
       }
     }
-  }
-
-  async touch(keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
-    const { sdk, client } = await this.connect();
-    await forEachLimited(keys.length, TOUCH_CONCURRENCY, async (index) => {
-      const key = keys[index] as string;
-      const objectKey = this.objectKey(key);
-      try {
-        await client.send(
-          new sdk.CopyObjectCommand({
-            Bucket: this.bucket,
-            Key: objectKey,
-            CopySource: `${this.bucket}/${encodeURIComponent(objectKey).replace(/%2F/g, '/')}`,
-            MetadataDirective: 'REPLACE',
-          }),
-        );
-      } catch (error) {
-        if (statusOf(error) === 404 && s3CodeOf(error) !== 'NoSuchBucket') return; // absent keys are ignored
-        throw this.failure('touch', key, error);
-      }
-    });
-  }
-
-  // An S3 object is durable once its PUT returned, so staging is publishing:
-  // nothing would be saved by waiting, and no invisible leftovers arise.
-  async stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject> {
-    const published = await this.put(key, parts, { ifAbsent: true });
-    return { key, token: '', size: parts.reduce((sum, p) => sum + p.byteLength, 0), published };
-  }
-
-  publish(staged: readonly StagedObject[], _options?: PublishOptions): Promise<PutResult[]> {
-    const results: PutResult[] = [];
-    for (const s of staged) {
-      if (s.published === undefined) {
-        return Promise.reject(new InvalidInputError('NOT_STAGED_HERE', `object '${s.key}' was not staged by an S3 store; stage and publish with the same store`));
-      }
-      results.push(s.published);
-    }
-    return Promise.resolve(results);
   }
 
   async syncNames(): Promise<void> {

@@ -3,56 +3,18 @@
  * A `Store` is rooted at a job root: keys are '/'-separated and relative to
  * it, so nothing above this layer ever sees an absolute location.
  *
- * Retry, rate limiting, fault injection and caching wrap this interface rather
- * than live inside a store, so one compliance suite (test/store-compliance)
- * holds every implementation to the same contract.
+ * Retry, rate limiting and fault injection wrap this interface rather than
+ * live inside a store, so one compliance suite (test/store-compliance) holds
+ * every implementation to the same contract. This module is the interface
+ * only: it imports no implementation.
  */
-import { InvalidInputError } from '../errors.js';
-import type { FaultSpec } from './faulty.js';
-import type { RetryPolicy } from './retry.js';
+import type { StoreSpec } from './spec.js';
 
-/** Serializable description of a store, so a worker thread can open the same one itself. */
-export type StoreSpec = FsStoreSpec | S3StoreSpec;
-
-/** What every spec may carry besides the location: how `openStore` wraps the store. */
-export interface StoreSpecCommon {
-  /**
-   * Fault injection (tests and stress runs): `openStore` wraps the store in a
-   * seeded `FaultyStore`. It travels in the spec so that the stores worker
-   * threads open fail the same way as the coordinator's.
-   */
-  faults?: FaultSpec;
-  /** Overrides of the retry policy (see store/retry.ts) for stores that `openStore` wraps with retries. */
-  retry?: Partial<RetryPolicy>;
-}
-
-export interface FsStoreSpec extends StoreSpecCommon {
-  type: 'fs';
-  /** Absolute path of the job root directory. */
-  root: string;
-}
-
-/**
- * An S3 (or S3-compatible: Ceph RGW, MinIO…) job root. Credentials are never
- * part of a spec: the SDK's standard chain finds them (AWS_ACCESS_KEY_ID…,
- * AWS_PROFILE, instance roles), and worker threads inherit the environment.
- */
-export interface S3StoreSpec extends StoreSpecCommon {
-  type: 's3';
-  bucket: string;
-  /** Key prefix of the job root: '' or '/'-separated segments ending in '/', e.g. 'checkpoints/orders/'. */
-  prefix: string;
-  /** Endpoint URL of a non-AWS server, e.g. http://127.0.0.1:7480 (default: AWS for the region). */
-  endpoint?: string;
-  region?: string;
-  /** Path-style requests (http://host/bucket/key) instead of virtual-hosted (http://bucket.host/key). */
-  forcePathStyle?: boolean;
-}
+export type { StoreSpec } from './spec.js';
 
 export interface ObjectInfo {
   key: string;
   size: number;
-  mtimeMs: number;
 }
 
 export interface PutOptions {
@@ -70,8 +32,8 @@ export interface PutOptions {
 export type PutResult = 'created' | 'exists' | 'replaced';
 
 /**
- * An object written by `stage` and not yet published. Plain data, so a worker
- * thread can stage and the coordinator publish.
+ * An object written by an `ObjectWriter` and not yet published. Plain data,
+ * so a worker thread can write and the coordinator publish.
  */
 export interface StagedObject {
   key: string;
@@ -79,8 +41,8 @@ export interface StagedObject {
   token: string;
   size: number;
   /**
-   * Set when the store made the object visible while staging: where a write
-   * is durable when it returns (S3), there is nothing to batch.
+   * Set when the store made the object visible when the writer finished:
+   * where a write is durable when it returns (S3), there is nothing to batch.
    */
   published?: PutResult;
 }
@@ -95,64 +57,81 @@ export interface ByteRange {
   length: number;
 }
 
+/**
+ * Streams one large object into the store (a pack): bytes go out as they
+ * come, so memory stays a buffer, not an object. Nothing is visible until
+ * `finish` (S3) or the `publish` of what `finish` returns (directory stores).
+ */
+export interface ObjectWriter {
+  readonly key: string;
+  /** Bytes written so far. */
+  readonly size: number;
+  write(parts: readonly Uint8Array[]): Promise<void>;
+  /** Completes the object; may be called again after a failure (it is retried as a whole). */
+  finish(): Promise<StagedObject>;
+  /** Drops everything written; the object never appears. */
+  abort(): Promise<void>;
+}
+
+/** Streams an object's bytes (or a range of them) into caller memory, in order. */
+export interface ObjectReader {
+  /** Fills `into` as far as the data goes; returns the bytes read, 0 at the end. */
+  read(into: Uint8Array): Promise<number>;
+  close(): Promise<void>;
+}
+
 export interface Store {
   readonly spec: StoreSpec;
   /** Human-readable location for messages, e.g. a directory path or s3://bucket/prefix. */
   readonly location: string;
   /**
-   * Writes an object from parts (avoids concatenating header and payload).
+   * Writes a small object from parts (avoids concatenating header and payload).
    * Readers never observe a partially written object.
    */
   put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult>;
+  /** Starts streaming a large object (see ObjectWriter). */
+  createWriter(key: string): Promise<ObjectWriter>;
   /**
-   * Writes an object that readers do not see until `publish`. Bulk writers
-   * stage many objects and publish them in one batch, which pays for
-   * durability once per batch (fs: the fsyncs run together at the end
-   * instead of stalling every write), while keeping put's promise that a
-   * visible object is a complete and durable one.
-   */
-  stage(key: string, parts: readonly Uint8Array[]): Promise<StagedObject>;
-  /**
-   * Makes staged objects visible with put-if-absent semantics; results in
+   * Makes finished objects visible with put-if-absent semantics; results in
    * order ('exists': an object of that key was already there and is kept).
-   * Staged objects that a failure leaves unpublished are interrupted writes
-   * (see `listIncomplete`), for gc.
+   * Bulk writers publish many objects in one batch, which pays for durability
+   * once per batch (fs: the fsyncs run together at the end instead of
+   * stalling every write), while keeping put's promise that a visible object
+   * is a complete and durable one. Staged objects a failure leaves
+   * unpublished are interrupted writes (see `listIncomplete`), for gc.
    */
   publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]>;
   /**
    * Reads an object or a byte range of it; throws OBJECT_NOT_FOUND when absent.
    * `into`, when given, supplies the memory to read into (a worker's reused
-   * scratch, so a restore does not leave a chunk-sized garbage buffer per
-   * chunk); stores that cannot read into caller memory ignore it.
+   * scratch); stores that cannot read into caller memory ignore it.
    */
   get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer>;
-  /** Object size and age, or undefined when absent. */
+  /** Opens an object or a byte range of it for streaming; throws OBJECT_NOT_FOUND when absent. */
+  openReader(key: string, range?: ByteRange): Promise<ObjectReader>;
+  /** Object size, or undefined when absent. */
   stat(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes objects; absent ones are ignored. */
   delete(keys: readonly string[]): Promise<void>;
   /**
-   * Marks objects as just used, so a garbage collector's grace period protects
-   * them while a snapshot that reuses them is in flight.
-   */
-  touch(keys: readonly string[]): Promise<void>;
-  /**
    * Leftovers of interrupted writes below `prefix`, for gc (fs: temp files;
-   * S3: incomplete multipart uploads). Their keys are accepted by `delete`,
-   * which removes (aborts) them; they never appear in `list`.
+   * S3: incomplete multipart uploads), with the time their name carries
+   * (0 when it carries none). Their keys are accepted by `delete`, which
+   * removes (aborts) them; they never appear in `list`.
    */
-  listIncomplete(prefix: string): AsyncIterable<ObjectInfo>;
+  listIncomplete(prefix: string): AsyncIterable<IncompleteWrite>;
   /** Makes the names of objects written with `syncName: false` durable (fs: one fsync per directory). */
   syncNames(keys: readonly string[]): Promise<void>;
   /** Whether the job root exists at all (distinguishes "unknown job" from "no checkpoints"). */
   exists(): Promise<boolean>;
 }
 
-export function notFound(key: string, location: string): InvalidInputError {
-  return new InvalidInputError('OBJECT_NOT_FOUND', `no object '${key}' in ${location}`, { details: { key, location } });
-}
-
-export function isNotFound(error: unknown): boolean {
-  return error instanceof InvalidInputError && error.code === 'OBJECT_NOT_FOUND';
+export interface IncompleteWrite {
+  key: string;
+  /** The key of the object it was going to be. */
+  target: string;
+  /** When it was started, from its name (ms since the epoch; 0 when unknown). */
+  timeMs: number;
 }

@@ -23,14 +23,13 @@ import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { blobEntryPath } from '../cache.js';
 import { Chunkpoint } from '../chunkpoint.js';
-import { committedCheckpointIds, loadCheckpoint } from '../checkpoint.js';
-import { loadHasher } from '../content-key.js';
+import { committedCheckpointIds, loadCheckpoint, loadManifest } from '../checkpoint.js';
+import { loadHasher } from '../format/content-key.js';
 import { toChunkpointError } from '../errors.js';
 import { collectGarbage } from '../gc.js';
-import { handleKey } from '../handle.js';
-import { allFiles, type TaskSnapshot } from '../metadata.js';
+import type { TaskSnapshot } from '../format/metadata.js';
 import { prng } from '../random.js';
-import { commitTasks } from '../snapshot.js';
+import { commitTasks } from '../snapshot/index.js';
 import { FAULT_REPORT_CHANNEL, type FaultReport, type FaultSpec } from '../store/faulty.js';
 import { jobRootSpec, openStore } from '../store/open.js';
 import { isS3Url } from '../store/s3.js';
@@ -39,7 +38,7 @@ import { digestDiff, stateDigest } from './digest.js';
 import { parseFromTask, unhandled, type FromTask, type InjectedFaults, type StateDigest, type ToTask } from './messages.js';
 import { loadRocksDb } from './rocks.js';
 
-export const PLANTS = ['drop-blob'] as const;
+export const PLANTS = ['drop-pack'] as const;
 export type Plant = (typeof PLANTS)[number];
 
 export interface StressOptions {
@@ -252,7 +251,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     const spec: FaultSpec = {
       seed: (options.seed ^ Math.imul(++faultSeeds, 0x27d4eb2f)) >>> 0,
       transient: { '*': options.transient },
-      permanent: { put: options.permanent, stage: options.permanent, publish: options.permanent, get: options.permanent, delete: options.permanent, list: options.permanent },
+      permanent: { put: options.permanent, write: options.permanent, publish: options.permanent, get: options.permanent, delete: options.permanent, list: options.permanent },
       maxLatencyMs: options.maxLatencyMs,
       report: true,
     };
@@ -368,7 +367,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
   // cache holding every checkpoint's blobs would almost never be touched.
   const corruptCacheEntry = async (dir: string, id: number, task: string): Promise<boolean> => {
     const metadata = await loadCheckpoint(clean, id, hasher);
-    const chunks = metadata.tasks.find((t) => t.task === task)?.files.flatMap((f) => f.chunks) ?? [];
+    const entry = metadata.tasks.find((t) => t.task === task);
+    const chunks = entry === undefined ? [] : (await loadManifest(clean, entry, hasher)).manifest.files.flatMap((f) => f.chunks);
     const blobs: string[] = [];
     for (const c of chunks) {
       const entry = blobEntryPath({ dir: resolve(dir) }, c.key, c.rawLength);
@@ -455,7 +455,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     counters.verifies++;
     counters.bytesRead += v.bytesChecked;
     if (!v.ok) {
-      throw new ViolationError('verify', `chk-${id} does not verify: ${v.problems.map((p) => `${p.code} ${p.blob}`).slice(0, 5).join('; ')}`);
+      throw new ViolationError('verify', `chk-${id} does not verify: ${v.problems.map((p) => `${p.code} ${p.object}`).slice(0, 5).join('; ')}`);
     }
   };
 
@@ -463,7 +463,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     try {
       const r = await collectGarbage(faultyStore(), hasher, job, { graceMs: options.graceMs });
       counters.gcRuns++;
-      await write('gc', { blobsRemoved: r.blobsRemoved, incompleteRemoved: r.incompleteRemoved, youngKept: r.youngKept });
+      await write('gc', { packsRemoved: r.packsRemoved, incompleteRemoved: r.incompleteRemoved, youngKept: r.youngKept });
     } catch (error) {
       if (!injectedFault(error)) throw new ViolationError('gc', `gc failed without an injected fault: ${describe(error)}`);
       counters.gcFailed++;
@@ -627,12 +627,12 @@ export async function runStress(options: StressOptions, events: StressEvents = {
             if (!ids.includes(id)) throw new ViolationError('retention', `chk-${id}, one of the newest ${options.retain} committed checkpoints, is no longer listed (listed: ${ids.join(', ')})`);
           }
           for (const id of [...digests.keys()]) if (!ids.includes(id)) digests.delete(id);
-          if (options.plant === 'drop-blob' && !planted && counters.checkpointsCommitted >= 2) {
+          if (options.plant === 'drop-pack' && !planted && counters.checkpointsCommitted >= 2) {
             planted = true;
             const m = await loadCheckpoint(clean, committedId, hasher);
-            const blob = pick([...allFiles(m)].flatMap((f) => f.chunks.map((c) => handleKey(c.handle))));
-            await clean.delete([blob]);
-            await write('planted', { kind: 'drop-blob', checkpoint: committedId, blob });
+            const pack = pick(m.tasks.flatMap((t) => t.packs.map((p) => p.key)));
+            await clean.delete([pack]);
+            await write('planted', { kind: 'drop-pack', checkpoint: committedId, pack });
           }
           await verifyOne(committedId);
         }
@@ -665,20 +665,18 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     const gc = await collectGarbage(clean, hasher, job, { graceMs: 0 });
     counters.gcRuns++;
     await write('final-gc', { ...gc });
+    // Sessions of killed tasks live out their lease: wait until gc may take what they wrote.
     const referenced = new Set<string>();
-    for (const id of ids) for (const f of allFiles(await loadCheckpoint(clean, id, hasher))) for (const c of f.chunks) referenced.add(handleKey(c.handle));
+    for (const id of ids) for (const t of (await loadCheckpoint(clean, id, hasher)).tasks) for (const key of [t.manifest.key, ...t.packs.map((p) => p.key)]) referenced.add(key);
     const stored = new Set<string>();
     const leftovers: string[] = [];
-    for (const area of ['shared/', 'taskowned/']) {
-      for await (const o of clean.list(area)) stored.add(o.key);
-      for await (const o of clean.listIncomplete(area)) leftovers.push(o.key);
-    }
-    for await (const o of clean.listIncomplete('chk-')) leftovers.push(o.key);
+    for (const area of ['shared/', 'taskowned/']) for await (const o of clean.list(area)) stored.add(o.key);
+    for await (const o of clean.listIncomplete('')) leftovers.push(o.key);
     const missing = [...referenced].filter((k) => !stored.has(k));
     const extra = [...stored].filter((k) => !referenced.has(k));
-    if (missing.length > 0) throw new ViolationError('blobs-referenced', `${missing.length} blob(s) the retained checkpoints reference are missing: ${missing.slice(0, 3).join(', ')}`);
+    if (missing.length > 0) throw new ViolationError('blobs-referenced', `${missing.length} object(s) the retained checkpoints reference are missing: ${missing.slice(0, 3).join(', ')}`);
     if (extra.length > 0 || leftovers.length > 0) {
-      throw new ViolationError('gc-complete', `after gc with no grace period the store still holds ${extra.length} unreferenced blob(s) and ${leftovers.length} temp file(s): ${[...extra, ...leftovers].slice(0, 3).join(', ')}`);
+      throw new ViolationError('gc-complete', `after gc with no grace period the store still holds ${extra.length} unreferenced object(s) and ${leftovers.length} interrupted write(s): ${[...extra, ...leftovers].slice(0, 3).join(', ')}`);
     }
   } catch (error) {
     if (error instanceof ViolationError) violation = { invariant: error.invariant, message: error.message, round };

@@ -5,7 +5,7 @@
  * of an unknown kind stops the run loudly instead of being ignored.
  */
 import type { FaultSpec } from '../store/faulty.js';
-import type { TaskSnapshot } from '../metadata.js';
+import type { TaskSnapshot } from '../format/metadata.js';
 
 /** sha256 of every file of a state directory, by relative path. */
 export type StateDigest = Record<string, string>;

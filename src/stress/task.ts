@@ -6,10 +6,10 @@
  * coordinator, which commits.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { loadHasher } from '../content-key.js';
+import { loadHasher } from '../format/content-key.js';
 import { toChunkpointError } from '../errors.js';
 import { WorkerPool } from '../pool.js';
-import { snapshotTask } from '../snapshot.js';
+import { snapshotTask } from '../snapshot/index.js';
 import { FAULT_REPORT_CHANNEL, type FaultReport } from '../store/faulty.js';
 import { jobRootSpec, openStore } from '../store/open.js';
 import { stateDigest } from './digest.js';

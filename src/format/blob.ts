@@ -3,10 +3,10 @@
  * the payload (an LZ4 block, or the raw bytes when they do not compress).
  * The header repeats the content key and both lengths so that a blob found on
  * its own (a scrub, a rebuilt index, a copied bucket) can be checked without
- * any metadata. Layout: docs/FORMAT.md.
+ * any metadata. Blobs live in packs (pack.ts). Layout: docs/FORMAT.md.
  */
 import lz4 from 'lz4';
-import { CorruptDataError } from './errors.js';
+import { CorruptDataError } from '../errors.js';
 import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
 
 export const BLOB_MAGIC = 0x4c425043; // "CPBL" read as little-endian u32
@@ -123,16 +123,6 @@ export function decodeBlob(
 
 function hex32(n: number): string {
   return n.toString(16).padStart(8, '0');
-}
-
-/** Store key of a blob: `<area>/<k0k1>/<key>-<rawLength>` (FORMAT.md). */
-const BLOB_KEY_RE = /^(?:shared|taskowned\/[A-Za-z0-9][A-Za-z0-9._-]{0,199})\/([0-9a-f]{2})\/([0-9a-f]{32})-([1-9]\d{0,8})$/;
-
-/** The content key and raw length a blob's store key promises, or undefined for keys that do not name a blob. */
-export function parseBlobKey(storeKey: string): { key: string; rawLength: number } | undefined {
-  const m = BLOB_KEY_RE.exec(storeKey);
-  if (m?.[1] === undefined || m[2] === undefined || m[3] === undefined || !m[2].startsWith(m[1])) return undefined;
-  return { key: m[2], rawLength: Number(m[3]) };
 }
 
 /**

@@ -1,0 +1,261 @@
+/**
+ * Restore coordinator (main thread). Given a validated checkpoint and its
+ * task's manifest, it stages every file in a private directory inside the
+ * target (target.ts), lets workers fetch (local cache first, then coalesced
+ * pack reads: plan.ts), verify and write the chunks, and moves the files into
+ * place only when every chunk of every file has verified. On any failure the
+ * staging directory is removed and the target is left as it was.
+ *
+ * Restore in place (`keepMatching`): files already in the target whose every
+ * chunk hashes to the checkpoint's key are kept and not fetched; everything
+ * else is restored, and entries the checkpoint does not have are removed.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { blobEntryPath, type CacheIndex } from '../cache.js';
+import { ChunkpointError, InvalidInputError, abortedError, checkAborted, targetIoError } from '../errors.js';
+import type { ProgressSink, RestoreProgress } from '../events.js';
+import type { FileEntry, TaskManifest } from '../format/manifest.js';
+import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
+import { checkpointDirName, printable } from '../format/names.js';
+import { forEachBounded, type WorkerPool } from '../pool.js';
+import type { Store } from '../store/store.js';
+import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
+import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget, removeCreatedDirs, stageLayout } from './target.js';
+
+export { STAGING_PREFIX } from './target.js';
+
+export interface RestoreOptions {
+  /**
+   * Allow a non-empty target: its contents are replaced by the checkpoint's
+   * (entries not in the checkpoint are deleted). Without it a non-empty target
+   * is refused.
+   */
+  overwrite?: boolean;
+  /**
+   * Restore in place: keep target files whose content verifies against the
+   * checkpoint, fetch only what is missing or different, and delete entries
+   * the checkpoint does not have. Implies a non-empty target is allowed.
+   */
+  keepMatching?: boolean;
+  /** Local cache: chunks are looked up there first and added after a fetch. */
+  cache?: { dir: string; maxBytes?: number; ttlMs?: number };
+  /** fsync restored files and directories before reporting success (default true). */
+  durable?: boolean;
+  signal?: AbortSignal;
+  /** Which task's state to restore; may be left out when the checkpoint has one task. */
+  task?: string;
+}
+
+export interface RestoreResult {
+  checkpointId: number;
+  checkpoint: string;
+  /** The task whose state was restored. */
+  task: string;
+  files: number;
+  /** Logical bytes of the restored state. */
+  bytes: number;
+  /** Chunks written (from the cache or the store). */
+  chunks: number;
+  /** Stored bytes fetched from the store. */
+  bytesFromRemote: number;
+  /** Stored bytes read from the local cache (and verified). */
+  bytesFromCache: number;
+  /** Read requests sent to the store for chunk data (coalesced pack reads and single-chunk fallbacks). */
+  storeReads: number;
+  /** Logical bytes of target files kept in place because they verified. */
+  bytesKept: number;
+  filesKept: number;
+  /** Cache entries that failed verification, were deleted and refetched. */
+  cacheEntriesDropped: number;
+  /** The metadata came from the local cache because the store was unreachable. */
+  metadataFromCache: boolean;
+  durationMs: number;
+  throughputMBps: number;
+}
+
+export interface RestoreSource {
+  store: Store;
+  metadata: CheckpointMetadata;
+  manifest: TaskManifest;
+  metadataFromCache: boolean;
+}
+
+/** The one task a restore is about: named, or the only one. */
+export function selectTask(metadata: CheckpointMetadata, task: string | undefined): TaskEntry {
+  const names = metadata.tasks.map((t) => t.task).join(', ');
+  if (task === undefined) {
+    const [only, ...more] = metadata.tasks;
+    if (only !== undefined && more.length === 0) return only;
+    throw new InvalidInputError('TASK_REQUIRED', `${checkpointDirName(metadata.checkpointId)} holds ${metadata.tasks.length} tasks (${names}); pick the one to restore (--task <id>)`);
+  }
+  const found = metadata.tasks.find((t) => t.task === task);
+  if (found === undefined) throw new InvalidInputError('TASK_NOT_FOUND', `${checkpointDirName(metadata.checkpointId)} has no task '${printable(task)}' (tasks: ${names})`);
+  return found;
+}
+
+export async function restore(
+  pool: WorkerPool,
+  source: RestoreSource,
+  targetDir: string,
+  options: RestoreOptions,
+  cache: CacheIndex | undefined,
+  progress?: ProgressSink<RestoreProgress & { checkpoint: string; task: string }>,
+): Promise<RestoreResult> {
+  const started = performance.now();
+  const durable = options.durable ?? true;
+  const { store, metadata, manifest } = source;
+  const inPlace = options.keepMatching === true;
+  checkAborted(options.signal);
+
+  const { target, createdRoot } = await prepareTarget(resolve(targetDir), options.overwrite === true || inPlace);
+  const staging = join(target, `${STAGING_PREFIX}${randomBytes(6).toString('hex')}`);
+  const bytesTotal = manifest.files.reduce((sum, f) => sum + f.size, 0);
+  const figures = {
+    checkpoint: checkpointDirName(metadata.checkpointId),
+    task: manifest.task,
+    bytesDone: 0,
+    bytesTotal,
+    bytesFromRemote: 0,
+    bytesFromCache: 0,
+    filesDone: 0,
+    filesTotal: manifest.files.length,
+    chunks: 0,
+  };
+  let storeReads = 0;
+  let cacheEntriesDropped = 0;
+  let kept = new Set<string>();
+  try {
+    if (inPlace) kept = await matchingFiles(pool, target, manifest.files, options.signal);
+    const toRestore = manifest.files.filter((f) => !kept.has(f.path));
+    await mkdir(staging, { mode: 0o700 });
+    await stageLayout(staging, toRestore);
+    figures.bytesDone = manifest.files.filter((f) => kept.has(f.path)).reduce((sum, f) => sum + f.size, 0);
+    figures.filesDone = manifest.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
+    progress?.update(() => ({ ...figures }), true);
+
+    const entryOf = (b: PlannedBlob): string | undefined => (cache === undefined ? undefined : blobEntryPath(cache.spec, b.key, b.rawLength));
+    const plan = planReads(blobsOf(toRestore, staging), (b) => {
+      const entry = entryOf(b);
+      return entry !== undefined && cache?.has(entry) === true;
+    });
+    // A file is done when every blob writing into it is.
+    const left = new Map(toRestore.map((f) => [join(staging, ...f.path.split('/')), f.chunks.length]));
+    const done = (blobs: readonly PlannedBlob[]): void => {
+      for (const b of blobs) {
+        for (const t of b.targets) {
+          const n = (left.get(t.path) ?? 1) - 1;
+          left.set(t.path, n);
+          if (n === 0) figures.filesDone++;
+          figures.bytesDone += b.rawLength;
+          figures.chunks++;
+        }
+      }
+      progress?.update(() => ({ ...figures }));
+    };
+
+    type Item = { span: Span } | { blob: PlannedBlob };
+    const items: Item[] = [...plan.spans.map((span) => ({ span })), ...plan.cached.map((blob) => ({ blob }))];
+    await forEachBounded(items, pool.ioConcurrency, async (item) => {
+      checkAborted(options.signal);
+      if ('span' in item) {
+        const { span } = item;
+        const reserve = span.blobs.reduce((sum, b) => sum + b.length, 0);
+        // Room is reserved before a worker may insert, so the cap holds after every insert.
+        const insert = cache !== undefined && (await cache.reserve(reserve));
+        const result = await pool
+          .run(
+            {
+              op: 'restoreSpan',
+              store: store.spec,
+              key: span.key,
+              offset: span.offset,
+              length: span.length,
+              blobs: span.blobs.map(({ at, length, key, rawLength, targets, where }) => ({ at, length, key, rawLength, targets, where })),
+              ...(insert && cache !== undefined ? { cache: cache.spec } : {}),
+            },
+            options.signal,
+          )
+          .finally(() => {
+            if (insert) cache?.release(reserve);
+          });
+        for (const e of result.inserted) cache?.record(blobEntryPath(cache.spec, e.key, e.rawLength), e.size);
+        storeReads++;
+        figures.bytesFromRemote += result.bytesFetched;
+        done(span.blobs);
+        return;
+      }
+      const { blob } = item;
+      if (cache === undefined) throw new Error('internal: a cached chunk without a cache');
+      const entry = blobEntryPath(cache.spec, blob.key, blob.rawLength);
+      const result = await pool.run({ op: 'restoreChunk', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength, targets: blob.targets, where: blob.where, cache: cache.spec }, options.signal);
+      if (result.source === 'cache') cache.record(entry, result.bytesFromCache);
+      else {
+        cache.forget(entry);
+        storeReads++;
+      }
+      if (result.cacheDropped) cacheEntriesDropped++;
+      figures.bytesFromRemote += result.bytesFetched;
+      figures.bytesFromCache += result.bytesFromCache;
+      done([blob]);
+    });
+    checkAborted(options.signal);
+
+    await finishFiles(staging, toRestore, durable);
+    await moveIntoPlace(staging, target, manifest, kept, options.overwrite === true || inPlace, durable);
+    progress?.update(() => ({ ...figures }), true);
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    if (createdRoot !== undefined) await removeCreatedDirs(target, createdRoot);
+    if (options.signal?.aborted === true && !(error instanceof ChunkpointError && error.code !== 'ABORTED')) throw abortedError(options.signal);
+    if (error instanceof ChunkpointError) throw error;
+    throw targetIoError('restoring into', target, error);
+  }
+
+  const durationMs = performance.now() - started;
+  const keptFiles = manifest.files.filter((f) => kept.has(f.path));
+  return {
+    checkpointId: metadata.checkpointId,
+    checkpoint: checkpointDirName(metadata.checkpointId),
+    task: manifest.task,
+    files: manifest.files.length,
+    bytes: bytesTotal,
+    chunks: figures.chunks,
+    bytesFromRemote: figures.bytesFromRemote,
+    bytesFromCache: figures.bytesFromCache,
+    storeReads,
+    bytesKept: keptFiles.reduce((sum, f) => sum + f.size, 0),
+    filesKept: keptFiles.length,
+    cacheEntriesDropped,
+    metadataFromCache: source.metadataFromCache,
+    durationMs: Math.round(durationMs),
+    throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
+  };
+}
+
+/** Target files whose size matches and every chunk hashes to the checkpoint's key. */
+async function matchingFiles(pool: WorkerPool, target: string, files: readonly FileEntry[], signal: AbortSignal | undefined): Promise<Set<string>> {
+  const candidates: FileEntry[] = [];
+  for (const file of files) {
+    const st = await isPlainFile(target, file.path);
+    if (st !== undefined && st.size === file.size) candidates.push(file);
+  }
+  const mismatched = new Set<string>();
+  function* tasks(): Generator<{ file: FileEntry; offset: number; length: number; key: string }> {
+    for (const file of candidates) {
+      let offset = 0;
+      for (const chunk of file.chunks) {
+        yield { file, offset, length: chunk.rawLength, key: chunk.key };
+        offset += chunk.rawLength;
+      }
+    }
+  }
+  await forEachBounded(tasks(), pool.queueDepth, async (t) => {
+    if (mismatched.has(t.file.path)) return;
+    checkAborted(signal);
+    const result = await pool.run({ op: 'verifyRange', file: join(target, ...t.file.path.split('/')), relPath: t.file.path, offset: t.offset, length: t.length, key: t.key }, signal);
+    if (!result.match) mismatched.add(t.file.path);
+  });
+  return new Set(candidates.filter((f) => !mismatched.has(f.path)).map((f) => f.path));
+}

@@ -1,0 +1,160 @@
+/**
+ * The restore target: preparing it, staging files privately inside it, and
+ * moving them into place only when every chunk of every file has verified.
+ * Nothing here follows a link planted in the target.
+ */
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
+import type { FileEntry, TaskManifest } from '../format/manifest.js';
+import { fsyncDir } from '../store/fs.js';
+
+/** Prefix of the staging directory inside the target; a leftover one marks an interrupted restore. */
+export const STAGING_PREFIX = '.chunkpoint-restore-';
+
+export async function prepareTarget(target: string, allowNonEmpty: boolean): Promise<{ target: string; createdRoot: string | undefined }> {
+  let st;
+  try {
+    st = await lstat(target);
+  } catch (error) {
+    if (errnoOf(error) !== 'ENOENT') throw targetIoError('inspecting restore target', target, error);
+    let createdRoot: string | undefined;
+    try {
+      createdRoot = await mkdir(target, { recursive: true });
+    } catch (mkdirError) {
+      throw targetIoError('creating restore target', target, mkdirError);
+    }
+    return { target: await realpath(target), createdRoot: createdRoot === undefined ? undefined : await realpath(createdRoot) };
+  }
+  // A target given as a symlink to a directory is the user's choice; resolve it once, here.
+  const real = st.isSymbolicLink() ? await realpath(target) : target;
+  if (!(await lstat(real)).isDirectory()) {
+    throw new InvalidInputError('TARGET_NOT_DIRECTORY', `restore target ${target} exists and is not a directory; pass a new or empty directory`);
+  }
+  const entries = await readdir(real);
+  if (entries.length > 0 && !allowNonEmpty) {
+    throw new InvalidInputError(
+      'TARGET_NOT_EMPTY',
+      `restore target ${target} is not empty (${entries.length} entries); pass an empty directory, --keep-matching to restore in place, or --overwrite to replace its contents`,
+    );
+  }
+  return { target: real, createdRoot: undefined };
+}
+
+/** Removes the directories this restore created, deepest first, and only while they are empty. */
+export async function removeCreatedDirs(target: string, createdRoot: string): Promise<void> {
+  let dir = target;
+  for (;;) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    if (dir === createdRoot || !dir.startsWith(createdRoot + sep)) return;
+    dir = dirname(dir);
+  }
+}
+
+/** Every parent of `relPath` under `root` must be a real directory, not a link out of it. */
+export async function isPlainFile(root: string, relPath: string): Promise<{ size: number } | undefined> {
+  const parts = relPath.split('/');
+  let path = root;
+  for (const [i, part] of parts.entries()) {
+    path = join(path, part);
+    let st;
+    try {
+      st = await lstat(path);
+    } catch {
+      return undefined;
+    }
+    if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile()) return undefined;
+    if (i === parts.length - 1) return { size: st.size };
+  }
+  return undefined;
+}
+
+/** Creates every needed directory and an empty, pre-sized file for every file, refusing to follow anything planted there. */
+export async function stageLayout(staging: string, files: readonly FileEntry[]): Promise<void> {
+  const dirs = new Set<string>();
+  for (const file of files) {
+    const parts = file.path.split('/');
+    for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
+  }
+  for (const dir of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
+    await mkdir(join(staging, ...dir.split('/')), { mode: 0o700 });
+  }
+  for (const file of files) {
+    const fh = await open(join(staging, ...file.path.split('/')), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      if (file.size > 0) await fh.truncate(file.size);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+export async function finishFiles(staging: string, files: readonly FileEntry[], durable: boolean): Promise<void> {
+  for (const file of files) {
+    const path = join(staging, ...file.path.split('/'));
+    if (durable) {
+      const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+    await applyAttributes(path, file);
+  }
+}
+
+async function applyAttributes(path: string, file: FileEntry): Promise<void> {
+  await chmod(path, file.mode);
+  const mtime = new Date(file.mtimeMs);
+  await utimes(path, mtime, mtime);
+}
+
+/**
+ * Makes the target hold exactly the checkpoint: when `clean`, first removes
+ * what the checkpoint does not have (links are removed, never followed), then
+ * creates directories and renames staged files into place.
+ */
+export async function moveIntoPlace(staging: string, target: string, state: Pick<TaskManifest, 'files' | 'directories'>, kept: ReadonlySet<string>, clean: boolean, durable: boolean): Promise<void> {
+  const files = new Set(state.files.map((f) => f.path));
+  const dirs = new Set(state.directories);
+  for (const file of state.files) {
+    const parts = file.path.split('/');
+    for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
+  }
+  if (clean) {
+    const stagingRel = relative(target, staging);
+    const sweep = async (rel: string): Promise<void> => {
+      for (const entry of await readdir(rel === '' ? target : join(target, ...rel.split('/')), { withFileTypes: true })) {
+        const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (relPath === stagingRel) continue;
+        const abs = join(target, ...relPath.split('/'));
+        if (entry.isDirectory() && dirs.has(relPath)) await sweep(relPath);
+        else if (entry.isFile() && kept.has(relPath)) continue;
+        else await rm(abs, { recursive: true, force: true });
+      }
+    };
+    await sweep('');
+  }
+  for (const dir of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
+    try {
+      await mkdir(join(target, ...dir.split('/')), { mode: 0o755 });
+    } catch (error) {
+      if (errnoOf(error) !== 'EEXIST') throw error;
+    }
+  }
+  for (const path of files) {
+    if (kept.has(path)) continue;
+    await rename(join(staging, ...path.split('/')), join(target, ...path.split('/')));
+  }
+  for (const file of state.files) if (kept.has(file.path)) await applyAttributes(join(target, ...file.path.split('/')), file);
+  await rm(staging, { recursive: true, force: true });
+  if (durable) {
+    for (const dir of ['', ...dirs]) await fsyncDir(dir === '' ? target : join(target, ...dir.split('/')));
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * Snapshot coordinator (main thread), by stage:
+ *
+ *   state-dir.ts  list the state directory
+ *   (here)        find the base, take a writer session (lease.ts)
+ *   plan.ts       decide what the base already holds soundly
+ *   write.ts      store the rest in packs on the worker pool, publish them
+ *   (here)        write the task's manifest -> a task snapshot
+ *   commit.ts     commit the checkpoint from every task's snapshot, retention
+ *
+ * The coordinator never touches chunk bytes itself.
+ */
+import { resolve } from 'node:path';
+import type { CacheIndex, CacheOptions } from '../cache.js';
+import { loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../checkpoint.js';
+import { buildDedupeIndex } from '../dedupe-index.js';
+import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
+import type { ProgressSink, SnapshotProgress } from '../events.js';
+import { MAX_CHUNK_SIZE } from '../format/blob.js';
+import type { Hasher } from '../format/content-key.js';
+import { FORMAT_VERSION } from '../format/envelope.js';
+import { KEY_ALGORITHM, encodeManifest, manifestChecksum, type PackRef, type TaskManifest } from '../format/manifest.js';
+import { TASK_SNAPSHOT_FORMAT, type CheckpointMetadata, type TaskSnapshot } from '../format/metadata.js';
+import { DEFAULT_TASK, checkTaskId, checkpointDirName, manifestKey } from '../format/names.js';
+import { DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE } from '../format/pack.js';
+import { DEFAULT_RETAIN } from '../gc.js';
+import { DEFAULT_LEASE_MS, Lease, checkLeaseMs } from '../lease.js';
+import type { WorkerPool } from '../pool.js';
+import type { Store } from '../store/store.js';
+import { commitTasks, type CommitOptions } from './commit.js';
+import { planReuse } from './plan.js';
+import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
+import { packJobs, writePending } from './write.js';
+
+export { commitTasks, type CommitOptions } from './commit.js';
+export { DEFAULT_IMMUTABLE, immutableMatcher } from './state-dir.js';
+
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+
+export interface SnapshotOptions extends Omit<CommitOptions, 'cache'> {
+  /** Chunk size in bytes (default 1 MiB). */
+  chunkSize?: number;
+  /** Pack size: at most this many bytes of chunks per pack object (default 32 MiB). */
+  packSize?: number;
+  /**
+   * Which files are never rewritten in place once they exist (basename globs
+   * with `*` and `?`, or a predicate on the relative path). Such a file with the
+   * same name, size and mtime as in the last checkpoint is reused without being read.
+   * Default: `*.sst`, `*.blob`.
+   */
+  immutable?: readonly string[] | ((relPath: string) => boolean);
+  /** The writer session's lease: renewed while the snapshot runs; a task snapshot must be committed within it (default 10 min). */
+  leaseMs?: number;
+  /** Task-local copy: every chunk this snapshot reads also goes into this local cache, with the metadata. */
+  cache?: CacheOptions;
+  /** Task id inside the checkpoint (default `main`). */
+  task?: string;
+}
+
+export interface SnapshotResult {
+  checkpointId: number;
+  /** Directory name of the checkpoint, e.g. `chk-3`. */
+  checkpoint: string;
+  /** The checkpoint it reused data from (`chk-2`), or null for a full snapshot. */
+  base: string | null;
+  /** Tasks in the checkpoint (1 for `snapshot`). */
+  tasks: number;
+  files: number;
+  /** Logical size of the state directory. */
+  bytes: number;
+  /** State bytes read by workers (only new or changed files, and chunks of rewritten packs). */
+  bytesRead: number;
+  /** Bytes written to the store: new packs, manifests and `_metadata`. */
+  bytesWritten: number;
+  filesReused: number;
+  bytesReused: number;
+  chunksNew: number;
+  chunksDeduped: number;
+  packsWritten: number;
+  /** Base packs not reused (missing, damaged, or mostly dead) whose chunks were read again from the state. */
+  packsRewritten: number;
+  /** Bytes added to the local cache (with `cache`). */
+  bytesCached: number;
+  /** Checkpoints removed by retention after this commit, and what that freed. */
+  checkpointsRemoved: string[];
+  packsRemoved: number;
+  bytesFreed: number;
+  /** Raw bytes / stored bytes of the chunks this snapshot stored. */
+  compressionRatio: number;
+  durationMs: number;
+  /** Logical state MB (10^6) per second. */
+  throughputMBps: number;
+  /** What went wrong around a successful commit (damage routed around, retention that could not finish). */
+  warnings: string[];
+}
+
+export type TaskSnapshotOptions = Pick<SnapshotOptions, 'chunkSize' | 'packSize' | 'immutable' | 'durable' | 'leaseMs' | 'cache' | 'signal'>;
+
+/** A task snapshot, and what this process still holds of it: its lease and the base it loaded. */
+interface StoredTask {
+  snapshot: TaskSnapshot;
+  lease: Lease;
+  base: CheckpointMetadata | undefined;
+  warnings: string[];
+}
+
+/**
+ * One task's part of a checkpoint: stores every chunk the base checkpoint
+ * does not soundly hold, writes the task's manifest, and returns a task
+ * snapshot (plain data) for `commitTasks`. Commits nothing; the session's
+ * lease, extended at hand-over, keeps gc away until the commit.
+ */
+export async function snapshotTask(
+  pool: WorkerPool,
+  hasher: Hasher,
+  store: Store,
+  jobId: string,
+  task: string,
+  stateDir: string,
+  options: TaskSnapshotOptions = {},
+  cache?: CacheIndex,
+  progress?: ProgressSink<SnapshotProgress>,
+): Promise<TaskSnapshot> {
+  const stored = await storeTask(pool, hasher, store, jobId, task, stateDir, options, cache, progress);
+  try {
+    await stored.lease.renew();
+  } catch (error) {
+    await stored.lease.end();
+    throw error;
+  }
+  stored.lease.stop();
+  return { ...stored.snapshot, expiresAt: new Date(stored.lease.expires).toISOString() };
+}
+
+/** Snapshots one state directory as the job's next checkpoint: one task, committed at once. */
+export async function snapshot(
+  pool: WorkerPool,
+  hasher: Hasher,
+  store: Store,
+  jobId: string,
+  stateDir: string,
+  options: SnapshotOptions = {},
+  cache?: CacheIndex,
+  progress?: ProgressSink<SnapshotProgress>,
+): Promise<SnapshotResult> {
+  const retain = options.retain ?? DEFAULT_RETAIN;
+  if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
+  const stored = await storeTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache, progress);
+  try {
+    const { cache: _ignored, ...commitOptions } = options;
+    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], { ...commitOptions, ...(cache === undefined ? {} : { cache }) }, { lease: stored.lease, base: stored.base });
+    result.warnings.unshift(...stored.warnings);
+    return result;
+  } catch (error) {
+    await stored.lease.end();
+    throw error;
+  }
+}
+
+async function storeTask(
+  pool: WorkerPool,
+  hasher: Hasher,
+  store: Store,
+  jobId: string,
+  task: string,
+  stateDir: string,
+  options: TaskSnapshotOptions,
+  cache: CacheIndex | undefined,
+  progress: ProgressSink<SnapshotProgress> | undefined,
+): Promise<StoredTask> {
+  const started = performance.now();
+  checkTaskId(task);
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE) {
+    throw new InvalidInputError('INVALID_CHUNK_SIZE', `chunk size ${chunkSize} is out of range; use 4 KiB..${MAX_CHUNK_SIZE / (1024 * 1024)} MiB`);
+  }
+  const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
+  if (!Number.isSafeInteger(packSize) || packSize < MIN_PACK_SIZE || packSize > MAX_PACK_SIZE || packSize < chunkSize) {
+    throw new InvalidInputError('INVALID_PACK_SIZE', `pack size ${packSize} is out of range; use 1 MiB..1 GiB, and at least the chunk size`);
+  }
+  const leaseMs = checkLeaseMs(options.leaseMs ?? DEFAULT_LEASE_MS);
+  const durable = options.durable ?? true;
+  const isImmutable = immutableMatcher(options.immutable ?? DEFAULT_IMMUTABLE);
+  checkAborted(options.signal);
+
+  const root = resolve(stateDir);
+  const { files, directories } = await listStateDir(root, isImmutable);
+  if (files.length === 0) throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
+
+  // The base: the newest checkpoint that can be read. A damaged newest one is routed around, and said.
+  const warnings: string[] = [];
+  const state = await readJobState(store);
+  const checkpointId = nextCheckpointId(state);
+  let base: CheckpointMetadata | undefined;
+  for (const id of [...state.ids].reverse()) {
+    try {
+      base = await loadCheckpoint(store, id, hasher);
+      break;
+    } catch (error) {
+      if (error instanceof InvalidInputError && error.code === 'CHECKPOINT_NOT_FOUND') continue; // removed meanwhile
+      if (!(error instanceof CorruptDataError)) throw error;
+      warnings.push(`${checkpointDirName(id)} is damaged (${error.message}); this snapshot does not build on it`);
+    }
+  }
+  const baseTask = base?.tasks.find((t) => t.task === task);
+  let baseManifest: TaskManifest | undefined;
+  if (base !== undefined && baseTask !== undefined) {
+    try {
+      baseManifest = (await loadManifest(store, baseTask, hasher)).manifest;
+    } catch (error) {
+      if (!(error instanceof CorruptDataError)) throw error;
+      warnings.push(`the manifest of task '${task}' in ${checkpointDirName(base.checkpointId)} is damaged (${error.message}); every file is read again`);
+    }
+  }
+
+  // The session's lease: lost, it aborts everything this task does.
+  const abort = new AbortController();
+  const signal = options.signal === undefined ? abort.signal : AbortSignal.any([options.signal, abort.signal]);
+  const lease = await Lease.acquire(store, hasher, { jobId, task, base: base?.checkpointId ?? null, checkpointId, leaseMs, durable }, (error) => abort.abort(error));
+  try {
+    // One listing tells which of the base's packs are still whole: reuse never spreads damage.
+    const listed = new Map<string, number>();
+    if (baseManifest !== undefined) {
+      for (const prefix of ['shared/', `taskowned/${task}/`]) for await (const o of store.list(prefix)) listed.set(o.key, o.size);
+    }
+    const plan = planReuse(files, baseManifest, listed, chunkSize);
+    for (const key of plan.packsDamaged) warnings.push(`pack ${key} of ${checkpointDirName(base?.checkpointId ?? 0)} is missing or damaged in the store; its chunks were read again from the state directory`);
+
+    const bytesTotal = files.reduce((sum, f) => sum + f.size, 0);
+    const figures = {
+      bytesDone: plan.bytesReused,
+      bytesTotal,
+      bytesRead: 0,
+      bytesWritten: 0,
+      filesDone: plan.filesReused + files.filter((f) => f.size === 0).length,
+      filesTotal: files.length,
+      filesReused: plan.filesReused,
+      chunksNew: 0,
+      chunksDeduped: 0,
+    };
+    progress?.update(() => ({ ...figures }), true);
+    const jobs = packJobs(plan.pending, packSize);
+    const jobsLeft = new Map<string, number>();
+    for (const job of jobs) for (const { run } of job.parts) jobsLeft.set(run.file.relPath, (jobsLeft.get(run.file.relPath) ?? 0) + 1);
+    const written = await writePending(
+      {
+        pool,
+        store,
+        task,
+        session: lease.session,
+        packSize,
+        durable,
+        signal,
+        dedupe: plan.reusable.length === 0 ? undefined : { table: buildDedupeIndex(plan.reusable), chunks: plan.reusable },
+        cache,
+        onJob(job, result) {
+          figures.bytesDone += job.rawBytes;
+          figures.bytesRead += result.bytesRead;
+          figures.bytesWritten += result.bytesWritten;
+          for (const c of result.chunks) if ('reused' in c || c.repeat === true) figures.chunksDeduped++;
+          else figures.chunksNew++;
+          for (const { run } of job.parts) {
+            const left = (jobsLeft.get(run.file.relPath) ?? 1) - 1;
+            jobsLeft.set(run.file.relPath, left);
+            if (left === 0) figures.filesDone++;
+          }
+          progress?.update(() => ({ ...figures }));
+        },
+      },
+      jobs,
+    ).catch((error: unknown) => {
+      throw signal.aborted ? abortedError(signal) : error;
+    });
+
+    // The manifest: every pack a chunk of this task lives in, with its size (checked at every reuse).
+    const sizes = new Map<string, number>([...(baseManifest?.packs ?? []).map((p) => [p.key, p.size] as const), ...written.packs.map((p) => [p.key, p.size] as const)]);
+    const packs: PackRef[] = [];
+    const seen = new Set<string>();
+    for (const entry of plan.entries) {
+      for (const c of entry.chunks) {
+        const key = `${c.handle.area}/${c.handle.name}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const size = sizes.get(key);
+        if (size === undefined) throw new ChunkpointError('internal', 'UNPLACED_CHUNK', `internal: a chunk of ${entry.path} lives in pack ${key}, whose size is unknown`);
+        packs.push({ key, size });
+      }
+    }
+    const manifest: TaskManifest = {
+      formatVersion: FORMAT_VERSION,
+      jobId,
+      task,
+      session: lease.session,
+      base: base?.checkpointId ?? null,
+      createdAt: new Date().toISOString(),
+      keyAlgorithm: KEY_ALGORITHM,
+      chunkSize,
+      directories,
+      packs,
+      files: plan.entries,
+    };
+    const encoded = encodeManifest(manifest, hasher);
+    const key = manifestKey(task, lease.session);
+    lease.check();
+    await store.put(key, [encoded], { ifAbsent: true, durable });
+    progress?.update(() => ({ ...figures, bytesWritten: figures.bytesWritten + encoded.byteLength }), true);
+
+    const chunks = plan.entries.reduce((n, f) => n + f.chunks.length, 0);
+    const snapshot: TaskSnapshot = {
+      format: TASK_SNAPSHOT_FORMAT,
+      jobId,
+      task,
+      base: base?.checkpointId ?? null,
+      checkpointId,
+      session: lease.session,
+      startedAt: new Date(lease.startedAt).toISOString(),
+      expiresAt: new Date(lease.expires).toISOString(),
+      keyAlgorithm: KEY_ALGORITHM,
+      manifest: { key, size: encoded.byteLength, checksum: manifestChecksum(encoded) },
+      packs,
+      figures: {
+        files: files.length,
+        bytes: bytesTotal,
+        bytesRead: written.bytesRead,
+        bytesWritten: written.bytesWritten + encoded.byteLength,
+        filesReused: plan.filesReused,
+        bytesReused: plan.bytesReused,
+        chunksNew: written.chunksNew,
+        chunksDeduped: written.chunksDeduped,
+        chunks,
+        bytesCached: written.bytesCached,
+        rawBytesNew: written.rawBytesNew,
+        packsWritten: written.packs.length,
+        packsRewritten: plan.packsRewritten,
+        durationMs: Math.round(performance.now() - started),
+      },
+    };
+    return { snapshot, lease, base, warnings };
+  } catch (error) {
+    await lease.end();
+    if (signal.aborted && !(error instanceof ChunkpointError && error.code === 'LEASE_LOST')) throw abortedError(signal);
+    throw error;
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Storing a snapshot task's pending chunks: runs of chunks are grouped into
+ * pack jobs of about one pack each (chunks of a file together and in order,
+ * small files sharing a job), run on the worker pool, and their results put
+ * back into the file entries. The packs are published in one batch at the
+ * end, so a pack's name becomes visible only once its bytes are durable.
+ */
+import { BLOB_HEADER_SIZE } from '../format/blob.js';
+import type { CacheIndex } from '../cache.js';
+import { blobEntryPath } from '../cache.js';
+import { checkAborted } from '../errors.js';
+import type { ChunkRef, PackRef } from '../format/manifest.js';
+import type { Area } from '../format/names.js';
+import { forEachBounded, type WorkerPool } from '../pool.js';
+import type { FileRun, WritePackResult } from '../protocol.js';
+import type { StagedObject, Store } from '../store/store.js';
+import type { ChunkWork, PendingRun } from './plan.js';
+
+export interface WriteContext {
+  pool: WorkerPool;
+  store: Store;
+  task: string;
+  session: string;
+  packSize: number;
+  durable: boolean;
+  signal: AbortSignal;
+  /** The dedupe table and the chunks its entries stand for. */
+  dedupe: { table: SharedArrayBuffer; chunks: readonly ChunkRef[] } | undefined;
+  cache: CacheIndex | undefined;
+  /** Called as each job completes, for progress. */
+  onJob(job: PackJob, result: WritePackResult): void;
+}
+
+export interface PackJob {
+  area: Area;
+  parts: { run: PendingRun; chunks: ChunkWork[] }[];
+  rawBytes: number;
+}
+
+export interface WriteOutcome {
+  /** Packs written, published. */
+  packs: PackRef[];
+  bytesRead: number;
+  bytesWritten: number;
+  rawBytesNew: number;
+  chunksNew: number;
+  chunksDeduped: number;
+  bytesCached: number;
+}
+
+/** Groups pending runs into jobs of at most `packSize` raw bytes, per area, in order; a large file spans consecutive jobs. */
+export function packJobs(pending: readonly PendingRun[], packSize: number): PackJob[] {
+  const jobs: PackJob[] = [];
+  for (const area of ['shared', 'taskowned'] as const) {
+    let job: PackJob | undefined;
+    for (const run of pending) {
+      if (run.area !== area) continue;
+      let part: { run: PendingRun; chunks: ChunkWork[] } | undefined;
+      for (const chunk of run.chunks) {
+        if (job === undefined || (job.rawBytes > 0 && job.rawBytes + chunk.length > packSize)) {
+          job = { area, parts: [], rawBytes: 0 };
+          jobs.push(job);
+          part = undefined;
+        }
+        if (part === undefined) {
+          part = { run, chunks: [] };
+          job.parts.push(part);
+        }
+        part.chunks.push(chunk);
+        job.rawBytes += chunk.length;
+      }
+    }
+  }
+  return jobs;
+}
+
+export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]): Promise<WriteOutcome> {
+  const out: WriteOutcome = { packs: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, chunksNew: 0, chunksDeduped: 0, bytesCached: 0 };
+  const staged: StagedObject[] = [];
+  try {
+    // Pack jobs are CPU-bound (hash, compress) and large: one per task slot, none queued.
+    await forEachBounded(jobs, ctx.pool.threads * ctx.pool.tasksPerThread, async (job) => {
+      checkAborted(ctx.signal);
+      const runs: FileRun[] = job.parts.map(({ run, chunks }) => ({ file: run.file.absPath, relPath: run.file.relPath, expect: { size: run.file.size, mtimeMs: run.file.mtimeMs }, chunks }));
+      // Room for the task-local copy is held before a worker may insert; the largest an entry can be.
+      const reserve = ctx.cache === undefined ? 0 : job.rawBytes + job.parts.reduce((n, p) => n + p.chunks.length, 0) * (BLOB_HEADER_SIZE + 1024) + Math.ceil(job.rawBytes / 255);
+      const insert = ctx.cache !== undefined && (await ctx.cache.reserve(reserve));
+      let result: WritePackResult;
+      try {
+        result = await ctx.pool.run(
+          {
+            op: 'writePack',
+            store: ctx.store.spec,
+            area: job.area,
+            task: ctx.task,
+            session: ctx.session,
+            runs,
+            packSize: ctx.packSize,
+            ...(ctx.dedupe === undefined ? {} : { dedupe: ctx.dedupe.table }),
+            ...(ctx.cache === undefined ? {} : { cache: { spec: ctx.cache.spec, insert } }),
+          },
+          ctx.signal,
+        );
+      } finally {
+        if (insert) ctx.cache?.release(reserve);
+      }
+      for (const p of result.packs) {
+        staged.push(p.staged);
+        out.packs.push({ key: p.staged.key, size: p.staged.size });
+      }
+      let i = 0;
+      for (const { run, chunks } of job.parts) {
+        for (const work of chunks) {
+          const written = result.chunks[i++];
+          if (written === undefined) throw new Error(`internal: worker returned ${result.chunks.length} chunks for a job of more`);
+          let ref: ChunkRef | undefined;
+          if ('reused' in written) {
+            ref = ctx.dedupe?.chunks[written.reused];
+            out.chunksDeduped++;
+          } else {
+            const pack = result.packs[written.pack];
+            if (pack !== undefined) {
+              const slash = pack.staged.key.indexOf('/');
+              ref = { key: written.key, rawLength: written.rawLength, handle: { area: job.area, name: pack.staged.key.slice(slash + 1), offset: written.offset, length: written.length } };
+            }
+            if (written.repeat === true) out.chunksDeduped++;
+            else out.chunksNew++;
+          }
+          if (ref === undefined || ref.key !== written.key || ref.rawLength !== written.rawLength) throw new Error(`internal: chunk ${work.index} of ${run.file.relPath} came back unplaced`);
+          run.entry.chunks[work.index] = ref;
+        }
+      }
+      for (const entry of result.inserted) ctx.cache?.record(blobEntryPath(ctx.cache.spec, entry.key, entry.rawLength), entry.size);
+      out.bytesCached += result.inserted.reduce((sum, e) => sum + e.size, 0);
+      out.bytesRead += result.bytesRead;
+      out.bytesWritten += result.bytesWritten;
+      out.rawBytesNew += result.rawBytesNew;
+      ctx.onJob(job, result);
+    });
+    checkAborted(ctx.signal);
+    // One batch: every pack's bytes and name become durable before any manifest can reference them.
+    await ctx.store.publish(staged, { durable: ctx.durable });
+  } catch (error) {
+    // Nothing can reference these packs: remove them now rather than leave them to gc.
+    const leftovers = staged.flatMap((s) => (s.token === '' ? [s.key] : [s.token, s.key]));
+    if (leftovers.length > 0) await ctx.store.delete(leftovers).catch(() => undefined);
+    throw error;
+  }
+  return out;
+}

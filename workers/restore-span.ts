@@ -1,0 +1,111 @@
+/**
+ * Restore side of a worker: one ranged read of a pack, streamed. Each blob is
+ * read into scratch memory as it arrives, checked (header, the chunk the
+ * checkpoint names, decompression, content key), and its raw bytes written
+ * at their offsets in the staged files; memory is a chunk, not a span.
+ * Nothing unverified is written. A transient failure mid-stream reopens the
+ * read at the first blob not yet done.
+ */
+import { constants } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { blobEntryPath, writeEntry } from '../src/cache.js';
+import { ChunkpointError, CorruptDataError, targetIoError, withContext } from '../src/errors.js';
+import { decodeBlob } from '../src/format/blob.js';
+import { loadHasher } from '../src/format/content-key.js';
+import type { ChunkTarget, RestoreSpanRequest, RestoreSpanResult, SpanBlob } from '../src/protocol.js';
+import { writeAtPosition } from '../src/store/direct-io.js';
+import { isNotFound } from '../src/store/not-found.js';
+import { DEFAULT_RETRY_POLICY, withRetries } from '../src/store/retry.js';
+import type { ObjectReader } from '../src/store/store.js';
+import type { Scratch } from './scratch.js';
+import { storeFor } from './stores.js';
+
+const hasher = await loadHasher();
+/** Gaps between wanted blobs are read and dropped in pieces of this size. */
+const SKIP_PIECE = 256 * 1024;
+
+export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Promise<RestoreSpanResult> {
+  const store = storeFor(req.store);
+  const end = req.offset + req.length;
+  const result: RestoreSpanResult = { op: 'restoreSpan', bytesFetched: 0, inserted: [] };
+  let next = 0;
+  await withRetries({ ...DEFAULT_RETRY_POLICY, ...req.store.retry }, async () => {
+    // Each attempt starts at the first blob not yet written: done blobs are never fetched twice.
+    let position = next === 0 ? req.offset : (req.blobs[next] as SpanBlob).at;
+    let reader: ObjectReader;
+    try {
+      reader = await store.openReader(req.key, { offset: position, length: end - position });
+    } catch (error) {
+      if (isNotFound(error)) throw missing(req, error);
+      throw withContext(error, `fetching ${req.blobs[next]?.where ?? req.key}`, { pack: req.key });
+    }
+    try {
+      for (; next < req.blobs.length; next++) {
+        const blob = req.blobs[next] as SpanBlob;
+        while (position < blob.at) {
+          const n = await readFully(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)));
+          if (n === 0) throw truncated(req, blob, position);
+          result.bytesFetched += n;
+          position += n;
+        }
+        const data = scratch.buffer('blob', blob.length);
+        const n = await readFully(reader, data);
+        result.bytesFetched += n;
+        position += n;
+        if (n !== blob.length) throw truncated(req, blob, position);
+        const raw = decodeBlob(data, blob, hasher, (size) => scratch.buffer('raw', size), `${blob.where} (pack ${req.key} at ${blob.at})`, { pack: req.key, offset: blob.at });
+        await writeTargets(blob.targets, raw, blob.where);
+        if (req.cache !== undefined) {
+          const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
+          if ((await stat(entry).catch(() => undefined)) === undefined) {
+            await writeEntry(entry, [data]).then(
+              () => result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength }),
+              // A cache that cannot be written is a cache without this entry, never a failed restore.
+              () => undefined,
+            );
+          }
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+  });
+  return result;
+}
+
+/** Reads until `into` is full or the data ends. */
+export async function readFully(reader: ObjectReader, into: Buffer): Promise<number> {
+  let done = 0;
+  while (done < into.byteLength) {
+    const n = await reader.read(into.subarray(done));
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+export async function writeTargets(targets: readonly ChunkTarget[], raw: Buffer, where: string): Promise<void> {
+  for (const target of targets) {
+    try {
+      // The coordinator created the staged file; never create or follow anything here. Direct I/O where
+      // possible: the database reads its state through its own cache, and the restore fsyncs every file anyway.
+      await writeAtPosition(target.path, raw, target.offset, constants.O_NOFOLLOW);
+    } catch (error) {
+      if (error instanceof ChunkpointError) throw error;
+      throw targetIoError('writing restored file', `${target.path} (${where})`, error);
+    }
+  }
+}
+
+function missing(req: RestoreSpanRequest, cause: unknown): CorruptDataError {
+  return new CorruptDataError('CHUNK_MISSING', `pack ${req.key} (holding ${req.blobs[0]?.where ?? 'chunks'}) is missing from the store; the checkpoint is damaged: restore an older checkpoint or repair the store`, {
+    cause,
+    details: { pack: req.key },
+  });
+}
+
+function truncated(req: RestoreSpanRequest, blob: SpanBlob, at: number): CorruptDataError {
+  return new CorruptDataError('CHUNK_CORRUPT', `${blob.where}: pack ${req.key} ends at ${at}, before the blob at ${blob.at}+${blob.length} (truncated); the checkpoint is damaged: restore an older checkpoint or repair the store`, {
+    details: { pack: req.key, offset: blob.at },
+  });
+}
