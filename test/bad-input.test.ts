@@ -8,9 +8,24 @@ import { cp, lstat, mkdir, readFile, readdir, rm, symlink, truncate, writeFile }
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Chunkpoint, ChunkpointError, type ErrorKind } from '../src/index.js';
-import { loadHasher } from '../src/content-key.js';
-import { METADATA_HEADER_SIZE, allFiles, encodeMetadata, type CheckpointMetadata, type ChunkRef, type FileEntry } from '../src/metadata.js';
-import { isEmptyOrMissing, refusal, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import { loadHasher } from '../src/format/content-key.js';
+import { ENVELOPE_HEADER_SIZE, encodeEnvelope } from '../src/format/envelope.js';
+import { MANIFEST_MAGIC, type ChunkRef, type FileEntry, type TaskManifest } from '../src/format/manifest.js';
+import { METADATA_MAGIC } from '../src/format/metadata.js';
+import {
+  checkpointManifests,
+  envelopeJson,
+  isEmptyOrMissing,
+  objectPath,
+  packOf,
+  refusal,
+  removeTempDirs,
+  rocksState,
+  tempDir,
+  treeDigest,
+  type RocksState,
+  type StoredTaskEntry,
+} from './support.js';
 
 const JOB = 'job';
 
@@ -18,8 +33,21 @@ let state: RocksState;
 let chunkpoint: Chunkpoint;
 let store: string;
 let jobRoot: string;
-/** The committed chk-1 metadata, decoded from its envelope without chunkpoint's decoder. */
-let original: CheckpointMetadata;
+/** The committed chk-1 metadata, read from its envelope without chunkpoint's decoder. */
+let original: StoredMetadata;
+/** The manifest of its one task: every file and the handle of every chunk. */
+let manifest: TaskManifest;
+
+/** `_metadata` and manifest JSON as stored, to mutate. */
+interface StoredMetadata {
+  tasks: StoredTaskEntry[];
+  [field: string]: unknown;
+}
+interface StoredManifest {
+  packs: [string, number][];
+  files: { path: string; size: number; chunks: number }[];
+  [field: string]: unknown;
+}
 
 beforeAll(async () => {
   state = await rocksState();
@@ -28,7 +56,9 @@ beforeAll(async () => {
   jobRoot = join(store, JOB);
   const result = await chunkpoint.snapshot(state.dir, { store, job: JOB });
   expect(result.checkpoint).toBe('chk-1');
-  original = readBody(await readFile(join(jobRoot, 'chk-1', '_metadata')));
+  original = envelopeJson(await readFile(join(jobRoot, 'chk-1', '_metadata')));
+  manifest = (await checkpointManifests(jobRoot, 1))[0]?.manifest as TaskManifest;
+  expect(manifest.files.length).toBeGreaterThan(2);
 });
 
 afterAll(async () => {
@@ -77,10 +107,6 @@ async function copyJobRoot(): Promise<string> {
   return copy;
 }
 
-function readBody(data: Buffer): CheckpointMetadata {
-  return JSON.parse(data.subarray(METADATA_HEADER_SIZE).toString('utf8')) as CheckpointMetadata;
-}
-
 function at<T>(items: readonly T[], index: number): T {
   const item = items[index];
   if (item === undefined) throw new Error(`test setup: no item ${index} (of ${items.length})`);
@@ -88,11 +114,31 @@ function at<T>(items: readonly T[], index: number): T {
 }
 
 /** Rewrites `<jobCopy>/chk-1/_metadata` with a mutated body inside a valid envelope (correct checksum). */
-async function rewriteMetadata(jobCopy: string, mutate: (metadata: CheckpointMetadata) => void): Promise<void> {
+async function rewriteMetadata(jobCopy: string, mutate: (metadata: StoredMetadata) => void): Promise<void> {
   const file = join(jobCopy, 'chk-1', '_metadata');
-  const metadata = readBody(await readFile(file));
+  const metadata = envelopeJson<StoredMetadata>(await readFile(file));
   mutate(metadata);
-  await writeFile(file, encodeMetadata(metadata, await loadHasher()));
+  await writeFile(file, encodeEnvelope(METADATA_MAGIC, metadata, await loadHasher()));
+}
+
+/**
+ * Rewrites the task's manifest with a mutated JSON part inside a valid envelope (its chunk records
+ * kept), and binds it into `_metadata` (size and checksum), so only the manifest's own validation
+ * stands between the mutation and the restore.
+ */
+async function rewriteManifest(jobCopy: string, mutate: (m: StoredManifest) => void): Promise<void> {
+  const key = at(original.tasks, 0).manifest.key;
+  const data = await readFile(objectPath(jobCopy, key));
+  const json = envelopeJson<StoredManifest>(data);
+  const tail = data.subarray(ENVELOPE_HEADER_SIZE + data.readUInt32LE(12));
+  mutate(json);
+  const encoded = encodeEnvelope(MANIFEST_MAGIC, json, await loadHasher(), tail);
+  await writeFile(objectPath(jobCopy, key), encoded);
+  await rewriteMetadata(jobCopy, (m) => {
+    const task = at(m.tasks, 0);
+    task.manifest.size = encoded.byteLength;
+    task.manifest.checksum = encoded.subarray(16, 24).toString('hex');
+  });
 }
 
 async function withRawMetadata(jobCopy: string, edit: (data: Buffer) => Buffer): Promise<void> {
@@ -106,32 +152,42 @@ interface ChunkAt {
   chunk: ChunkRef;
 }
 
+const blobId = (chunk: ChunkRef): string => `${packOf(chunk)}@${chunk.handle.offset}`;
+
 /** Every chunk of the checkpoint whose blob no other chunk references, so a damaged blob fails exactly there. */
-function uniqueChunks(metadata: CheckpointMetadata): ChunkAt[] {
+function uniqueChunks(): ChunkAt[] {
   const uses = new Map<string, number>();
-  for (const file of allFiles(metadata)) for (const chunk of file.chunks) uses.set(chunk.handle.name, (uses.get(chunk.handle.name) ?? 0) + 1);
+  for (const file of manifest.files) for (const chunk of file.chunks) uses.set(blobId(chunk), (uses.get(blobId(chunk)) ?? 0) + 1);
   const out: ChunkAt[] = [];
-  for (const file of allFiles(metadata)) {
+  for (const file of manifest.files) {
     file.chunks.forEach((chunk, index) => {
-      if (uses.get(chunk.handle.name) === 1) out.push({ file, index, chunk });
+      if (uses.get(blobId(chunk)) === 1) out.push({ file, index, chunk });
     });
   }
   return out;
 }
 
-function blobPath(jobCopy: string, chunk: ChunkRef): string {
-  return join(jobCopy, chunk.handle.area, ...chunk.handle.name.split('/'));
+/** The pack file a chunk's blob lives in. */
+function packPath(jobCopy: string, chunk: ChunkRef): string {
+  return objectPath(jobCopy, packOf(chunk));
+}
+
+/** Changes bytes of one blob in place: `edit` gets the blob (a view into its pack) and may modify it. */
+async function editBlob(jobCopy: string, chunk: ChunkRef, edit: (blob: Buffer) => void): Promise<void> {
+  const pack = await readFile(packPath(jobCopy, chunk));
+  edit(pack.subarray(chunk.handle.offset, chunk.handle.offset + chunk.handle.length));
+  await writeFile(packPath(jobCopy, chunk), pack);
 }
 
 /** Codec byte of a blob's header: 0 raw, 1 LZ4. */
 async function codecOf(jobCopy: string, chunk: ChunkRef): Promise<number> {
-  return (await readFile(blobPath(jobCopy, chunk))).readUInt8(5);
+  return (await readFile(packPath(jobCopy, chunk))).readUInt8(chunk.handle.offset + 5);
 }
 
 /** A chunk stored with the given codec, preferring a later chunk of a multi-chunk file (so 'chunk <n>' is not just 'chunk 0'). */
 async function pickChunk(jobCopy: string, codec: number): Promise<ChunkAt> {
   const candidates: ChunkAt[] = [];
-  for (const c of uniqueChunks(original)) if ((await codecOf(jobCopy, c.chunk)) === codec) candidates.push(c);
+  for (const c of uniqueChunks()) if ((await codecOf(jobCopy, c.chunk)) === codec) candidates.push(c);
   const picked = candidates.find((c) => c.index > 0) ?? candidates[0];
   if (picked === undefined) throw new Error(`test setup: no blob with codec ${codec} in the checkpoint`);
   return picked;
@@ -183,7 +239,8 @@ describe('snapshot refuses bad state directories and job ids', () => {
     const snapStore = join(parent, 'store');
     await mkdir(snapStore);
     const { target, parent: targetParent } = await newTarget();
-    for (const job of ['../escape', 'a/b', '', '.hidden', '-dash', 'x'.repeat(201), 'nul\u0000byte', '/abs']) {
+    // The last four are names every job root uses itself: a job of that name would live inside another job's area.
+    for (const job of ['../escape', 'a/b', '', '.hidden', '-dash', 'x'.repeat(201), 'nul\u0000byte', '/abs', 'shared', 'taskowned', 'sessions', 'chk-3']) {
       await expectRefusal(chunkpoint.snapshot(state.dir, { store: snapStore, job }), 'INVALID_JOB_ID', 'invalid_input');
       await expectRefusal(chunkpoint.list({ store: snapStore, job }), 'INVALID_JOB_ID', 'invalid_input');
       await expectRefusal(chunkpoint.inspect({ store: snapStore, job }), 'INVALID_JOB_ID', 'invalid_input');
@@ -275,7 +332,7 @@ describe('restore targets', () => {
   });
 });
 
-describe('damaged blobs', () => {
+describe('damaged packs and manifests', () => {
   it('control: a relocated copy of the job root restores to the state', async () => {
     const copy = await copyJobRoot();
     const where = await newTarget();
@@ -286,11 +343,10 @@ describe('damaged blobs', () => {
   it('refuses a flipped payload byte in an LZ4 blob (CHUNK_CORRUPT), naming file and chunk', async () => {
     const copy = await copyJobRoot();
     const picked = await pickChunk(copy, 1);
-    const path = blobPath(copy, picked.chunk);
-    const blob = await readFile(path);
-    const offset = 40 + Math.floor((blob.byteLength - 40) / 2);
-    blob.writeUInt8(blob.readUInt8(offset) ^ 0xff, offset);
-    await writeFile(path, blob);
+    await editBlob(copy, picked.chunk, (blob) => {
+      const offset = 40 + Math.floor((blob.byteLength - 40) / 2);
+      blob.writeUInt8(blob.readUInt8(offset) ^ 0xff, offset);
+    });
     const where = await newTarget();
     const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
     expect(error.message).toContain(picked.file.path);
@@ -301,11 +357,10 @@ describe('damaged blobs', () => {
   it('refuses a flipped payload byte in a raw blob (CHUNK_CORRUPT), naming file and chunk', async () => {
     const copy = await copyJobRoot();
     const picked = await pickChunk(copy, 0);
-    const path = blobPath(copy, picked.chunk);
-    const blob = await readFile(path);
-    const offset = blob.byteLength - 1;
-    blob.writeUInt8(blob.readUInt8(offset) ^ 0x01, offset);
-    await writeFile(path, blob);
+    await editBlob(copy, picked.chunk, (blob) => {
+      const offset = blob.byteLength - 1;
+      blob.writeUInt8(blob.readUInt8(offset) ^ 0x01, offset);
+    });
     const where = await newTarget();
     const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
     expect(error.message).toContain(picked.file.path);
@@ -316,10 +371,8 @@ describe('damaged blobs', () => {
   it('refuses a blob with a damaged header (CHUNK_CORRUPT)', async () => {
     const copy = await copyJobRoot();
     const picked = await pickChunk(copy, 1);
-    const path = blobPath(copy, picked.chunk);
-    const blob = await readFile(path);
-    blob.writeUInt32LE(blob.readUInt32LE(8) ^ 0x10, 8); // rawLength field, covered by the header checksum
-    await writeFile(path, blob);
+    // rawLength field, covered by the header checksum
+    await editBlob(copy, picked.chunk, (blob) => blob.writeUInt32LE(blob.readUInt32LE(8) ^ 0x10, 8));
     const where = await newTarget();
     const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
     expect(error.message).toContain(picked.file.path);
@@ -327,10 +380,10 @@ describe('damaged blobs', () => {
     await expectNothingRestored(where);
   });
 
-  it('refuses a truncated blob (CHUNK_CORRUPT)', async () => {
+  it('refuses a pack truncated in the middle of a blob (CHUNK_CORRUPT), naming that blob\'s file and chunk', async () => {
     const copy = await copyJobRoot();
     const picked = await pickChunk(copy, 1);
-    await truncate(blobPath(copy, picked.chunk), Math.floor(picked.chunk.handle.length / 2));
+    await truncate(packPath(copy, picked.chunk), picked.chunk.handle.offset + Math.floor(picked.chunk.handle.length / 2));
     const where = await newTarget();
     const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
     expect(error.message).toContain(picked.file.path);
@@ -338,22 +391,52 @@ describe('damaged blobs', () => {
     await expectNothingRestored(where);
   });
 
-  it('refuses a deleted blob (CHUNK_MISSING)', async () => {
+  it('refuses a deleted pack (CHUNK_MISSING), naming the pack and a chunk it held', async () => {
     const copy = await copyJobRoot();
     const picked = await pickChunk(copy, 1);
-    await rm(blobPath(copy, picked.chunk));
+    const pack = packOf(picked.chunk);
+    await rm(packPath(copy, picked.chunk));
     const where = await newTarget();
     const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_MISSING', 'corrupt_data');
-    expect(error.message).toContain(picked.file.path);
-    expect(error.message).toContain(`chunk ${picked.index}`);
+    expect(error.message).toContain(pack);
+    const named = /chunk (\d+) of ([^\s)]+)/.exec(error.message);
+    expect(named, error.message).not.toBeNull();
+    const file = manifest.files.find((f) => f.path === named?.[2]);
+    expect(file, error.message).toBeDefined();
+    expect(packOf(at(file?.chunks ?? [], Number(named?.[1])))).toBe(pack);
     await expectNothingRestored(where);
+  });
+
+  it('refuses a deleted manifest (MANIFEST_MISSING), for restore and inspect', async () => {
+    const copy = await copyJobRoot();
+    await rm(objectPath(copy, at(original.tasks, 0).manifest.key));
+    const where = await newTarget();
+    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_MISSING', 'corrupt_data');
+    await expectRefusal(chunkpoint.inspect({ path: join(copy, 'chk-1') }), 'MANIFEST_MISSING', 'corrupt_data');
+    await expectUntouched(where);
+  });
+
+  it('refuses a manifest that is not the one the checkpoint committed (MANIFEST_MISMATCH), even one that is valid on its own', async () => {
+    const copy = await copyJobRoot();
+    const key = at(original.tasks, 0).manifest.key;
+    const data = await readFile(objectPath(copy, key));
+    // Same size, valid envelope, one file path changed: a swapped manifest, not a damaged one.
+    const json = envelopeJson<StoredManifest>(data);
+    const file = at(json.files, 0);
+    file.path = `${file.path.slice(0, -1)}${file.path.endsWith('x') ? 'y' : 'x'}`;
+    const swapped = encodeEnvelope(MANIFEST_MAGIC, json, await loadHasher(), data.subarray(ENVELOPE_HEADER_SIZE + data.readUInt32LE(12)));
+    expect(swapped.byteLength).toBe(data.byteLength);
+    await writeFile(objectPath(copy, key), swapped);
+    const where = await newTarget();
+    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_MISMATCH', 'corrupt_data');
+    await expectUntouched(where);
   });
 });
 
-describe('damaged or hostile _metadata', () => {
-  it('control: metadata re-encoded without changes still restores', async () => {
+describe('damaged or hostile _metadata and manifests', () => {
+  it('control: metadata and manifest re-encoded without changes still restore', async () => {
     const copy = await copyJobRoot();
-    await rewriteMetadata(copy, () => undefined);
+    await rewriteManifest(copy, () => undefined);
     const where = await newTarget();
     await restoreCopy(copy, where.target);
     expect(await treeDigest(where.target)).toEqual(await treeDigest(state.dir));
@@ -388,23 +471,35 @@ describe('damaged or hostile _metadata', () => {
     await expectUntouched(where);
   });
 
-  it('refuses metadata with another format version (METADATA_VERSION)', async () => {
-    const copy = await copyJobRoot();
-    await withRawMetadata(copy, (data) => {
-      const out = Buffer.from(data);
-      out.writeUInt32LE(2, 8);
-      return out;
+  for (const version of [1, 3]) {
+    it(`refuses metadata and a manifest of format ${version} as such, not as damage (FORMAT_UNSUPPORTED)`, async () => {
+      const copy = await copyJobRoot();
+      await withRawMetadata(copy, (data) => {
+        const out = Buffer.from(data);
+        out.writeUInt32LE(version, 8);
+        return out;
+      });
+      const where = await newTarget();
+      const error = await expectRefusal(restoreCopy(copy, where.target), 'FORMAT_UNSUPPORTED', 'invalid_input');
+      expect(error.message).toContain(`format ${version}`);
+      await expectRefusal(chunkpoint.inspect({ path: join(copy, 'chk-1') }), 'FORMAT_UNSUPPORTED', 'invalid_input');
+      await expectUntouched(where);
+
+      const other = await copyJobRoot();
+      const manifestFile = objectPath(other, at(original.tasks, 0).manifest.key);
+      const data = await readFile(manifestFile);
+      data.writeUInt32LE(version, 8);
+      await writeFile(manifestFile, data);
+      await expectRefusal(restoreCopy(other, where.target), 'FORMAT_UNSUPPORTED', 'invalid_input');
+      await expectUntouched(where);
     });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_VERSION', 'corrupt_data');
-    await expectUntouched(where);
-  });
+  }
 
   it('refuses metadata with a flipped body byte (METADATA_CHECKSUM)', async () => {
     const copy = await copyJobRoot();
     await withRawMetadata(copy, (data) => {
       const out = Buffer.from(data);
-      const offset = METADATA_HEADER_SIZE + Math.floor((out.byteLength - METADATA_HEADER_SIZE) / 2);
+      const offset = ENVELOPE_HEADER_SIZE + Math.floor((out.byteLength - ENVELOPE_HEADER_SIZE) / 2);
       out.writeUInt8(out.readUInt8(offset) ^ 0x01, offset);
       return out;
     });
@@ -415,8 +510,8 @@ describe('damaged or hostile _metadata', () => {
 
   it("refuses a file path containing '..' (UNSAFE_PATH), writing nothing outside the target", async () => {
     const copy = await copyJobRoot();
-    await rewriteMetadata(copy, (m) => {
-      at(at(m.tasks, 0).files, 0).path = '../escaped.sst';
+    await rewriteManifest(copy, (m) => {
+      at(m.files, 0).path = '../escaped.sst';
     });
     const where = await newTarget();
     await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
@@ -426,8 +521,8 @@ describe('damaged or hostile _metadata', () => {
 
   it("refuses a nested file path with a '..' segment (UNSAFE_PATH)", async () => {
     const copy = await copyJobRoot();
-    await rewriteMetadata(copy, (m) => {
-      at(at(m.tasks, 0).files, 0).path = 'db/../../escaped.sst';
+    await rewriteManifest(copy, (m) => {
+      at(m.files, 0).path = 'db/../../escaped.sst';
     });
     const where = await newTarget();
     await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
@@ -436,8 +531,8 @@ describe('damaged or hostile _metadata', () => {
 
   it('refuses an absolute file path (UNSAFE_PATH)', async () => {
     const copy = await copyJobRoot();
-    await rewriteMetadata(copy, (m) => {
-      at(at(m.tasks, 0).files, 0).path = '/etc/passwd';
+    await rewriteManifest(copy, (m) => {
+      at(m.files, 0).path = '/etc/passwd';
     });
     const where = await newTarget();
     const before = await readFile('/etc/passwd');
@@ -446,37 +541,53 @@ describe('damaged or hostile _metadata', () => {
     expect(await readFile('/etc/passwd')).toEqual(before);
   });
 
-  it("refuses a handle name containing '..' (UNSAFE_PATH)", async () => {
+  it("refuses a pack key containing '..' in the manifest (MANIFEST_INVALID) or in _metadata (METADATA_INVALID)", async () => {
     const copy = await copyJobRoot();
-    await rewriteMetadata(copy, (m) => {
-      const file = at(m.tasks, 0).files.find((f) => f.chunks.length > 0);
-      if (file === undefined) throw new Error('test setup: no file with chunks');
-      at(file.chunks, 0).handle.name = '../../../etc/passwd';
+    await rewriteManifest(copy, (m) => {
+      at(m.packs, 0)[0] = 'shared/../../../etc/passwd';
     });
     const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
+    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
+    await expectUntouched(where);
+
+    const other = await copyJobRoot();
+    await rewriteMetadata(other, (m) => {
+      at(at(m.tasks, 0).packs, 0)[0] = '../../../etc/passwd';
+    });
+    await expectRefusal(restoreCopy(other, where.target), 'METADATA_INVALID', 'corrupt_data');
     await expectUntouched(where);
   });
 
-  it('refuses a duplicate file path (METADATA_INVALID)', async () => {
+  it("refuses a manifest key outside the task's own area in _metadata (METADATA_INVALID)", async () => {
     const copy = await copyJobRoot();
     await rewriteMetadata(copy, (m) => {
-      at(at(m.tasks, 0).files, 1).path = at(at(m.tasks, 0).files, 0).path;
+      const task = at(m.tasks, 0);
+      task.manifest.key = `../${task.manifest.key}`;
     });
     const where = await newTarget();
     await expectRefusal(restoreCopy(copy, where.target), 'METADATA_INVALID', 'corrupt_data');
     await expectUntouched(where);
   });
 
-  it('refuses chunk lengths that do not add up to the file size (METADATA_INVALID)', async () => {
+  it('refuses a duplicate file path (MANIFEST_INVALID)', async () => {
     const copy = await copyJobRoot();
-    await rewriteMetadata(copy, (m) => {
-      const file = at(m.tasks, 0).files.find((f) => f.chunks.length > 1);
+    await rewriteManifest(copy, (m) => {
+      at(m.files, 1).path = at(m.files, 0).path;
+    });
+    const where = await newTarget();
+    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
+    await expectUntouched(where);
+  });
+
+  it('refuses chunk lengths that do not add up to the file size (MANIFEST_INVALID)', async () => {
+    const copy = await copyJobRoot();
+    await rewriteManifest(copy, (m) => {
+      const file = m.files.find((f) => f.chunks > 1);
       if (file === undefined) throw new Error('test setup: no multi-chunk file');
       file.size += 1;
     });
     const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_INVALID', 'corrupt_data');
+    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
     await expectUntouched(where);
   });
 });

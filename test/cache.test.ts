@@ -1,12 +1,13 @@
 import { readdir, readFile, rename, rm, utimes, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CACHE_LAYOUT_VERSION } from '../src/cache.js';
 import { Chunkpoint } from '../src/index.js';
-import { copyTree, listFiles, rocksState, removeTempDirs, tempDir, treeDigest, type RocksState } from './support.js';
+import { copyTree, listFiles, objectPath, rocksState, removeTempDirs, storedPacks, tempDir, treeDigest, type RocksState } from './support.js';
 
 /** Every blob file of a cache directory, absolute paths. */
 async function cacheEntries(cacheDir: string): Promise<string[]> {
-  const root = join(cacheDir, 'v1', 'blobs');
+  const root = join(cacheDir, CACHE_LAYOUT_VERSION, 'blobs');
   return (await listFiles(root)).filter((p) => !p.split('/').at(-1)?.startsWith('.tmp-')).map((p) => join(root, p));
 }
 
@@ -40,8 +41,11 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     expect(result.bytesFromCache).toBeGreaterThan(0);
     expect(await treeDigest(target)).toEqual(expected);
 
-    // Proof that the store layer really was not needed: without any blob in the store it still restores.
-    await rename(join(moved, 'shared'), join(moved, 'shared-gone'));
+    // Proof that the store's packs really were not needed: without any pack in the store it still restores
+    // (the metadata and the manifest still come from the store, which is reachable).
+    const packs = await storedPacks(moved);
+    expect(packs.length).toBeGreaterThan(0);
+    for (const key of packs) await rename(objectPath(moved, key), `${objectPath(moved, key)}.gone`);
     const again = join(await tempDir('restore'), 'out');
     const second = await cp.restore({ path: join(moved, 'chk-1') }, again, { cache: { dir: cache } });
     expect(second.bytesFromRemote).toBe(0);
@@ -87,7 +91,7 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     data[data.byteLength - 100] = (data[data.byteLength - 100] ?? 0) ^ 0xff;
     await writeFile(victim as string, data);
     // And a torn insert left by a crash: a temp file, never trusted.
-    await writeFile(join(cache, 'v1', 'blobs', '.tmp-crashed'), 'partial');
+    await writeFile(join(cache, CACHE_LAYOUT_VERSION, 'blobs', '.tmp-crashed'), 'partial');
 
     const target = join(await tempDir('restore'), 'out');
     const result = await cp.restore({ store, job: 'bad' }, target, { cache: { dir: cache } });
@@ -111,8 +115,14 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     for (const p of stale) await utimes(p, old, old);
     const staleBytes = (await Promise.all(stale.map((p) => stat(p)))).reduce((s, st) => s + st.size, 0);
 
+    const freshBytes = (await Promise.all(entries.filter((p) => !stale.includes(p)).map((p) => stat(p)))).reduce((s, st) => s + st.size, 0);
     const result = await cp.restore({ store, job: 'ttl' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache, ttlMs: 3600_000 } });
-    expect(result.bytesFromRemote).toBe(staleBytes);
+    // Every fresh entry was used; the expired ones were fetched from the store, in pack reads that may span
+    // the (cached) blobs between them: at least their bytes, never more than the packs hold.
+    expect(result.bytesFromCache).toBe(freshBytes);
+    expect(result.bytesFromRemote).toBeGreaterThanOrEqual(staleBytes);
+    const packBytes = (await Promise.all((await storedPacks(join(store, 'ttl'))).map((k) => stat(objectPath(join(store, 'ttl'), k))))).reduce((s, st) => s + st.size, 0);
+    expect(result.bytesFromRemote).toBeLessThan(packBytes);
     // Refetched entries are fresh again; used ones had their clock reset.
     for (const p of entries) expect(Date.now() - (await stat(p)).mtimeMs).toBeLessThan(3600_000);
 

@@ -76,6 +76,17 @@ function expectUsageError(result: CliResult, mentions?: string): void {
   if (mentions !== undefined) expect(result.stderr).toContain(mentions);
 }
 
+/**
+ * New and shared stored bytes add up to the packs' size but for the pack format's own
+ * bytes: a 16-byte header, a 32-byte trailer entry per blob and a 32-byte footer per pack.
+ */
+function expectPackOverheadOnly(report: Record<string, unknown>): void {
+  const stored = report['storedBytes'] as number;
+  const chunks = (report['storedBytesNew'] as number) + (report['storedBytesShared'] as number);
+  expect(chunks).toBeLessThanOrEqual(stored);
+  expect(stored - chunks).toBeLessThanOrEqual((report['packs'] as number) * 48 + (report['uniqueChunks'] as number) * 32);
+}
+
 function sstCount(): number {
   return [...stateDigest.keys()].filter((p) => p.endsWith('.sst')).length;
 }
@@ -100,13 +111,16 @@ describe('snapshot', () => {
     }
   });
 
-  it('prints a text summary; a second snapshot of unchanged state reuses the SSTs and writes no chunk', () => {
+  it('prints a text summary; a second snapshot of unchanged state reuses the SSTs and writes no chunk and no pack', () => {
     expectSuccess(second);
     const out = lines(second.stdout);
     expect(out[0]).toMatch(new RegExp(`^chk-2 committed to .*${JOB}`));
     expect(second.stdout).toMatch(new RegExp(`state\\s+${stateDigest.size} files`));
     expect(second.stdout).toMatch(new RegExp(`reused\\s+${sstCount()} files`));
-    expect(second.stdout).toMatch(/chunks\s+0 new, \d+ deduplicated/);
+    // The mutable files are read again and found in chk-1, the checkpoint it builds on: nothing new is stored.
+    expect(second.stdout).toMatch(/chunks\s+0 new, [1-9]\d* found in chk-1\n/);
+    expect(second.stdout).toMatch(/written\s+\d+(\.\d)? (B|KiB) in 0 packs/);
+    expect(second.stdout).not.toContain('warning');
     expect(() => JSON.parse(second.stdout) as unknown).toThrow();
   });
 });
@@ -210,19 +224,26 @@ describe('inspect', () => {
     expect(reports.map((r) => r.path).sort()).toEqual([...stateDigest.keys()].sort());
     for (const r of reports) expect(r.size, r.path).toBe(stateDigest.get(r.path)?.size);
     // Fields added for people and tools; the old ones keep their names.
+    // A full snapshot: every chunk lives in a pack it wrote itself.
+    expect(result['base']).toBeNull();
     expect(result['storedBytesShared']).toBe(0);
-    expect(result['storedBytesNew']).toBe(result['storedBytes']);
-    for (const r of result['fileReports'] as { firstWrittenBy: number; lastWrittenBy: number; chunks: number }[]) {
-      if (r.chunks > 0) expect([r.firstWrittenBy, r.lastWrittenBy]).toEqual([1, 1]);
+    expect(result['storedBytesNew']).toBeGreaterThan(0);
+    expectPackOverheadOnly(result);
+    for (const r of result['fileReports'] as { reused: boolean; chunks: number; path: string }[]) {
+      if (r.chunks > 0) expect(r.reused, r.path).toBe(false);
     }
   });
 
   it('--json of chk-2 splits its stored bytes into new and shared with chk-1', async () => {
     const result = jsonObject(await runCli(['inspect', join(jobRoot, 'chk-2'), '--json', ...THREADS]));
-    const stored = result['storedBytes'] as number;
-    const shared = result['storedBytesShared'] as number;
-    expect(shared).toBeGreaterThan(0);
-    expect(shared + (result['storedBytesNew'] as number)).toBe(stored);
+    expect(result['base']).toBe('chk-1');
+    // Unchanged state: chk-2 wrote no pack, every chunk is in chk-1's packs.
+    expect(result['storedBytesShared']).toBeGreaterThan(0);
+    expect(result['storedBytesNew']).toBe(0);
+    expectPackOverheadOnly(result);
+    for (const r of result['fileReports'] as { reused: boolean; chunks: number; path: string }[]) {
+      if (r.chunks > 0) expect(r.reused, r.path).toBe(true);
+    }
   });
 
   it('prints a report in text mode (--store/--job, latest by default)', async () => {
@@ -231,17 +252,21 @@ describe('inspect', () => {
     const out = lines(result.stdout);
     expect(out[0]).toMatch(/^chk-2 of \S+$/);
     expect(out[1]).toMatch(/^\s+created\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(UTC[+-]\d\d:\d\d\)$/);
-    expect(out).toContainEqual(expect.stringMatching(/^FILE\s+SIZE\s+CHUNKS\s+STORED\s+RATIO\s+FIRST WRITTEN$/));
+    expect(out).toContainEqual(expect.stringMatching(/^FILE\s+SIZE\s+CHUNKS\s+STORED\s+RATIO\s+STORED BY$/));
     expect(out).toContainEqual(expect.stringMatching(/^\s+logical size\s+\d+\.\d MiB$/));
     expect(out).toContainEqual(expect.stringMatching(/^\s+stored size\s+\d+\.\d MiB \(ratio \d+\.\d\dx\)$/));
-    // chk-2 of unchanged state stored only its mutable files anew; the SSTs' blobs are shared with chk-1.
-    expect(out).toContainEqual(expect.stringMatching(/^\s+shared\s+\d+\.\d MiB with chk-1, the previous checkpoint$/));
+    // chk-2 of unchanged state stored nothing anew; every chunk is in packs chk-1's snapshot wrote.
+    expect(out).toContainEqual(expect.stringMatching(/^\s+new\s+0 B stored by chk-2's own snapshot$/));
+    expect(out).toContainEqual(expect.stringMatching(/^\s+shared\s+\d+\.\d MiB in packs of earlier snapshots \(it builds on chk-1\)$/));
     expect(out).toContainEqual(expect.stringMatching(/^total\s+\d+\.\d MiB\s+\d+\s/));
     for (const path of stateDigest.keys()) expect(out).toContainEqual(expect.stringMatching(new RegExp(`^${path.replace(/\./g, '\\.')}\\s`)));
-    // SSTs were reused from chk-1, so their blobs were first written there.
+    // SSTs were reused from chk-1, so their chunks live in packs an earlier snapshot wrote.
     const sst = [...stateDigest.keys()].find((p) => p.endsWith('.sst') && (stateDigest.get(p)?.size ?? 0) > 0);
     expect(sst).toBeDefined();
-    expect(out).toContainEqual(expect.stringMatching(new RegExp(`^${(sst ?? '').replace(/\./g, '\\.')}\\s.*chk-1$`)));
+    expect(out).toContainEqual(expect.stringMatching(new RegExp(`^${(sst ?? '').replace(/\./g, '\\.')}\\s.*earlier$`)));
+    const first = await runCli(['inspect', join(jobRoot, 'chk-1'), ...THREADS]);
+    expectSuccess(first);
+    expect(lines(first.stdout)).toContainEqual(expect.stringMatching(new RegExp(`^${(sst ?? '').replace(/\./g, '\\.')}\\s.*chk-1$`)));
   });
 });
 
@@ -307,17 +332,60 @@ describe('errors and exit codes', () => {
   });
 });
 
+describe('drop', () => {
+  it('removes one checkpoint; its id is never used again; unknown ids exit 1, a missing --checkpoint exits 2', async () => {
+    const dropStore = await tempDir('cli-drop-store');
+    for (const n of [1, 2]) {
+      const r = await runCli(['snapshot', state.dir, '--store', dropStore, '--job', JOB, '--json', ...THREADS]);
+      expect(jsonObject(r)['checkpoint']).toBe(`chk-${n}`);
+    }
+    const dropped = await runCli(['drop', '--store', dropStore, '--job', JOB, '--checkpoint', 'chk-2', ...THREADS]);
+    expectSuccess(dropped);
+    expect(dropped.stdout).toMatch(/^chk-2 dropped from .*; run 'chunkpoint gc'/);
+    const list = jsonObject(await runCli(['list', '--store', dropStore, '--job', JOB, '--json', ...THREADS]));
+    expect((list['checkpoints'] as { checkpoint: string }[]).map((c) => c.checkpoint)).toEqual(['chk-1']);
+    const latest = join(await tempDir('cli-restore'), 'target');
+    expectSuccess(await runCli(['restore', '--store', dropStore, '--job', JOB, latest, ...THREADS]));
+    expect(await treeDigest(latest)).toEqual(stateDigest);
+    // The newest checkpoint was removed, yet the next one does not take its number.
+    const next = jsonObject(await runCli(['snapshot', state.dir, '--store', dropStore, '--job', JOB, '--json', ...THREADS]));
+    expect(next['checkpoint']).toBe('chk-3');
+    expectOneLineFailure(await runCli(['drop', '--store', dropStore, '--job', JOB, '--checkpoint', '2', ...THREADS]), 'CHECKPOINT_NOT_FOUND');
+    expectUsageError(await runCli(['drop', '--store', dropStore, '--job', JOB]), '--checkpoint');
+    expectUsageError(await runCli(['drop', '--store', dropStore, '--job', JOB, '--checkpoint', 'latest']), '--checkpoint');
+  });
+});
+
 describe('help and version', () => {
   const common = ['--threads', '--json', '--no-progress', '--verbose', '--help'];
   const commands: Record<string, string[]> = {
-    snapshot: ['--store', '--job', '--task', '--task-snapshot', '--chunk-size', '--immutable', '--no-fsync', '--cache', '--cache-max-bytes', '--retain', '--grace', '--claim', ...common],
-    commit: ['--store', '--job', '--retain', '--grace', '--claim', ...common],
-    restore: ['--store', '--job', '--checkpoint', '--task', '--overwrite', '--keep-matching', '--cache', '--cache-max-bytes', '--cache-ttl', '--no-fsync', ...common],
+    snapshot: [
+      '--store',
+      '--job',
+      '--task',
+      '--task-snapshot',
+      '--chunk-size',
+      '--pack-size',
+      '--lease',
+      '--limit-rate',
+      '--immutable',
+      '--no-fsync',
+      '--cache',
+      '--cache-max-bytes',
+      '--retain',
+      '--grace',
+      '--claim',
+      '--drop-task',
+      ...common,
+    ],
+    commit: ['--store', '--job', '--retain', '--grace', '--claim', '--drop-task', ...common],
+    restore: ['--store', '--job', '--checkpoint', '--task', '--overwrite', '--keep-matching', '--cache', '--cache-max-bytes', '--cache-ttl', '--no-fsync', '--limit-rate', ...common],
     list: ['--store', '--job', ...common],
     inspect: ['--store', '--job', '--checkpoint', ...common],
-    verify: ['--store', '--job', '--checkpoint', '--sample', '--sample-seed', ...common],
+    verify: ['--store', '--job', '--checkpoint', '--sample', '--sample-seed', '--limit-rate', ...common],
     gc: ['--store', '--job', '--grace', '--retain', '--claim', '--dry-run', ...common],
-    copy: ['--no-fsync', ...common],
+    drop: ['--store', '--job', '--checkpoint', ...common],
+    copy: ['--no-fsync', '--limit-rate', ...common],
     cache: ['--max-bytes', '--ttl', ...common],
   };
 
@@ -348,6 +416,7 @@ describe('help and version', () => {
       ['snapshot', state.dir, '--store', store],
       ['restore', join(jobRoot, 'chk-1')],
       ['gc', '--store', store, '--job'],
+      ['drop', '--store', store, '--job', JOB],
       ['inspect'],
     ]) {
       const result = await runCli(args);

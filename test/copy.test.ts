@@ -4,11 +4,28 @@
  * skips what is there, and bad sources and conflicting destinations are
  * refused before anything is written.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../src/format/ids.js';
 import { Chunkpoint } from '../src/index.js';
-import { isEmptyOrMissing, mutateRocksState, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type FileInfo, type RocksState } from './support.js';
+import {
+  checkpointFiles,
+  isEmptyOrMissing,
+  mutateRocksState,
+  objectPath,
+  packOf,
+  referencedObjects,
+  removeTempDirs,
+  rocksState,
+  runCli,
+  storedObjects,
+  storedPacks,
+  tempDir,
+  treeDigest,
+  type FileInfo,
+  type RocksState,
+} from './support.js';
 
 describe('copy between directory job roots (real RocksDB state)', () => {
   let cp: Chunkpoint;
@@ -34,13 +51,20 @@ describe('copy between directory job roots (real RocksDB state)', () => {
   });
 
   it('copies every checkpoint (CLI, --json), each restores from the copy, and a rerun copies nothing', async () => {
+    // An object no checkpoint references (a crashed snapshot's pack) stays behind: only what is referenced travels.
+    const orphan = `shared/${newId()}-${newId()}.pack`;
+    await writeFile(objectPath(join(store, 'src'), orphan), 'not referenced by any checkpoint');
     const dest = join(await tempDir('copy-dst'), 'moved');
     const first = await runCli(['copy', join(store, 'src'), dest, '--json', '--threads', '2']);
     expect(first.code, first.stderr).toBe(0);
     const result = JSON.parse(first.stdout) as Record<string, unknown>;
     expect(result['checkpointsCopied']).toEqual(['chk-1', 'chk-2']);
-    expect(result['objectsCopied']).toBeGreaterThan(0);
-    expect(result['blobsVerified']).toBe(result['objectsCopied']);
+    // Exactly the packs and manifests the checkpoints reference, every pack verified on the way.
+    const referenced = await referencedObjects(join(store, 'src'));
+    expect(new Set(await storedObjects(dest))).toEqual(referenced);
+    expect(result['objectsCopied']).toBe(referenced.size);
+    expect(result['packsVerified']).toBe((await storedPacks(dest)).length);
+    expect(result['packsVerified']).toBeGreaterThan(0);
     expect(result['objectsSkipped']).toBe(0);
     for (const [i, digest] of digests.entries()) {
       const target = join(await tempDir('copy-restore'), 'out');
@@ -57,7 +81,7 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     expect(text.stdout).toMatch(/^copied no new checkpoints from .* to .*\n {2}objects {3}0 copied/);
   });
 
-  it('refuses a destination holding other checkpoints, and a source with a damaged blob, writing nothing', async () => {
+  it('refuses a destination holding other checkpoints, and a source with a damaged blob or a missing pack, writing nothing', async () => {
     const other = await tempDir('copy-other');
     await cp.snapshot(state.dir, { store: other, job: 'else' });
     const conflict = await runCli(['copy', join(store, 'src'), join(other, 'else')]);
@@ -66,19 +90,29 @@ describe('copy between directory job roots (real RocksDB state)', () => {
 
     const damaged = await tempDir('copy-damaged');
     await cp.copy({ store, job: 'src' }, { store: damaged, job: 'src' });
-    const shared = join(damaged, 'src', 'shared');
-    const dir = (await readdir(shared))[0] as string;
-    const blob = join(shared, dir, (await readdir(join(shared, dir)))[0] as string);
-    const bytes = await readFile(blob);
-    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff;
-    await writeFile(blob, bytes);
+    // The last byte of an SST chunk's blob, inside its pack (the pack's size stays right).
+    const chunk = (await checkpointFiles(join(damaged, 'src'), 1)).flatMap((f) => f.chunks).find((c) => c.handle.area === 'shared');
+    if (chunk === undefined) throw new Error('test setup: no chunk in shared/');
+    const pack = objectPath(join(damaged, 'src'), packOf(chunk));
+    const bytes = await readFile(pack);
+    const last = chunk.handle.offset + chunk.handle.length - 1;
+    bytes[last] = (bytes[last] ?? 0) ^ 0xff;
+    await writeFile(pack, bytes);
     const dest = join(await tempDir('copy-dst'), 'never');
     const corrupt = await runCli(['copy', join(damaged, 'src'), dest]);
     expect(corrupt.code).toBe(1);
-    expect(corrupt.stderr).toMatch(/^chunkpoint: CHUNK_CORRUPT: blob .*shared\//);
+    expect(corrupt.stderr).toMatch(new RegExp(`^chunkpoint: CHUNK_CORRUPT: blob at ${chunk.handle.offset} of pack .*${packOf(chunk)}`));
     // No checkpoint became visible at the destination.
     expect(await isEmptyOrMissing(join(dest, 'chk-1'))).toBe(true);
     expect(await isEmptyOrMissing(join(dest, 'chk-2'))).toBe(true);
+
+    // A pack gone from the source is found by its listing, before anything is written.
+    await rm(pack);
+    const gone = join(await tempDir('copy-dst'), 'never');
+    const missing = await runCli(['copy', join(damaged, 'src'), gone]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(new RegExp(`^chunkpoint: SOURCE_DAMAGED: .*${packOf(chunk)}.* is missing`));
+    expect(await isEmptyOrMissing(gone)).toBe(true);
   });
 
   it('is listed in --help, and usage errors exit 2', async () => {

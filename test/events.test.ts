@@ -119,9 +119,12 @@ describe('events', () => {
   it('gc: the last progress equals the result', async () => {
     const { result, seen } = await capture(() => cp.gc(job(), { graceMs: 0, retain: 1 }));
     expectLifecycle(seen, 'gc', 'completed');
-    expect(result.blobsRemoved).toBeGreaterThan(0);
+    // Retention removed chk-1; its manifest, and whatever pack only it referenced, went with it.
+    expect(result.checkpointsRemoved).toEqual(['chk-1']);
+    expect(result.manifestsRemoved).toBe(1);
+    expect(result.bytesFreed).toBeGreaterThan(0);
     expect(ofType(seen, 'gc.progress').at(-1)).toMatchObject({
-      blobsRemoved: result.blobsRemoved,
+      packsRemoved: result.packsRemoved,
       incompleteRemoved: result.incompleteRemoved,
       bytesFreed: result.bytesFreed,
       youngKept: result.youngKept,

@@ -97,7 +97,7 @@ describe('Prometheus example', () => {
     expect(samples.get('chunkpoint_snapshot_chunks_total{kind="new"}')).toBe(snap.chunksNew + again.chunksNew);
     expect(samples.get('chunkpoint_last_checkpoint_id{job="prom"}')).toBe(2);
     expect(samples.get('chunkpoint_restore_bytes_total{source="store"}')).toBe(restored.bytesFromRemote);
-    expect(samples.get('chunkpoint_gc_blobs_removed_total')).toBe(gc.blobsRemoved);
+    expect(samples.get('chunkpoint_gc_packs_removed_total')).toBe(gc.packsRemoved);
     expect(samples.get('chunkpoint_gc_bytes_freed_total')).toBe(gc.bytesFreed);
     expect(samples.get('chunkpoint_operations_total{operation="snapshot",outcome="success"}')).toBe(2);
     // chk-1 was removed by gc's retention: the last restore failed and was counted as such.

@@ -11,16 +11,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { committedCheckpointIds } from '../src/checkpoint.js';
-import { loadHasher, type Hasher } from '../src/content-key.js';
+import { committedCheckpointIds, loadCheckpoint, loadManifest } from '../src/checkpoint.js';
+import { loadHasher, type Hasher } from '../src/format/content-key.js';
 import { Chunkpoint } from '../src/index.js';
 import { WorkerPool } from '../src/pool.js';
-import { restore } from '../src/restore.js';
-import { loadCheckpoint } from '../src/checkpoint.js';
-import { snapshot } from '../src/snapshot.js';
+import { restore, selectTask, type RestoreSource } from '../src/restore/index.js';
+import { snapshot } from '../src/snapshot/index.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
-import type { StoreSpec } from '../src/store/store.js';
-import { isEmptyOrMissing, mutateRocksState, refusal, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import type { Store, StoreSpec } from '../src/store/store.js';
+import { isEmptyOrMissing, listFiles, mutateRocksState, referencedObjects, refusal, removeTempDirs, rocksState, storedObjects, tempDir, treeDigest, type RocksState } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
 const FAST_RETRY = { baseDelayMs: 1, maxDelayMs: 5 };
@@ -52,11 +51,22 @@ async function jobWithOneCheckpoint(job: string): Promise<{ location: string; ba
   return { location, base, before, local };
 }
 
+/** What a restore of checkpoint `id` reads: its metadata and its task's manifest (loaded from `from`), and the store its chunks come from. */
+async function sourceOf(store: Store, id: number, from: Store = store): Promise<RestoreSource> {
+  const metadata = await loadCheckpoint(from, id, hasher);
+  const { manifest } = await loadManifest(from, selectTask(metadata, undefined), hasher);
+  return { store, metadata, manifest, metadataFromCache: false };
+}
+
 async function expectOnlyChk1Restorable(location: string, job: string, before: Awaited<ReturnType<typeof treeDigest>>): Promise<void> {
   const clean = openStore(jobRootSpec(location, job));
   expect(await committedCheckpointIds(clean)).toEqual([1]);
+  // The failed snapshot left no pack or manifest behind (it removes what it wrote), and no session.
+  const jobRoot = join(location, job);
+  expect(new Set(await storedObjects(jobRoot))).toEqual(await referencedObjects(jobRoot));
+  expect(await listFiles(join(jobRoot, 'sessions'))).toEqual([]);
   const target = join(await tempDir('restore'), 'out');
-  await restore(pool, { store: clean, metadata: await loadCheckpoint(clean, 1, hasher), metadataFromCache: false }, target, {}, undefined);
+  await restore(pool, await sourceOf(clean, 1), target, {}, undefined);
   expect(await treeDigest(target)).toEqual(before);
 }
 
@@ -65,8 +75,8 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     it(`${errno} from the store: the snapshot fails with STORE_${errno}, commits nothing; the next snapshot on the same pool succeeds`, async () => {
       const job = `fault-${errno.toLowerCase()}`;
       const { location, base, before, local } = await jobWithOneCheckpoint(job);
-      // Every third blob write fails, in the worker threads (and the commit, were it reached).
-      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { stage: 0.34, put: 0.34 }, errno }, retry: FAST_RETRY });
+      // Every third pack write fails, in the worker threads (and the session, manifest and commit puts).
+      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { write: 0.34, put: 0.34 }, errno }, retry: FAST_RETRY });
       const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
       expect(error.code, error.message).toBe(`STORE_${errno}`);
       expect(error.kind).toBe('store_unavailable');
@@ -77,7 +87,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     });
   }
 
-  it('a failure while publishing the staged blobs (EIO on fsync or link) commits nothing and leaves no staged files behind', async () => {
+  it('a failure while publishing the staged packs (EIO on fsync or link) commits nothing and leaves no staged files behind', async () => {
     const job = 'fault-publish';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
     const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { publish: 1 }, errno: 'EIO' }, retry: FAST_RETRY });
@@ -92,7 +102,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
   it('a worker thread dying mid-chunk fails the snapshot (WORKER_FAILED), commits nothing; the pool replaces the thread and the next snapshot succeeds', async () => {
     const job = 'worker-death';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
-    const dying = openStore({ ...base, faults: { seed: SEED, workerExit: { stage: 0.3 } }, retry: FAST_RETRY });
+    const dying = openStore({ ...base, faults: { seed: SEED, workerExit: { write: 0.3 } }, retry: FAST_RETRY });
     const error = await refusal(snapshot(pool, hasher, dying, job, local.dir));
     expect(error.code, error.message).toBe('WORKER_FAILED');
     expect(error.kind).toBe('internal');
@@ -100,7 +110,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     const next = await snapshot(pool, hasher, openStore(base), job, local.dir);
     expect(next.checkpoint).toBe('chk-2');
     const target = join(await tempDir('restore'), 'next');
-    await restore(pool, { store: openStore(base), metadata: await loadCheckpoint(openStore(base), 2, hasher), metadataFromCache: false }, target, {}, undefined);
+    await restore(pool, await sourceOf(openStore(base), 2), target, {}, undefined);
     expect(await treeDigest(target)).toEqual(await treeDigest(local.dir));
   });
 
@@ -128,7 +138,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
         const target = join(await tempDir('restore'), 'small');
         await cp.restore({ store: mountPoint, job: 'full' }, target);
         expect(await treeDigest(target)).toEqual(await treeDigest(small));
-        // gc reclaims the partial blobs; with more room the same snapshot commits.
+        // gc reclaims what the failed snapshot left; with more room the same snapshot commits.
         await cp.gc({ store: mountPoint, job: 'full' }, { graceMs: 0 });
         execFileSync('mount', ['-o', 'remount,size=64m', mountPoint]);
         expect((await cp.snapshot(state.dir, { store: mountPoint, job: 'full' })).checkpoint).toBe('chk-2');
@@ -142,16 +152,18 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
 });
 
 describe(`faults during a restore (seed ${SEED})`, () => {
-  it('EIO reading blobs fails the restore with STORE_EIO naming the file and chunk; no partial file is left in the target', async () => {
+  it('EIO reading packs fails the restore with STORE_EIO naming the file and chunk; no partial file is left in the target', async () => {
     const location = await tempDir('store');
     const base = jobRootSpec(location, 'restore-eio');
     await snapshot(pool, hasher, openStore(base), 'restore-eio', state.dir);
-    const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { get: 0.3 }, errno: 'EIO' }, retry: FAST_RETRY });
+    const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { read: 0.3 }, errno: 'EIO' }, retry: FAST_RETRY });
     const target = join(await tempDir('restore'), 'out');
-    const error = await refusal(restore(pool, { store: faulty, metadata: await loadCheckpoint(openStore(base), 1, hasher), metadataFromCache: false }, target, {}, undefined));
+    const error = await refusal(restore(pool, await sourceOf(faulty, 1, openStore(base)), target, {}, undefined));
     expect(error.code, error.message).toBe('STORE_EIO');
     expect(error.message).toMatch(/fetching chunk \d+ of \S+/);
-    expect(error.details).toMatchObject({ file: expect.any(String) as string, chunk: expect.any(Number) as number });
+    // The pack being read is in the details, and it is one the checkpoint references.
+    const pack = String(error.details['pack']);
+    expect(await referencedObjects(join(location, 'restore-eio'))).toContain(pack);
     expect(await isEmptyOrMissing(target)).toBe(true);
   });
 });

@@ -1,11 +1,12 @@
 /**
  * Property-based fuzzing of everything chunkpoint reads back from a store or
- * from another process: `_metadata` (bytes and structure), blobs, and task
- * snapshots. Each mutated input must be either accepted with every invariant
- * the restore relies on intact, or refused with a typed ChunkpointError —
- * never another exception, a hang or an unbounded allocation. A smaller
- * number of mutated checkpoints goes through a full restore, which must
- * succeed or leave the target untouched, and never write outside it.
+ * from another process: `_metadata` and task manifests (bytes and
+ * structure), blobs, and task snapshots. Each mutated input must be either
+ * accepted with every invariant the restore relies on intact, or refused
+ * with a typed ChunkpointError — never another exception, a hang or an
+ * unbounded allocation. A smaller number of mutated checkpoints (metadata or
+ * manifest) goes through a full restore, which must succeed or leave the
+ * target untouched, and never write outside it.
  *
  * Seeded (fast-check); the seed is printed. Replay: CHUNKPOINT_SEED=<seed> npm test.
  */
@@ -13,23 +14,29 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBlob } from '../src/blob.js';
-import { loadHasher, type Hasher } from '../src/content-key.js';
+import { decodeBlob } from '../src/format/blob.js';
+import { loadHasher, type Hasher } from '../src/format/content-key.js';
 import { ChunkpointError, CorruptDataError } from '../src/errors.js';
-import { unsafeNameReason } from '../src/handle.js';
-import { METADATA_HEADER_SIZE, allFiles, decodeMetadata, encodeMetadata, validateTaskSnapshot, type CheckpointMetadata } from '../src/metadata.js';
+import { ENVELOPE_HEADER_SIZE } from '../src/format/envelope.js';
+import { decodeManifest, encodeManifest, type TaskManifest } from '../src/format/manifest.js';
+import { decodeMetadata, encodeMetadata, validateTaskSnapshot, type CheckpointMetadata, type ManifestRef } from '../src/format/metadata.js';
+import { PACK_HEADER_SIZE } from '../src/format/pack.js';
+import { handleKey, parseStoreKey, unsafeNameReason } from '../src/format/names.js';
 import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
-import { copyTree, isEmptyOrMissing, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import { checkpointManifests, copyTree, isEmptyOrMissing, objectPath, packOf, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
-const RUNS = { metadataBytes: 3000, metadataFields: 4000, blobs: 2500, taskSnapshots: 1500, restores: 20 };
+// Metadata is O(tasks) now; the files and chunk handles it used to hold are in the manifest, which takes half the runs.
+const RUNS = { metadataBytes: 1500, manifestBytes: 1500, metadataFields: 2000, manifestFields: 2000, blobs: 2500, taskSnapshots: 1500, restores: 20 };
 
 let hasher: Hasher;
 let state: RocksState;
 let cp: Chunkpoint;
 let store: string;
 let metadataBytes: Buffer;
-let metadata: CheckpointMetadata;
+let manifestBytes: Buffer;
+/** Where the manifest is and what binds it: the one task of chk-1. */
+let manifestRef: ManifestRef;
 let taskSnapshot: TaskSnapshot;
 /** One LZ4 and one raw blob of the checkpoint, with the chunk each belongs to. */
 let blobs: { data: Buffer; key: string; rawLength: number }[];
@@ -42,12 +49,16 @@ beforeAll(async () => {
   store = await tempDir('store');
   await cp.snapshot(state.dir, { store, job: 'fuzz' });
   metadataBytes = await readFile(join(store, 'fuzz', 'chk-1', '_metadata'));
-  metadata = decodeMetadata(metadataBytes, hasher, 'original');
+  const [task] = await checkpointManifests(join(store, 'fuzz'), 1);
+  if (task === undefined) throw new Error('test setup: chk-1 has no task');
+  manifestRef = task.entry.manifest;
+  manifestBytes = await readFile(objectPath(join(store, 'fuzz'), manifestRef.key));
   taskSnapshot = await cp.snapshotTask(state.dir, { store, job: 'fuzz', task: 't' });
   const byCodec = new Map<number, { data: Buffer; key: string; rawLength: number }>();
-  for (const file of allFiles(metadata)) {
+  for (const file of task.manifest.files) {
     for (const chunk of file.chunks) {
-      const data = await readFile(join(store, 'fuzz', chunk.handle.area, ...chunk.handle.name.split('/')));
+      const pack = await readFile(objectPath(join(store, 'fuzz'), packOf(chunk)));
+      const data = pack.subarray(chunk.handle.offset, chunk.handle.offset + chunk.handle.length);
       const codec = data.readUInt8(5);
       if (!byCodec.has(codec)) byCodec.set(codec, { data, key: chunk.key, rawLength: chunk.rawLength });
     }
@@ -61,12 +72,21 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-/** The envelope rebuilt around a body, so a mutation reaches the parser and validator instead of failing the checksum. */
-function envelope(body: Buffer): Buffer {
-  const out = Buffer.concat([metadataBytes.subarray(0, METADATA_HEADER_SIZE), body]);
-  out.writeUInt32LE(body.byteLength, 12);
-  Buffer.from(hasher.checksum64(body), 'hex').copy(out, 16);
+/**
+ * The envelope (magic and version of `original`) rebuilt around a JSON part and a binary tail, so a
+ * mutation reaches the parser and validator instead of failing the checksum.
+ */
+function envelope(original: Buffer, json: Buffer, tail: Buffer = Buffer.alloc(0)): Buffer {
+  const out = Buffer.concat([original.subarray(0, ENVELOPE_HEADER_SIZE), json, tail]);
+  out.writeUInt32LE(json.byteLength, 12);
+  Buffer.from(hasher.checksum64(out.subarray(ENVELOPE_HEADER_SIZE)), 'hex').copy(out, 16);
   return out;
+}
+
+/** An envelope's JSON part (as text) and its binary tail. */
+function split(data: Buffer): { json: Buffer; tail: Buffer } {
+  const length = data.readUInt32LE(12);
+  return { json: data.subarray(ENVELOPE_HEADER_SIZE, ENVELOPE_HEADER_SIZE + length), tail: data.subarray(ENVELOPE_HEADER_SIZE + length) };
 }
 
 /** A byte-level edit: flip a bit, set a byte, cut, or splice in bytes (positions are fractions of the length). */
@@ -92,32 +112,75 @@ function applyEdits(data: Buffer, edits: readonly ByteEdit[], from = 0): Buffer 
   return out;
 }
 
-/** What restore relies on when decoding succeeds. */
-function expectRestorable(m: CheckpointMetadata): void {
-  expect(m.tasks.length).toBeGreaterThan(0);
-  for (const task of m.tasks) {
-    const paths = new Set<string>();
-    for (const file of task.files) {
-      expect(unsafeNameReason(file.path)).toBeUndefined();
-      expect(paths.has(file.path)).toBe(false);
-      paths.add(file.path);
-      expect(file.chunks.reduce((n, c) => n + c.rawLength, 0)).toBe(file.size);
-      for (const c of file.chunks) expect(unsafeNameReason(c.handle.name)).toBeUndefined();
-    }
-    for (const d of task.directories) expect(unsafeNameReason(d)).toBeUndefined();
+/** A task's references, as metadata and task snapshots carry them: what gc, retention and restore resolve. */
+function expectSoundReferences(task: string, session: string, manifest: { key: string }, packs: readonly { key: string; size: number }[]): void {
+  expect(unsafeNameReason(task)).toBeUndefined();
+  expect(unsafeNameReason(manifest.key)).toBeUndefined();
+  expect(parseStoreKey(manifest.key)).toMatchObject({ kind: 'manifest', task, session });
+  const keys = new Set<string>();
+  for (const p of packs) {
+    expect(unsafeNameReason(p.key)).toBeUndefined();
+    const parsed = parseStoreKey(p.key);
+    expect(parsed?.kind).toBe('pack');
+    // A task never references another task's private packs.
+    if (parsed?.kind === 'pack' && parsed.area === 'taskowned') expect(parsed.task).toBe(task);
+    expect(keys.has(p.key)).toBe(false);
+    keys.add(p.key);
+    expect(p.size).toBeGreaterThanOrEqual(PACK_HEADER_SIZE);
   }
 }
 
-/** Runs `decode` on hostile input: it returns, or throws a ChunkpointError of an expected kind. */
+/** What restore, gc and retention rely on when `_metadata` decodes. */
+function expectRestorable(m: CheckpointMetadata): void {
+  expect(m.tasks.length).toBeGreaterThan(0);
+  expect(new Set(m.tasks.map((t) => t.task)).size).toBe(m.tasks.length);
+  for (const t of m.tasks) expectSoundReferences(t.task, t.session, t.manifest, t.packs);
+}
+
+/** What restore relies on when a manifest decodes: safe unique paths, chunks adding up, every blob inside a listed pack. */
+function expectRestorableManifest(m: TaskManifest): void {
+  expectSoundReferences(m.task, m.session, { key: `taskowned/${m.task}/${m.session}.manifest` }, m.packs);
+  const packs = new Map(m.packs.map((p) => [p.key, p.size]));
+  const paths = new Set<string>();
+  for (const file of m.files) {
+    expect(unsafeNameReason(file.path)).toBeUndefined();
+    expect(paths.has(file.path)).toBe(false);
+    paths.add(file.path);
+    expect(file.chunks.reduce((n, c) => n + c.rawLength, 0)).toBe(file.size);
+    for (const c of file.chunks) {
+      const key = handleKey(c.handle);
+      expect(unsafeNameReason(key)).toBeUndefined();
+      const size = packs.get(key);
+      expect(size, `chunk of ${file.path} in unlisted pack ${key}`).toBeDefined();
+      expect(c.handle.offset).toBeGreaterThanOrEqual(PACK_HEADER_SIZE);
+      expect(c.handle.offset + c.handle.length).toBeLessThanOrEqual(size ?? 0);
+    }
+  }
+  for (const d of m.directories) expect(unsafeNameReason(d)).toBeUndefined();
+}
+
+/**
+ * Runs `decode` on hostile input: it returns, or throws a ChunkpointError of an expected kind.
+ * Input claiming another format version is refused as such (invalid_input FORMAT_UNSUPPORTED), never as damage.
+ */
 function decodeOrRefuse<T>(decode: () => T, kinds: readonly string[]): T | undefined {
   try {
     return decode();
   } catch (error) {
     if (!(error instanceof ChunkpointError)) throw new Error(`untyped failure: ${String(error)}`, { cause: error });
-    expect(kinds).toContain(error.kind);
+    if (error.code !== 'FORMAT_UNSUPPORTED') expect(kinds).toContain(error.kind);
+    else expect(error.kind).toBe('invalid_input');
     expect(error.code).toMatch(/^[A-Z][A-Z0-9_]+$/);
     return undefined;
   }
+}
+
+const decodeManifestAs = (input: Buffer): TaskManifest => decodeManifest(input, hasher, 'fuzzed', { task: 'main', session: parseSession(manifestRef.key) });
+
+function parseSession(key: string): string {
+  const parsed = parseStoreKey(key);
+  if (parsed?.kind !== 'manifest') throw new Error(`test setup: ${key} is not a manifest key`);
+  return parsed.session;
 }
 
 /** Structural mutations of JSON: replace, delete or retype a value at a random place, or plant a hostile name. */
@@ -193,7 +256,7 @@ describe(`fuzzing hostile input (seed ${SEED})`, () => {
     fc.assert(
       fc.property(fc.array(byteEdit, { minLength: 1, maxLength: 6 }), fc.boolean(), (edits, reseal) => {
         // Half the cases re-seal the envelope around a mutated body, so the JSON parser and validator see them.
-        const input = reseal ? envelope(applyEdits(metadataBytes.subarray(METADATA_HEADER_SIZE), edits)) : applyEdits(metadataBytes, edits);
+        const input = reseal ? envelope(metadataBytes, applyEdits(split(metadataBytes).json, edits)) : applyEdits(metadataBytes, edits);
         const decoded = decodeOrRefuse(() => decodeMetadata(input, hasher, 'fuzzed', 1), ['corrupt_data']);
         if (decoded !== undefined) expectRestorable(decoded);
       }),
@@ -201,13 +264,26 @@ describe(`fuzzing hostile input (seed ${SEED})`, () => {
     );
   });
 
+  it(`${RUNS.manifestBytes} byte-level mutations of a task manifest (JSON part and chunk records): decoded soundly or refused as corrupt`, () => {
+    fc.assert(
+      fc.property(fc.array(byteEdit, { minLength: 1, maxLength: 6 }), fc.constantFrom('raw', 'json', 'tail'), (edits, where) => {
+        // Re-sealed cases reach the parser and validator: mutated JSON, or mutated binary chunk records.
+        const { json, tail } = split(manifestBytes);
+        const input = where === 'raw' ? applyEdits(manifestBytes, edits) : where === 'json' ? envelope(manifestBytes, applyEdits(json, edits), tail) : envelope(manifestBytes, json, applyEdits(tail, edits));
+        const decoded = decodeOrRefuse(() => decodeManifestAs(input), ['corrupt_data']);
+        if (decoded !== undefined) expectRestorableManifest(decoded);
+      }),
+      { seed: SEED + 5, numRuns: RUNS.manifestBytes },
+    );
+  });
+
   it(`${RUNS.metadataFields} structural mutations of _metadata fields (hostile names, absurd numbers, missing, duplicated, retyped)`, () => {
-    const body = JSON.parse(metadataBytes.subarray(METADATA_HEADER_SIZE).toString('utf8')) as unknown;
+    const body = JSON.parse(split(metadataBytes).json.toString('utf8')) as unknown;
     fc.assert(
       fc.property(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
         const mutated = structuredClone(body);
         applyJsonEdits(mutated, edits);
-        const input = envelope(Buffer.from(JSON.stringify(mutated), 'utf8'));
+        const input = envelope(metadataBytes, Buffer.from(JSON.stringify(mutated), 'utf8'));
         const decoded = decodeOrRefuse(() => decodeMetadata(input, hasher, 'fuzzed', 1), ['corrupt_data']);
         if (decoded !== undefined) {
           expectRestorable(decoded);
@@ -216,6 +292,24 @@ describe(`fuzzing hostile input (seed ${SEED})`, () => {
         }
       }),
       { seed: SEED + 1, numRuns: RUNS.metadataFields },
+    );
+  });
+
+  it(`${RUNS.manifestFields} structural mutations of task manifest fields (files, paths, sizes, chunk counts, pack table)`, () => {
+    const { json, tail } = split(manifestBytes);
+    const body = JSON.parse(json.toString('utf8')) as unknown;
+    fc.assert(
+      fc.property(fc.array(jsonEdit, { minLength: 1, maxLength: 4 }), (edits) => {
+        const mutated = structuredClone(body);
+        applyJsonEdits(mutated, edits);
+        const input = envelope(manifestBytes, Buffer.from(JSON.stringify(mutated), 'utf8'), tail);
+        const decoded = decodeOrRefuse(() => decodeManifestAs(input), ['corrupt_data']);
+        if (decoded !== undefined) {
+          expectRestorableManifest(decoded);
+          expect(decodeManifestAs(encodeManifest(decoded, hasher))).toEqual(decoded);
+        }
+      }),
+      { seed: SEED + 6, numRuns: RUNS.manifestFields },
     );
   });
 
@@ -251,24 +345,38 @@ describe(`fuzzing hostile input (seed ${SEED})`, () => {
         const mutated = structuredClone(taskSnapshot) as unknown;
         applyJsonEdits(mutated, edits);
         const decoded = decodeOrRefuse(() => validateTaskSnapshot(JSON.parse(JSON.stringify(mutated)), 'fuzzed task snapshot'), ['invalid_input', 'corrupt_data']);
-        if (decoded !== undefined) expectRestorable({ tasks: [decoded] } as unknown as CheckpointMetadata);
+        if (decoded !== undefined) expectSoundReferences(decoded.task, decoded.session, decoded.manifest, decoded.packs);
       }),
       { seed: SEED + 3, numRuns: RUNS.taskSnapshots },
     );
   });
 
-  it(`${RUNS.restores} mutated checkpoints through a full restore: restored or refused, target untouched, nothing written outside`, async () => {
-    const body = JSON.parse(metadataBytes.subarray(METADATA_HEADER_SIZE).toString('utf8')) as unknown;
+  it(`${RUNS.restores} mutated checkpoints (metadata or manifest) through a full restore: restored or refused, target untouched, nothing written outside`, async () => {
+    const metadataBody = JSON.parse(split(metadataBytes).json.toString('utf8')) as { tasks: { manifest: { size: number; checksum: string } }[] };
+    const { json: manifestJson, tail: manifestTail } = split(manifestBytes);
+    const manifestBody = JSON.parse(manifestJson.toString('utf8')) as unknown;
     const original = await treeDigest(state.dir);
     let restored = 0;
     let refused = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), async (edits) => {
-        const mutated = structuredClone(body);
-        applyJsonEdits(mutated, edits);
+      fc.asyncProperty(fc.array(jsonEdit, { minLength: 1, maxLength: 3 }), fc.boolean(), async (edits, ofManifest) => {
         const root = await tempDir('fuzzjob');
         await copyTree(join(store, 'fuzz'), join(root, 'job'));
-        await writeFile(join(root, 'job', 'chk-1', '_metadata'), envelope(Buffer.from(JSON.stringify(mutated), 'utf8')));
+        const metadataOut = structuredClone(metadataBody);
+        if (ofManifest) {
+          // A mutated manifest, bound into _metadata (size and checksum), so the manifest's own validation is what stands in the way.
+          const mutated = structuredClone(manifestBody);
+          applyJsonEdits(mutated, edits);
+          const encoded = envelope(manifestBytes, Buffer.from(JSON.stringify(mutated), 'utf8'), manifestTail);
+          await writeFile(objectPath(join(root, 'job'), manifestRef.key), encoded);
+          const task = metadataOut.tasks[0];
+          if (task === undefined) throw new Error('test setup: no task');
+          task.manifest.size = encoded.byteLength;
+          task.manifest.checksum = encoded.subarray(16, 24).toString('hex');
+        } else {
+          applyJsonEdits(metadataOut, edits);
+        }
+        await writeFile(join(root, 'job', 'chk-1', '_metadata'), envelope(metadataBytes, Buffer.from(JSON.stringify(metadataOut), 'utf8')));
         const parent = await tempDir('fuzztarget');
         const target = join(parent, 'out');
         try {

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { readdir, rm, stat, writeFile, readFile, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, rm, stat, utimes, writeFile, readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chunkpoint } from '../src/index.js';
-import { copyTree, listFiles, mutateRocksState, REPO_ROOT, rocksState, removeTempDirs, tempDir, treeDigest, type RocksState } from './support.js';
+import { checkpointFiles, copyTree, objectPath, storedMetadata, mutateRocksState, REPO_ROOT, storedPacks, rocksState, removeTempDirs, tempDir, treeDigest, type RocksState } from './support.js';
 
 describe('snapshot and restore on the directory store (real RocksDB state)', () => {
   let cp: Chunkpoint;
@@ -45,6 +46,10 @@ describe('snapshot and restore on the directory store (real RocksDB state)', () 
     await cp.snapshot(state.dir, { store, job: 'orders' });
     const raw = await readFile(join(store, 'orders', 'chk-1', '_metadata'));
     expect(raw.includes(Buffer.from(store))).toBe(false);
+    // Nor does the task's manifest, which holds every file and chunk handle.
+    const [task] = (await storedMetadata(join(store, 'orders'), 1)).tasks;
+    const manifest = await readFile(objectPath(join(store, 'orders'), task?.manifest.key ?? 'missing'));
+    expect(manifest.includes(Buffer.from(store))).toBe(false);
 
     const elsewhere = join(await tempDir('moved'), 'another-name');
     await copyTree(join(store, 'orders'), elsewhere);
@@ -92,7 +97,7 @@ describe('snapshot and restore on the directory store (real RocksDB state)', () 
     expect(await treeDigest(older)).toEqual(before);
   });
 
-  it('deduplicates identical chunks across files and across checkpoints', async () => {
+  it('deduplicates identical chunks within a snapshot and against its base; an unchanged incremental writes no new pack', async () => {
     const dir = join(await tempDir('dedupe'), 'state');
     await mkdir(join(dir, 'sub'), { recursive: true });
     const sst = (await readdir(state.dir)).find((n) => n.endsWith('.sst'));
@@ -104,28 +109,39 @@ describe('snapshot and restore on the directory store (real RocksDB state)', () 
     await writeFile(join(dir, 'copy.bin'), content);
     const chunkSize = 256 * 1024;
     const chunksPerFile = Math.ceil(content.byteLength / chunkSize);
+    expect(chunksPerFile).toBeGreaterThan(1);
+    // Distinct chunk contents of one file (an independent hash: SHA-256 of each slice).
+    const distinct = new Set<string>();
+    for (let at = 0; at < content.byteLength; at += chunkSize) distinct.add(createHash('sha256').update(content.subarray(at, at + chunkSize)).digest('hex'));
     const store = await tempDir('store');
+    const jobRoot = join(store, 'dedupe');
 
     const first = await cp.snapshot(dir, { store, job: 'dedupe' }, { chunkSize });
     expect(first.chunksNew + first.chunksDeduped).toBe(3 * chunksPerFile);
-    // The two SSTs share one set of blobs. The mutable copy references them too, unless its chunk
-    // was hashed while the identical shared blob was still being written (then it gets a private one).
-    const blobs = (await listFiles(join(store, 'dedupe', 'shared'))).length;
-    expect(blobs).toBe(chunksPerFile);
-    const privateBlobs = (await listFiles(join(store, 'dedupe', 'taskowned'))).length;
-    expect(first.chunksNew).toBe(chunksPerFile + privateBlobs);
-    expect(privateBlobs).toBeLessThanOrEqual(chunksPerFile);
+    // The two SSTs go into one shared pack, their content stored once; the mutable copy goes into the
+    // task's own pack (packs of files that die at every checkpoint never pin SST packs), stored once more.
+    expect(first.chunksNew).toBe(2 * distinct.size);
+    expect((await storedPacks(jobRoot)).filter((k) => k.startsWith('shared/'))).toHaveLength(1);
+    expect((await storedPacks(jobRoot)).filter((k) => k.startsWith('taskowned/main/'))).toHaveLength(1);
+    const files = new Map((await checkpointFiles(jobRoot, 1)).map((f) => [f.path, f]));
+    // a.sst and sub/b.sst name the very same blobs.
+    expect(files.get('sub/b.sst')?.chunks.map((c) => c.handle)).toEqual(files.get('a.sst')?.chunks.map((c) => c.handle));
+    expect(new Set(files.get('copy.bin')?.chunks.map((c) => c.handle.area))).toEqual(new Set(['taskowned']));
+    const packsBefore = await storedPacks(jobRoot);
 
-    // A mutable file rewritten with the same content is read again but stores nothing new.
+    // A mutable file rewritten with the same content is read again but stores nothing new:
+    // its chunks are found in the base checkpoint. The SSTs are reused unread.
     const mtime = new Date(Date.now() + 5000);
     await writeFile(join(dir, 'copy.bin'), content);
-    await import('node:fs/promises').then((fs) => fs.utimes(join(dir, 'copy.bin'), mtime, mtime));
+    await utimes(join(dir, 'copy.bin'), mtime, mtime);
     const second = await cp.snapshot(dir, { store, job: 'dedupe' }, { chunkSize });
+    expect(second.base).toBe('chk-1');
     expect(second.filesReused).toBe(2);
+    expect(second.bytesRead).toBe(content.byteLength);
     expect(second.chunksNew).toBe(0);
     expect(second.chunksDeduped).toBe(chunksPerFile);
-    expect((await listFiles(join(store, 'dedupe', 'shared'))).length).toBe(blobs);
-    expect((await listFiles(join(store, 'dedupe', 'taskowned'))).length).toBe(privateBlobs);
+    expect(second.packsWritten).toBe(0);
+    expect(await storedPacks(jobRoot)).toEqual(packsBefore);
 
     const target = join(await tempDir('restore'), 'out');
     await cp.restore({ store, job: 'dedupe' }, target);

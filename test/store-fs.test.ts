@@ -6,10 +6,11 @@ import { writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultyStore } from '../src/store/faulty.js';
-import { TEMP_PREFIX } from '../src/store/fs.js';
+import { tempName } from '../src/format/names.js';
 import { openStore } from '../src/store/open.js';
 import { RetryingStore } from '../src/store/retry.js';
-import type { FsStoreSpec, Store } from '../src/store/store.js';
+import type { FsStoreSpec } from '../src/store/spec.js';
+import type { Store } from '../src/store/store.js';
 import { storeCompliance, type ComplianceTarget } from './store-compliance.js';
 import { removeTempDirs, tempDir } from './support.js';
 
@@ -28,7 +29,7 @@ function fsTarget(extra: Partial<FsStoreSpec> = {}): ComplianceTarget {
       const root = (store.spec as FsStoreSpec).root;
       const path = join(root, ...key.split('/'));
       await mkdir(dirname(path), { recursive: true });
-      await writeFile(join(dirname(path), `${TEMP_PREFIX}crashed`), 'half a blob');
+      await writeFile(join(dirname(path), tempName(key)), 'half a pack');
     },
     largeObjectSize: 20 * 1024 * 1024,
   };

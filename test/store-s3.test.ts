@@ -10,7 +10,8 @@ import { ChunkpointError } from '../src/errors.js';
 import { jobRootSpec, jobRootSpecFromLocation, openStore } from '../src/store/open.js';
 import { RetryingStore } from '../src/store/retry.js';
 import { PART_SIZE, S3Store, s3Spec } from '../src/store/s3.js';
-import type { S3StoreSpec, Store } from '../src/store/store.js';
+import type { S3StoreSpec } from '../src/store/spec.js';
+import type { Store } from '../src/store/store.js';
 import { skipS3, startS3Server, TEST_BUCKET, type S3Server } from './s3-server.js';
 import { storeCompliance, type ComplianceTarget } from './store-compliance.js';
 
@@ -82,8 +83,8 @@ describe.skipIf(skipS3('S3 store compliance and error tests (test/store-s3.test.
         const { UploadId } = await server.client.send(new CreateMultipartUploadCommand({ Bucket: spec.bucket, Key }));
         await server.client.send(new UploadPartCommand({ Bucket: spec.bucket, Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
       },
-      // Three parts, the last one short.
-      largeObjectSize: 2 * PART_SIZE + 12345,
+      // Just over the multipart threshold: five parts, the last one short.
+      largeObjectSize: 4 * PART_SIZE + 12345,
     };
   }
 

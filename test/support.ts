@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { loadCheckpoint, loadManifest } from '../src/checkpoint.js';
 import { ChunkpointError } from '../src/errors.js';
+import { loadHasher } from '../src/format/content-key.js';
+import type { TaskEntry } from '../src/format/metadata.js';
+import type { ChunkRef, FileEntry, TaskManifest } from '../src/format/manifest.js';
+import { jobRootSpecFromDir, openStore } from '../src/store/open.js';
 import { generateState, mutateState } from '../scripts/rocks-state.js';
 
 /** Repository root (tests run from dist/test). */
@@ -135,4 +140,90 @@ export async function refusal(promise: Promise<unknown>): Promise<ChunkpointErro
     return error as ChunkpointError;
   }
   return expect.fail(`expected a rejection, but it resolved with ${JSON.stringify(outcome)}`);
+}
+
+/** Bytes before the JSON part of every chunkpoint envelope (`_metadata`, manifests, sessions). */
+export const ENVELOPE_HEADER = 24;
+
+/** The JSON part of an envelope, read without chunkpoint's decoder (an independent view of what is stored). */
+export function envelopeJson<T>(data: Buffer): T {
+  const length = data.readUInt32LE(12);
+  return JSON.parse(data.subarray(ENVELOPE_HEADER, ENVELOPE_HEADER + length).toString('utf8')) as T;
+}
+
+/** What `_metadata` says about one task, as stored (packs as [key, size] pairs). */
+export interface StoredTaskEntry {
+  task: string;
+  session: string;
+  manifest: { key: string; size: number; checksum: string };
+  packs: [string, number][];
+  files: number;
+  bytes: number;
+  chunks: number;
+}
+
+/** The stored `_metadata` JSON of `chk-<id>` in a directory job root. */
+export async function storedMetadata(jobRoot: string, id: number): Promise<{ checkpointId: number; base: number | null; jobId: string; tasks: StoredTaskEntry[] }> {
+  return envelopeJson(await readFile(join(jobRoot, `chk-${id}`, '_metadata')));
+}
+
+/** Ids of the committed checkpoints of a directory job root: a `_metadata` and no tombstone (read from the directory, not through chunkpoint). */
+export async function committedIds(jobRoot: string): Promise<number[]> {
+  const ids: number[] = [];
+  for (const name of await readdir(jobRoot).catch(() => [] as string[])) {
+    const m = /^chk-(\d+)$/.exec(name);
+    if (m?.[1] === undefined) continue;
+    const entries = await readdir(join(jobRoot, name)).catch(() => [] as string[]);
+    if (entries.includes('_metadata') && !entries.includes('_removed')) ids.push(Number(m[1]));
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+/** Store keys of every pack and manifest the committed checkpoints of a directory job root reference, from their `_metadata`. */
+export async function referencedObjects(jobRoot: string): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const id of await committedIds(jobRoot)) {
+    for (const t of (await storedMetadata(jobRoot, id)).tasks) {
+      out.add(t.manifest.key);
+      for (const [key] of t.packs) out.add(key);
+    }
+  }
+  return out;
+}
+
+/** Every file under a directory job root's `shared/` and `taskowned/` (packs, manifests, and any leftover), as store keys. */
+export async function storedObjects(jobRoot: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const area of ['shared', 'taskowned']) out.push(...(await listFiles(join(jobRoot, area))).map((p) => `${area}/${p}`));
+  return out.sort();
+}
+
+/** The pack files of a directory job root, as store keys. */
+export async function storedPacks(jobRoot: string): Promise<string[]> {
+  return (await storedObjects(jobRoot)).filter((k) => k.endsWith('.pack'));
+}
+
+/** Absolute path of a store key in a directory job root. */
+export function objectPath(jobRoot: string, key: string): string {
+  return join(jobRoot, ...key.split('/'));
+}
+
+/** Store key of the pack a chunk lives in. */
+export function packOf(chunk: ChunkRef): string {
+  return `${chunk.handle.area}/${chunk.handle.name}`;
+}
+
+/** The task manifests of `chk-<id>` in a directory job root, decoded and checked by chunkpoint (files and chunk handles). */
+export async function checkpointManifests(jobRoot: string, id: number): Promise<{ entry: TaskEntry; manifest: TaskManifest }[]> {
+  const hasher = await loadHasher();
+  const store = openStore(jobRootSpecFromDir(jobRoot));
+  const metadata = await loadCheckpoint(store, id, hasher);
+  const out: { entry: TaskEntry; manifest: TaskManifest }[] = [];
+  for (const entry of metadata.tasks) out.push({ entry, manifest: (await loadManifest(store, entry, hasher)).manifest });
+  return out;
+}
+
+/** Every file of `chk-<id>` (all tasks), with its chunks. */
+export async function checkpointFiles(jobRoot: string, id: number): Promise<(FileEntry & { task: string })[]> {
+  return (await checkpointManifests(jobRoot, id)).flatMap(({ manifest }) => manifest.files.map((f) => ({ ...f, task: manifest.task })));
 }

@@ -3,8 +3,8 @@
  * read into scratch memory as it arrives, checked (header, the chunk the
  * checkpoint names, decompression, content key), and its raw bytes written
  * at their offsets in the staged files; memory is a chunk, not a span.
- * Nothing unverified is written. A transient failure mid-stream reopens the
- * read at the first blob not yet done.
+ * Nothing unverified is written. (A stream that breaks mid-way is resumed by
+ * the store's retry layer at the first byte not yet delivered.)
  */
 import { constants } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -15,7 +15,6 @@ import { loadHasher } from '../src/format/content-key.js';
 import type { ChunkTarget, RestoreSpanRequest, RestoreSpanResult, SpanBlob } from '../src/protocol.js';
 import { writeAtPosition } from '../src/store/direct-io.js';
 import { isNotFound } from '../src/store/not-found.js';
-import { DEFAULT_RETRY_POLICY, withRetries } from '../src/store/retry.js';
 import type { ObjectReader } from '../src/store/store.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
@@ -28,49 +27,52 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
   const store = storeFor(req.store);
   const end = req.offset + req.length;
   const result: RestoreSpanResult = { op: 'restoreSpan', bytesFetched: 0, inserted: [] };
-  let next = 0;
-  await withRetries({ ...DEFAULT_RETRY_POLICY, ...req.store.retry }, async () => {
-    // Each attempt starts at the first blob not yet written: done blobs are never fetched twice.
-    let position = next === 0 ? req.offset : (req.blobs[next] as SpanBlob).at;
-    let reader: ObjectReader;
-    try {
-      reader = await store.openReader(req.key, { offset: position, length: end - position });
-    } catch (error) {
-      if (isNotFound(error)) throw missing(req, error);
-      throw withContext(error, `fetching ${req.blobs[next]?.where ?? req.key}`, { pack: req.key });
-    }
-    try {
-      for (; next < req.blobs.length; next++) {
-        const blob = req.blobs[next] as SpanBlob;
-        while (position < blob.at) {
-          const n = await readFully(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)));
-          if (n === 0) throw truncated(req, blob, position);
-          result.bytesFetched += n;
-          position += n;
-        }
-        const data = scratch.buffer('blob', blob.length);
-        const n = await readFully(reader, data);
+  let position = req.offset;
+  let reader: ObjectReader;
+  try {
+    reader = await store.openReader(req.key, { offset: position, length: end - position });
+  } catch (error) {
+    if (isNotFound(error)) throw missing(req, error);
+    throw withContext(error, `fetching ${req.blobs[0]?.where ?? req.key}`, { pack: req.key });
+  }
+  try {
+    for (const blob of req.blobs) {
+      while (position < blob.at) {
+        const n = await read(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)), blob);
+        if (n === 0) throw truncated(req, blob, position);
         result.bytesFetched += n;
         position += n;
-        if (n !== blob.length) throw truncated(req, blob, position);
-        const raw = decodeBlob(data, blob, hasher, (size) => scratch.buffer('raw', size), `${blob.where} (pack ${req.key} at ${blob.at})`, { pack: req.key, offset: blob.at });
-        await writeTargets(blob.targets, raw, blob.where);
-        if (req.cache !== undefined) {
-          const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
-          if ((await stat(entry).catch(() => undefined)) === undefined) {
-            await writeEntry(entry, [data]).then(
-              () => result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength }),
-              // A cache that cannot be written is a cache without this entry, never a failed restore.
-              () => undefined,
-            );
-          }
+      }
+      const data = scratch.buffer('blob', blob.length);
+      const n = await read(reader, data, blob);
+      result.bytesFetched += n;
+      position += n;
+      if (n !== blob.length) throw truncated(req, blob, position);
+      const raw = decodeBlob(data, blob, hasher, (size) => scratch.buffer('raw', size), `${blob.where} (pack ${req.key} at ${blob.at})`, { pack: req.key, offset: blob.at });
+      await writeTargets(blob.targets, raw, blob.where);
+      if (req.cache !== undefined) {
+        const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
+        if ((await stat(entry).catch(() => undefined)) === undefined) {
+          await writeEntry(entry, [data]).then(
+            () => result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength }),
+            // A cache that cannot be written is a cache without this entry, never a failed restore.
+            () => undefined,
+          );
         }
       }
-    } finally {
-      await reader.close();
     }
-  });
+  } finally {
+    await reader.close();
+  }
   return result;
+
+  async function read(from: ObjectReader, into: Buffer, blob: SpanBlob): Promise<number> {
+    try {
+      return await readFully(from, into);
+    } catch (error) {
+      throw withContext(error, `fetching ${blob.where}`, { pack: req.key });
+    }
+  }
 }
 
 /** Reads until `into` is full or the data ends. */

@@ -117,17 +117,51 @@ export class RetryingStore implements Store {
   }
 
   // Publishing is idempotent: an object a failed attempt already published is found again ('exists').
+  /**
+   * Publishing is idempotent: an object a failed attempt already published is
+   * found again ('exists'). Staged objects are the writer's alone (a pack's
+   * name is unique to its session), so one found at its staged size after a
+   * retry is the lost attempt's work: reported 'created', as the first
+   * attempt would have.
+   */
   publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]> {
-    return withRetries(this.policy, () => this.inner.publish(staged, options));
+    return withRetries(this.policy, async (attempt) => {
+      const results = await this.inner.publish(staged, options);
+      if (attempt === 0) return results;
+      return Promise.all(results.map(async (r, i) => (r === 'exists' && staged[i] !== undefined && staged[i].published === undefined && (await this.holdsSize(staged[i].key, staged[i].size)) ? 'created' : r)));
+    });
   }
 
   get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
     return withRetries(this.policy, () => this.inner.get(key, range, into));
   }
 
-  // A reader that fails mid-stream is not resumed here: its caller knows where to start again.
-  openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
-    return withRetries(this.policy, () => this.inner.openReader(key, range));
+  /**
+   * A reader whose stream breaks (a connection reset mid-body) is reopened
+   * at the first byte not yet delivered, so the caller sees one unbroken
+   * stream; the attempts and time are bounded as for any operation.
+   */
+  async openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
+    const start = range?.offset ?? 0;
+    const end = range === undefined ? undefined : start + range.length;
+    let position = start;
+    const open = (): Promise<ObjectReader> => withRetries(this.policy, () => this.inner.openReader(key, end === undefined ? (position === 0 ? undefined : { offset: position, length: Number.MAX_SAFE_INTEGER - position }) : { offset: position, length: end - position }));
+    let reader = await open();
+    const policy = this.policy;
+    return {
+      async read(into) {
+        const n = await withRetries(policy, async (attempt) => {
+          if (attempt > 0) {
+            await reader.close().catch(() => undefined);
+            reader = await open();
+          }
+          return reader.read(into);
+        });
+        position += n;
+        return n;
+      },
+      close: () => reader.close(),
+    };
   }
 
   stat(key: string): Promise<ObjectInfo | undefined> {

@@ -103,6 +103,9 @@ export class S3Store implements Store {
         ...(this.spec.endpoint === undefined ? {} : { endpoint: this.spec.endpoint }),
         forcePathStyle: this.spec.forcePathStyle ?? false,
         maxAttempts: 1,
+        // Failures are reported by this store, classified; the SDK's own console warnings (e.g. on every
+        // refused conditional PUT of a streamed body) would only repeat them on stderr.
+        logger: SILENT,
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
         // One round trip per pack saved: the server answers a PUT it refuses just as well after the body.
@@ -244,7 +247,12 @@ export class S3Store implements Store {
             await reader.close();
           }
         } else {
-          published = await store.putObject(key, objectKey, createReadStream(path), size, { ifAbsent: true });
+          const body = createReadStream(path);
+          try {
+            published = await store.putObject(key, objectKey, body, size, { ifAbsent: true });
+          } finally {
+            body.destroy();
+          }
         }
         await rm(path, { force: true });
         staged = { key, token: '', size, published };
@@ -530,6 +538,7 @@ export class S3Store implements Store {
 }
 
 const DEFAULT_REGION = 'us-east-1';
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'InvalidClientTokenId']);
 const THROTTLE_CODES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'TooManyRequestsException', 'RequestThrottled']);
 /** Error codes S3 documents as "retry": server trouble, and RequestTimeout (a 400: the upload stalled). */
