@@ -55,17 +55,25 @@ describe(`stress harness (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, (
     await expect(stat(result.workDir)).rejects.toThrow();
   });
 
-  it('a planted violation (one blob of a committed checkpoint silently dropped) stops the run with exit 1, the seed, the evidence and a replay command', async () => {
-    const { code, result } = await stress(['--duration', '5m', '--tasks', '2', '--state-size', '1MiB', '--plant', 'drop-blob']);
+  it('a planted violation (one pack of a committed checkpoint silently deleted) stops the run with exit 1, the seed, the evidence and a replay command', async () => {
+    const { code, result } = await stress(['--duration', '5m', '--tasks', '2', '--state-size', '1MiB', '--plant', 'drop-pack']);
     expect(code).toBe(1);
     expect(result.ok).toBe(false);
     expect(result.seed).toBe(SEED);
     expect(result.violation?.invariant).toMatch(/^(verify|restore|restore-identical)$/);
     expect((result as StressResult & { replay?: string }).replay).toContain(`--seed ${SEED}`);
-    expect((result as StressResult & { replay?: string }).replay).toContain('--plant drop-blob');
+    expect((result as StressResult & { replay?: string }).replay).toContain('--plant drop-pack');
     expect(result.evidenceKept).toBe(true);
     expect((await stat(result.log)).size).toBeGreaterThan(0);
     expect((await stat(result.jobRoot)).isDirectory()).toBe(true);
+    await rm(result.workDir, { recursive: true, force: true });
+  });
+
+  it('a planted commit without the lease check (after the leases ran out and gc took the packs) is caught: the checkpoint does not verify', async () => {
+    const { code, result } = await stress(['--duration', '5m', '--tasks', '2', '--state-size', '1MiB', '--lease', '2s', '--no-faults', '--plant', 'skip-lease-check']);
+    expect(code).toBe(1);
+    expect(result.violation?.invariant).toMatch(/^(verify|restore|restore-identical)$/);
+    expect(result.violation?.message).toMatch(/PACK_MISSING|MANIFEST_MISSING|CHUNK_MISSING/);
     await rm(result.workDir, { recursive: true, force: true });
   });
 

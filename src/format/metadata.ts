@@ -138,17 +138,19 @@ function validateManifestRef(v: Validator, value: unknown, at: string, task: str
   };
 }
 
-function validatePackRefs(v: Validator, value: unknown, at: string, task: string): PackRef[] {
+/** Pack references: `[key, size]` pairs in stored metadata (compact), `{key, size}` objects in task snapshots (an API value). */
+function validatePackRefs(v: Validator, value: unknown, at: string, task: string, form: 'pair' | 'object' = 'pair'): PackRef[] {
   const seen = new Set<string>();
   return v.array(value, at).map((p, i) => {
-    const pair = v.array(p, `${at}[${i}]`);
-    const key = v.string(pair[0], `${at}[${i}][0]`, 512);
+    const [rawKey, rawSize, keyAt, sizeAt] =
+      form === 'pair' ? [...v.array(p, `${at}[${i}]`).slice(0, 2), `${at}[${i}][0]`, `${at}[${i}][1]`] : [v.object(p, `${at}[${i}]`)['key'], v.object(p, `${at}[${i}]`)['size'], `${at}[${i}].key`, `${at}[${i}].size`];
+    const key = v.string(rawKey, keyAt as string, 512);
     const parsed = parseStoreKey(key);
-    if (parsed?.kind !== 'pack') v.fail(`${at}[${i}][0]`, `'${printable(key)}' is not a pack key`);
-    if (parsed.area === 'taskowned' && parsed.task !== task) v.fail(`${at}[${i}][0]`, `is a task-owned pack of another task than '${printable(task)}'`);
-    if (seen.has(key)) v.fail(`${at}[${i}][0]`, `repeats '${key}'`);
+    if (parsed?.kind !== 'pack') v.fail(keyAt as string, `'${printable(key)}' is not a pack key`);
+    if (parsed.area === 'taskowned' && parsed.task !== task) v.fail(keyAt as string, `is a task-owned pack of another task than '${printable(task)}'`);
+    if (seen.has(key)) v.fail(keyAt as string, `repeats '${key}'`);
     seen.add(key);
-    return { key, size: v.int(pair[1], `${at}[${i}][1]`, PACK_HEADER_SIZE, Number.MAX_SAFE_INTEGER) };
+    return { key, size: v.int(rawSize, sizeAt as string, PACK_HEADER_SIZE, Number.MAX_SAFE_INTEGER) };
   });
 }
 
@@ -229,7 +231,7 @@ export function validateTaskSnapshot(value: unknown, where: string): TaskSnapsho
   const expiresAt = v.string(root['expiresAt'], '$.expiresAt', 64);
   v.date(expiresAt, '$.expiresAt');
   const manifest = validateManifestRef(v, root['manifest'], '$.manifest', task, session);
-  const packs = validatePackRefs(v, root['packs'], '$.packs', task);
+  const packs = validatePackRefs(v, root['packs'], '$.packs', task, 'object');
   const f = v.object(root['figures'], '$.figures');
   const count = (name: string): number => v.int(f[name], `$.figures.${name}`, 0, Number.MAX_SAFE_INTEGER);
   const figures: TaskFigures = {

@@ -32,7 +32,10 @@ options:
   --chunk-size <size>    snapshot chunk size (default 64KiB)
   --threads <n>          worker threads per task process and coordinator (default ${DEFAULTS.threads})
   --retain <n>           checkpoints kept by retention (default ${DEFAULTS.retain})
-  --grace <time>         gc and commit grace period (default 30s)
+  --grace <time>         retention's grace period after each commit (default 30s)
+  --gc-grace <time>      grace period of the gc actor beside the snapshots (default 0: only leases protect)
+  --lease <time>         task sessions' lease (default 10s; the run ends by waiting one out)
+  --drop <p>             probability per round of dropping the newest checkpoint while tasks build on it (default ${DEFAULTS.drop})
   --transient <p>        transient fault probability per store operation (default ${DEFAULTS.transient})
   --permanent <p>        permanent fault probability per write/get/delete/list (default ${DEFAULTS.permanent})
   --torn <p>             torn-write probability per blob write, directory stores (default ${DEFAULTS.torn})
@@ -42,7 +45,9 @@ options:
   --restores <n>         mean restores per round (default ${DEFAULTS.restores})
   --corrupt-cache <p>    probability that a warm-cache restore first finds a corrupted entry (default ${DEFAULTS.corruptCache})
   --no-faults            no store faults and no kills (sets the rates above to 0)
-  --plant <kind>         plant a violation to see the harness catch it: ${PLANTS.join(', ')} (deletes one blob after a commit)
+  --plant <kind>         plant a violation to see the harness catch it: drop-pack (deletes a pack of a
+                         committed checkpoint), skip-lease-check (commits after the leases ran out
+                         and gc took the packs, without the commit's lease check)
   --fsync                fsync blobs and metadata (default off: kills do not lose the page cache)
   --keep                 keep the work directory and job root even when the run passes
   --json                 print one JSON object on stdout instead of text
@@ -58,6 +63,9 @@ const OPTIONS = {
   threads: { type: 'string' },
   retain: { type: 'string' },
   grace: { type: 'string' },
+  'gc-grace': { type: 'string' },
+  lease: { type: 'string' },
+  drop: { type: 'string' },
   transient: { type: 'string' },
   permanent: { type: 'string' },
   torn: { type: 'string' },
@@ -124,7 +132,10 @@ export function parseStressArgs(argv: string[]): { options: StressOptions; json:
   take('chunk-size', (t) => (options.chunkSize = usageValue(() => parseSize(t, '--chunk-size'))));
   take('threads', (t) => (options.threads = wholeNumber(t, '--threads', 1, 256)));
   take('retain', (t) => (options.retain = wholeNumber(t, '--retain', 1, 1000)));
-  take('grace', (t) => (options.graceMs = usageValue(() => parseDuration(t, '--grace'))));
+  take('grace', (t) => (options.graceMs = t === '0' ? 0 : usageValue(() => parseDuration(t, '--grace'))));
+  take('gc-grace', (t) => (options.gcGraceMs = t === '0' ? 0 : usageValue(() => parseDuration(t, '--gc-grace'))));
+  take('lease', (t) => (options.leaseMs = usageValue(() => parseDuration(t, '--lease'))));
+  take('drop', (t) => (options.drop = probability(t, '--drop')));
   if (v['no-faults']) {
     Object.assign(options, { transient: 0, permanent: 0, torn: 0, maxLatencyMs: 0, kill: 0, corruptCache: 0 });
     replay.push('--no-faults');
@@ -168,11 +179,12 @@ function summary(r: StressResult, replay: string): string[] {
       'restores verified',
       `${c.restoresVerified} (${c.restoresNoCache} no cache, ${c.restoresColdCache} cold, ${c.restoresWarmCache} warm of which ${c.restoresCorruptedCache} with a corrupted entry; ${c.restoresStaleTarget} into stale targets; ${c.cacheEntriesDropped} bad cache entries dropped)`,
     ],
-    ['verifies', `${c.verifies} checkpoints verified in full`],
-    ['gc runs', `${c.gcRuns} (${c.gcFailed} more failed on injected faults)`],
+    ['verifies', `${c.verifies} checkpoint verifications (every pack's presence and size; all chunks of each new checkpoint, a sample of the older ones)`],
+    ['gc runs', `${c.gcRuns} (${c.gcFailed} more failed on injected faults), ${c.drops} newest checkpoints dropped under running tasks`],
     ['kills', `${c.kills} task processes SIGKILLed`],
     ['injected faults', `${c.faultsTransient} transient, ${c.faultsPermanent} permanent, ${c.faultsTorn} torn writes, ${c.cacheCorruptions} corrupted cache entries`],
-    ['expected failures', `${c.taskSnapshotsFailed} task snapshots, ${c.commitsFailed} commits`],
+    ['expected failures', `${c.taskSnapshotsFailed} task snapshots, ${c.commitsFailed} commits (injected faults); ${c.commitsRefused} commits refused as documented`],
+    ['space', `${formatBytes(r.storedBytes)} of packs for ${formatBytes(r.liveBytes)} of live chunks at the end (${r.spaceAmplification.toFixed(2)}x)`],
     ['bytes', `${formatBytes(c.bytesWritten)} written, ${formatBytes(c.bytesRead)} read, ${formatBytes(c.bytesSnapshotted)} of state snapshotted`],
     ['throughput', `snapshot ${r.snapshotMBps.toFixed(1)} MB/s of state, restore ${r.restoreMBps.toFixed(1)} MB/s`],
   ];

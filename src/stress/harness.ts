@@ -23,12 +23,16 @@ import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { blobEntryPath } from '../cache.js';
 import { Chunkpoint } from '../chunkpoint.js';
-import { committedCheckpointIds, loadCheckpoint, loadManifest } from '../checkpoint.js';
+import { commitCheckpoint, committedCheckpointIds, loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../checkpoint.js';
 import { loadHasher } from '../format/content-key.js';
 import { toChunkpointError } from '../errors.js';
 import { collectGarbage } from '../gc.js';
 import type { TaskSnapshot } from '../format/metadata.js';
 import { prng } from '../random.js';
+import { leaseMargin } from '../lease.js';
+import { FORMAT_VERSION } from '../format/envelope.js';
+import { KEY_ALGORITHM } from '../format/manifest.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { commitTasks } from '../snapshot/index.js';
 import { FAULT_REPORT_CHANNEL, type FaultReport, type FaultSpec } from '../store/faulty.js';
 import { jobRootSpec, openStore } from '../store/open.js';
@@ -38,7 +42,12 @@ import { digestDiff, stateDigest } from './digest.js';
 import { parseFromTask, unhandled, type FromTask, type InjectedFaults, type StateDigest, type ToTask } from './messages.js';
 import { loadRocksDb } from './rocks.js';
 
-export const PLANTS = ['drop-pack'] as const;
+/**
+ * Violations to plant, to see the harness catch them: a pack of a committed
+ * checkpoint deleted behind chunkpoint's back; and a commit that skips the
+ * lease check, made after its sessions expired and gc took their packs.
+ */
+export const PLANTS = ['drop-pack', 'skip-lease-check'] as const;
 export type Plant = (typeof PLANTS)[number];
 
 export interface StressOptions {
@@ -54,8 +63,14 @@ export interface StressOptions {
   /** Worker threads per task process and for the coordinator. */
   threads: number;
   retain: number;
-  /** gc's (and the commit's) grace period. */
+  /** The grace period of retention after each commit. */
   graceMs: number;
+  /** The grace period of the gc actor that runs beside the snapshots: short, so only leases protect what tasks write. */
+  gcGraceMs: number;
+  /** The task processes' session lease (short, so killed tasks' sessions die within a run). */
+  leaseMs: number;
+  /** Per round: probability that the newest checkpoint is dropped while the tasks snapshot (their base vanishes; its packs become orphans). */
+  drop: number;
   /** Probability per store operation of a transient / permanent fault. */
   transient: number;
   permanent: number;
@@ -88,6 +103,9 @@ export const DEFAULTS: Omit<StressOptions, 'durationMs' | 'seed'> = {
   threads: 1,
   retain: 3,
   graceMs: 30_000,
+  gcGraceMs: 0,
+  leaseMs: 10_000,
+  drop: 0.1,
   transient: 0.02,
   permanent: 0.002,
   torn: 0.02,
@@ -118,6 +136,10 @@ export interface Counters {
   verifies: number;
   gcRuns: number;
   gcFailed: number;
+  /** Newest checkpoints dropped while tasks snapshotted. */
+  drops: number;
+  /** Commits refused as documented (a lease that really ran out, a base the harness dropped). */
+  commitsRefused: number;
   kills: number;
   faultsTransient: number;
   faultsPermanent: number;
@@ -148,6 +170,10 @@ export interface StressResult {
   counters: Counters;
   snapshotMBps: number;
   restoreMBps: number;
+  /** At the end, after gc: bytes of the packs in the store, of the chunks the kept checkpoints use, and their ratio. */
+  storedBytes: number;
+  liveBytes: number;
+  spaceAmplification: number;
   violation?: Violation;
   /** Kept on a violation (or with `keep`): where the evidence is. */
   evidenceKept: boolean;
@@ -199,6 +225,8 @@ function zeroCounters(): Counters {
     verifies: 0,
     gcRuns: 0,
     gcFailed: 0,
+    drops: 0,
+    commitsRefused: 0,
     kills: 0,
     faultsTransient: 0,
     faultsPermanent: 0,
@@ -340,6 +368,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
       chunkSize: options.chunkSize,
       threads: options.threads,
       durable: options.durable,
+      leaseMs: options.leaseMs,
     };
     const faults = faultSpec();
     if (faults !== undefined) init.faults = faults;
@@ -360,8 +389,24 @@ export async function runStress(options: StressOptions, events: StressEvents = {
   let snapshotMs = 0;
   const warmCache = join(workDir, 'cache-warm');
   let violation: Violation | undefined;
+  let storedBytes = 0;
+  let liveBytes = 0;
 
   const retained = async (): Promise<number[]> => committedCheckpointIds(clean);
+  let droppedThisRound: number | undefined;
+
+  /** The orphan scenario: the newest checkpoint disappears while tasks build on it; its packs become orphans gc may take. */
+  const dropNewest = async (): Promise<void> => {
+    const ids = await retained();
+    const newest = ids.at(-1);
+    if (newest === undefined || ids.length < 2) return;
+    await cp.drop({ store: storeLocation, job }, newest);
+    droppedThisRound = newest;
+    digests.delete(newest);
+    committedOrder.splice(committedOrder.indexOf(newest), 1);
+    counters.drops++;
+    await write('dropped', { checkpoint: newest });
+  };
 
   // The victim is an entry the coming restore will read: a random entry of a
   // cache holding every checkpoint's blobs would almost never be touched.
@@ -445,10 +490,11 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     await write('restored', { checkpoint: id, task, bytes, fromCache: r.bytesFromCache, fromRemote: r.bytesFromRemote, kept: r.bytesKept, dropped: r.cacheEntriesDropped });
   };
 
-  const verifyOne = async (id: number): Promise<void> => {
+  /** Verifies a checkpoint: every pack present and whole, and all chunks read (or a sample: cheap enough after every commit). */
+  const verifyOne = async (id: number, sample = 1): Promise<void> => {
     let v;
     try {
-      v = await cp.verify({ store: storeLocation, job, checkpoint: id });
+      v = await cp.verify({ store: storeLocation, job, checkpoint: id }, sample === 1 ? {} : { sample, sampleSeed: Math.floor(random() * 2 ** 32) });
     } catch (error) {
       throw new ViolationError('verify', `verify of retained chk-${id} failed: ${describe(error)}`);
     }
@@ -461,9 +507,9 @@ export async function runStress(options: StressOptions, events: StressEvents = {
 
   const gcOnce = async (): Promise<void> => {
     try {
-      const r = await collectGarbage(faultyStore(), hasher, job, { graceMs: options.graceMs });
+      const r = await collectGarbage(faultyStore(), hasher, job, { graceMs: options.gcGraceMs });
       counters.gcRuns++;
-      await write('gc', { packsRemoved: r.packsRemoved, incompleteRemoved: r.incompleteRemoved, youngKept: r.youngKept });
+      await write('gc', { packsRemoved: r.packsRemoved, manifestsRemoved: r.manifestsRemoved, sessionsRemoved: r.sessionsRemoved, incompleteRemoved: r.incompleteRemoved, liveKept: r.liveKept, youngKept: r.youngKept });
     } catch (error) {
       if (!injectedFault(error)) throw new ViolationError('gc', `gc failed without an injected fault: ${describe(error)}`);
       counters.gcFailed++;
@@ -539,7 +585,10 @@ export async function runStress(options: StressOptions, events: StressEvents = {
       );
       const outcomes = Promise.all(tasks.map((t, i) => runTask(t, round, plans[i])));
       // Meanwhile, against the same job: gc with a grace period, restores and verifies of retained checkpoints.
+      droppedThisRound = undefined;
       const background = (async () => {
+        // At a random moment of the round: before the tasks read their base, or while they build on it.
+        if (round > 0 && random() < options.drop) await sleep(Math.floor(random() * (typicalMutateMs + typicalSnapshotMs))).then(dropNewest);
         if (round > 0 && random() < options.gc) await gcOnce();
         const restores = Math.floor(random() * (2 * options.restores + 1));
         for (let i = 0; i < restores && round > 0; i++) {
@@ -589,9 +638,32 @@ export async function runStress(options: StressOptions, events: StressEvents = {
 
       if (parts.length === options.tasks) {
         // A checkpoint holds every task: only then is there something to commit.
-        const expectedId = ((await committedCheckpointIds(clean)).at(-1) ?? 0) + 1;
+        const expectedId = parts[0]?.checkpointId ?? nextCheckpointId(await readJobState(clean));
         let committedId: number | undefined;
-        try {
+        if (options.plant === 'skip-lease-check' && !planted && counters.checkpointsCommitted >= 1) {
+          planted = true;
+          // Wait out the leases, let gc (no grace) take what the sessions wrote, then commit without the check.
+          const expires = Math.max(...parts.map((p) => Date.parse(p.expiresAt)));
+          await sleep(Math.max(0, expires + leaseMargin(options.leaseMs) - Date.now() + 200));
+          const gc = await collectGarbage(clean, hasher, job, { graceMs: 0 });
+          await write('planted', { kind: 'skip-lease-check', packsCollected: gc.packsRemoved });
+          await commitCheckpoint(
+            clean,
+            {
+              formatVersion: FORMAT_VERSION,
+              checkpointId: expectedId,
+              jobId: job,
+              createdAt: new Date().toISOString(),
+              keyAlgorithm: KEY_ALGORITHM,
+              base: parts[0]?.base ?? null,
+              tasks: parts.map((t) => ({ task: t.task, session: t.session, manifest: t.manifest, packs: t.packs, files: t.figures.files, bytes: t.figures.bytes, chunks: t.figures.chunks })),
+              snapshot: { bytesRead: 0, bytesWritten: 0, filesReused: 0, chunksNew: 0, chunksDeduped: 0, durationMs: 0 },
+            },
+            hasher,
+            false,
+          );
+          committedId = expectedId;
+        } else try {
           const r = await commitTasks(faultyStore(), hasher, job, parts, { retain: options.retain, graceMs: options.graceMs, durable: options.durable });
           committedId = r.checkpointId;
           // The blobs were counted with the task snapshots; this adds the _metadata.
@@ -606,12 +678,16 @@ export async function runStress(options: StressOptions, events: StressEvents = {
             await write('committed-despite-error', { checkpoint: expectedId, error: describe(error) });
           } else {
             const code = toChunkpointError(error).code;
-            // Documented refusals, not data loss: a blob gc took (STALE), a round slower than the grace period (EXPIRED).
-            if (!injectedFault(error) && code !== 'TASK_SNAPSHOT_STALE' && code !== 'TASK_SNAPSHOT_EXPIRED') {
-              throw new ViolationError('commit', `commit of round ${round} failed without an injected fault: ${describe(error)}`);
+            // Documented refusals, each only when what it says really happened: a lease that ran out
+            // (the commit came too late), a base the harness dropped during the round.
+            const leaseRanOut = parts.some((p) => Date.parse(p.expiresAt) - leaseMargin(options.leaseMs) <= Date.now());
+            const refusal = (code === 'TASK_SNAPSHOT_EXPIRED' && leaseRanOut) || ((code === 'BASE_REMOVED' || code === 'CHECKPOINT_FENCED') && droppedThisRound !== undefined);
+            if (!injectedFault(error) && !refusal) {
+              throw new ViolationError('commit', `commit of round ${round} failed without an injected fault or a cause the harness made: ${describe(error)}`);
             }
-            counters.commitsFailed++;
-            await write('commit-failed', { error: describe(error) });
+            if (refusal) counters.commitsRefused++;
+            else counters.commitsFailed++;
+            await write('commit-failed', { error: describe(error), refusal });
           }
         }
         snapshotMs += performance.now() - roundStart;
@@ -635,6 +711,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
             await write('planted', { kind: 'drop-pack', checkpoint: committedId, pack });
           }
           await verifyOne(committedId);
+          // Every retained checkpoint, cheaply (every pack's presence and size, a sample of chunks): damage to an older one shows up now, not by chance.
+          for (const id of ids) if (id !== committedId && digests.has(id)) await verifyOne(id, 0.05);
         }
       } else {
         counters.roundsNotCommitted++;
@@ -662,6 +740,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
       if (byTask === undefined) throw new ViolationError('retention', `chk-${id} is listed but the harness never committed it`);
     }
     for (let i = 0; i < Math.min(3, ids.length * options.tasks); i++) await restoreOne();
+    // Sessions of killed tasks hold their packs until their lease runs out (plus the clock margin): wait for that, then gc without grace.
+    await sleep(options.leaseMs + leaseMargin(options.leaseMs) + 500);
     const gc = await collectGarbage(clean, hasher, job, { graceMs: 0 });
     counters.gcRuns++;
     await write('final-gc', { ...gc });
@@ -672,6 +752,16 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     const leftovers: string[] = [];
     for (const area of ['shared/', 'taskowned/']) for await (const o of clean.list(area)) stored.add(o.key);
     for await (const o of clean.listIncomplete('')) leftovers.push(o.key);
+    // Space: the packs left against the chunks the kept checkpoints use.
+    const live = new Map<string, number>();
+    for (const id of ids) {
+      const m = await loadCheckpoint(clean, id, hasher);
+      for (const t of m.tasks) for (const f of (await loadManifest(clean, t, hasher)).manifest.files) for (const c of f.chunks) live.set(`${c.handle.area}/${c.handle.name}@${c.handle.offset}`, c.handle.length);
+    }
+    for await (const o of clean.list('shared/')) storedBytes += o.size;
+    for await (const o of clean.list('taskowned/')) if (o.key.endsWith('.pack')) storedBytes += o.size;
+    liveBytes = [...live.values()].reduce((a, b) => a + b, 0);
+    await write('space', { storedBytes, liveBytes, ratio: liveBytes > 0 ? storedBytes / liveBytes : 0 });
     const missing = [...referenced].filter((k) => !stored.has(k));
     const extra = [...stored].filter((k) => !referenced.has(k));
     if (missing.length > 0) throw new ViolationError('blobs-referenced', `${missing.length} object(s) the retained checkpoints reference are missing: ${missing.slice(0, 3).join(', ')}`);
@@ -704,6 +794,9 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     counters,
     snapshotMBps: snapshotMs > 0 ? round2(counters.bytesSnapshotted / 1e6 / (snapshotMs / 1000)) : 0,
     restoreMBps: restoreMs > 0 ? round2(counters.bytesRestored / 1e6 / (restoreMs / 1000)) : 0,
+    storedBytes,
+    liveBytes,
+    spaceAmplification: liveBytes > 0 ? round2(storedBytes / liveBytes) : 0,
     evidenceKept: keep,
     ...(violation === undefined ? {} : { violation }),
   };
@@ -711,7 +804,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
   if (!keep) {
     // Nothing to keep: the job root goes (whatever the store), then the work directory.
     const keys: string[] = [];
-    for (const prefix of ['shared/', 'taskowned/', 'chk-']) {
+    for (const prefix of ['shared/', 'taskowned/', 'sessions/', 'chk-']) {
       for await (const o of clean.list(prefix)) keys.push(o.key);
       for await (const o of clean.listIncomplete(prefix)) keys.push(o.key);
     }

@@ -29,6 +29,8 @@ export type ToTask =
       chunkSize: number;
       threads: number;
       durable: boolean;
+      /** The writer sessions' lease. */
+      leaseMs: number;
       faults?: FaultSpec;
     }
   | { type: 'round'; round: number }

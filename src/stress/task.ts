@@ -38,13 +38,13 @@ let queue: Promise<void> = Promise.resolve();
 
 async function round(n: number): Promise<void> {
   if (init === undefined || pool === undefined) throw new Error('stress task: round before init');
-  const { task, stateDir, store, job, seed, stateBytes, chunkSize, durable } = init;
+  const { task, stateDir, store, job, seed, stateBytes, chunkSize, durable, leaseMs } = init;
   try {
     await changeState(stateDir, stateBytes, seed, n);
     const { digest, bytes } = await stateDigest(stateDir);
     send({ type: 'snapshotting', task, round: n });
     const spec = { ...jobRootSpec(store, job), ...(init.faults === undefined ? {} : { faults: init.faults }) };
-    const snapshot = await snapshotTask(pool, await loadHasher(), openStore(spec), job, task, stateDir, { chunkSize, durable });
+    const snapshot = await snapshotTask(pool, await loadHasher(), openStore(spec), job, task, stateDir, { chunkSize, durable, leaseMs });
     send({ type: 'snapshot', task, round: n, snapshot, digest, bytes, faults: { ...faults } });
   } catch (error) {
     const e = toChunkpointError(error);
