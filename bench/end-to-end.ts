@@ -13,25 +13,28 @@
  * replaced by the next run. Method and latest results: docs/PERFORMANCE.md.
  */
 import { execFile } from 'node:child_process';
-import { readFile, rename, rm, mkdir, writeFile } from 'node:fs/promises';
+import { rename, rm, mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseScriptArgs } from '../scripts/usage.js';
 import { DEFAULT_CHUNK_SIZE, type RestoreResult, type SnapshotResult } from '../src/index.js';
-import { formatBytes, formatDuration, parseSize } from '../src/units.js';
+import { formatBytes, formatDuration, parseDuration, parseSize } from '../src/units.js';
 import { mutateState } from '../scripts/rocks-state.js';
 import { computeCeiling } from './ceiling.js';
 import { ensureDataset, listState, workingCopy, type Dataset, type DatasetSpec, type StateFileInfo } from './datasets.js';
 import { fixedChunkDigests, newChunks } from './fixed-chunks.js';
-import { measure, settle, type CacheState, type Measured, type PageCacheMode } from './measure.js';
-import { BorgRepo, INSTALL_HINT, borgExtractedDir, findPeers, tarLz4Create, tarLz4Extract } from './peers.js';
-import { compare, mbps, renderTable, renderTargets, type Comparison, type Phase, type RowTargets, type Target } from './report.js';
+import { cpuTimes, measure, settle, stealShare, waitQuiet, type CacheState, type Measured, type PageCacheMode } from './measure.js';
+import { BorgRepo, INSTALL_HINT, ResticRepo, borgExtractedDir, findPeers, resticRestoredDir, tarLz4Create, tarLz4Extract } from './peers.js';
+import { compare, mbps, renderTable, renderTargets, type Comparison, type PeerIds, type Phase, type RowTargets, type Target } from './report.js';
+import { missingS3Binaries, startS3Server, type S3Server } from '../scripts/s3-server.js';
 
 const exec = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'chunkpoint');
 /** The issue's targets. */
-const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3, peakRssBytes: 150e6 };
+const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3, peakRssBytes: 150e6, s3FullVsRestic: 1.5, s3RestoreVsRestic: 1.5, s3UnchangedVsRestic: 1 };
+/** S3 request budgets for 1 GiB of state (issue #15), counted by the server. */
+const S3_BUDGET = { full: 60, unchanged: 15, restore: 60, gc: 10 };
 /** The change between the full and the incremental snapshot, as the demo makes it. */
 const CHANGE = { appendFraction: 0.1, rewriteFraction: 0.05 };
 
@@ -48,6 +51,9 @@ npm run bench [-- options]: chunkpoint end to end on real RocksDB state, against
                         cold: the page cache is dropped before every phase (root only), so reads hit the disk (default warm)
   --json <file>         also write every phase, round, ratio and condition as JSON
   --skip-snappy         only the uncompressed-blocks dataset
+  --skip-s3             no S3 section (chunkpoint and restic against a local Ceph RGW; on by default when Ceph is installed)
+  --quiet-load <x>      before every phase, wait until the 1-minute load average is under this (default 0.3)
+  --quiet-wait <time>   ... but at most this long, then measure and mark the row BUSY (default 90s; 0 to never wait)
 `;
 const { values } = parseScriptArgs(USAGE, {
   options: {
@@ -60,6 +66,9 @@ const { values } = parseScriptArgs(USAGE, {
     'page-cache': { type: 'string', default: 'warm' },
     json: { type: 'string' },
     'skip-snappy': { type: 'boolean', default: false },
+    'skip-s3': { type: 'boolean', default: false },
+    'quiet-load': { type: 'string', default: '0.3' },
+    'quiet-wait': { type: 'string', default: '90s' },
   },
   strict: true,
 });
@@ -77,6 +86,9 @@ const seed = Number(values.seed);
 if (!Number.isInteger(seed) || seed < 0) usageError(`--seed '${values.seed}' is not a whole number`);
 const repeat = Number(values.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) usageError(`--repeat '${values.repeat}' is not a positive whole number`);
+const quietLoad = Number(values['quiet-load']);
+if (!(quietLoad > 0)) usageError(`--quiet-load '${values['quiet-load']}' is not a positive load average`);
+const quietWaitMs = values['quiet-wait'] === '0' ? 0 : parseDuration(values['quiet-wait'], '--quiet-wait');
 const pageCacheMode: PageCacheMode = values['page-cache'] === 'cold' ? 'cold' : 'warm';
 if (values['page-cache'] !== pageCacheMode) usageError(`--page-cache '${values['page-cache']}' must be warm or cold`);
 
@@ -89,18 +101,27 @@ function log(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** sync, then the page cache as asked for the phase about to read `inputs`. */
+/** How quiet the machine was when the current phase started, and the CPU counters then (for its steal). */
+let phaseStart: { load: number; quiet: boolean; cpu: number[] | undefined } = { load: 0, quiet: true, cpu: undefined };
+
+/** sync, the page cache as asked for the phase about to read `inputs`, then a quiet machine (or as quiet as it gets). */
 async function settled(...inputs: string[]): Promise<void> {
   cacheStates.add(await settle(pageCacheMode, inputs));
+  const q = await waitQuiet(quietLoad, quietWaitMs);
+  phaseStart = { load: q.load, quiet: q.quiet, cpu: cpuTimes() };
 }
 
 function record(phase: Phase, round: number): Phase {
-  rounds.set(phase.id, [...(rounds.get(phase.id) ?? []), phase]);
+  const [start, end] = [phaseStart.cpu, cpuTimes()];
+  const withMachine: Phase = { ...phase, loadAtStart: phaseStart.load, quietAtStart: phaseStart.quiet, ...(start === undefined || end === undefined ? {} : { steal: stealShare(start, end) }) };
+  rounds.set(phase.id, [...(rounds.get(phase.id) ?? []), withMachine]);
   const rss = phase.maxRssBytes === undefined ? '' : `, peak RSS ${formatBytes(phase.maxRssBytes)}`;
   const of = phase.tool === 'ceiling' ? '' : ` [round ${round}/${repeat}]`;
-  log(`  ${phase.dataset} ${phase.label}: ${formatDuration(phase.wallMs)}, ${mbps(phase.bytes, phase.wallMs).toFixed(0)} MB/s${rss}${of}`);
-  return phase;
+  const req = phase.requests === undefined ? '' : `, ${phase.requests} S3 requests`;
+  log(`  ${phase.dataset} ${phase.label}: ${formatDuration(phase.wallMs)}, ${mbps(phase.bytes, phase.wallMs).toFixed(0)} MB/s${rss}${req}; load ${phaseStart.load.toFixed(2)}${phaseStart.quiet ? '' : ' (BUSY)'}${of}`);
+  return withMachine;
 }
+
 
 /** Each phase's fastest round (least disturbed by the machine's other work), with all rounds' times beside it. */
 function bestPhases(): Phase[] {
@@ -180,6 +201,7 @@ async function ceilingPhase(ds: string, stateDir: string): Promise<void> {
 interface Peers {
   tarLz4: boolean;
   borg: boolean;
+  restic: boolean;
 }
 
 /**
@@ -308,6 +330,90 @@ async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<Uncompres
   return { full, incremental, dedupe, expectedRead };
 }
 
+interface S3Outcome {
+  requests: Record<'full' | 'unchanged' | 'incremental' | 'restore' | 'gc', number>;
+  kept: number;
+}
+
+/**
+ * The same state, snapshotted into and restored from a local Ceph RGW, beside
+ * restic's own S3 backend on the same server. The server shares the two
+ * cores with the client, so the server is the bound; its own request counter
+ * says what each phase asked of it.
+ */
+async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
+  const name = 's3';
+  const before = join(run, 'state-before');
+  const after = join(run, 'state-after');
+  const beforeFiles = await listState(before);
+  const afterFiles = await listState(after);
+  const place = new StatePlace(join(run, 'state'));
+  log(`\n${name}: the same state on a local Ceph RADOS Gateway (S3), chunkpoint and restic`);
+  const server: S3Server = await startS3Server(['bench']);
+  let outcome: S3Outcome | undefined;
+  try {
+    const counted = async <T>(what: () => Promise<T>): Promise<{ value: T; requests: number }> => {
+      const r0 = await server.requests();
+      const value = await what();
+      return { value, requests: (await server.requests()) - r0 };
+    };
+    for (let round = 1; round <= repeat; round++) {
+      const store = `s3://bench/chunkpoint-r${round}`;
+      const requests = { full: 0, unchanged: 0, incremental: 0, restore: 0, gc: 0 };
+      const snap = async (id: 'full' | 'unchanged' | 'incremental', label: string, state: string[]): Promise<SnapshotResult> => {
+        await settled(place.path);
+        const { value, requests: n } = await counted(() => chunkpoint<SnapshotResult>(['snapshot', place.path, '--store', store, '--job', 'bench', '--chunk-size', String(chunkSize)]));
+        requests[id] = n;
+        record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', value.result.bytes, value.m, { inProcessMs: value.result.durationMs, requests: n, details: { bytesRead: value.result.bytesRead, bytesWritten: value.result.bytesWritten, packsWritten: value.result.packsWritten, state } }), round);
+        return value.result;
+      };
+      await place.put(before);
+      await snap('full', 'chunkpoint full snapshot to S3', ['before']);
+      await snap('unchanged', 'chunkpoint incremental, nothing changed', ['before']);
+      await place.put(after);
+      await snap('incremental', 'chunkpoint incremental to S3', ['after']);
+      const target = join(run, 'restore-s3');
+      await rm(target, { recursive: true, force: true });
+      await settled();
+      const restored = await counted(() => chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', target]));
+      requests.restore = restored.requests;
+      record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, details: { storeReads: restored.value.result.storeReads } }), round);
+      await expectSameFiles(afterFiles, target, 'restore from S3');
+      await rm(target, { recursive: true, force: true });
+      await settled();
+      const gc = await counted(() => chunkpoint<{ checkpointsKept: number }>(['gc', '--store', store, '--job', 'bench']));
+      requests.gc = gc.requests;
+      record(fromMeasured(`${name}:gc`, 'chunkpoint gc, nothing to delete', name, 'chunkpoint', stateBytes(afterFiles), gc.value.m, { requests: gc.requests }), round);
+      outcome = { requests, kept: gc.value.result.checkpointsKept };
+
+      if (!peers.restic) continue;
+      const restic = new ResticRepo(`s3:${server.endpoint}/bench/restic-r${round}`, join(run, `restic-cache-r${round}`));
+      await restic.init();
+      const backup = async (id: string, label: string, files: StateFileInfo[]): Promise<void> => {
+        await settled(place.path);
+        const { value, requests: n } = await counted(() => restic.backup(place.path));
+        record(fromMeasured(`${name}:${id}`, label, name, 'restic', stateBytes(files), value, { requests: n }), round);
+      };
+      await place.put(before);
+      await backup('restic-full', 'restic backup to S3, first', beforeFiles);
+      await backup('restic-unchanged', 'restic backup, nothing changed', beforeFiles);
+      await place.put(after);
+      await backup('restic-incremental', 'restic backup, incremental', afterFiles);
+      const resticTarget = join(run, 'restore-restic');
+      await settled();
+      const r = await counted(() => restic.restore(resticTarget));
+      record(fromMeasured(`${name}:restic-restore`, 'restic restore from S3', name, 'restic', stateBytes(afterFiles), r.value, { requests: r.requests }), round);
+      await expectSameFiles(afterFiles, resticRestoredDir(resticTarget, place.path), 'restic restore');
+      await rm(resticTarget, { recursive: true, force: true });
+    }
+  } finally {
+    await place.release();
+    await server.stop();
+  }
+  void beforeFiles;
+  return outcome;
+}
+
 async function snappyDataset(ds: Dataset, peers: Peers): Promise<void> {
   const name = 'snappy';
   const place = new StatePlace(join(run, 'state-snappy'));
@@ -336,16 +442,10 @@ async function versionOf(cmd: string, args: string[]): Promise<string | undefine
   }
 }
 
-/** Share of CPU time the hypervisor gave to others (steal) between two /proc/stat readings. */
-async function cpuTimes(): Promise<number[] | undefined> {
-  const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
-  return text?.split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number);
-}
-
 async function main(): Promise<void> {
   const started = new Date();
   const load = loadavg();
-  const cpuStart = await cpuTimes();
+  const cpuStart = cpuTimes();
   const peers = await findPeers();
   if (!peers.tarLz4) log(`tar | lz4 is not installed: skipping it (install: ${INSTALL_HINT})`);
   if (!peers.borg) log(`borg is not installed: skipping it (install: ${INSTALL_HINT})`);
@@ -359,9 +459,15 @@ async function main(): Promise<void> {
 
   log(`chunkpoint bench: ${formatBytes(size)} of records, ${threads} worker threads, ${formatBytes(chunkSize)} chunks, work dir ${work}`);
   const { full, incremental, dedupe, expectedRead } = await uncompressedDataset(plain, peers);
+  const s3Missing = missingS3Binaries();
+  let s3: S3Outcome | undefined;
+  if (values['skip-s3']) notes.push('S3 section skipped (--skip-s3)');
+  else if (s3Missing.length > 0) notes.push(`S3 section skipped: Ceph is not installed (missing ${s3Missing.join(', ')})`);
+  else s3 = await s3Dataset(peers);
+  if (!peers.restic) log(`restic is not installed: the S3 section runs without it (install: ${INSTALL_HINT})`);
   if (snappy !== undefined) await snappyDataset(snappy, peers);
 
-  const cpuEnd = await cpuTimes();
+  const cpuEnd = cpuTimes();
   const steal = cpuStart !== undefined && cpuEnd !== undefined ? stealShare(cpuStart, cpuEnd) : undefined;
   const phases = bestPhases();
   const cache =
@@ -371,8 +477,9 @@ async function main(): Promise<void> {
         ? 'warm (asked for cold, but could not drop the page cache: not root?)'
         : 'dropped before every phase (reads hit the disk)';
 
-  const peersOf = (id: string): { borg?: string; tar?: string; ceiling?: string } => {
+  const peersOf = (id: string): PeerIds => {
     const [ds, phase] = id.split(':') as [string, string];
+    if (ds === 's3') return phase === 'full' || phase === 'unchanged' || phase === 'incremental' || phase === 'restore' ? { restic: `s3:restic-${phase}` } : {};
     if (phase === 'full' || phase === 'full-nofsync') return { borg: `${ds}:borg-full`, tar: `${ds}:tar`, ceiling: `${ds}:ceiling` };
     if (phase === 'incremental') return { borg: `${ds}:borg-incremental` };
     if (phase.startsWith('restore')) return { borg: `${ds}:borg-extract`, tar: `${ds}:tar-extract` };
@@ -381,7 +488,7 @@ async function main(): Promise<void> {
   const comparisons: Comparison[] = [];
   for (const p of phases) {
     if (p.tool !== 'chunkpoint') continue;
-    for (const against of Object.values(peersOf(p.id))) {
+    for (const against of Object.values(peersOf(p.id)) as string[]) {
       const c = compare(phases, p.id, against);
       if (c !== undefined) comparisons.push(c);
     }
@@ -399,6 +506,12 @@ async function main(): Promise<void> {
   const peakRss = cpRss.length === 0 ? undefined : Math.max(...cpRss);
   const snappyFull = phases.find((p) => p.id === 'snappy:full');
   const plainFull = phases.find((p) => p.id === 'none:full');
+  const budget = (name: string, measured: number | undefined, limit: number): Target => ({
+    name,
+    measured: measured === undefined ? 'not measured (no S3 section)' : `${measured} requests`,
+    required: `<= ${limit} (server's counter, for 1 GiB)`,
+    met: measured === undefined ? undefined : measured <= limit,
+  });
   const targets: Target[] = [
     atLeast('full snapshot vs borg create', ratio('none:full', 'none:borg-full'), TARGET.fullVsBorg),
     atLeast('full snapshot vs tar | lz4 -1', ratio('none:full', 'none:tar'), TARGET.fullVsTar, 'chunkpoint fsyncs every blob, tar | lz4 does not; see the --no-fsync row'),
@@ -429,6 +542,13 @@ async function main(): Promise<void> {
       required: 'within 10%',
       met: undefined,
     },
+    atLeast('S3: full snapshot vs restic backup', ratio('s3:full', 's3:restic-full'), TARGET.s3FullVsRestic),
+    atLeast('S3: unchanged incremental vs restic backup', ratio('s3:unchanged', 's3:restic-unchanged'), TARGET.s3UnchangedVsRestic),
+    atLeast('S3: restore vs restic restore', ratio('s3:restore', 's3:restic-restore'), TARGET.s3RestoreVsRestic),
+    budget('S3 requests: full snapshot', s3?.requests.full, S3_BUDGET.full),
+    budget('S3 requests: unchanged incremental', s3?.requests.unchanged, S3_BUDGET.unchanged),
+    budget('S3 requests: restore', s3?.requests.restore, S3_BUDGET.restore),
+    budget('S3 requests: gc with nothing to delete', s3?.requests.gc, S3_BUDGET.gc + (s3?.kept ?? 0)),
     {
       name: 'Snappy full snapshot vs uncompressed',
       measured:
@@ -443,7 +563,11 @@ async function main(): Promise<void> {
     'none:full': { text: '>=3x borg, >=2.2x tar, >=85% ceil', met: targets.slice(0, 3).every((t) => t.met === true) },
     'none:incremental': { text: '>=2x borg, reads changed only', met: targets.slice(3, 6).every((t) => t.met === true) },
     'none:restore': { text: '>=3x borg', met: targets[6]?.met },
-    'snappy:full': { text: '>= uncompressed full', met: targets[9]?.met },
+    'snappy:full': { text: '>= uncompressed full', met: targets.find((t) => t.name === 'Snappy full snapshot vs uncompressed')?.met },
+    's3:full': { text: `>=1.5x restic, <=${S3_BUDGET.full} req`, met: [0, 3].every((i) => targets.filter((t) => t.name.startsWith('S3'))[i]?.met === true) },
+    's3:unchanged': { text: `>1x restic, <=${S3_BUDGET.unchanged} req`, met: [1, 4].every((i) => targets.filter((t) => t.name.startsWith('S3'))[i]?.met === true) },
+    's3:restore': { text: `>=1.5x restic, <=${S3_BUDGET.restore} req`, met: [2, 5].every((i) => targets.filter((t) => t.name.startsWith('S3'))[i]?.met === true) },
+    's3:gc': { text: `<=${S3_BUDGET.gc}+kept req`, met: targets.filter((t) => t.name.startsWith('S3'))[6]?.met },
   };
 
   log(`\nResults: ${formatBytes(size)} of records per dataset (${formatBytes(full.bytes)} on disk uncompressed), ${threads} worker threads, ${formatBytes(chunkSize)} chunks, fastest of ${repeat} round${repeat === 1 ? '' : 's'} per phase`);
@@ -471,6 +595,9 @@ async function main(): Promise<void> {
         cpuStealShare: steal,
         node: process.version,
         borg: peers.borg ? await versionOf('borg', ['--version']) : undefined,
+        restic: peers.restic ? await versionOf('restic', ['version']) : undefined,
+        quietLoad,
+        quietWaitMs,
         lz4: peers.tarLz4 ? await versionOf('lz4', ['--version']) : undefined,
         notes,
       },
@@ -482,13 +609,6 @@ async function main(): Promise<void> {
     await writeFile(resolve(values.json), `${JSON.stringify(report, null, 2)}\n`);
     log(`\nJSON written to ${resolve(values.json)}`);
   }
-}
-
-function stealShare(start: number[], end: number[]): number {
-  const total = end.reduce((sum, v, i) => sum + v - (start[i] ?? 0), 0);
-  // /proc/stat cpu fields: user nice system idle iowait irq softirq steal ...
-  const steal = (end[7] ?? 0) - (start[7] ?? 0);
-  return total > 0 ? steal / total : 0;
 }
 
 main().catch((error: unknown) => {

@@ -4,8 +4,10 @@
  * %M), and settling the machine between phases.
  */
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { access, lstat, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -120,4 +122,44 @@ async function readTree(path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** The machine before a phase: its 1-minute load average, and whether it was at most `maxLoad` (a quiet machine). */
+export interface Quiet {
+  load: number;
+  quiet: boolean;
+  waitedMs: number;
+}
+
+/**
+ * Waits (up to `maxWaitMs`) until the 1-minute load average is under
+ * `maxLoad`, so a phase does not pay for the one before it; says how quiet it
+ * got. Figures taken on a busy machine are noise, and the report marks them.
+ */
+export async function waitQuiet(maxLoad: number, maxWaitMs: number): Promise<Quiet> {
+  const started = performance.now();
+  for (;;) {
+    const load = loadavg()[0] ?? 0;
+    if (load < maxLoad) return { load, quiet: true, waitedMs: performance.now() - started };
+    if (performance.now() - started >= maxWaitMs) return { load, quiet: false, waitedMs: performance.now() - started };
+    await sleep(2000);
+  }
+}
+
+/** CPU time counters of /proc/stat (user nice system idle iowait irq softirq steal ...), or undefined off Linux. */
+export function cpuTimes(): number[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/stat', 'utf8');
+  } catch {
+    return undefined;
+  }
+  return text.split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number);
+}
+
+/** Share of CPU time the hypervisor gave to others (steal) between two readings. */
+export function stealShare(start: number[], end: number[]): number {
+  const total = end.reduce((sum, v, i) => sum + v - (start[i] ?? 0), 0);
+  const steal = (end[7] ?? 0) - (start[7] ?? 0);
+  return total > 0 ? steal / total : 0;
 }

@@ -7,16 +7,17 @@ import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { installed, measure, type Measured } from './measure.js';
 
-export const INSTALL_HINT = 'apt-get install -y borgbackup lz4';
+export const INSTALL_HINT = 'apt-get install -y borgbackup lz4 restic';
 
 export interface PeerAvailability {
   tarLz4: boolean;
   borg: boolean;
+  restic: boolean;
 }
 
 export async function findPeers(): Promise<PeerAvailability> {
-  const [tar, lz4, borg] = await Promise.all([installed('tar'), installed('lz4'), installed('borg')]);
-  return { tarLz4: tar && lz4, borg };
+  const [tar, lz4, borg, restic] = await Promise.all([installed('tar'), installed('lz4'), installed('borg'), installed('restic')]);
+  return { tarLz4: tar && lz4, borg, restic };
 }
 
 /** `tar -cf - <dir> | lz4 -1 > <archive>`: the pipeline's exit status is lz4's, so a missing output also fails. */
@@ -71,4 +72,40 @@ export class BorgRepo {
 
 export function borgExtractedDir(targetDir: string, stateDir: string): string {
   return join(targetDir, basename(stateDir));
+}
+
+/**
+ * One restic repository on S3 (restic's own S3 backend), repository format 2
+ * with its default compression (zstd, auto), and a cache directory of its
+ * own: restic as its users run it against an object store.
+ */
+export class ResticRepo {
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    readonly repo: string,
+    cacheDir: string,
+  ) {
+    this.env = { ...process.env, RESTIC_PASSWORD: 'chunkpoint-bench', RESTIC_CACHE_DIR: cacheDir, RESTIC_PROGRESS_FPS: '0.016' };
+  }
+
+  async init(): Promise<void> {
+    await measure('restic', ['-r', this.repo, 'init', '--repository-version', '2'], { env: this.env });
+  }
+
+  /** Backs up the directory by its path, so a later backup of the same path finds its parent snapshot (restic's incremental). */
+  async backup(stateDir: string): Promise<Measured> {
+    return measure('restic', ['-r', this.repo, 'backup', '--quiet', stateDir], { env: this.env });
+  }
+
+  /** Restores the latest snapshot into `targetDir` (as `<targetDir>/<absolute path of the backed-up dir>`). */
+  async restore(targetDir: string): Promise<Measured> {
+    await rm(targetDir, { recursive: true, force: true });
+    await mkdir(targetDir, { recursive: true });
+    return measure('restic', ['-r', this.repo, 'restore', 'latest', '--target', targetDir], { env: this.env });
+  }
+}
+
+export function resticRestoredDir(targetDir: string, stateDir: string): string {
+  return join(targetDir, stateDir);
 }

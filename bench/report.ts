@@ -4,7 +4,7 @@
  */
 import { formatBytes, formatDuration } from '../src/units.js';
 
-export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'ceiling';
+export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'restic' | 'ceiling';
 
 export interface Phase {
   id: string;
@@ -19,6 +19,13 @@ export interface Phase {
   inProcessMs?: number;
   maxRssBytes?: number;
   storedBytes?: number;
+  /** 1-minute load average when the phase started, and whether that was quiet (see measure.ts waitQuiet). */
+  loadAtStart?: number;
+  quietAtStart?: boolean;
+  /** Share of CPU time stolen by the hypervisor during the phase. */
+  steal?: number;
+  /** Requests the S3 server served during the phase (its own counter). */
+  requests?: number;
   details?: Record<string, unknown>;
 }
 
@@ -60,8 +67,15 @@ export interface RowTargets {
 
 const ratioText = (c: Comparison | undefined, percent = false): string => (c === undefined ? '-' : percent ? `${(c.ratio * 100).toFixed(0)}%` : `${c.ratio.toFixed(2)}x`);
 
-export function renderTable(phases: readonly Phase[], peersOf: (id: string) => { borg?: string; tar?: string; ceiling?: string }, rowTargets: RowTargets): string {
-  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'vs borg', 'vs tar|lz4', 'vs ceiling', 'target', 'result'];
+export interface PeerIds {
+  borg?: string;
+  tar?: string;
+  restic?: string;
+  ceiling?: string;
+}
+
+export function renderTable(phases: readonly Phase[], peersOf: (id: string) => PeerIds, rowTargets: RowTargets): string {
+  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'target', 'result'];
   const rows = phases.map((p) => {
     const peers = peersOf(p.id);
     const t = rowTargets[p.id];
@@ -71,8 +85,13 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => {
       formatDuration(p.wallMs),
       p.inProcessMs === undefined ? '-' : formatDuration(p.inProcessMs),
       p.maxRssBytes === undefined ? '-' : formatBytes(p.maxRssBytes),
+      p.requests === undefined ? '-' : String(p.requests),
+      // A phase that started on a busy machine is marked: its figure is noise.
+      p.loadAtStart === undefined ? '-' : `${p.loadAtStart.toFixed(2)}${p.quietAtStart === false ? ' BUSY' : ''}`,
+      p.steal === undefined ? '-' : `${(p.steal * 100).toFixed(0)}%`,
       peers.borg === undefined ? '-' : ratioText(compare(phases, p.id, peers.borg)),
       peers.tar === undefined ? '-' : ratioText(compare(phases, p.id, peers.tar)),
+      peers.restic === undefined ? '-' : ratioText(compare(phases, p.id, peers.restic)),
       peers.ceiling === undefined ? '-' : ratioText(compare(phases, p.id, peers.ceiling), true),
       t?.text ?? '',
       t === undefined ? '' : t.met === undefined ? 'n/a' : t.met ? 'pass' : 'MISS',
@@ -82,7 +101,7 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => {
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
     r
-      .map((c, i) => (i === 0 || i >= 8 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .map((c, i) => (i === 0 || i >= 12 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');

@@ -18,7 +18,7 @@ import { ConflictError, CorruptDataError, InvalidInputError, errnoOf } from './e
 import { CHECKPOINT_DIR_RE, MAX_CHECKPOINT_ID, checkpointDirName, metadataKey, parseStoreKey, tombstoneKey } from './format/names.js';
 import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata, type TaskEntry } from './format/metadata.js';
 import { MAX_MANIFEST_SIZE, decodeManifest, type TaskManifest } from './format/manifest.js';
-import { jobRootSpec, jobRootSpecFromDir, openStore } from './store/open.js';
+import { jobRootSpec, jobRootSpecFromDir, openStore, storeSpecOf } from './store/open.js';
 import { isS3Url, parseS3Url, s3Spec } from './store/s3.js';
 import { isNotFound } from './store/not-found.js';
 import type { Store } from './store/store.js';
@@ -170,6 +170,29 @@ export async function removeCheckpoints(store: Store, ids: readonly number[], st
   const obsolete = state.tombstones.filter((t) => t < fence && !state.leftovers.includes(t));
   // What only these checkpoints referenced may go in the same batch: it is deleted after their metadata.
   await store.delete([...gone.map(metadataKey), ...alsoDelete, ...obsolete.map(tombstoneKey)]);
+}
+
+/**
+ * Refuses to start a job whose store is itself a job root (`--store
+ * s3://b/p/j --job x` where `p/j` is job j's root): job j's gc would see the
+ * nested job's objects under its own areas. Checked when a job gets its
+ * first checkpoint; a few requests, once.
+ */
+export async function checkNotNested(store: Store): Promise<void> {
+  const parent = storeSpecOf(store.spec);
+  if (parent === undefined) return;
+  const outer = openStore(parent);
+  for (const prefix of ['chk-', 'shared/', 'sessions/', 'taskowned/']) {
+    for await (const o of outer.list(prefix)) {
+      const name = parseStoreKey(o.key);
+      if (name === undefined) continue;
+      throw new InvalidInputError(
+        'STORE_INSIDE_JOB',
+        `the store ${outer.location} is itself a job root (it holds ${o.key}): jobs must not nest (the outer job's copies and removals would take the inner job's objects for its own). Use another store location (e.g. the parent of ${outer.location})`,
+        { details: { store: outer.location, found: o.key } },
+      );
+    }
+  }
 }
 
 export interface ResolvedLocator {

@@ -6,9 +6,9 @@
 import { CacheIndex, cachedCheckpointIds, type CacheOptions, type CacheStats, type PruneResult } from './cache.js';
 import { loadCheckpoint, loadCheckpointBytes, loadManifest, locateCheckpoint, readJobState, removeCheckpoints, resolveLocator, type CheckpointLocator } from './checkpoint.js';
 import { loadHasher, type Hasher } from './format/content-key.js';
-import { ChunkpointError, CorruptDataError, InternalError, InvalidInputError, toChunkpointError } from './errors.js';
+import { ChunkpointError, InternalError, InvalidInputError, toChunkpointError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, throttledSink, type ChunkpointEvent, type EventListener, type ProgressSink } from './events.js';
-import { DEFAULT_TASK, checkpointDirName, printable } from './format/names.js';
+import { DEFAULT_TASK, checkpointDirName } from './format/names.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
 import { decodeMetadata, type TaskSnapshot } from './format/metadata.js';
 import { decodeManifest } from './format/manifest.js';

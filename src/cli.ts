@@ -18,7 +18,7 @@ import { renderPairs, renderTable } from './table.js';
 import { ProgressBar } from './progress-bar.js';
 import type { EventListener } from './events.js';
 import type { CacheOptions } from './cache.js';
-import { DEFAULT_TASK, checkpointDirName } from './format/names.js';
+import { DEFAULT_TASK } from './format/names.js';
 
 class UsageError extends Error {}
 

@@ -146,7 +146,7 @@ export async function verifyCheckpoint(
   const readable = [...blobs.values()].filter((b) => stored.has(`${b.handle.area}/${b.handle.name}`));
   const chosen = sample === 1 ? readable : readable.filter((b) => sampled(b.key, seed, sample));
   const plan = planReads(chosen, () => false);
-  const byAt = new Map<string, Blob>(chosen.map((b) => [`${b.handle.area}/${b.handle.name}@${b.at}`, b as Blob]));
+  const byAt = new Map<string, Blob>(chosen.map((b) => [`${b.handle.area}/${b.handle.name}@${b.at}`, b]));
   let bytesChecked = 0;
   let bytesDone = 0;
   let blobsDone = 0;

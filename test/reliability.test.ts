@@ -9,7 +9,7 @@ import { lstat, mkdir, readFile, readdir, rm, symlink, truncate, writeFile } fro
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, type VerifyResult } from '../src/index.js';
-import { copyTree, refusal, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type RocksState } from './support.js';
+import { checkpointFiles, copyTree, objectPath, packOf, refusal, removeTempDirs, rocksState, runCli, storedMetadata, tempDir, treeDigest, type RocksState } from './support.js';
 
 let cp: Chunkpoint;
 let state: RocksState;
@@ -155,13 +155,16 @@ describe('verify scrubs a checkpoint and reports every problem', () => {
 
   beforeAll(async () => {
     store = await tempDir('store');
-    await cp.snapshot(state.dir, { store, job: 'scrub' }, { chunkSize: 256 * 1024 });
+    // Small packs, so that there are several to damage in different ways.
+    await cp.snapshot(state.dir, { store, job: 'scrub' }, { chunkSize: 256 * 1024, packSize: 1024 * 1024 });
   });
 
   it('a sound checkpoint verifies, all blobs or a seeded sample', async () => {
     const full = await cp.verify({ store, job: 'scrub' });
     expect(full.ok).toBe(true);
     expect(full.blobsChecked).toBe(full.blobs);
+    expect(full.packsPresent).toBe(full.packs);
+    expect(full.packs).toBeGreaterThanOrEqual(3);
     expect(full.bytesChecked).toBeGreaterThan(0);
     const a = await cp.verify({ store, job: 'scrub' }, { sample: 0.5, sampleSeed: 7 });
     const b = await cp.verify({ store, job: 'scrub' }, { sample: 0.5, sampleSeed: 7 });
@@ -170,59 +173,110 @@ describe('verify scrubs a checkpoint and reports every problem', () => {
     expect(a.blobsChecked).toBeGreaterThan(0);
     expect(a.blobsChecked).toBeLessThan(full.blobs);
     expect(a.sampleSeed).toBe(7);
+    // Packs are checked for presence and size whatever the sample.
+    expect(a.packs).toBe(full.packs);
   });
 
-  it('a missing, a truncated and a bit-flipped blob are all reported, with the files that need them; the CLI exits 1', async () => {
+  it('a missing pack, a truncated pack and a bit-flipped blob are all reported, with the files that need them; the CLI exits 1', async () => {
     const copy = join(await tempDir('scrubcopy'), 'scrub');
     await copyTree(join(store, 'scrub'), copy);
-    const blobs = (await treeDigest(join(copy, 'shared'))).keys();
-    const [missing, truncated, flipped] = [...blobs].slice(0, 3).map((p) => join(copy, 'shared', p));
-    if (missing === undefined || truncated === undefined || flipped === undefined) throw new Error('test setup: fewer than 3 blobs');
-    await rm(missing);
-    await truncate(truncated, 100);
-    const data = await readFile(flipped);
-    data[data.byteLength - 1] = (data[data.byteLength - 1] ?? 0) ^ 1;
-    await writeFile(flipped, data);
+    const chunks = (await checkpointFiles(copy, 1)).flatMap((f) => f.chunks);
+    const packs = [...new Set(chunks.map(packOf))].filter((k) => k.startsWith('shared/')).sort();
+    const [missing, truncated, flipped] = packs;
+    if (missing === undefined || truncated === undefined || flipped === undefined) throw new Error(`test setup: fewer than 3 shared packs (${packs.length})`);
+    const blobsIn = (pack: string): { offset: number; length: number }[] =>
+      [...new Map(chunks.filter((c) => packOf(c) === pack).map((c) => [c.handle.offset, c.handle] as const)).values()].sort((x, y) => x.offset - y.offset);
+    await rm(objectPath(copy, missing));
+    // Cut in the middle of the truncated pack's last blob.
+    const last = blobsIn(truncated).at(-1);
+    if (last === undefined) throw new Error('test setup: empty pack');
+    await truncate(objectPath(copy, truncated), last.offset + Math.floor(last.length / 2));
+    const victim = blobsIn(flipped)[0];
+    if (victim === undefined) throw new Error('test setup: empty pack');
+    const data = await readFile(objectPath(copy, flipped));
+    const at = victim.offset + victim.length - 1;
+    data[at] = (data[at] ?? 0) ^ 1;
+    await writeFile(objectPath(copy, flipped), data);
 
     const report = await cp.verify({ path: join(copy, 'chk-1') });
     expect(report.ok).toBe(false);
-    expect(report.blobsChecked).toBe(report.blobs);
-    expect(report.problems).toHaveLength(3);
-    const byBlob = new Map(report.problems.map((p) => [p.blob, p]));
-    const key = (abs: string): string => `shared/${abs.slice(join(copy, 'shared').length + 1)}`;
-    expect(byBlob.get(key(missing))?.code).toBe('CHUNK_MISSING');
-    expect(byBlob.get(key(truncated))?.code).toBe('CHUNK_CORRUPT');
-    expect(byBlob.get(key(flipped))?.code).toBe('CHUNK_CORRUPT');
+    expect(report.packs).toBe(new Set(chunks.map(packOf)).size);
+    expect(report.packsPresent).toBe(report.packs - 2);
+    // Every blob that can be read is read: all but those of the missing pack.
+    expect(report.blobsChecked).toBe(report.blobs - blobsIn(missing).length);
+    const byObject = new Map(report.problems.map((p) => [p.object, p]));
+    expect([...byObject.keys()].sort()).toEqual([missing, truncated, `${truncated}@${last.offset}`, `${flipped}@${victim.offset}`].sort());
+    expect(report.problems).toHaveLength(4);
+    expect(byObject.get(missing)?.code).toBe('PACK_MISSING');
+    expect(byObject.get(truncated)?.code).toBe('PACK_SIZE');
+    expect(byObject.get(`${truncated}@${last.offset}`)?.code).toBe('CHUNK_CORRUPT');
+    expect(byObject.get(`${flipped}@${victim.offset}`)?.code).toBe('CHUNK_CORRUPT');
+    // A missing pack is reported with every chunk it held.
+    expect(byObject.get(missing)?.uses).toBe(chunks.filter((c) => packOf(c) === missing).length);
     for (const p of report.problems) {
       expect(p.usedBy.length).toBeGreaterThan(0);
-      expect(p.usedBy[0]?.path).toMatch(/\.sst$|^[A-Z]/);
+      expect(p.usedBy[0]?.path).toMatch(/\.sst$/);
     }
 
     const cli = await runCli(['verify', join(copy, 'chk-1'), '--json']);
     expect(cli.code).toBe(1);
-    expect(cli.stderr).toMatch(/^chunkpoint: CHECKPOINT_DAMAGED: chk-1 .* 3 damaged blob/);
+    expect(cli.stderr).toMatch(/^chunkpoint: CHECKPOINT_DAMAGED: chk-1 .* 4 problem\(s\)/);
     const json = JSON.parse(cli.stdout) as VerifyResult;
-    expect(json.problems.map((p) => p.code).sort()).toEqual(['CHUNK_CORRUPT', 'CHUNK_CORRUPT', 'CHUNK_MISSING']);
+    expect(json.problems.map((p) => p.code).sort()).toEqual(['CHUNK_CORRUPT', 'CHUNK_CORRUPT', 'PACK_MISSING', 'PACK_SIZE']);
     const text = await runCli(['verify', join(copy, 'chk-1')]);
     expect(text.code).toBe(1);
-    expect(text.stdout).toContain('3 damaged blob(s)');
-    expect(text.stdout).toContain('CHUNK_MISSING');
+    expect(text.stdout).toContain(`${report.packs - 2} of ${report.packs} packs whole`);
+    expect(text.stdout).toContain('4 problem(s)');
+    expect(text.stdout).toContain('PACK_MISSING');
     const ok = await runCli(['verify', '--store', store, '--job', 'scrub', '--sample', '50%', '--sample-seed', '3']);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toMatch(/checked \d+ of \d+ blobs \(sample 0\.5, seed 3\)/);
+    expect(ok.stdout).toMatch(/read \d+ of \d+ chunks \(sample 0\.5, seed 3\)/);
     expect(ok.stdout).toContain('no problems found');
   });
 
+  it("a pack deleted or truncated behind chunkpoint's back is routed around by the next snapshot: it reads those chunks again from the state, says so, and commits a whole checkpoint", async () => {
+    const parent = await tempDir('routed');
+    const copy = join(parent, 'scrub');
+    await copyTree(join(store, 'scrub'), copy);
+    const files = await checkpointFiles(copy, 1);
+    const packs = [...new Set(files.flatMap((f) => f.chunks.map(packOf)))].filter((k) => k.startsWith('shared/')).sort();
+    const [gone, short] = packs;
+    if (gone === undefined || short === undefined) throw new Error('test setup: fewer than 2 shared packs');
+    await rm(objectPath(copy, gone));
+    const size = (await readFile(objectPath(copy, short))).byteLength;
+    await truncate(objectPath(copy, short), size - 1);
+    const damaged = new Set([gone, short]);
+
+    const next = await cp.snapshot(state.dir, { store: parent, job: 'scrub' }, { chunkSize: 256 * 1024, packSize: 1024 * 1024 });
+    expect(next.base).toBe('chk-1');
+    for (const key of damaged) expect(next.warnings.some((w) => w.includes(key)), `no warning names ${key}: ${next.warnings.join('; ')}`).toBe(true);
+    expect(next.packsRewritten).toBe(2);
+    // Read again: exactly the chunks that lived in the damaged packs, and the mutable files (always read).
+    const reread = files.reduce((sum, f) => sum + (f.immutable ? f.chunks.filter((c) => damaged.has(packOf(c))).reduce((n, c) => n + c.rawLength, 0) : f.size), 0);
+    expect(next.bytesRead).toBe(reread);
+    expect(next.filesReused).toBe(files.filter((f) => f.immutable && f.chunks.length > 0 && !f.chunks.some((c) => damaged.has(packOf(c)))).length);
+    // The new checkpoint references neither damaged pack, verifies whole and restores the state.
+    const referenced = new Set((await storedMetadata(copy, 2)).tasks.flatMap((t) => t.packs.map(([key]) => key)));
+    for (const key of damaged) expect(referenced.has(key)).toBe(false);
+    expect((await cp.verify({ store: parent, job: 'scrub', checkpoint: 2 })).ok).toBe(true);
+    const target = join(await tempDir('restore'), 'out');
+    await cp.restore({ store: parent, job: 'scrub', checkpoint: 2 }, target);
+    expect(await treeDigest(target)).toEqual(await treeDigest(state.dir));
+  });
+
   it('errors keep their kind and code across the worker boundary', async () => {
-    // A blob read fails inside a worker; the coordinator sees the typed error, not a generic one.
+    // A pack read fails inside a worker; the coordinator sees the typed error, not a generic one.
     const copy = join(await tempDir('boundary'), 'scrub');
     await copyTree(join(store, 'scrub'), copy);
-    const [first] = (await treeDigest(join(copy, 'shared'))).keys();
-    await rm(join(copy, 'shared', first ?? ''));
+    const [task] = (await storedMetadata(copy, 1)).tasks;
+    const pack = task?.packs.map(([key]) => key).find((key) => key.startsWith('shared/'));
+    if (pack === undefined) throw new Error('test setup: no shared pack');
+    await rm(objectPath(copy, pack));
     const error = await refusal(cp.restore({ path: join(copy, 'chk-1') }, join(await tempDir('restore'), 'out')));
     expect(error.constructor.name).toBe('CorruptDataError');
     expect(error.kind).toBe('corrupt_data');
     expect(error.code).toBe('CHUNK_MISSING');
-    expect(error.details).toMatchObject({ chunk: expect.any(Number) as number, file: expect.any(String) as string });
+    expect(error.details).toMatchObject({ pack });
+    expect(error.message).toMatch(/chunk \d+ of \S+/);
   });
 });

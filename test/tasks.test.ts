@@ -3,11 +3,26 @@
  * state into one job root and hand back task snapshots; one coordinator
  * commits the checkpoint; each task restores only its own state.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseStoreKey } from '../src/format/names.js';
 import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
-import { listFiles, mutateRocksState, refusal, removeTempDirs, rocksState, runCli, tempDir, treeDigest, type RocksState } from './support.js';
+import {
+  checkpointManifests,
+  listFiles,
+  mutateRocksState,
+  objectPath,
+  referencedObjects,
+  refusal,
+  removeTempDirs,
+  rocksState,
+  runCli,
+  storedObjects,
+  tempDir,
+  treeDigest,
+  type RocksState,
+} from './support.js';
 
 const TASKS = ['t0', 't1', 't2', 't3'];
 
@@ -21,7 +36,8 @@ async function taskProcess(state: RocksState, store: string, job: string, task: 
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  expect((await refusal(promise)).code).toBe(code);
+  const error = await refusal(promise);
+  expect(error.code, error.message).toBe(code);
 }
 
 describe('a job of 4 tasks, each in its own process, committed by one coordinator', () => {
@@ -59,23 +75,32 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     await expectCode(cp.restore({ store, job: 'multi' }, join(await tempDir('restore'), 'x')), 'TASK_REQUIRED');
     await expectCode(cp.restore({ store, job: 'multi' }, join(await tempDir('restore'), 'y'), { task: 't9' }), 'TASK_NOT_FOUND');
 
-    // Task-private (mutable) files live under taskowned/<task>/, SSTs under shared/.
+    // Task-private (mutable) files and each task's manifest live under taskowned/<task>/, SSTs under shared/.
     const owned = await listFiles(join(store, 'multi', 'taskowned'));
     expect(new Set(owned.map((p) => p.split('/')[0]))).toEqual(new Set(TASKS));
     const report = await cp.inspect({ store, job: 'multi' });
     expect(report.tasks).toEqual(TASKS);
-    const metadata = await readFile(join(store, 'multi', 'chk-1', '_metadata'));
-    const body = JSON.parse(metadata.subarray(24).toString('utf8')) as { tasks: { task: string; files: { path: string; chunks: { handle: { area: string; name: string } }[] }[] }[] };
-    for (const t of body.tasks) {
-      for (const f of t.files) {
+    const manifests = await checkpointManifests(join(store, 'multi'), 1);
+    expect(manifests.map((m) => m.entry.task)).toEqual(TASKS);
+    for (const { entry, manifest } of manifests) {
+      expect(entry.manifest.key.startsWith(`taskowned/${entry.task}/`)).toBe(true);
+      // A task references shared packs and its own task-owned ones, never another task's.
+      for (const p of entry.packs) {
+        const parsed = parseStoreKey(p.key);
+        expect(parsed?.kind).toBe('pack');
+        if (parsed?.kind === 'pack' && parsed.area === 'taskowned') expect(parsed.task).toBe(entry.task);
+      }
+      for (const f of manifest.files) {
         const areas = new Set(f.chunks.map((c) => c.handle.area));
         if (f.path.endsWith('.sst')) expect([...areas]).toEqual(['shared']);
         else if (f.chunks.length > 0) {
           expect([...areas]).toEqual(['taskowned']);
-          for (const c of f.chunks) expect(c.handle.name.startsWith(`${t.task}/`)).toBe(true);
+          for (const c of f.chunks) expect(c.handle.name.startsWith(`${entry.task}/`)).toBe(true);
         }
       }
     }
+    // The commit ended the tasks' writer sessions.
+    expect(await listFiles(join(store, 'multi', 'sessions'))).toEqual([]);
   });
 
   it('the next checkpoint reuses unchanged SSTs per task, and retention plus gc keep exactly what the retained checkpoints need', async () => {
@@ -93,13 +118,10 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     }
     expect((await cp.list({ store, job: 'multi' })).map((c) => c.checkpoint)).toEqual(['chk-2', 'chk-3']);
     await cp.gc({ store, job: 'multi' }, { graceMs: 0 });
-    const referenced = new Set<string>();
-    for (const c of ['chk-2', 'chk-3']) {
-      const body = JSON.parse((await readFile(join(store, 'multi', c, '_metadata'))).subarray(24).toString('utf8')) as { tasks: { files: { chunks: { handle: { area: string; name: string } }[] }[] }[] };
-      for (const f of body.tasks.flatMap((t) => t.files)) for (const ch of f.chunks) referenced.add(`${ch.handle.area}/${ch.handle.name}`);
-    }
-    const stored = [...(await listFiles(join(store, 'multi', 'shared'))).map((p) => `shared/${p}`), ...(await listFiles(join(store, 'multi', 'taskowned'))).map((p) => `taskowned/${p}`)];
-    expect(new Set(stored)).toEqual(referenced);
+    // Exactly the packs and manifests chk-2 and chk-3 reference are left.
+    const referenced = await referencedObjects(join(store, 'multi'));
+    expect(referenced.size).toBeGreaterThan(TASKS.length * 2);
+    expect(new Set(await storedObjects(join(store, 'multi')))).toEqual(referenced);
     for (const [i, task] of TASKS.entries()) {
       const target = join(await tempDir('restore'), task);
       await cp.restore({ store, job: 'multi' }, target, { task });
@@ -107,32 +129,65 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     }
   });
 
-  it('refuses bad commits: duplicate task, another job, a tampered or stale task snapshot; a refused commit commits nothing', async () => {
-    const a = await cp.snapshotTask((states[0] as RocksState).dir, { store, job: 'multi', task: 't0' });
-    const b = await cp.snapshotTask((states[1] as RocksState).dir, { store, job: 'multi', task: 't1' });
-    const before = (await cp.list({ store, job: 'multi' })).map((c) => c.checkpoint);
-    await expectCode(cp.commit({ store, job: 'multi' }, [a, a]), 'DUPLICATE_TASK');
-    await expectCode(cp.commit({ store, job: 'other' }, [a, b]), 'TASK_SNAPSHOT_WRONG_JOB');
+  it('refuses bad commits: duplicate, missing or mixed tasks, another job, a tampered, expired or stale task snapshot; a refused commit commits nothing', async () => {
+    const take = (i: number, options: { leaseMs?: number } = {}): Promise<TaskSnapshot> =>
+      cp.snapshotTask((states[i] as RocksState).dir, { store, job: 'multi', task: TASKS[i] as string }, options);
+    const [a, b, c, d] = await Promise.all(TASKS.map((_, i) => take(i)));
+    if (a === undefined || b === undefined || c === undefined || d === undefined) throw new Error('test setup: missing task snapshot');
+    const before = (await cp.list({ store, job: 'multi' })).map((x) => x.checkpoint);
+    await expectCode(cp.commit({ store, job: 'multi' }, [a, a, b, c, d]), 'DUPLICATE_TASK');
+    await expectCode(cp.commit({ store, job: 'other' }, [a, b, c, d]), 'TASK_SNAPSHOT_WRONG_JOB');
     await expectCode(cp.commit({ store, job: 'multi' }, []), 'NO_TASK_SNAPSHOTS');
+    // The base has four tasks: a commit of two would leave t2 and t3 without any checkpoint once retention ran.
+    const missingTasks = await refusal(cp.commit({ store, job: 'multi' }, [a, b]));
+    expect(missingTasks.code).toBe('TASK_MISSING');
+    expect(missingTasks.details).toMatchObject({ tasks: 't2,t3' });
+
     const tampered = structuredClone(b);
-    (tampered.files[0] as { path: string }).path = '../escape.sst';
-    await expectCode(cp.commit({ store, job: 'multi' }, [a, tampered]), 'UNSAFE_PATH');
+    tampered.manifest.key = 'taskowned/t1/../../escape.manifest';
+    await expectCode(cp.commit({ store, job: 'multi' }, [a, tampered, c, d]), 'INVALID_TASK_SNAPSHOT');
+    // Task t1 claiming a pack private to task t0.
     const foreign = structuredClone(b);
-    const chunk = foreign.files.flatMap((f) => f.chunks).find((c) => c.handle.area === 'taskowned');
-    if (chunk === undefined) throw new Error('test setup: task t1 has no task-owned chunk');
-    chunk.handle.name = chunk.handle.name.replace(/^t1\//, 't0/');
-    await expectCode(cp.commit({ store, job: 'multi' }, [a, foreign]), 'INVALID_TASK_SNAPSHOT');
-    const old = { ...a, createdAt: new Date(Date.now() - 2 * 3600_000).toISOString() };
-    await expectCode(cp.commit({ store, job: 'multi' }, [old, b]), 'TASK_SNAPSHOT_EXPIRED');
-    // A blob the task snapshot relies on is not in the store (collected meanwhile): refused, not committed.
-    const missing = structuredClone(a);
-    const fresh = missing.files.flatMap((f) => f.chunks).find((c) => c.handle.area === 'shared');
-    if (fresh === undefined) throw new Error('test setup: task t0 has no shared chunk');
-    fresh.handle.name = fresh.handle.name.replace(/[0-9a-f]{32}/, '0'.repeat(32));
-    await expectCode(cp.commit({ store, job: 'multi' }, [missing, b]), 'TASK_SNAPSHOT_STALE');
-    expect((await cp.list({ store, job: 'multi' })).map((c) => c.checkpoint)).toEqual(before);
-    // The untouched pair still commits.
-    expect((await cp.commit({ store, job: 'multi' }, [a, b])).tasks).toBe(2);
+    const owned = foreign.packs.find((p) => p.key.startsWith('taskowned/t1/'));
+    if (owned === undefined) throw new Error('test setup: task t1 references no task-owned pack');
+    owned.key = owned.key.replace(/^taskowned\/t1\//, 'taskowned/t0/');
+    await expectCode(cp.commit({ store, job: 'multi' }, [a, foreign, c, d]), 'INVALID_TASK_SNAPSHOT');
+    // A task snapshot that does not match its manifest (a pack left out).
+    const trimmed = structuredClone(b);
+    trimmed.packs.pop();
+    await expectCode(cp.commit({ store, job: 'multi' }, [a, trimmed, c, d]), 'INVALID_TASK_SNAPSHOT');
+
+    // A task whose session's lease ran out: gc may have taken its packs. What the task snapshot claims does not matter.
+    const short = await take(2, { leaseMs: 1000 });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await expectCode(cp.commit({ store, job: 'multi' }, [a, b, short, d]), 'TASK_SNAPSHOT_EXPIRED');
+    await expectCode(cp.commit({ store, job: 'multi' }, [a, b, { ...short, expiresAt: new Date(Date.now() + 3600_000).toISOString() }, d]), 'TASK_SNAPSHOT_EXPIRED');
+
+    // A pack the task snapshot relies on is not in the store (collected, or lost): refused, not committed.
+    await mutateRocksState(states[0] as RocksState, 500);
+    const fresh = await take(0);
+    const own = fresh.packs.find((p) => parseStoreKey(p.key)?.kind === 'pack' && p.key.includes(fresh.session));
+    if (own === undefined) throw new Error('test setup: the changed task wrote no pack');
+    await rm(objectPath(join(store, 'multi'), own.key));
+    await expectCode(cp.commit({ store, job: 'multi' }, [fresh, b, c, d]), 'TASK_SNAPSHOT_STALE');
+    // Its manifest gone: the same.
+    const again = await take(0);
+    await rm(objectPath(join(store, 'multi'), again.manifest.key));
+    await expectCode(cp.commit({ store, job: 'multi' }, [again, b, c, d]), 'TASK_SNAPSHOT_STALE');
+    expect((await cp.list({ store, job: 'multi' })).map((x) => x.checkpoint)).toEqual(before);
+
+    // The untouched set still commits.
+    const committed = await cp.commit({ store, job: 'multi' }, [a, b, c, d]);
+    expect(committed.tasks).toBe(4);
+    // Task snapshots taken after different commits do not mix; a task gone for good is dropped only when said so.
+    const [e0, e1] = await Promise.all([take(0), take(1)]);
+    if (e0 === undefined || e1 === undefined) throw new Error('test setup: missing task snapshot');
+    expect(e0.checkpointId).toBe(committed.checkpointId + 1);
+    await expectCode(cp.commit({ store, job: 'multi' }, [e0, e1, c, d]), 'TASK_SNAPSHOTS_MIXED');
+    await expectCode(cp.commit({ store, job: 'multi' }, [e0, e1]), 'TASK_MISSING');
+    const scaledDown = await cp.commit({ store, job: 'multi' }, [e0, e1], { dropTasks: ['t2', 't3'] });
+    expect(scaledDown.tasks).toBe(2);
+    expect((await cp.inspect({ store, job: 'multi' })).tasks).toEqual(['t0', 't1']);
   });
 
   it('CLI: commit from task snapshot files, restore --task', async () => {

@@ -12,7 +12,7 @@
  */
 import { resolve } from 'node:path';
 import type { CacheIndex, CacheOptions } from '../cache.js';
-import { loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../checkpoint.js';
+import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
 import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
 import type { ProgressSink, SnapshotProgress } from '../events.js';
@@ -147,8 +147,11 @@ export async function snapshot(
   if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
   const stored = await storeTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache, progress);
   try {
-    const { cache: _ignored, ...commitOptions } = options;
-    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], { ...commitOptions, ...(cache === undefined ? {} : { cache }) }, { lease: stored.lease, base: stored.base });
+    // The commit's cache is the opened index, not the options that name it.
+    const { cache: named, ...rest } = options;
+    void named;
+    const commitOptions: CommitOptions = cache === undefined ? rest : { ...rest, cache };
+    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, base: stored.base });
     result.warnings.unshift(...stored.warnings);
     return result;
   } catch (error) {
@@ -191,6 +194,7 @@ async function storeTask(
   const warnings: string[] = [];
   const state = await readJobState(store);
   const checkpointId = nextCheckpointId(state);
+  if (state.ids.length === 0 && state.fence === 0) await checkNotNested(store);
   let base: CheckpointMetadata | undefined;
   for (const id of [...state.ids].reverse()) {
     try {

@@ -90,3 +90,21 @@ export function openStore(spec: StoreSpec): Store {
   if (spec.rateLimit !== undefined) store = new RateLimitedStore(store, spec.rateLimit);
   return store;
 }
+
+/**
+ * The spec of the directory or prefix a job root lives in (its store), or
+ * undefined for a job root at the top of a bucket. Used to refuse a job
+ * created inside another job's root.
+ */
+export function storeSpecOf(spec: StoreSpec): StoreSpec | undefined {
+  if (spec.type === 'fs') {
+    const parent = resolve(spec.root, '..');
+    return parent === spec.root ? undefined : { type: 'fs', root: parent };
+  }
+  const segments = spec.prefix.split('/').filter((s) => s !== '');
+  if (segments.length < 2) return undefined;
+  const plain: StoreSpec = { ...spec, prefix: `${segments.slice(0, -1).join('/')}/` };
+  delete plain.faults;
+  delete plain.rateLimit;
+  return plain;
+}

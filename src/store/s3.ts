@@ -211,7 +211,8 @@ export class S3Store implements Store {
     let fh: FileHandle | undefined = await open(path, 'wx', 0o600);
     let size = 0;
     let staged: StagedObject | undefined;
-    const store = this;
+    const putObject = this.putObject.bind(this);
+    const putMultipart = this.putMultipart.bind(this);
     const closeSpool = async (): Promise<void> => {
       const handle = fh;
       fh = undefined;
@@ -238,7 +239,7 @@ export class S3Store implements Store {
         if (size >= MULTIPART_THRESHOLD) {
           const reader = await open(path, 'r');
           try {
-            published = await store.putMultipart(key, objectKey, size, async (offset, length) => {
+            published = await putMultipart(key, objectKey, size, async (offset, length) => {
               const buf = Buffer.allocUnsafe(length);
               await readAt(reader, buf, offset);
               return buf;
@@ -249,7 +250,7 @@ export class S3Store implements Store {
         } else {
           const body = createReadStream(path);
           try {
-            published = await store.putObject(key, objectKey, body, size, { ifAbsent: true });
+            published = await putObject(key, objectKey, body, size, { ifAbsent: true });
           } finally {
             body.destroy();
           }
@@ -482,11 +483,14 @@ export class S3Store implements Store {
     // Nothing to do: an S3 object and its name are durable once its PUT returned.
   }
 
+  /** A job root exists once anything is under its prefix — objects, or only the incomplete uploads of a snapshot killed early (gc must reach those). */
   async exists(): Promise<boolean> {
     const { sdk, client } = await this.connect();
     try {
       const out = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root, MaxKeys: 1 }));
-      return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
+      if ((out.KeyCount ?? out.Contents?.length ?? 0) > 0) return true;
+      const uploads = await client.send(new sdk.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.root, MaxUploads: 1 }));
+      return (uploads.Uploads?.length ?? 0) > 0;
     } catch (error) {
       throw this.failure('list', '', error);
     }
