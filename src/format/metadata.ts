@@ -175,8 +175,9 @@ export interface TaskFigures extends SnapshotFigures {
   bytesReused: number;
   bytesCached: number;
   chunks: number;
-  /** Raw bytes of the chunks whose blobs this task wrote (for the compression ratio). */
+  /** Raw bytes of the chunks whose blobs this task wrote, and the bytes of the packs holding them (for the compression ratio). */
   rawBytesNew: number;
+  packBytes: number;
   /** Packs this task wrote. */
   packsWritten: number;
   /** Packs of the base that were missing, of the wrong size or mostly dead, whose chunks were read again from the state directory. */
@@ -242,6 +243,7 @@ export function validateTaskSnapshot(value: unknown, where: string): TaskSnapsho
     bytesCached: count('bytesCached'),
     chunks: count('chunks'),
     rawBytesNew: count('rawBytesNew'),
+    packBytes: count('packBytes'),
     packsWritten: count('packsWritten'),
     packsRewritten: count('packsRewritten'),
   };

@@ -136,7 +136,8 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
   warnings.push(...retention.warnings.map((w) => `retention: ${w}`));
 
   const durationMs = longestTask + (performance.now() - started);
-  const packBytes = sum((f) => f.bytesWritten);
+  const writtenBytes = sum((f) => f.bytesWritten);
+  const packBytes = sum((f) => f.packBytes);
   const bytes = sum((f) => f.bytes);
   return {
     checkpointId,
@@ -146,7 +147,7 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     files: sum((f) => f.files),
     bytes,
     bytesRead: sum((f) => f.bytesRead),
-    bytesWritten: packBytes + encoded.byteLength,
+    bytesWritten: writtenBytes + encoded.byteLength,
     filesReused: sum((f) => f.filesReused),
     bytesReused: sum((f) => f.bytesReused),
     chunksNew: sum((f) => f.chunksNew),

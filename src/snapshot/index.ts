@@ -334,6 +334,7 @@ async function storeTask(
         chunks,
         bytesCached: written.bytesCached,
         rawBytesNew: written.rawBytesNew,
+        packBytes: written.bytesWritten,
         packsWritten: written.packs.length,
         packsRewritten: plan.packsRewritten,
         durationMs: Math.round(performance.now() - started),
