@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, rm, utimes, writeFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, symlink, utimes, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_LAYOUT_VERSION } from '../src/cache.js';
@@ -52,7 +52,7 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     expect(await treeDigest(again)).toEqual(expected);
   });
 
-  it('a cold cache is filled by the first restore; the second reads nothing remote; it survives the store being deleted', async () => {
+  it('a cold cache is filled by the first restore; the second reads nothing remote; it serves a restore while the store is down', async () => {
     const store = await tempDir('store');
     const cache = await tempDir('cache');
     await cp.snapshot(state.dir, { store, job: 'cold' });
@@ -68,14 +68,26 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     expect(warm.bytesFromRemote).toBe(0);
     expect(warm.bytesFromCache).toBe(cold.bytesFromRemote);
 
+    // The store goes down: its directory cannot be read any more (a symbolic link loop in its place, as a
+    // broken mount leaves it). The cache's copies of the metadata and manifest, and its chunks, are enough.
+    const away = `${store}-away`;
+    await rename(store, away);
+    await symlink(store, store);
+    try {
+      const target = join(await tempDir('restore'), 'out');
+      const offline = await cp.restore({ store, job: 'cold' }, target, { cache: { dir: cache } });
+      expect(offline.metadataFromCache).toBe(true);
+      expect(offline.bytesFromRemote).toBe(0);
+      expect(await treeDigest(target)).toEqual(expected);
+      // Without the cache the same restore is refused: the store cannot be reached.
+      await expect(cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'))).rejects.toMatchObject({ kind: 'store_unavailable' });
+    } finally {
+      await rm(store);
+      await rename(away, store);
+    }
+    // A job root that is gone (deleted, not unreachable) is not restored from old copies: the store is the truth.
     await rm(join(store, 'cold'), { recursive: true, force: true });
-    const target = join(await tempDir('restore'), 'out');
-    const offline = await cp.restore({ store, job: 'cold' }, target, { cache: { dir: cache } });
-    expect(offline.metadataFromCache).toBe(true);
-    expect(offline.bytesFromRemote).toBe(0);
-    expect(await treeDigest(target)).toEqual(expected);
-    // Without the cache the same restore is refused: the job is gone.
-    await expect(cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'))).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } })).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
   });
 
   it('a corrupted cache entry is dropped and exactly that chunk is fetched from the store', async () => {

@@ -119,7 +119,7 @@ describe('snapshot', () => {
     expect(second.stdout).toMatch(new RegExp(`reused\\s+${sstCount()} files`));
     // The mutable files are read again and found in chk-1, the checkpoint it builds on: nothing new is stored.
     expect(second.stdout).toMatch(/chunks\s+0 new, [1-9]\d* found in chk-1\n/);
-    expect(second.stdout).toMatch(/written\s+\d+(\.\d)? (B|KiB) in 0 packs/);
+    expect(second.stdout).toMatch(/written\s+\d+(\.\d)? (B|KiB): 0 packs, manifests and metadata\n/);
     expect(second.stdout).not.toContain('warning');
     expect(() => JSON.parse(second.stdout) as unknown).toThrow();
   });

@@ -220,7 +220,9 @@ describe('checkpoint lifecycle (real RocksDB state)', () => {
     // One thread and small chunks: thousands of tasks, so gc runs many times meanwhile.
     const child = spawn(process.execPath, [CLI, 'snapshot', big.dir, '--store', store, '--job', 'slow', '--threads', '1', '--chunk-size', '64KiB', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     let done = false;
     void exited.then(() => (done = true));
@@ -229,7 +231,7 @@ describe('checkpoint lifecycle (real RocksDB state)', () => {
       // No grace period at all: what the snapshot in flight wrote is kept because its session is live.
       runs.push(await cp.gc({ store, job: 'slow' }, { graceMs: 0 }));
     }
-    expect(await exited).toBe(0);
+    expect(await exited, stderr).toBe(0);
     expect(runs.length).toBeGreaterThan(0);
     // gc did see the snapshot's objects (packs being written, or written and not yet committed) and kept them.
     expect(runs.some((r) => r.liveKept > 0)).toBe(true);
