@@ -33,6 +33,13 @@ import type { GcProgress, ProgressSink } from './events.js';
 
 /** Long enough for any clock disagreement and any sane commit hand-off; unreferenced objects younger than this stay. */
 export const DEFAULT_GRACE_MS = 60 * 60 * 1000;
+/**
+ * Interrupted writes that no session can protect — a session's own first
+ * write, a commit's `_metadata`, a tombstone — are kept at least this long
+ * whatever the grace period: such a write in progress has no other
+ * protection, and a small put never takes minutes.
+ */
+export const DEFAULT_WRITE_GRACE_MS = 10 * 60 * 1000;
 export const DEFAULT_RETAIN = 3;
 const DELETE_BATCH = 1000;
 const EXAMPLES = 5;
@@ -48,6 +55,8 @@ export interface GcOptions {
   claim?: boolean;
   /** fsync the tombstones retention writes (default true). */
   durable?: boolean;
+  /** Interrupted writes no live session protects are kept at least this long (default 10 min; 0 only when no writer runs). */
+  writeGraceMs?: number;
 }
 
 export interface GcResult {
@@ -225,13 +234,17 @@ export async function collectGarbage(store: Store, hasher: Hasher, jobId: string
     result.bytesFreed += o.size;
     progress?.update(figures);
   }
+  const writeGraceMs = Math.max(graceMs, options.writeGraceMs ?? DEFAULT_WRITE_GRACE_MS);
   for (const w of incomplete) {
     const target = parseStoreKey(w.target);
     if (target !== undefined && 'session' in target && live(target.session)) {
       result.liveKept++;
       continue;
     }
-    if (now - w.timeMs < graceMs) {
+    // A pack's or manifest's session was written before it, so a dead session means an abandoned write;
+    // anything else (a session's own first write, a commit's metadata, a tombstone) gets the write grace.
+    const sessionBound = target?.kind === 'pack' || target?.kind === 'manifest';
+    if (now - w.timeMs < (sessionBound ? graceMs : writeGraceMs)) {
       result.youngKept++;
       continue;
     }

@@ -125,6 +125,8 @@ export interface RestoreChunkRequest {
   targets: ChunkTarget[];
   where: string;
   cache: CacheSpec;
+  /** Room was reserved: a chunk fetched from the store (the entry was bad or gone) goes back into the cache. */
+  insert: boolean;
 }
 
 export interface RestoreChunkResult {
@@ -136,6 +138,8 @@ export interface RestoreChunkResult {
   bytesFromCache: number;
   /** The cache entry failed verification and was dropped; the chunk came from the store. */
   cacheDropped: boolean;
+  /** Size of the entry the chunk was put back into the cache as (0: not put back). */
+  cacheInserted: number;
 }
 
 /** Restore in place: does this range of an existing file hold the chunk with this key? */

@@ -1,12 +1,12 @@
 /**
  * Restore of a chunk the local cache holds: the entry is read and verified
  * like a blob from the store (it is one), and a bad or vanished entry is
- * dropped and the chunk fetched alone from the store (an entry that vanished
- * meanwhile is simply a miss). Local-first: a restore whose chunks are all
- * cached reads nothing remote.
+ * dropped, the chunk fetched alone from the store and, verified, put back
+ * (an entry that vanished meanwhile is simply a miss). Local-first: a
+ * restore whose chunks are all cached reads nothing remote.
  */
 import { decodeBlob } from '../src/format/blob.js';
-import { dropEntry, readEntry, blobEntryPath } from '../src/cache.js';
+import { dropEntry, readEntry, blobEntryPath, writeEntry } from '../src/cache.js';
 import { loadHasher } from '../src/format/content-key.js';
 import { CorruptDataError, withContext } from '../src/errors.js';
 import { handleKey } from '../src/format/names.js';
@@ -34,7 +34,7 @@ export async function restoreChunk(req: RestoreChunkRequest, scratch: Scratch): 
     }
     if (raw !== undefined) {
       await writeTargets(req.targets, raw, req.where);
-      return { op: 'restoreChunk', source: 'cache', bytesFetched: 0, bytesFromCache: cached.byteLength, cacheDropped };
+      return { op: 'restoreChunk', source: 'cache', bytesFetched: 0, bytesFromCache: cached.byteLength, cacheDropped, cacheInserted: 0 };
     }
   }
 
@@ -53,5 +53,7 @@ export async function restoreChunk(req: RestoreChunkRequest, scratch: Scratch): 
   }
   const raw = decodeBlob(blob, req, hasher, (n) => scratch.buffer('raw', n), `${req.where} (pack ${pack} at ${req.handle.offset})`);
   await writeTargets(req.targets, raw, req.where);
-  return { op: 'restoreChunk', source: 'remote', bytesFetched: blob.byteLength, bytesFromCache: 0, cacheDropped };
+  // The verified copy replaces the bad (or vanished) entry; a cache that cannot be written stays without it.
+  const cacheInserted = req.insert ? await writeEntry(entry, [blob]).then(() => blob.byteLength, () => 0) : 0;
+  return { op: 'restoreChunk', source: 'remote', bytesFetched: blob.byteLength, bytesFromCache: 0, cacheDropped, cacheInserted };
 }

@@ -189,10 +189,17 @@ export async function restore(
       const { blob } = item;
       if (cache === undefined) throw new Error('internal: a cached chunk without a cache');
       const entry = blobEntryPath(cache.spec, blob.key, blob.rawLength);
-      const result = await pool.run({ op: 'restoreChunk', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength, targets: blob.targets, where: blob.where, cache: cache.spec }, options.signal);
+      // Room for the case the entry is bad and the store's copy goes back in its place.
+      cache.forget(entry);
+      const insert = await cache.reserve(blob.length);
+      const result = await pool
+        .run({ op: 'restoreChunk', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength, targets: blob.targets, where: blob.where, cache: cache.spec, insert }, options.signal)
+        .finally(() => {
+          if (insert) cache.release(blob.length);
+        });
       if (result.source === 'cache') cache.record(entry, result.bytesFromCache);
       else {
-        cache.forget(entry);
+        if (result.cacheInserted > 0) cache.record(entry, result.cacheInserted);
         storeReads++;
       }
       if (result.cacheDropped) cacheEntriesDropped++;

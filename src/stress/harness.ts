@@ -742,7 +742,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     for (let i = 0; i < Math.min(3, ids.length * options.tasks); i++) await restoreOne();
     // Sessions of killed tasks hold their packs until their lease runs out (plus the clock margin): wait for that, then gc without grace.
     await sleep(options.leaseMs + leaseMargin(options.leaseMs) + 500);
-    const gc = await collectGarbage(clean, hasher, job, { graceMs: 0 });
+    // Nothing writes any more: interrupted writes need no protection either.
+    const gc = await collectGarbage(clean, hasher, job, { graceMs: 0, writeGraceMs: 0 });
     counters.gcRuns++;
     await write('final-gc', { ...gc });
     // Sessions of killed tasks live out their lease: wait until gc may take what they wrote.
