@@ -382,6 +382,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
   // --- what the harness knows: per committed checkpoint, each task's digest ---
   const digests = new Map<number, Map<string, StateDigest>>();
   const committedOrder: number[] = [];
+  /** The checkpoints that should be listed: committed, not yet removed by retention or dropped by the harness. */
+  const alive = new Set<number>();
   let planted = false;
   const lastTarget = new Map<string, string>();
   let restoreCount = 0;
@@ -404,6 +406,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     droppedThisRound = newest;
     digests.delete(newest);
     committedOrder.splice(committedOrder.indexOf(newest), 1);
+    alive.delete(newest);
     counters.drops++;
     await write('dropped', { checkpoint: newest });
   };
@@ -695,10 +698,12 @@ export async function runStress(options: StressOptions, events: StressEvents = {
           if (committedId !== expectedId) throw new ViolationError('commit', `commit produced chk-${committedId}, expected chk-${expectedId}`);
           counters.checkpointsCommitted++;
           committedOrder.push(committedId);
+          alive.add(committedId);
           digests.set(committedId, roundDigests);
-          // Retention keeps exactly the newest `retain` committed checkpoints.
+          // Retention keeps exactly the newest `retain` of the checkpoints still alive (drops remove some; retention never brings any back).
+          for (const id of [...alive].sort((a, b) => b - a).slice(options.retain)) alive.delete(id);
           const ids = await retained();
-          const expectedKept = committedOrder.slice(-options.retain);
+          const expectedKept = [...alive].sort((a, b) => a - b);
           for (const id of expectedKept) {
             if (!ids.includes(id)) throw new ViolationError('retention', `chk-${id}, one of the newest ${options.retain} committed checkpoints, is no longer listed (listed: ${ids.join(', ')})`);
           }
