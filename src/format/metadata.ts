@@ -180,8 +180,9 @@ export interface TaskFigures extends SnapshotFigures {
   packBytes: number;
   /** Packs this task wrote. */
   packsWritten: number;
-  /** Packs of the base that were missing, of the wrong size or mostly dead, whose chunks were read again from the state directory. */
+  /** Packs of the base that were missing, of the wrong size or mostly dead, whose chunks were read again from the state directory, and those chunks' bytes. */
   packsRewritten: number;
+  bytesRewritten: number;
 }
 
 /**
@@ -246,6 +247,7 @@ export function validateTaskSnapshot(value: unknown, where: string): TaskSnapsho
     packBytes: count('packBytes'),
     packsWritten: count('packsWritten'),
     packsRewritten: count('packsRewritten'),
+    bytesRewritten: count('bytesRewritten'),
   };
   return { format: TASK_SNAPSHOT_FORMAT, jobId, task, base, checkpointId, session, startedAt, expiresAt, keyAlgorithm: KEY_ALGORITHM, manifest, packs, figures };
 }

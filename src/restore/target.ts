@@ -111,8 +111,10 @@ export async function finishFiles(staging: string, files: readonly FileEntry[], 
 
 async function applyAttributes(path: string, file: FileEntry): Promise<void> {
   await chmod(path, file.mode);
-  const mtime = new Date(file.mtimeMs);
-  await utimes(path, mtime, mtime);
+  // Seconds as a number keep the sub-millisecond part a Date would drop: the next snapshot
+  // must find the restored file's mtime equal to the one it recorded, or it reads everything again.
+  const seconds = file.mtimeMs / 1000;
+  await utimes(path, seconds, seconds);
 }
 
 /**

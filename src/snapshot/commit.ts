@@ -154,6 +154,7 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     chunksDeduped: sum((f) => f.chunksDeduped),
     packsWritten: sum((f) => f.packsWritten),
     packsRewritten: sum((f) => f.packsRewritten),
+    bytesRewritten: sum((f) => f.bytesRewritten),
     bytesCached: sum((f) => f.bytesCached),
     checkpointsRemoved: retention.checkpointsRemoved,
     packsRemoved: retention.packsRemoved,

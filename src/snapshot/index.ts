@@ -19,7 +19,7 @@ import type { ProgressSink, SnapshotProgress } from '../events.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
-import { KEY_ALGORITHM, encodeManifest, manifestChecksum, type PackRef, type TaskManifest } from '../format/manifest.js';
+import { KEY_ALGORITHM, encodeManifest, manifestChecksum, type ChunkRef, type PackRef, type TaskManifest } from '../format/manifest.js';
 import { TASK_SNAPSHOT_FORMAT, type CheckpointMetadata, type TaskSnapshot } from '../format/metadata.js';
 import { DEFAULT_TASK, checkTaskId, checkpointDirName, manifestKey } from '../format/names.js';
 import { DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE } from '../format/pack.js';
@@ -28,9 +28,9 @@ import { DEFAULT_LEASE_MS, Lease, checkLeaseMs } from '../lease.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
 import { commitTasks, type CommitOptions } from './commit.js';
-import { planReuse } from './plan.js';
+import { planReuse, planRewrites, type PendingRun } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
-import { packJobs, writePending } from './write.js';
+import { packJobs, writePending, type WriteOutcome } from './write.js';
 
 export { commitTasks, type CommitOptions } from './commit.js';
 export { DEFAULT_IMMUTABLE, immutableMatcher } from './state-dir.js';
@@ -77,8 +77,9 @@ export interface SnapshotResult {
   chunksNew: number;
   chunksDeduped: number;
   packsWritten: number;
-  /** Base packs not reused (missing, damaged, or mostly dead) whose chunks were read again from the state. */
+  /** Base packs not reused (missing, damaged, or mostly dead) whose chunks were read again from the state, and those chunks' bytes. */
   packsRewritten: number;
+  bytesRewritten: number;
   /** Bytes added to the local cache (with `cache`). */
   bytesCached: number;
   /** Checkpoints removed by retention after this commit, and what that freed. */
@@ -243,38 +244,54 @@ async function storeTask(
       chunksDeduped: 0,
     };
     progress?.update(() => ({ ...figures }), true);
-    const jobs = packJobs(plan.pending, packSize);
     const jobsLeft = new Map<string, number>();
-    for (const job of jobs) for (const { run } of job.parts) jobsLeft.set(run.file.relPath, (jobsLeft.get(run.file.relPath) ?? 0) + 1);
-    const written = await writePending(
-      {
-        pool,
-        store,
-        task,
-        session: lease.session,
-        packSize,
-        durable,
-        signal,
-        dedupe: plan.reusable.length === 0 ? undefined : { table: buildDedupeIndex(plan.reusable), chunks: plan.reusable },
-        cache,
-        onJob(job, result) {
-          figures.bytesDone += job.rawBytes;
-          figures.bytesRead += result.bytesRead;
-          figures.bytesWritten += result.bytesWritten;
-          for (const c of result.chunks) if ('reused' in c || c.repeat === true) figures.chunksDeduped++;
-          else figures.chunksNew++;
-          for (const { run } of job.parts) {
-            const left = (jobsLeft.get(run.file.relPath) ?? 1) - 1;
-            jobsLeft.set(run.file.relPath, left);
-            if (left === 0) figures.filesDone++;
-          }
-          progress?.update(() => ({ ...figures }));
+    /** Stores `pending` on the pool; `counted` says whether its bytes are new to the progress figures (a rewrite's were counted as reused). */
+    const store_ = async (pending: PendingRun[], reusable: readonly ChunkRef[], counted: boolean): Promise<WriteOutcome> => {
+      const jobs = packJobs(pending, packSize);
+      if (counted) for (const job of jobs) for (const { run } of job.parts) jobsLeft.set(run.file.relPath, (jobsLeft.get(run.file.relPath) ?? 0) + 1);
+      return writePending(
+        {
+          pool,
+          store,
+          task,
+          session: lease.session,
+          packSize,
+          durable,
+          signal,
+          dedupe: reusable.length === 0 ? undefined : { table: buildDedupeIndex(reusable), chunks: reusable },
+          cache,
+          onJob(job, result) {
+            if (counted) figures.bytesDone += job.rawBytes;
+            figures.bytesRead += result.bytesRead;
+            figures.bytesWritten += result.bytesWritten;
+            for (const c of result.chunks) if ('reused' in c || c.repeat === true) figures.chunksDeduped++;
+            else figures.chunksNew++;
+            if (counted) {
+              for (const { run } of job.parts) {
+                const left = (jobsLeft.get(run.file.relPath) ?? 1) - 1;
+                jobsLeft.set(run.file.relPath, left);
+                if (left === 0) figures.filesDone++;
+              }
+            }
+            progress?.update(() => ({ ...figures }));
+          },
         },
-      },
-      jobs,
-    ).catch((error: unknown) => {
-      throw signal.aborted ? abortedError(signal) : error;
-    });
+        jobs,
+      ).catch((error: unknown) => {
+        throw signal.aborted ? abortedError(signal) : error;
+      });
+    };
+    const written = await store_(plan.pending, plan.reusable, true);
+    // Space: base packs the new checkpoint would keep alive for less than half of their bytes are not
+    // kept alive by it; their chunks go into new packs (and are not deduplicated back into them).
+    const basePacks = new Map((baseManifest?.packs ?? []).filter((p) => !plan.packsDamaged.includes(p.key)).map((p) => [p.key, p.size] as const));
+    const rewrites = planRewrites(files, plan.entries, basePacks);
+    if (rewrites.pending.length > 0) {
+      const again = await store_(rewrites.pending, plan.reusable.filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`)), false);
+      for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksDeduped', 'bytesCached'] as const) written[k] += again[k];
+      written.packs.push(...again.packs);
+    }
+    const packsRewritten = plan.packsRewritten + rewrites.sparse.size;
 
     // The manifest: every pack a chunk of this task lives in, with its size (checked at every reuse).
     const sizes = new Map<string, number>([...(baseManifest?.packs ?? []).map((p) => [p.key, p.size] as const), ...written.packs.map((p) => [p.key, p.size] as const)]);
@@ -336,7 +353,8 @@ async function storeTask(
         rawBytesNew: written.rawBytesNew,
         packBytes: written.bytesWritten,
         packsWritten: written.packs.length,
-        packsRewritten: plan.packsRewritten,
+        packsRewritten,
+        bytesRewritten: plan.bytesRewritten + rewrites.bytes,
         durationMs: Math.round(performance.now() - started),
       },
     };

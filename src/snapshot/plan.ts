@@ -7,18 +7,21 @@
  *   is in the store at the size the base recorded (one listing tells).
  *   Reuse never propagates damage: chunks in a pack that vanished or changed
  *   size are read again from the state directory, which still has them.
- * - Space stays bounded: a pack the new checkpoint would use less than half
- *   of (FLIP-306's rule) is not reused; its live chunks are read again from
- *   the state directory into new packs, so once the checkpoints that still
- *   use the old pack are retired, gc frees all of it.
- * - Every other chunk is read, hashed, and reused only when the base holds
- *   its content in a sound pack (the dedupe table), else stored anew.
+ * - Every other chunk is read, hashed, and reused when the base holds its
+ *   content in a sound pack (the dedupe table), else stored anew.
+ * - Then space (planRewrites): a base pack the new checkpoint uses less than
+ *   half of is not kept alive by it (FLIP-306's rule): its chunks are read
+ *   again from the state directory into new packs, so once the checkpoints
+ *   that still use the old pack are retired, gc frees all of it. Deciding
+ *   after the write, on what the new checkpoint really references, keeps
+ *   every chunk that deduplicates (a compaction that rewrote a file with the
+ *   same blocks) from being stored twice.
  */
 import type { Area } from '../format/names.js';
 import type { ChunkRef, FileEntry, TaskManifest } from '../format/manifest.js';
 import type { StateFile } from './state-dir.js';
 
-/** A pack the new checkpoint uses less than this share of is rewritten rather than reused… */
+/** A pack the new checkpoint uses less than this share of is rewritten rather than kept alive… */
 export const MIN_PACK_USE = 0.5;
 /** …when that wastes more than this: below it a small pack (a task's few mutable files) costs less kept than rewritten. */
 export const MIN_PACK_WASTE = 256 * 1024;
@@ -45,70 +48,42 @@ export interface ReusePlan {
   reusable: ChunkRef[];
   filesReused: number;
   bytesReused: number;
-  /** Base packs not reused: missing, of the wrong size, or mostly dead. */
+  /** Base packs not reused because they are missing or of the wrong size, and the bytes of their chunks read again. */
   packsRewritten: number;
+  bytesRewritten: number;
   /** Base packs missing or of the wrong size in the store (damage found and routed around). */
   packsDamaged: string[];
 }
 
 export function planReuse(files: readonly StateFile[], base: TaskManifest | undefined, stored: ReadonlyMap<string, number>, chunkSize: number): ReusePlan {
   const previous = new Map(base?.files.map((f) => [f.path, f]) ?? []);
-  const packSize = new Map(base?.packs.map((p) => [p.key, p.size]) ?? []);
-  const packsDamaged = [...packSize].filter(([key, size]) => stored.get(key) !== size).map(([key]) => key);
+  const packsDamaged = (base?.packs ?? []).filter((p) => stored.get(p.key) !== p.size).map((p) => p.key);
   const damaged = new Set(packsDamaged);
-  const packOf = (c: ChunkRef): string => `${c.handle.area}/${c.handle.name}`;
-
-  // Tentative reuse by name, size and mtime (as rsync does: two databases snapshotted into one
-  // job can both have a 000008.sst of the same size, never the same mtime too).
-  const candidates = new Map<string, FileEntry>();
-  for (const file of files) {
-    const old = previous.get(file.relPath);
-    if (file.immutable && old !== undefined && old.immutable && old.size === file.size && old.mtimeMs === file.mtimeMs) candidates.set(file.relPath, old);
-  }
-  // What the new checkpoint is expected to use of each base pack: the files reused by name, and the
-  // mutable files that look unchanged (they are read again, but will most likely dedupe to the same chunks).
-  const used = new Map<string, number>();
-  const use = (old: FileEntry): void => {
-    for (const c of old.chunks) used.set(packOf(c), (used.get(packOf(c)) ?? 0) + c.handle.length);
-  };
-  for (const old of candidates.values()) use(old);
-  for (const file of files) {
-    const old = previous.get(file.relPath);
-    if (!file.immutable && old !== undefined && old.size === file.size && old.mtimeMs === file.mtimeMs) use(old);
-  }
-  const sparse = new Set(
-    [...packSize]
-      .filter(([key, size]) => {
-        const live = used.get(key) ?? 0;
-        return live < MIN_PACK_USE * size && size - live > MIN_PACK_WASTE;
-      })
-      .map(([key]) => key),
-  );
-  const sound = (c: ChunkRef): boolean => !damaged.has(packOf(c)) && !sparse.has(packOf(c));
+  const sound = (c: ChunkRef): boolean => !damaged.has(packOf(c));
 
   const entries: FileEntry[] = [];
   const pending: PendingRun[] = [];
   let filesReused = 0;
   let bytesReused = 0;
+  let bytesRewritten = 0;
   for (const file of files) {
     const entry: FileEntry = { path: file.relPath, size: file.size, mode: file.mode, mtimeMs: file.mtimeMs, immutable: file.immutable, chunks: [] };
     entries.push(entry);
     const area: Area = file.immutable ? 'shared' : 'taskowned';
-    const old = candidates.get(file.relPath);
-    if (old !== undefined) {
+    const old = previous.get(file.relPath);
+    // Name, size and mtime, as rsync does: two databases snapshotted into one job can both
+    // have a 000008.sst of the same size, never the same mtime too.
+    if (file.immutable && old !== undefined && old.immutable && old.size === file.size && sameMtime(old.mtimeMs, file.mtimeMs)) {
       entry.chunks = [...old.chunks];
-      const redo: ChunkWork[] = [];
-      let offset = 0;
-      for (const [index, c] of old.chunks.entries()) {
-        if (!sound(c)) redo.push({ index, offset, length: c.rawLength });
-        offset += c.rawLength;
-      }
+      const redo = worksOf(entry.chunks, (c) => !sound(c));
       if (redo.length === 0) {
         filesReused++;
         bytesReused += file.size;
       } else {
         // Keep the base's chunk boundaries: the sound chunks stay referenced as they are.
-        bytesReused += file.size - redo.reduce((sum, r) => sum + r.length, 0);
+        const again = redo.reduce((sum, r) => sum + r.length, 0);
+        bytesReused += file.size - again;
+        bytesRewritten += again;
         pending.push({ area, file, entry, chunks: redo });
       }
       continue;
@@ -122,9 +97,73 @@ export function planReuse(files: readonly StateFile[], base: TaskManifest | unde
     }
     if (count > 0) pending.push({ area, file, entry, chunks });
   }
-
   const reusable = (base?.files ?? []).flatMap((f) => f.chunks.filter(sound));
-  // Rewritten: base packs some of whose chunks this snapshot stores again instead of referencing.
-  const rewritten = new Set(pending.flatMap((run) => run.chunks.map((w) => run.entry.chunks[w.index]).filter((c): c is ChunkRef => c !== undefined).map(packOf)));
-  return { entries, pending, reusable, filesReused, bytesReused, packsRewritten: rewritten.size, packsDamaged };
+  return { entries, pending, reusable, filesReused, bytesReused, packsRewritten: damaged.size, bytesRewritten, packsDamaged };
+}
+
+export interface RewritePlan {
+  /** Base packs the new checkpoint would use less than half of. */
+  sparse: Set<string>;
+  /** The chunks in them, to read again and store anew. */
+  pending: PendingRun[];
+  bytes: number;
+}
+
+/**
+ * After the write: the base packs the new checkpoint references but would
+ * use less than half of (counting each blob once), and the chunks of them to
+ * store again. `basePacks` are the base's packs with their sizes; packs this
+ * snapshot wrote are not in it.
+ */
+export function planRewrites(files: readonly StateFile[], entries: readonly FileEntry[], basePacks: ReadonlyMap<string, number>): RewritePlan {
+  const used = new Map<string, number>();
+  const counted = new Set<string>();
+  for (const entry of entries) {
+    for (const c of entry.chunks) {
+      const pack = packOf(c);
+      const blob = `${pack}@${c.handle.offset}`;
+      if (!basePacks.has(pack) || counted.has(blob)) continue;
+      counted.add(blob);
+      used.set(pack, (used.get(pack) ?? 0) + c.handle.length);
+    }
+  }
+  const sparse = new Set([...used].filter(([key, live]) => live < MIN_PACK_USE * (basePacks.get(key) ?? 0) && (basePacks.get(key) ?? 0) - live > MIN_PACK_WASTE).map(([key]) => key));
+  const pending: PendingRun[] = [];
+  let bytes = 0;
+  if (sparse.size > 0) {
+    const fileOf = new Map(files.map((f) => [f.relPath, f]));
+    for (const entry of entries) {
+      const redo = worksOf(entry.chunks, (c) => sparse.has(packOf(c)));
+      const file = fileOf.get(entry.path);
+      if (redo.length === 0 || file === undefined) continue;
+      pending.push({ area: entry.immutable ? 'shared' : 'taskowned', file, entry, chunks: redo });
+      bytes += redo.reduce((sum, r) => sum + r.length, 0);
+    }
+  }
+  return { sparse, pending, bytes };
+}
+
+function packOf(c: ChunkRef): string {
+  return `${c.handle.area}/${c.handle.name}`;
+}
+
+/** The chunks of a file that `pick` selects, as work at their offsets in the file. */
+function worksOf(chunks: readonly ChunkRef[], pick: (c: ChunkRef) => boolean): ChunkWork[] {
+  const out: ChunkWork[] = [];
+  let offset = 0;
+  for (const [index, c] of chunks.entries()) {
+    if (pick(c)) out.push({ index, offset, length: c.rawLength });
+    offset += c.rawLength;
+  }
+  return out;
+}
+/**
+ * mtimes travel as milliseconds in a double, and a restore sets them back
+ * through seconds in a double: the round trip may move the last bits. Within
+ * a microsecond is the same mtime (a file rewritten at the same size within
+ * the same microsecond is not a real case; immutable files are never
+ * rewritten at all).
+ */
+export function sameMtime(a: number, b: number): boolean {
+  return Math.abs(a - b) < 0.001;
 }
