@@ -94,6 +94,16 @@ export class Lease {
     }
   }
 
+  /**
+   * Makes sure the lease holds for at least `needMs` more: renews it only
+   * when it would not (a commit right after a renewal needs no other).
+   */
+  async ensure(needMs: number): Promise<void> {
+    this.check();
+    if (Date.now() + needMs < this.expiresAt - this.margin) return;
+    await this.renew();
+  }
+
   /** Extends the lease now: before a commit, and when a task hands its snapshot over. */
   async renew(): Promise<void> {
     await this.renewing;

@@ -73,6 +73,11 @@ export class WorkerPool {
     return this.piscinaInstance;
   }
 
+  /** Starts the threads now (they load their modules meanwhile), for an operation that will need them after some store round trips. */
+  warm(): void {
+    if (!this.closed) void this.piscina;
+  }
+
   async run<R extends WorkerRequest>(request: R, signal?: AbortSignal): Promise<ResultFor<R>> {
     if (this.closed) throw new InternalError('POOL_CLOSED', 'the worker pool was closed; create a new Chunkpoint instance');
     let response: WorkerResponse;

@@ -14,11 +14,20 @@ import type { RestoreChunkRequest, RestoreChunkResult } from '../src/protocol.js
 import { isNotFound } from '../src/store/not-found.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
-import { writeTargets } from './restore-span.js';
+import { TargetFiles } from './restore-span.js';
 
 const hasher = await loadHasher();
 
 export async function restoreChunk(req: RestoreChunkRequest, scratch: Scratch): Promise<RestoreChunkResult> {
+  const files = new TargetFiles();
+  try {
+    return await restoreOne(req, scratch, files);
+  } finally {
+    await files.close();
+  }
+}
+
+async function restoreOne(req: RestoreChunkRequest, scratch: Scratch, files: TargetFiles): Promise<RestoreChunkResult> {
   const pack = handleKey(req.handle);
   const entry = blobEntryPath(req.cache, req.key, req.rawLength);
   const cached = await readEntry(entry, req.cache.ttlMs, (n) => scratch.buffer('blob', n));
@@ -33,7 +42,7 @@ export async function restoreChunk(req: RestoreChunkRequest, scratch: Scratch): 
       cacheDropped = true;
     }
     if (raw !== undefined) {
-      await writeTargets(req.targets, raw, req.where);
+      await files.write(req.targets, raw, req.where);
       return { op: 'restoreChunk', source: 'cache', bytesFetched: 0, bytesFromCache: cached.byteLength, cacheDropped, cacheInserted: 0 };
     }
   }
@@ -52,7 +61,7 @@ export async function restoreChunk(req: RestoreChunkRequest, scratch: Scratch): 
     throw new CorruptDataError('CHUNK_CORRUPT', `${req.where}: pack ${pack} ends before the blob at ${req.handle.offset}+${req.handle.length} (truncated); the checkpoint is damaged: restore an older checkpoint or repair the store`);
   }
   const raw = decodeBlob(blob, req, hasher, (n) => scratch.buffer('raw', n), `${req.where} (pack ${pack} at ${req.handle.offset})`);
-  await writeTargets(req.targets, raw, req.where);
+  await files.write(req.targets, raw, req.where);
   // The verified copy replaces the bad (or vanished) entry; a cache that cannot be written stays without it.
   const cacheInserted = req.insert ? await writeEntry(entry, [blob]).then(() => blob.byteLength, () => 0) : 0;
   return { op: 'restoreChunk', source: 'remote', bytesFetched: blob.byteLength, bytesFromCache: 0, cacheDropped, cacheInserted };

@@ -13,7 +13,7 @@ import { ChunkpointError, CorruptDataError, targetIoError, withContext } from '.
 import { decodeBlob } from '../src/format/blob.js';
 import { loadHasher } from '../src/format/content-key.js';
 import type { ChunkTarget, RestoreSpanRequest, RestoreSpanResult, SpanBlob } from '../src/protocol.js';
-import { writeAtPosition } from '../src/store/direct-io.js';
+import { FileWriter } from '../src/store/direct-io.js';
 import { isNotFound } from '../src/store/not-found.js';
 import type { ObjectReader } from '../src/store/store.js';
 import type { Scratch } from './scratch.js';
@@ -28,6 +28,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
   const end = req.offset + req.length;
   const result: RestoreSpanResult = { op: 'restoreSpan', bytesFetched: 0, inserted: [] };
   let position = req.offset;
+  const files = new TargetFiles();
   let reader: ObjectReader;
   try {
     reader = await store.openReader(req.key, { offset: position, length: end - position });
@@ -49,7 +50,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
       position += n;
       if (n !== blob.length) throw truncated(req, blob, position);
       const raw = decodeBlob(data, blob, hasher, (size) => scratch.buffer('raw', size), `${blob.where} (pack ${req.key} at ${blob.at})`, { pack: req.key, offset: blob.at });
-      await writeTargets(blob.targets, raw, blob.where);
+      await files.write(blob.targets, raw, blob.where);
       if (req.cache !== undefined) {
         const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
         if ((await stat(entry).catch(() => undefined)) === undefined) {
@@ -63,6 +64,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
     }
   } finally {
     await reader.close();
+    await files.close();
   }
   return result;
 
@@ -86,16 +88,35 @@ export async function readFully(reader: ObjectReader, into: Buffer): Promise<num
   return done;
 }
 
-export async function writeTargets(targets: readonly ChunkTarget[], raw: Buffer, where: string): Promise<void> {
-  for (const target of targets) {
-    try {
-      // The coordinator created the staged file; never create or follow anything here. Direct I/O where
-      // possible: the database reads its state through its own cache, and the restore fsyncs every file anyway.
-      await writeAtPosition(target.path, raw, target.offset, constants.O_NOFOLLOW);
-    } catch (error) {
-      if (error instanceof ChunkpointError) throw error;
-      throw targetIoError('writing restored file', `${target.path} (${where})`, error);
+/**
+ * The staged files one request writes into, each opened once (a span's
+ * chunks mostly go to one file, in order) and closed when the request ends.
+ */
+export class TargetFiles {
+  private readonly open = new Map<string, FileWriter>();
+
+  async write(targets: readonly ChunkTarget[], raw: Buffer, where: string): Promise<void> {
+    for (const target of targets) {
+      try {
+        let writer = this.open.get(target.path);
+        if (writer === undefined) {
+          // The coordinator created the staged file; never create or follow anything here. Direct I/O where
+          // possible: the database reads its state through its own cache, and the restore fsyncs every file anyway.
+          writer = new FileWriter(target.path, constants.O_NOFOLLOW);
+          this.open.set(target.path, writer);
+        }
+        await writer.writeAt(raw, target.offset);
+      } catch (error) {
+        if (error instanceof ChunkpointError) throw error;
+        throw targetIoError('writing restored file', `${target.path} (${where})`, error);
+      }
     }
+  }
+
+  async close(): Promise<void> {
+    const writers = [...this.open.values()];
+    this.open.clear();
+    for (const w of writers) await w.close();
   }
 }
 

@@ -49,6 +49,7 @@ export interface CommitOptions {
 /** How a commit knows a task snapshot is its own work: the lease its process still holds, and the base it loaded. */
 export interface TrustedTask {
   lease: Lease;
+  leaseMs: number;
   base: CheckpointMetadata | undefined;
 }
 
@@ -92,8 +93,8 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
 
   if (trusted === undefined) await checkHandOver(store, hasher, parts);
   checkAborted(options.signal);
-  // This process's own lease: renewed right before the commit, so it covers the commit itself.
-  if (trusted !== undefined) await trusted.lease.renew();
+  // This process's own lease must cover the commit itself: renewed now unless half of it is still ahead.
+  if (trusted !== undefined) await trusted.lease.ensure(trusted.leaseMs / 2);
 
   const sum = (pick: (f: TaskFigures) => number): number => parts.reduce((total, t) => total + pick(t.figures), 0);
   const longestTask = Math.max(...parts.map((t) => t.figures.durationMs));
@@ -115,9 +116,8 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     },
   };
   const { encoded, state } = await commitCheckpoint(store, metadata, hasher, durable);
-  // Committed: the sessions have done their job (their packs are referenced now).
-  if (trusted !== undefined) await trusted.lease.end();
-  else await Promise.all(parts.map((t) => endSession(store, t.session)));
+  // Committed: the sessions have done their job (their packs are referenced now); they end while retention runs.
+  const ending = trusted !== undefined ? trusted.lease.end() : Promise.all(parts.map((t) => endSession(store, t.session)));
 
   const warnings: string[] = [];
   if (options.cache !== undefined) {
@@ -134,6 +134,7 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     warnings.push(`retention did not run to the end (${error instanceof Error ? error.message : String(error)}); ${checkpointDirName(checkpointId)} is committed, and gc will remove what retention left`);
   }
   warnings.push(...retention.warnings.map((w) => `retention: ${w}`));
+  await ending;
 
   const durationMs = longestTask + (performance.now() - started);
   const writtenBytes = sum((f) => f.bytesWritten);

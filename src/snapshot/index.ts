@@ -12,7 +12,7 @@
  */
 import { resolve } from 'node:path';
 import type { CacheIndex, CacheOptions } from '../cache.js';
-import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../checkpoint.js';
+import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState, type JobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
 import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
 import type { ProgressSink, SnapshotProgress } from '../events.js';
@@ -20,7 +20,7 @@ import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
 import { KEY_ALGORITHM, encodeManifest, manifestChecksum, type ChunkRef, type PackRef, type TaskManifest } from '../format/manifest.js';
-import { TASK_SNAPSHOT_FORMAT, type CheckpointMetadata, type TaskSnapshot } from '../format/metadata.js';
+import { TASK_SNAPSHOT_FORMAT, type CheckpointMetadata, type TaskEntry, type TaskSnapshot } from '../format/metadata.js';
 import { DEFAULT_TASK, checkTaskId, checkpointDirName, manifestKey } from '../format/names.js';
 import { DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE } from '../format/pack.js';
 import { DEFAULT_RETAIN } from '../gc.js';
@@ -101,6 +101,7 @@ export type TaskSnapshotOptions = Pick<SnapshotOptions, 'chunkSize' | 'packSize'
 interface StoredTask {
   snapshot: TaskSnapshot;
   lease: Lease;
+  leaseMs: number;
   base: CheckpointMetadata | undefined;
   warnings: string[];
 }
@@ -152,7 +153,7 @@ export async function snapshot(
     const { cache: named, ...rest } = options;
     void named;
     const commitOptions: CommitOptions = cache === undefined ? rest : { ...rest, cache };
-    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, base: stored.base });
+    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base });
     result.warnings.unshift(...stored.warnings);
     return result;
   } catch (error) {
@@ -188,46 +189,32 @@ async function storeTask(
   checkAborted(options.signal);
 
   const root = resolve(stateDir);
-  const { files, directories } = await listStateDir(root, isImmutable);
-  if (files.length === 0) throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
-
-  // The base: the newest checkpoint that can be read. A damaged newest one is routed around, and said.
+  pool.warm();
+  // The state directory and the job are independent: list both at once.
+  const listing = listStateDir(root, isImmutable);
+  listing.catch(() => undefined);
   const warnings: string[] = [];
-  const state = await readJobState(store);
+  const job = await findBase(store, hasher, task, warnings);
+  const { files, directories } = await listing;
+  if (files.length === 0) throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
+  const { state, base } = job;
   const checkpointId = nextCheckpointId(state);
   if (state.ids.length === 0 && state.fence === 0) await checkNotNested(store);
-  let base: CheckpointMetadata | undefined;
-  for (const id of [...state.ids].reverse()) {
-    try {
-      base = await loadCheckpoint(store, id, hasher);
-      break;
-    } catch (error) {
-      if (error instanceof InvalidInputError && error.code === 'CHECKPOINT_NOT_FOUND') continue; // removed meanwhile
-      if (!(error instanceof CorruptDataError)) throw error;
-      warnings.push(`${checkpointDirName(id)} is damaged (${error.message}); this snapshot does not build on it`);
-    }
-  }
-  const baseTask = base?.tasks.find((t) => t.task === task);
-  let baseManifest: TaskManifest | undefined;
-  if (base !== undefined && baseTask !== undefined) {
-    try {
-      baseManifest = (await loadManifest(store, baseTask, hasher)).manifest;
-    } catch (error) {
-      if (!(error instanceof CorruptDataError)) throw error;
-      warnings.push(`the manifest of task '${task}' in ${checkpointDirName(base.checkpointId)} is damaged (${error.message}); every file is read again`);
-    }
-  }
 
-  // The session's lease: lost, it aborts everything this task does.
+  // The session's lease (lost, it aborts everything this task does), taken while the base's manifest
+  // and the listing of its packs come in: that listing tells which packs are still whole, so reuse
+  // never spreads damage.
   const abort = new AbortController();
   const signal = options.signal === undefined ? abort.signal : AbortSignal.any([options.signal, abort.signal]);
+  const baseTask = base?.tasks.find((t) => t.task === task);
+  const loading = base === undefined || baseTask === undefined ? Promise.resolve(undefined) : loadBaseManifest(store, hasher, base, baseTask, warnings);
+  const listing2 = baseTask === undefined ? Promise.resolve(new Map<string, number>()) : listPacks(store, task);
+  loading.catch(() => undefined);
+  listing2.catch(() => undefined);
   const lease = await Lease.acquire(store, hasher, { jobId, task, base: base?.checkpointId ?? null, checkpointId, leaseMs, durable }, (error) => abort.abort(error));
   try {
-    // One listing tells which of the base's packs are still whole: reuse never spreads damage.
-    const listed = new Map<string, number>();
-    if (baseManifest !== undefined) {
-      for (const prefix of ['shared/', `taskowned/${task}/`]) for await (const o of store.list(prefix)) listed.set(o.key, o.size);
-    }
+    const baseManifest = await loading;
+    const listed = await listing2;
     const plan = planReuse(files, baseManifest, listed, chunkSize);
     for (const key of plan.packsDamaged) warnings.push(`pack ${key} of ${checkpointDirName(base?.checkpointId ?? 0)} is missing or damaged in the store; its chunks were read again from the state directory`);
 
@@ -358,10 +345,46 @@ async function storeTask(
         durationMs: Math.round(performance.now() - started),
       },
     };
-    return { snapshot, lease, base, warnings };
+    return { snapshot, lease, leaseMs, base, warnings };
   } catch (error) {
     await lease.end();
     if (signal.aborted && !(error instanceof ChunkpointError && error.code === 'LEASE_LOST')) throw abortedError(signal);
     throw error;
   }
+}
+
+/** The job's state and its base: the newest checkpoint that can be read (a damaged newest one is routed around, and said). */
+async function findBase(store: Store, hasher: Hasher, task: string, warnings: string[]): Promise<{ state: JobState; base: CheckpointMetadata | undefined }> {
+  const state = await readJobState(store);
+  for (const id of [...state.ids].reverse()) {
+    try {
+      return { state, base: await loadCheckpoint(store, id, hasher) };
+    } catch (error) {
+      if (error instanceof InvalidInputError && error.code === 'CHECKPOINT_NOT_FOUND') continue; // removed meanwhile
+      if (!(error instanceof CorruptDataError)) throw error;
+      warnings.push(`${checkpointDirName(id)} is damaged (${error.message}); this snapshot does not build on it (task ${task})`);
+    }
+  }
+  return { state, base: undefined };
+}
+
+async function loadBaseManifest(store: Store, hasher: Hasher, base: CheckpointMetadata, entry: TaskEntry, warnings: string[]): Promise<TaskManifest | undefined> {
+  try {
+    return (await loadManifest(store, entry, hasher)).manifest;
+  } catch (error) {
+    if (!(error instanceof CorruptDataError)) throw error;
+    warnings.push(`the manifest of task '${entry.task}' in ${checkpointDirName(base.checkpointId)} is damaged (${error.message}); every file is read again`);
+    return undefined;
+  }
+}
+
+/** Every pack a task may reuse, with its size: one listing of each area it can reference, both at once. */
+async function listPacks(store: Store, task: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  await Promise.all(
+    ['shared/', `taskowned/${task}/`].map(async (prefix) => {
+      for await (const o of store.list(prefix)) out.set(o.key, o.size);
+    }),
+  );
+  return out;
 }
