@@ -349,66 +349,71 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
   const afterFiles = await listState(after);
   const place = new StatePlace(join(run, 'state'));
   log(`\n${name}: the same state on a local Ceph RADOS Gateway (S3), chunkpoint and restic`);
-  const server: S3Server = await startS3Server(['bench']);
   let outcome: S3Outcome | undefined;
   try {
-    const counted = async <T>(what: () => Promise<T>): Promise<{ value: T; requests: number }> => {
-      const r0 = await server.requests();
-      const value = await what();
-      return { value, requests: (await server.requests()) - r0 };
-    };
     for (let round = 1; round <= repeat; round++) {
-      const store = `s3://bench/chunkpoint-r${round}`;
-      const requests = { full: 0, unchanged: 0, incremental: 0, restore: 0, gc: 0 };
-      const snap = async (id: 'full' | 'unchanged' | 'incremental', label: string, state: string[]): Promise<SnapshotResult> => {
-        await settled(place.path);
-        const { value, requests: n } = await counted(() => chunkpoint<SnapshotResult>(['snapshot', place.path, '--store', store, '--job', 'bench', '--chunk-size', String(chunkSize)]));
-        requests[id] = n;
-        record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', value.result.bytes, value.m, { inProcessMs: value.result.durationMs, requests: n, details: { bytesRead: value.result.bytesRead, bytesWritten: value.result.bytesWritten, packsWritten: value.result.packsWritten, state } }), round);
-        return value.result;
-      };
-      await place.put(before);
-      await snap('full', 'chunkpoint full snapshot to S3', ['before']);
-      await snap('unchanged', 'chunkpoint incremental, nothing changed', ['before']);
-      await place.put(after);
-      await snap('incremental', 'chunkpoint incremental to S3', ['after']);
-      const target = join(run, 'restore-s3');
-      await rm(target, { recursive: true, force: true });
-      await settled();
-      const restored = await counted(() => chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', target]));
-      requests.restore = restored.requests;
-      record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, details: { storeReads: restored.value.result.storeReads } }), round);
-      await expectSameFiles(afterFiles, target, 'restore from S3');
-      await rm(target, { recursive: true, force: true });
-      await settled();
-      const gc = await counted(() => chunkpoint<{ checkpointsKept: number }>(['gc', '--store', store, '--job', 'bench']));
-      requests.gc = gc.requests;
-      record(fromMeasured(`${name}:gc`, 'chunkpoint gc, nothing to delete', name, 'chunkpoint', stateBytes(afterFiles), gc.value.m, { requests: gc.requests }), round);
-      outcome = { requests, kept: gc.value.result.checkpointsKept };
+      // A fresh server each round: every round starts from the same empty store, and the
+      // server's RAM-backed OSD (2 GiB) never fills with earlier rounds' objects.
+      const server: S3Server = await startS3Server(['bench']);
+      try {
+        const counted = async <T>(what: () => Promise<T>): Promise<{ value: T; requests: number }> => {
+          const r0 = await server.requests();
+          const value = await what();
+          return { value, requests: (await server.requests()) - r0 };
+        };
+        const store = `s3://bench/chunkpoint-r${round}`;
+        const requests = { full: 0, unchanged: 0, incremental: 0, restore: 0, gc: 0 };
+        const snap = async (id: 'full' | 'unchanged' | 'incremental', label: string, state: string[]): Promise<SnapshotResult> => {
+          await settled(place.path);
+          const { value, requests: n } = await counted(() => chunkpoint<SnapshotResult>(['snapshot', place.path, '--store', store, '--job', 'bench', '--chunk-size', String(chunkSize)]));
+          requests[id] = n;
+          record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', value.result.bytes, value.m, { inProcessMs: value.result.durationMs, requests: n, details: { bytesRead: value.result.bytesRead, bytesWritten: value.result.bytesWritten, packsWritten: value.result.packsWritten, state } }), round);
+          return value.result;
+        };
+        await place.put(before);
+        await snap('full', 'chunkpoint full snapshot to S3', ['before']);
+        await snap('unchanged', 'chunkpoint incremental, nothing changed', ['before']);
+        await place.put(after);
+        await snap('incremental', 'chunkpoint incremental to S3', ['after']);
+        const target = join(run, 'restore-s3');
+        await rm(target, { recursive: true, force: true });
+        await settled();
+        const restored = await counted(() => chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', target]));
+        requests.restore = restored.requests;
+        record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, details: { storeReads: restored.value.result.storeReads } }), round);
+        await expectSameFiles(afterFiles, target, 'restore from S3');
+        await rm(target, { recursive: true, force: true });
+        await settled();
+        const gc = await counted(() => chunkpoint<{ checkpointsKept: number }>(['gc', '--store', store, '--job', 'bench']));
+        requests.gc = gc.requests;
+        record(fromMeasured(`${name}:gc`, 'chunkpoint gc, nothing to delete', name, 'chunkpoint', stateBytes(afterFiles), gc.value.m, { requests: gc.requests }), round);
+        outcome = { requests, kept: gc.value.result.checkpointsKept };
 
-      if (!peers.restic) continue;
-      const restic = new ResticRepo(`s3:${server.endpoint}/bench/restic-r${round}`, join(run, `restic-cache-r${round}`));
-      await restic.init();
-      const backup = async (id: string, label: string, files: StateFileInfo[]): Promise<void> => {
-        await settled(place.path);
-        const { value, requests: n } = await counted(() => restic.backup(place.path));
-        record(fromMeasured(`${name}:${id}`, label, name, 'restic', stateBytes(files), value, { requests: n }), round);
-      };
-      await place.put(before);
-      await backup('restic-full', 'restic backup to S3, first', beforeFiles);
-      await backup('restic-unchanged', 'restic backup, nothing changed', beforeFiles);
-      await place.put(after);
-      await backup('restic-incremental', 'restic backup, incremental', afterFiles);
-      const resticTarget = join(run, 'restore-restic');
-      await settled();
-      const r = await counted(() => restic.restore(resticTarget));
-      record(fromMeasured(`${name}:restic-restore`, 'restic restore from S3', name, 'restic', stateBytes(afterFiles), r.value, { requests: r.requests }), round);
-      await expectSameFiles(afterFiles, resticRestoredDir(resticTarget, place.path), 'restic restore');
-      await rm(resticTarget, { recursive: true, force: true });
+        if (!peers.restic) continue;
+        const restic = new ResticRepo(`s3:${server.endpoint}/bench/restic-r${round}`, join(run, `restic-cache-r${round}`));
+        await restic.init();
+        const backup = async (id: string, label: string, files: StateFileInfo[]): Promise<void> => {
+          await settled(place.path);
+          const { value, requests: n } = await counted(() => restic.backup(place.path));
+          record(fromMeasured(`${name}:${id}`, label, name, 'restic', stateBytes(files), value, { requests: n }), round);
+        };
+        await place.put(before);
+        await backup('restic-full', 'restic backup to S3, first', beforeFiles);
+        await backup('restic-unchanged', 'restic backup, nothing changed', beforeFiles);
+        await place.put(after);
+        await backup('restic-incremental', 'restic backup, incremental', afterFiles);
+        const resticTarget = join(run, 'restore-restic');
+        await settled();
+        const r = await counted(() => restic.restore(resticTarget));
+        record(fromMeasured(`${name}:restic-restore`, 'restic restore from S3', name, 'restic', stateBytes(afterFiles), r.value, { requests: r.requests }), round);
+        await expectSameFiles(afterFiles, resticRestoredDir(resticTarget, place.path), 'restic restore');
+        await rm(resticTarget, { recursive: true, force: true });
+      } finally {
+        await server.stop();
+      }
     }
   } finally {
     await place.release();
-    await server.stop();
   }
   void beforeFiles;
   return outcome;

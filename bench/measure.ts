@@ -25,7 +25,12 @@ export interface Measured {
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Kills the command (and everything it started) after this long; default 20 minutes. */
+  timeoutMs?: number;
 }
+
+/** No phase of the bench takes minutes on a working machine; one that hangs (a peer waiting on a full server) must not hang the bench. */
+const DEFAULT_TIMEOUT_MS = 20 * 60_000;
 
 let timeAvailable: boolean | undefined;
 
@@ -45,13 +50,27 @@ export async function measure(command: string, args: readonly string[], options:
   const [file, argv] = useTime ? [GNU_TIME, ['-o', rssFile, '-f', '%M', command, ...args]] : [command, [...args]];
   const started = performance.now();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a timeout kills the command under GNU time too.
+    const child = spawn(file, argv, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    }, timeoutMs);
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', reject);
-    child.on('close', (exitCode) => resolve({ code: exitCode, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (exitCode) => {
+      clearTimeout(timer);
+      const stderrText = Buffer.concat(err).toString();
+      resolve({ code: exitCode, stdout: Buffer.concat(out).toString(), stderr: timedOut ? `${stderrText}\n(killed: still running after ${Math.round(timeoutMs / 1000)} s)` : stderrText });
+    });
   });
   const wallMs = performance.now() - started;
   let maxRssBytes: number | undefined;

@@ -5,7 +5,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -45,6 +45,8 @@ async function freePort(): Promise<number> {
 }
 
 export interface S3Server {
+  /** The directory holding the server's state (and its daemons' pid files). */
+  dir: string;
   endpoint: string;
   /** The AWS_* variables pointing at this server (also set in process.env by `startS3Server`). */
   env: Record<string, string>;
@@ -52,6 +54,9 @@ export interface S3Server {
   createBucket(name: string): Promise<void>;
   /** Requests the gateway has served so far (its own counter). */
   requests(): Promise<number>;
+  /** Freezes the gateway (SIGSTOP): connections are accepted by the kernel and never answered, as a hung server does. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -95,12 +100,20 @@ export async function startS3Server(buckets: readonly string[] = []): Promise<S3
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+  const gatewayPid = async (): Promise<number> => Number((await readFile(join(scriptEnv.S3_DIR, 'client.rgw.pid'), 'utf8')).trim());
   const server: S3Server = {
+    dir: scriptEnv.S3_DIR,
     endpoint,
     env,
     client,
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
+    },
+    async pause() {
+      process.kill(await gatewayPid(), 'SIGSTOP');
+    },
+    async resume() {
+      process.kill(await gatewayPid(), 'SIGCONT');
     },
     async requests() {
       const { stdout: perf } = await run(SCRIPT, ['perf'], { env: scriptEnv });

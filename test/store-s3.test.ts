@@ -4,7 +4,13 @@
  * classification; and the parsing of s3:// locations and AWS variables.
  */
 import { randomBytes } from 'node:crypto';
-import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { Chunkpoint } from '../src/index.js';
+import { newId } from '../src/format/ids.js';
+import { packKey } from '../src/format/names.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkpointError } from '../src/errors.js';
 import { jobRootSpec, jobRootSpecFromLocation, openStore } from '../src/store/open.js';
@@ -19,9 +25,10 @@ const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? Math.floor(Math.random() *
 
 describe('s3:// locations and the AWS environment', () => {
   it('maps store URL + job to bucket and prefix, with endpoint, region and path style from the environment', () => {
-    const saved = { ...process.env };
+    const keys = ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_S3_FORCE_PATH_STYLE'];
+    const saved = new Map(keys.map((k) => [k, process.env[k]]));
     try {
-      for (const k of ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_S3_FORCE_PATH_STYLE']) delete process.env[k];
+      for (const k of keys) delete process.env[k];
       expect(jobRootSpec('s3://bucket/checkpoints/prod', 'orders')).toEqual({ type: 's3', bucket: 'bucket', prefix: 'checkpoints/prod/orders/', region: 'us-east-1', forcePathStyle: false });
       expect(jobRootSpec('s3://bucket', 'orders')).toMatchObject({ bucket: 'bucket', prefix: 'orders/' });
       expect(jobRootSpec('S3://bucket/a/', 'orders')).toMatchObject({ bucket: 'bucket', prefix: 'a/orders/' });
@@ -36,7 +43,12 @@ describe('s3:// locations and the AWS environment', () => {
       expect(new S3Store(jobRootSpec('s3://bkt/p', 'j') as S3StoreSpec).location).toBe('s3://bkt/p/j');
       expect(openStore(jobRootSpec('s3://bkt/p', 'j'))).toBeInstanceOf(RetryingStore);
     } finally {
-      process.env = saved;
+      // Key by key: assigning process.env a plain object would cut it off from the real environment,
+      // which worker threads started later inherit.
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   });
 
@@ -92,6 +104,66 @@ describe.skipIf(skipS3('S3 store compliance and error tests (test/store-s3.test.
   storeCompliance(`S3 (Ceph RGW), 15 % transient faults + retries (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () =>
     s3Target({ faults: { seed: SEED, transient: { '*': 0.15 } }, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 12 } }),
   );
+
+  describe('a stalled server and leftovers (issue #20)', () => {
+    it('a stalled gateway (SIGSTOP) turns every request into a bounded transient failure, and a restore the local cache can serve completes meanwhile', async () => {
+      const saved = process.env['CHUNKPOINT_S3_TIMEOUT'];
+      // Short deadlines keep the test short: a stall then fails in about three of them.
+      process.env['CHUNKPOINT_S3_TIMEOUT'] = '2s';
+      const dir = await mkdtemp(join(tmpdir(), 'chunkpoint-stall-'));
+      const state = join(dir, 'db');
+      await mkdir(state);
+      await writeFile(join(state, '000001.sst'), randomBytes(2_000_000));
+      await writeFile(join(state, 'CURRENT'), 'MANIFEST-000001\n');
+      const job = { store: `s3://${TEST_BUCKET}/stall-${Date.now()}`, job: 'j' };
+      const cache = { dir: join(dir, 'cache') };
+      const cp = new Chunkpoint({ threads: 1 });
+      try {
+        await cp.snapshot(state, job, { cache });
+        // A restore through the cache leaves its copies of the metadata and the manifest there.
+        await cp.restore(job, join(dir, 'first'), { cache });
+        await server.pause();
+        try {
+          let started = Date.now();
+          const error = await cp.list(job).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(error).toMatchObject({ kind: 'store_unavailable', code: 'STORE_UNREACHABLE', details: { transient: true } });
+          expect(Date.now() - started).toBeLessThan(30_000);
+          started = Date.now();
+          const restored = await cp.restore(job, join(dir, 'second'), { cache });
+          expect(restored.metadataFromCache).toBe(true);
+          expect(restored.bytesFromRemote).toBe(0);
+          expect(Date.now() - started).toBeLessThan(30_000);
+        } finally {
+          await server.resume();
+        }
+      } finally {
+        await cp.close();
+        if (saved === undefined) delete process.env['CHUNKPOINT_S3_TIMEOUT'];
+        else process.env['CHUNKPOINT_S3_TIMEOUT'] = saved;
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('gc of a job root holding only incomplete uploads (a snapshot killed before its first object) finds the job and aborts them', async () => {
+      const prefix = `uploads-${Date.now()}/j/`;
+      const old = Date.now() - 7 * 86_400_000;
+      const Key = `${prefix}${packKey('shared', 'main', newId(old), newId(old))}`;
+      const { UploadId } = await server.client.send(new CreateMultipartUploadCommand({ Bucket: TEST_BUCKET, Key }));
+      await server.client.send(new UploadPartCommand({ Bucket: TEST_BUCKET, Key, UploadId, PartNumber: 1, Body: randomBytes(1000) }));
+      const cp = new Chunkpoint({ threads: 1 });
+      try {
+        const gc = await cp.gc({ store: `s3://${TEST_BUCKET}/${prefix.split('/')[0] ?? ''}`, job: 'j' }, { graceMs: 0 });
+        expect(gc.incompleteRemoved).toBe(1);
+      } finally {
+        await cp.close();
+      }
+      const left = await server.client.send(new ListMultipartUploadsCommand({ Bucket: TEST_BUCKET, Prefix: prefix }));
+      expect(left.Uploads ?? []).toEqual([]);
+    });
+  });
 
   describe('S3 failures', () => {
     const failureOf = async (promise: Promise<unknown>): Promise<ChunkpointError> => {

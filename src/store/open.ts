@@ -10,7 +10,7 @@ import { FaultyStore } from './faulty.js';
 import { FsStore } from './fs.js';
 import { RateLimitedStore } from './rate-limit.js';
 import { RetryingStore } from './retry.js';
-import { S3Store, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3.js';
+import { S3Store, checkKeyLength, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3.js';
 import type { StoreSpec } from './spec.js';
 import type { Store } from './store.js';
 
@@ -39,7 +39,7 @@ export function jobRootSpecFromLocation(location: string): StoreSpec {
       throw new InvalidInputError('INVALID_STORE', `'${printable(location)}' names a bucket, not a job root; add the job, e.g. s3://${bucket}/checkpoints/<jobId>`);
     }
     checkJobId(jobId);
-    return s3Spec(bucket, segments);
+    return checkKeyLength(s3Spec(bucket, segments));
   }
   return jobRootSpecFromDir(localPath(location));
 }
@@ -86,7 +86,9 @@ export function openStore(spec: StoreSpec): Store {
     if (fs !== undefined) fs.tear = faulty.tearHook();
     store = faulty;
   }
-  if (spec.type === 's3' || spec.faults !== undefined) store = new RetryingStore(store, spec.retry);
+  // A shorter request deadline shortens the retry budget with it: a stalled server fails in about three deadlines.
+  const budget = spec.type === 's3' && spec.requestTimeoutMs !== undefined ? { maxElapsedMs: Math.min(90_000, 3 * spec.requestTimeoutMs) } : {};
+  if (spec.type === 's3' || spec.faults !== undefined) store = new RetryingStore(store, { ...budget, ...spec.retry });
   if (spec.rateLimit !== undefined) store = new RateLimitedStore(store, spec.rateLimit);
   return store;
 }

@@ -48,6 +48,7 @@ import type { Readable } from 'node:stream';
 import { ChunkpointError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf } from '../errors.js';
 import { checkJobId, parseStoreKey, printable, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
+import { parseDuration } from '../units.js';
 import { notFound } from './not-found.js';
 import type { S3StoreSpec } from './spec.js';
 import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from './store.js';
@@ -656,6 +657,18 @@ export function s3Spec(bucket: string, segments: readonly string[], env: NodeJS.
     }
     forcePathStyle = pathStyleText === 'true' || pathStyleText === '1';
   }
+  const timeoutText = nonEmpty(env['CHUNKPOINT_S3_TIMEOUT']);
+  let requestTimeoutMs: number | undefined;
+  if (timeoutText !== undefined) {
+    try {
+      requestTimeoutMs = parseDuration(timeoutText, 'CHUNKPOINT_S3_TIMEOUT');
+    } catch {
+      requestTimeoutMs = Number.NaN;
+    }
+    if (!(requestTimeoutMs >= 100 && requestTimeoutMs <= 3_600_000)) {
+      throw new InvalidInputError('INVALID_STORE', `CHUNKPOINT_S3_TIMEOUT '${printable(timeoutText)}' is not a duration from 100ms to 1h; set it like 30s`);
+    }
+  }
   return {
     type: 's3',
     bucket,
@@ -663,13 +676,32 @@ export function s3Spec(bucket: string, segments: readonly string[], env: NodeJS.
     ...(endpoint === undefined ? {} : { endpoint }),
     region,
     forcePathStyle,
+    ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
   };
+}
+
+/** S3 refuses keys longer than this many bytes (UTF-8). */
+export const S3_MAX_KEY_BYTES = 1024;
+/** The longest key chunkpoint makes below a job root: `taskowned/<200-char task id>/<ULID>-<ULID>.pack`. */
+export const LONGEST_OBJECT_NAME = 'taskowned/'.length + 200 + 1 + 26 + 1 + 26 + '.pack'.length;
+
+/** Refuses, up front, a job root whose keys could pass S3's limit (rather than a bare "HTTP 400" mid-snapshot). */
+export function checkKeyLength(spec: S3StoreSpec): S3StoreSpec {
+  const prefixBytes = Buffer.byteLength(spec.prefix, 'utf8');
+  if (prefixBytes + LONGEST_OBJECT_NAME > S3_MAX_KEY_BYTES) {
+    throw new InvalidInputError(
+      'KEY_TOO_LONG',
+      `the job root s3://${spec.bucket}/${printable(spec.prefix)} makes keys too long for S3: its prefix (store prefix and job id) is ${prefixBytes} bytes, chunkpoint's longest object name below a job root is ${LONGEST_OBJECT_NAME} bytes (a pack of a task with a 200-character id), and S3 allows ${S3_MAX_KEY_BYTES} bytes per key; use a shorter store prefix or job id (at most ${S3_MAX_KEY_BYTES - LONGEST_OBJECT_NAME} bytes together)`,
+      { details: { prefixBytes, limit: S3_MAX_KEY_BYTES } },
+    );
+  }
+  return spec;
 }
 
 /** The job root `s3://bucket/prefix/<jobId>` of a store URL and a job id. */
 export function s3JobRootSpec(storeUrl: string, jobId: string): S3StoreSpec {
   const { bucket, segments } = parseS3Url(storeUrl);
-  return s3Spec(bucket, [...segments, checkJobId(jobId)]);
+  return checkKeyLength(s3Spec(bucket, [...segments, checkJobId(jobId)]));
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

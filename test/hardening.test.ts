@@ -1,0 +1,130 @@
+/**
+ * Defects an adversarial review found (issue #20), each pinned: an async
+ * event listener that rejects, an abort that comes early, a job nested in
+ * another job's root, keys too long for S3.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Chunkpoint, ChunkpointError } from '../src/index.js';
+import { jobRootSpec, jobRootSpecFromLocation } from '../src/store/open.js';
+import { LONGEST_OBJECT_NAME, S3_MAX_KEY_BYTES } from '../src/store/s3.js';
+import { refusal, removeTempDirs, runCli, tempDir } from './support.js';
+
+afterAll(removeTempDirs);
+
+async function smallState(): Promise<string> {
+  const dir = join(await tempDir('state'), 'db');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, '000001.sst'), randomBytes(3_000_000));
+  await writeFile(join(dir, 'MANIFEST-000001'), randomBytes(1000));
+  return dir;
+}
+
+describe('hardening (issue #20)', () => {
+  it('an async onEvent listener that rejects is caught like one that throws: the snapshot succeeds, nothing is left unhandled', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    // An async listener is what users write when their metrics client is async.
+    // eslint-disable-next-line @typescript-eslint/require-await, @typescript-eslint/no-misused-promises -- the point of the test
+    const cp = new Chunkpoint({ threads: 1, onEvent: async () => {
+      throw new Error('the metrics backend is down');
+    } });
+    try {
+      const snap = await cp.snapshot(state, { store, job: 'j' });
+      expect(snap.checkpoint).toBe('chk-1');
+      // Let any stray rejection surface.
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      process.off('warning', onWarning);
+      await cp.close();
+    }
+    expect(unhandled).toEqual([]);
+    expect(warnings.some((w) => w.includes('the metrics backend is down'))).toBe(true);
+  });
+
+  it('an abort, however early, rejects with ChunkpointError ABORTED (never a bare DOMException)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cp = new Chunkpoint({ threads: 1 });
+    try {
+      for (const delayMs of [-1, 0, 1, 5]) {
+        const controller = new AbortController();
+        if (delayMs < 0) controller.abort();
+        else setTimeout(() => controller.abort(), delayMs);
+        const error = await cp.snapshot(state, { store, job: `abort-${delayMs + 1}` }, { signal: controller.signal }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        // A snapshot that finished before the abort landed is fine; a failure must be the typed one.
+        if (error === undefined) continue;
+        expect(error, error instanceof Error ? error.stack : typeof error).toBeInstanceOf(ChunkpointError);
+        expect((error as ChunkpointError).code).toBe('ABORTED');
+      }
+      await cp.snapshot(state, { store, job: 'whole' });
+      const controller = new AbortController();
+      controller.abort();
+      const restore = await refusal(cp.restore({ store, job: 'whole' }, join(await tempDir('restore'), 'out'), { signal: controller.signal }));
+      expect(restore.code).toBe('ABORTED');
+    } finally {
+      await cp.close();
+    }
+  });
+
+  it('a job inside another job\'s root is refused at its first snapshot, and job ids that are a job root\'s own names are refused', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'outer'])).code).toBe(0);
+    const nested = await runCli(['snapshot', state, '--store', join(store, 'outer'), '--job', 'inner']);
+    expect(nested.code).toBe(1);
+    expect(nested.stderr).toMatch(/^chunkpoint: STORE_INSIDE_JOB: the store .*outer is itself a job root/);
+    for (const id of ['shared', 'taskowned', 'sessions', 'chk-7']) {
+      const r = await runCli(['snapshot', state, '--store', join(store, 'outer'), '--job', id]);
+      expect(r.code, id).toBe(1);
+      expect(r.stderr, id).toContain('INVALID_JOB_ID');
+    }
+    // The outer job is untouched and its gc (no grace) keeps its own checkpoint whole.
+    const gc = await runCli(['gc', '--store', store, '--job', 'outer', '--grace', '0', '--json']);
+    expect(gc.code).toBe(0);
+    expect((await runCli(['verify', '--store', store, '--job', 'outer'])).code).toBe(0);
+  });
+
+  it('an S3 job root whose keys would pass S3\'s 1,024-byte limit is refused up front, naming the limit and what makes keys long', () => {
+    // Segments of 100 characters: each is allowed, their sum is not.
+    const prefixOf = (bytes: number): string => Array.from({ length: Math.ceil(bytes / 101) }, () => 'p'.repeat(100)).join('/').slice(0, bytes);
+    const error1 = (() => {
+      try {
+        jobRootSpec(`s3://bucket/${prefixOf(S3_MAX_KEY_BYTES - LONGEST_OBJECT_NAME)}`, 'job');
+        return undefined;
+      } catch (e) {
+        return e as ChunkpointError;
+      }
+    })();
+    expect(error1?.code).toBe('KEY_TOO_LONG');
+    const error = (() => {
+      try {
+        jobRootSpecFromLocation(`s3://bucket/${prefixOf(800)}/job`);
+        return undefined;
+      } catch (e) {
+        return e as ChunkpointError;
+      }
+    })();
+    expect(error?.code).toBe('KEY_TOO_LONG');
+    expect(error?.message).toContain(`${S3_MAX_KEY_BYTES} bytes per key`);
+    expect(error?.message).toContain('shorter store prefix or job id');
+    // Just under the limit is fine.
+    expect(jobRootSpec(`s3://bucket/${prefixOf(S3_MAX_KEY_BYTES - LONGEST_OBJECT_NAME - 5)}`, 'j')).toMatchObject({ type: 's3' });
+  });
+});
