@@ -115,31 +115,46 @@ export interface RestoreSpanResult {
   inserted: { key: string; rawLength: number; size: number }[];
 }
 
-/** Restore of one chunk the local cache holds: verified there; fetched alone from the store if the entry fails. */
-export interface RestoreChunkRequest {
-  op: 'restoreChunk';
-  store: StoreSpec;
+/** A chunk the local cache holds, and where the store has it should the entry fail. */
+export interface CachedChunk {
   handle: Handle;
   key: string;
   rawLength: number;
   targets: ChunkTarget[];
   where: string;
+}
+
+/**
+ * Restore of a run of chunks the local cache holds, in one task (a task per
+ * chunk cost more in messages and target-file opens than the reads): each is
+ * verified there, and fetched alone from the store if its entry fails.
+ */
+export interface RestoreChunksRequest {
+  op: 'restoreChunks';
+  store: StoreSpec;
+  chunks: CachedChunk[];
   cache: CacheSpec;
-  /** Room was reserved: a chunk fetched from the store (the entry was bad or gone) goes back into the cache. */
+  /** Room was reserved for every chunk: one fetched from the store (its entry was bad or gone) goes back into the cache. */
   insert: boolean;
 }
 
-export interface RestoreChunkResult {
-  op: 'restoreChunk';
+/** What became of one chunk of a `restoreChunks` request. */
+export interface CachedChunkOutcome {
   source: 'cache' | 'remote';
+  /** The entry failed verification and was dropped; the chunk came from the store. */
+  dropped: boolean;
+  /** Size of the chunk's cache entry after the task (0: it has none). */
+  entryBytes: number;
+}
+
+export interface RestoreChunksResult {
+  op: 'restoreChunks';
   /** Stored bytes fetched from the store. */
   bytesFetched: number;
   /** Stored bytes read from the local cache and used. */
   bytesFromCache: number;
-  /** The cache entry failed verification and was dropped; the chunk came from the store. */
-  cacheDropped: boolean;
-  /** Size of the entry the chunk was put back into the cache as (0: not put back). */
-  cacheInserted: number;
+  /** One per chunk, in request order. */
+  outcomes: CachedChunkOutcome[];
 }
 
 /** Restore in place: does this range of an existing file hold the chunk with this key? */
@@ -195,8 +210,8 @@ export interface CopyObjectResult {
   staged?: StagedObject;
 }
 
-export type WorkerRequest = WritePackRequest | RestoreSpanRequest | RestoreChunkRequest | VerifyRangeRequest | CheckSpanRequest | CopyObjectRequest;
-export type WorkerResult = WritePackResult | RestoreSpanResult | RestoreChunkResult | VerifyRangeResult | CheckSpanResult | CopyObjectResult;
+export type WorkerRequest = WritePackRequest | RestoreSpanRequest | RestoreChunksRequest | VerifyRangeRequest | CheckSpanRequest | CopyObjectRequest;
+export type WorkerResult = WritePackResult | RestoreSpanResult | RestoreChunksResult | VerifyRangeResult | CheckSpanResult | CopyObjectResult;
 
 export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
 

@@ -7,7 +7,7 @@ import { InternalError, serializeError } from '../src/errors.js';
 import type { WorkerRequest, WorkerResponse, WorkerResult } from '../src/protocol.js';
 import { checkSpan } from './check-span.js';
 import { copyObject } from './copy-object.js';
-import { restoreChunk } from './restore-chunk.js';
+import { restoreChunks } from './restore-chunks.js';
 import { restoreSpan } from './restore-span.js';
 import { withScratch, type Scratch } from './scratch.js';
 import { verifyRange } from './verify-range.js';
@@ -27,8 +27,8 @@ async function dispatch(request: WorkerRequest, scratch: Scratch): Promise<Worke
       return writePack(request, scratch);
     case 'restoreSpan':
       return restoreSpan(request, scratch);
-    case 'restoreChunk':
-      return restoreChunk(request, scratch);
+    case 'restoreChunks':
+      return restoreChunks(request, scratch);
     case 'verifyRange':
       return verifyRange(request, scratch);
     case 'checkSpan':

@@ -155,8 +155,8 @@ export async function restore(
       progress?.update(() => ({ ...figures }));
     };
 
-    type Item = { span: Span } | { blob: PlannedBlob };
-    const items: Item[] = [...plan.spans.map((span) => ({ span })), ...plan.cached.map((blob) => ({ blob }))];
+    type Item = { span: Span } | { cached: PlannedBlob[] };
+    const items: Item[] = [...plan.spans.map((span) => ({ span })), ...runsOf(plan.cached, pool.threads).map((cached) => ({ cached }))];
     await forEachBounded(items, pool.ioConcurrency, async (item) => {
       checkAborted(options.signal);
       if ('span' in item) {
@@ -186,26 +186,36 @@ export async function restore(
         done(span.blobs);
         return;
       }
-      const { blob } = item;
+      const { cached } = item;
       if (cache === undefined) throw new Error('internal: a cached chunk without a cache');
-      const entry = blobEntryPath(cache.spec, blob.key, blob.rawLength);
-      // Room for the case the entry is bad and the store's copy goes back in its place.
-      cache.forget(entry);
-      const insert = await cache.reserve(blob.length);
+      const entries = cached.map((b) => blobEntryPath(cache.spec, b.key, b.rawLength));
+      // Room for the case an entry is bad and the store's copy goes back in its place.
+      for (const entry of entries) cache.forget(entry);
+      const reserve = cached.reduce((sum, b) => sum + b.length, 0);
+      const insert = await cache.reserve(reserve);
       const result = await pool
-        .run({ op: 'restoreChunk', store: store.spec, handle: blob.handle, key: blob.key, rawLength: blob.rawLength, targets: blob.targets, where: blob.where, cache: cache.spec, insert }, options.signal)
+        .run(
+          {
+            op: 'restoreChunks',
+            store: store.spec,
+            chunks: cached.map(({ handle, key, rawLength, targets, where }) => ({ handle, key, rawLength, targets, where })),
+            cache: cache.spec,
+            insert,
+          },
+          options.signal,
+        )
         .finally(() => {
-          if (insert) cache.release(blob.length);
+          if (insert) cache.release(reserve);
         });
-      if (result.source === 'cache') cache.record(entry, result.bytesFromCache);
-      else {
-        if (result.cacheInserted > 0) cache.record(entry, result.cacheInserted);
-        storeReads++;
-      }
-      if (result.cacheDropped) cacheEntriesDropped++;
+      result.outcomes.forEach((outcome, i) => {
+        const entry = entries[i];
+        if (entry !== undefined && outcome.entryBytes > 0) cache.record(entry, outcome.entryBytes);
+        if (outcome.source === 'remote') storeReads++;
+        if (outcome.dropped) cacheEntriesDropped++;
+      });
       figures.bytesFromRemote += result.bytesFetched;
       figures.bytesFromCache += result.bytesFromCache;
-      done([blob]);
+      done(cached);
     });
     checkAborted(options.signal);
 
@@ -240,6 +250,33 @@ export async function restore(
     throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
   };
 }
+
+/**
+ * Cached chunks in runs, one task each: a task per chunk spent more on
+ * messages and on opening target files than on reading the entries. Runs
+ * follow the plan's (file) order and stay small enough that every thread
+ * gets several.
+ */
+function runsOf(blobs: readonly PlannedBlob[], threads: number): PlannedBlob[][] {
+  const perRun = Math.max(1, Math.min(MAX_CACHED_RUN_CHUNKS, Math.ceil(blobs.length / (4 * threads))));
+  const runs: PlannedBlob[][] = [];
+  let run: PlannedBlob[] = [];
+  let bytes = 0;
+  for (const blob of blobs) {
+    if (run.length > 0 && (run.length >= perRun || bytes + blob.length > MAX_CACHED_RUN_BYTES)) {
+      runs.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(blob);
+    bytes += blob.length;
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+const MAX_CACHED_RUN_CHUNKS = 32;
+const MAX_CACHED_RUN_BYTES = 16 * 1024 * 1024;
 
 /** Target files whose size matches and every chunk hashes to the checkpoint's key. */
 async function matchingFiles(pool: WorkerPool, target: string, files: readonly FileEntry[], signal: AbortSignal | undefined): Promise<Set<string>> {
