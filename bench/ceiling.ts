@@ -9,7 +9,7 @@ import { DEFAULT_TASKS_PER_THREAD } from '../src/pool.js';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
-import { forEachBounded } from '../src/pool.js';
+import { forEachBounded } from '../src/bounded.js';
 import type { CeilingTask } from './ceiling-worker.js';
 
 export interface CeilingResult {

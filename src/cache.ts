@@ -21,12 +21,17 @@ import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { cacheIoError, errnoOf, InvalidInputError } from './errors.js';
 import { readAt } from './file-range.js';
+import { forEachBounded } from './bounded.js';
 import { createWithContent } from './store/direct-io.js';
 
 export const CACHE_LAYOUT_VERSION = 'v2';
 const TEMP_PREFIX = '.tmp-';
 /** Evict to this fraction of the cap, so a full cache is not rescanned on every insert. */
 const LOW_WATERMARK = 0.9;
+/** A hit refreshes an entry's mtime only when it is older than this. */
+const RECENCY_RESOLUTION_MS = 60_000;
+/** File system calls a scan keeps in flight (libuv runs four at a time by default). */
+const SCAN_CONCURRENCY = 8;
 
 export interface CacheOptions {
   /** Cache directory (created if missing). */
@@ -75,8 +80,9 @@ export async function readEntry(path: string, ttlMs: number | undefined, into?: 
     }
     const data = into?.(st.size) ?? Buffer.allocUnsafe(st.size);
     const done = await readAt(fh, data, 0);
-    const now = new Date();
-    await fh.utimes(now, now);
+    // Recency to the minute is all LRU needs; an entry used a moment ago (just filled, or hit by the previous restore) is not touched again.
+    const now = Date.now();
+    if (now - st.mtimeMs > Math.min(RECENCY_RESOLUTION_MS, (ttlMs ?? Infinity) / 10)) await fh.utimes(new Date(now), new Date(now));
     return done === st.size ? data : data.subarray(0, done);
   } catch (error) {
     // An entry evicted by another process under us is just a miss.
@@ -219,36 +225,29 @@ export class CacheIndex {
       throw cacheIoError('scanning cache', root, error);
     }
     const now = Date.now();
-    for (const sub of fanout) {
-      let names: string[];
-      try {
-        names = await readdir(join(root, sub));
-      } catch {
-        continue;
+    // In parallel: one call at a time, a cache of 100,000 entries took seconds to open.
+    const paths: { path: string; name: string }[] = [];
+    await forEachBounded(fanout, SCAN_CONCURRENCY, async (sub) => {
+      const names = await readdir(join(root, sub)).catch(() => []);
+      for (const name of names) paths.push({ path: join(root, sub, name), name });
+    });
+    await forEachBounded(paths, SCAN_CONCURRENCY, async ({ path, name }) => {
+      const st = await stat(path).catch(() => undefined);
+      if (st === undefined) return;
+      if (name.startsWith(TEMP_PREFIX)) {
+        // A crashed insert; anything older than a minute is not in progress.
+        if (now - st.mtimeMs > 60_000) await dropEntry(path);
+        return;
       }
-      for (const name of names) {
-        const path = join(root, sub, name);
-        let st;
-        try {
-          st = await stat(path);
-        } catch {
-          continue;
-        }
-        if (name.startsWith(TEMP_PREFIX)) {
-          // A crashed insert; anything older than a minute is not in progress.
-          if (now - st.mtimeMs > 60_000) await dropEntry(path);
-          continue;
-        }
-        if (this.ttlMs !== undefined && now - st.mtimeMs > this.ttlMs) {
-          await dropEntry(path);
-          this.expired.entries++;
-          this.expired.bytes += st.size;
-          continue;
-        }
-        this.entries.set(path, { path, size: st.size, mtimeMs: st.mtimeMs });
-        this.total += st.size;
+      if (this.ttlMs !== undefined && now - st.mtimeMs > this.ttlMs) {
+        await dropEntry(path);
+        this.expired.entries++;
+        this.expired.bytes += st.size;
+        return;
       }
-    }
+      this.entries.set(path, { path, size: st.size, mtimeMs: st.mtimeMs });
+      this.total += st.size;
+    });
   }
 
   has(path: string): boolean {

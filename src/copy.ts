@@ -26,7 +26,8 @@ import type { Hasher } from './format/content-key.js';
 import { ConflictError, CorruptDataError, InvalidInputError, checkAborted } from './errors.js';
 import { decodeMetadata, type CheckpointMetadata } from './format/metadata.js';
 import { checkpointDirName, metadataKey } from './format/names.js';
-import { forEachBounded, type WorkerPool } from './pool.js';
+import { forEachBounded } from './bounded.js';
+import type { WorkerPool } from './pool.js';
 import type { StagedObject, Store } from './store/store.js';
 import type { CopyProgress, ProgressSink } from './events.js';
 

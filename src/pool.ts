@@ -102,28 +102,3 @@ export class WorkerPool {
     await this.piscinaInstance?.destroy();
   }
 }
-
-/**
- * Runs `task` for every item with at most `limit` in flight, so the number of
- * pending task descriptors stays bounded however large the state is. The first
- * failure stops new work, waits for what is in flight, and is rethrown.
- */
-export async function forEachBounded<T>(items: Iterable<T>, limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  const iterator = items[Symbol.iterator]();
-  let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    for (;;) {
-      if (failure !== undefined) return;
-      const next = iterator.next();
-      if (next.done === true) return;
-      try {
-        await task(next.value);
-      } catch (error) {
-        failure ??= { error };
-        return;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, limit) }, lane));
-  if (failure !== undefined) throw failure.error;
-}

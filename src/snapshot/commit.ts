@@ -21,7 +21,7 @@ import { FORMAT_VERSION } from '../format/envelope.js';
 import { KEY_ALGORITHM } from '../format/manifest.js';
 import { checkpointDirName, printable } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
-import { forEachBounded } from '../pool.js';
+import { forEachBounded } from '../bounded.js';
 import type { Store } from '../store/store.js';
 import type { SnapshotResult } from './index.js';
 
