@@ -383,6 +383,19 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, details: { storeReads: restored.value.result.storeReads } }), round);
         await expectSameFiles(afterFiles, target, 'restore from S3');
         await rm(target, { recursive: true, force: true });
+        // Local-first: the second restore through a cache fetches only the metadata.
+        const s3Cache = join(run, `s3-cache-r${round}`);
+        for (const [id, label] of [
+          ['restore-cold', 'chunkpoint restore from S3, cold cache (fills it)'],
+          ['restore-warm', 'chunkpoint restore from S3, warm cache'],
+        ] as const) {
+          await settled(...(id === 'restore-warm' ? [s3Cache] : []));
+          const r = await counted(() => chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', '--cache', s3Cache, target]));
+          record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', r.value.result.bytes, r.value.m, { inProcessMs: r.value.result.durationMs, requests: r.requests, details: { bytesFromRemote: r.value.result.bytesFromRemote, bytesFromCache: r.value.result.bytesFromCache } }), round);
+          await expectSameFiles(afterFiles, target, `restore from S3 (${id})`);
+          await rm(target, { recursive: true, force: true });
+        }
+        await rm(s3Cache, { recursive: true, force: true });
         await settled();
         const gc = await counted(() => chunkpoint<{ checkpointsKept: number }>(['gc', '--store', store, '--job', 'bench']));
         requests.gc = gc.requests;
@@ -484,7 +497,10 @@ async function main(): Promise<void> {
 
   const peersOf = (id: string): PeerIds => {
     const [ds, phase] = id.split(':') as [string, string];
-    if (ds === 's3') return phase === 'full' || phase === 'unchanged' || phase === 'incremental' || phase === 'restore' ? { restic: `s3:restic-${phase}` } : {};
+    if (ds === 's3') {
+      if (phase.startsWith('restore')) return { restic: 's3:restic-restore' };
+      return phase === 'full' || phase === 'unchanged' || phase === 'incremental' ? { restic: `s3:restic-${phase}` } : {};
+    }
     if (phase === 'full' || phase === 'full-nofsync') return { borg: `${ds}:borg-full`, tar: `${ds}:tar`, ceiling: `${ds}:ceiling` };
     if (phase === 'incremental') return { borg: `${ds}:borg-incremental` };
     if (phase.startsWith('restore')) return { borg: `${ds}:borg-extract`, tar: `${ds}:tar-extract` };
