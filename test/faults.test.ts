@@ -99,6 +99,23 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     await expectOnlyChk1Restorable(location, job, before);
   });
 
+  it('a torn write (a crash half-way through a pack) is never published by a retry: the writer fails for good, the retry layer stops, the torn temp file stays for gc', async () => {
+    const location = await tempDir('store');
+    const spec = jobRootSpec(location, 'torn');
+    const torn = openStore({ ...spec, faults: { seed: SEED, torn: 1 }, retry: FAST_RETRY });
+    const writer = await torn.createWriter('shared/01M8P61MQ3DVZ2K41KMY50ME8S-01M8P61MJNEJQJ2QSRS5SVGDPK.pack');
+    await writer.write([Buffer.alloc(1759, 7)]);
+    const error = await refusal(writer.finish());
+    expect(error.code).toBe('WRITE_FAILED');
+    expect(error.details['transient']).toBe(false);
+    expect(String((error.cause as Error).message)).toContain('injected torn write');
+    const plain = openStore(spec);
+    expect(await plain.stat(writer.key)).toBeUndefined();
+    const left: string[] = [];
+    for await (const o of plain.listIncomplete('')) left.push(o.target);
+    expect(left).toEqual([writer.key]);
+  });
+
   it('a worker thread dying mid-chunk fails the snapshot (WORKER_FAILED), commits nothing; the pool replaces the thread and the next snapshot succeeds', async () => {
     const job = 'worker-death';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);

@@ -72,7 +72,8 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
   const ids = new Set(parts.map((t) => t.checkpointId));
   const bases = new Set(parts.map((t) => t.base).filter((b): b is number => b !== null));
   if (ids.size > 1 || bases.size > 1) {
-    throw new ConflictError('TASK_SNAPSHOTS_MIXED', `the task snapshots were taken for different checkpoints (${[...ids].map(checkpointDirName).join(', ')}); take all of them after the same commit`);
+    const what = ids.size > 1 ? `for different checkpoints (${[...ids].map(checkpointDirName).join(', ')})` : `on different bases (${[...bases].map(checkpointDirName).join(', ')}; a checkpoint was removed while they ran)`;
+    throw new ConflictError('TASK_SNAPSHOTS_MIXED', `the task snapshots were taken ${what}; take all of them after the same commit`);
   }
   const checkpointId = parts[0]?.checkpointId ?? 1;
   const base = [...bases][0] ?? null;

@@ -17,7 +17,7 @@
 import { constants, type Dirent } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { ConflictError, CorruptDataError, InvalidInputError, errnoOf, storeIoError } from '../errors.js';
+import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf, storeIoError } from '../errors.js';
 import { AREAS, TEMP_PREFIX, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
 import { FileAppender } from './direct-io.js';
@@ -128,6 +128,9 @@ export class FsStore implements Store {
     const location = this.location;
     const tear = this.tear;
     let staged: StagedObject | undefined;
+    // A finish that failed may have left a short temp file (a crash, a torn write): it can never be finished
+    // by trying again, so a retry fails at once, permanently, instead of publishing what is left.
+    let failed: unknown;
     return {
       key,
       get size() {
@@ -142,6 +145,9 @@ export class FsStore implements Store {
       },
       async finish() {
         if (staged !== undefined) return staged;
+        if (failed !== undefined) {
+          throw new StoreUnavailableError('WRITE_FAILED', `writing ${location}/${key} failed and cannot be finished by trying again; write the object again`, { cause: failed, details: { where: `${location}/${key}`, transient: false } });
+        }
         try {
           const size = appender.size;
           await appender.finish();
@@ -153,6 +159,7 @@ export class FsStore implements Store {
           staged = { key, token: temp.key, size };
           return staged;
         } catch (error) {
+          failed = error;
           if (!isTorn(error)) await rm(temp.path, { force: true }).catch(() => undefined);
           throw storeIoError('writing', `${location}/${key}`, error);
         }

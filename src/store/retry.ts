@@ -116,7 +116,6 @@ export class RetryingStore implements Store {
     };
   }
 
-  // Publishing is idempotent: an object a failed attempt already published is found again ('exists').
   /**
    * Publishing is idempotent: an object a failed attempt already published is
    * found again ('exists'). Staged objects are the writer's alone (a pack's

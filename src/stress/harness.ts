@@ -684,7 +684,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
             // Documented refusals, each only when what it says really happened: a lease that ran out
             // (the commit came too late), a base the harness dropped during the round.
             const leaseRanOut = parts.some((p) => Date.parse(p.expiresAt) - leaseMargin(options.leaseMs) <= Date.now());
-            const refusal = (code === 'TASK_SNAPSHOT_EXPIRED' && leaseRanOut) || ((code === 'BASE_REMOVED' || code === 'CHECKPOINT_FENCED') && droppedThisRound !== undefined);
+            const refusal = (code === 'TASK_SNAPSHOT_EXPIRED' && leaseRanOut) || ((code === 'BASE_REMOVED' || code === 'CHECKPOINT_FENCED' || code === 'TASK_SNAPSHOTS_MIXED') && droppedThisRound !== undefined);
             if (!injectedFault(error) && !refusal) {
               throw new ViolationError('commit', `commit of round ${round} failed without an injected fault or a cause the harness made: ${describe(error)}`);
             }
