@@ -23,7 +23,7 @@ import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
-import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget, removeCreatedDirs, stageLayout } from './target.js';
+import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget, removeCreatedDirs, stageLayout, stagedPath, syncFile } from './target.js';
 
 export { STAGING_PREFIX } from './target.js';
 
@@ -127,6 +127,7 @@ export async function restore(
   let storeReads = 0;
   let cacheEntriesDropped = 0;
   let kept = new Set<string>();
+  const syncing = new Map<string, Promise<void>>();
   try {
     if (inPlace) kept = await matchingFiles(pool, target, manifest.files, options.signal);
     const toRestore = manifest.files.filter((f) => !kept.has(f.path));
@@ -142,13 +143,17 @@ export async function restore(
       return entry !== undefined && cache?.has(entry) === true;
     });
     // A file is done when every blob writing into it is.
-    const left = new Map(toRestore.map((f) => [join(staging, ...f.path.split('/')), f.chunks.length]));
+    const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
     const done = (blobs: readonly PlannedBlob[]): void => {
       for (const b of blobs) {
         for (const t of b.targets) {
           const n = (left.get(t.path) ?? 1) - 1;
           left.set(t.path, n);
-          if (n === 0) figures.filesDone++;
+          if (n === 0) {
+            figures.filesDone++;
+            // Synced now, while the other files are still being restored, rather than all at the end.
+            if (durable) syncing.set(t.path, background(syncFile(t.path)));
+          }
           figures.bytesDone += b.rawLength;
           figures.chunks++;
         }
@@ -220,10 +225,11 @@ export async function restore(
     });
     checkAborted(options.signal);
 
-    await finishFiles(staging, toRestore, durable);
+    await finishFiles(staging, toRestore, durable, syncing);
     await moveIntoPlace(staging, target, manifest, kept, options.overwrite === true || inPlace, durable);
     progress?.update(() => ({ ...figures }), true);
   } catch (error) {
+    await Promise.allSettled(syncing.values());
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     if (createdRoot !== undefined) await removeCreatedDirs(target, createdRoot);
     if (options.signal?.aborted === true && !(error instanceof ChunkpointError && error.code !== 'ABORTED')) throw abortedError(options.signal);
@@ -250,6 +256,12 @@ export async function restore(
     durationMs: Math.round(durationMs),
     throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
   };
+}
+
+/** A promise awaited later: its rejection is handled there (or dropped with a failed restore), never unhandled. */
+function background(promise: Promise<void>): Promise<void> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 /**

@@ -8,6 +8,7 @@ import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, utimes
 import { dirname, join, relative, sep } from 'node:path';
 import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
+import { forEachBounded } from '../bounded.js';
 import { fsyncDir } from '../store/fs.js';
 
 /** Prefix of the staging directory inside the target; a leftover one marks an interrupted restore. */
@@ -94,20 +95,37 @@ export async function stageLayout(staging: string, files: readonly FileEntry[]):
   }
 }
 
-export async function finishFiles(staging: string, files: readonly FileEntry[], durable: boolean): Promise<void> {
-  for (const file of files) {
-    const path = join(staging, ...file.path.split('/'));
-    if (durable) {
-      const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    }
+/**
+ * Makes every staged file durable (when asked) and gives it the checkpoint's
+ * mode and mtime. A file already being synced (`syncing`, started the moment
+ * its last chunk landed) is not synced again. Files go in parallel: one
+ * fsync at a time cost a journal commit and a cache flush each, most of a
+ * second for a few dozen files.
+ */
+export async function finishFiles(staging: string, files: readonly FileEntry[], durable: boolean, syncing: ReadonlyMap<string, Promise<void>> = new Map()): Promise<void> {
+  await forEachBounded(files, FINISH_CONCURRENCY, async (file) => {
+    const path = stagedPath(staging, file.path);
+    if (durable) await (syncing.get(path) ?? syncFile(path));
     await applyAttributes(path, file);
+  });
+}
+
+/** Where a file of the checkpoint is staged. */
+export function stagedPath(staging: string, path: string): string {
+  return join(staging, ...path.split('/'));
+}
+
+/** fsync of one staged file. */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
+
+const FINISH_CONCURRENCY = 8;
 
 async function applyAttributes(path: string, file: FileEntry): Promise<void> {
   await chmod(path, file.mode);
