@@ -77,6 +77,22 @@ describe(`stress harness (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, (
     await rm(result.workDir, { recursive: true, force: true });
   });
 
+  it('damage to a pack only an older retained checkpoint references is caught at the next commit, not by chance', async () => {
+    const { code, result } = await stress(['--duration', '5m', '--tasks', '2', '--state-size', '1MiB', '--no-faults', '--retain', '3', '--plant', 'drop-old-pack']);
+    expect(code).toBe(1);
+    expect(result.violation?.invariant).toBe('verify');
+    expect(result.violation?.message).toMatch(/PACK_MISSING/);
+    await rm(result.workDir, { recursive: true, force: true });
+  });
+
+  it('a store that loses a fresh pack is a violation: TASK_SNAPSHOT_STALE that no fault and no gc explains', async () => {
+    const { code, result } = await stress(['--duration', '5m', '--tasks', '2', '--state-size', '1MiB', '--no-faults', '--plant', 'lose-fresh-pack']);
+    expect(code).toBe(1);
+    expect(result.violation?.invariant).toBe('commit');
+    expect(result.violation?.message).toMatch(/TASK_SNAPSHOT_STALE/);
+    await rm(result.workDir, { recursive: true, force: true });
+  });
+
   it('usage errors exit 2', async () => {
     const r = await runCli(['stress', '--tasks', 'many']);
     expect(r.code).toBe(2);

@@ -46,8 +46,10 @@ options:
   --corrupt-cache <p>    probability that a warm-cache restore first finds a corrupted entry (default ${DEFAULTS.corruptCache})
   --no-faults            no store faults and no kills (sets the rates above to 0)
   --plant <kind>         plant a violation to see the harness catch it: drop-pack (deletes a pack of a
-                         committed checkpoint), skip-lease-check (commits after the leases ran out
-                         and gc took the packs, without the commit's lease check)
+                         committed checkpoint), drop-old-pack (a pack only an older retained
+                         checkpoint references), skip-lease-check (commits after the leases ran out
+                         and gc took the packs, without the commit's lease check), lose-fresh-pack
+                         (deletes a pack a task just wrote, before its commit)
   --fsync                fsync blobs and metadata (default off: kills do not lose the page cache)
   --keep                 keep the work directory and job root even when the run passes
   --json                 print one JSON object on stdout instead of text

@@ -44,10 +44,13 @@ import { loadRocksDb } from './rocks.js';
 
 /**
  * Violations to plant, to see the harness catch them: a pack of a committed
- * checkpoint deleted behind chunkpoint's back; and a commit that skips the
- * lease check, made after its sessions expired and gc took their packs.
+ * checkpoint deleted behind chunkpoint's back; the same for a pack only an
+ * older retained checkpoint references (the newest still verifies); a commit
+ * that skips the lease check, made after its sessions expired and gc took
+ * their packs; and a store that loses a fresh pack (the commit is refused
+ * TASK_SNAPSHOT_STALE although neither gc nor a fault can explain it).
  */
-export const PLANTS = ['drop-pack', 'skip-lease-check'] as const;
+export const PLANTS = ['drop-pack', 'drop-old-pack', 'skip-lease-check', 'lose-fresh-pack'] as const;
 export type Plant = (typeof PLANTS)[number];
 
 export interface StressOptions {
@@ -667,6 +670,15 @@ export async function runStress(options: StressOptions, events: StressEvents = {
           );
           committedId = expectedId;
         } else try {
+          if (options.plant === 'lose-fresh-pack' && !planted && counters.checkpointsCommitted >= 1) {
+            const fresh = parts.flatMap((p) => p.packs.map((k) => k.key));
+            if (fresh.length > 0) {
+              planted = true;
+              const pack = pick(fresh);
+              await clean.delete([pack]);
+              await write('planted', { kind: 'lose-fresh-pack', pack });
+            }
+          }
           const r = await commitTasks(faultyStore(), hasher, job, parts, { retain: options.retain, graceMs: options.graceMs, durable: options.durable });
           committedId = r.checkpointId;
           // The blobs were counted with the task snapshots; this adds the _metadata.
@@ -714,6 +726,20 @@ export async function runStress(options: StressOptions, events: StressEvents = {
             const pack = pick(m.tasks.flatMap((t) => t.packs.map((p) => p.key)));
             await clean.delete([pack]);
             await write('planted', { kind: 'drop-pack', checkpoint: committedId, pack });
+          }
+          if (options.plant === 'drop-old-pack' && !planted) {
+            const newest = new Set((await loadCheckpoint(clean, committedId, hasher)).tasks.flatMap((t) => t.packs.map((p) => p.key)));
+            const older: string[] = [];
+            for (const id of ids) {
+              if (id === committedId || !digests.has(id)) continue;
+              for (const t of (await loadCheckpoint(clean, id, hasher)).tasks) for (const p of t.packs) if (!newest.has(p.key)) older.push(p.key);
+            }
+            if (older.length > 0) {
+              planted = true;
+              const pack = pick(older);
+              await clean.delete([pack]);
+              await write('planted', { kind: 'drop-old-pack', pack });
+            }
           }
           await verifyOne(committedId);
           // Every retained checkpoint, cheaply (every pack's presence and size, a sample of chunks): damage to an older one shows up now, not by chance.
