@@ -132,7 +132,7 @@ function bestPhases(): Phase[] {
 }
 
 function fromMeasured(id: string, label: string, dataset: string, tool: Phase['tool'], bytes: number, m: Measured, extra: Partial<Phase> = {}): Phase {
-  return { id, label, dataset, tool, bytes, wallMs: m.wallMs, ...(m.maxRssBytes === undefined ? {} : { maxRssBytes: m.maxRssBytes }), ...extra };
+  return { id, label, dataset, tool, bytes, wallMs: m.wallMs, ...(m.maxRssBytes === undefined ? {} : { maxRssBytes: m.maxRssBytes }), ...(m.cpuMs === undefined ? {} : { cpuMs: m.cpuMs }), ...extra };
 }
 
 async function chunkpoint<T>(args: string[]): Promise<{ m: Measured; result: T }> {
@@ -356,18 +356,20 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
       // server's RAM-backed OSD (2 GiB) never fills with earlier rounds' objects.
       const server: S3Server = await startS3Server(['bench']);
       try {
-        const counted = async <T>(what: () => Promise<T>): Promise<{ value: T; requests: number }> => {
+        const counted = async <T>(what: () => Promise<T>): Promise<{ value: T; requests: number; serverCpuMs: number }> => {
           const r0 = await server.requests();
+          const c0 = await server.cpuMs();
           const value = await what();
-          return { value, requests: (await server.requests()) - r0 };
+          const serverCpuMs = (await server.cpuMs()) - c0;
+          return { value, requests: (await server.requests()) - r0, serverCpuMs };
         };
         const store = `s3://bench/chunkpoint-r${round}`;
         const requests = { full: 0, unchanged: 0, incremental: 0, restore: 0, gc: 0 };
         const snap = async (id: 'full' | 'unchanged' | 'incremental', label: string, state: string[]): Promise<SnapshotResult> => {
           await settled(place.path);
-          const { value, requests: n } = await counted(() => chunkpoint<SnapshotResult>(['snapshot', place.path, '--store', store, '--job', 'bench', '--chunk-size', String(chunkSize)]));
+          const { value, requests: n, serverCpuMs } = await counted(() => chunkpoint<SnapshotResult>(['snapshot', place.path, '--store', store, '--job', 'bench', '--chunk-size', String(chunkSize)]));
           requests[id] = n;
-          record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', value.result.bytes, value.m, { inProcessMs: value.result.durationMs, requests: n, details: { bytesRead: value.result.bytesRead, bytesWritten: value.result.bytesWritten, packsWritten: value.result.packsWritten, state } }), round);
+          record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', value.result.bytes, value.m, { inProcessMs: value.result.durationMs, requests: n, serverCpuMs, details: { bytesRead: value.result.bytesRead, bytesWritten: value.result.bytesWritten, packsWritten: value.result.packsWritten, state } }), round);
           return value.result;
         };
         await place.put(before);
@@ -380,7 +382,7 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         await settled();
         const restored = await counted(() => chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', target]));
         requests.restore = restored.requests;
-        record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, details: { storeReads: restored.value.result.storeReads } }), round);
+        record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, serverCpuMs: restored.serverCpuMs, details: { storeReads: restored.value.result.storeReads } }), round);
         await expectSameFiles(afterFiles, target, 'restore from S3');
         await rm(target, { recursive: true, force: true });
         // Local-first: the second restore through a cache fetches only the metadata.
@@ -391,7 +393,7 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         ] as const) {
           await settled(...(id === 'restore-warm' ? [s3Cache] : []));
           const r = await counted(() => chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', '--cache', s3Cache, target]));
-          record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', r.value.result.bytes, r.value.m, { inProcessMs: r.value.result.durationMs, requests: r.requests, details: { bytesFromRemote: r.value.result.bytesFromRemote, bytesFromCache: r.value.result.bytesFromCache } }), round);
+          record(fromMeasured(`${name}:${id}`, label, name, 'chunkpoint', r.value.result.bytes, r.value.m, { inProcessMs: r.value.result.durationMs, requests: r.requests, serverCpuMs: r.serverCpuMs, details: { bytesFromRemote: r.value.result.bytesFromRemote, bytesFromCache: r.value.result.bytesFromCache } }), round);
           await expectSameFiles(afterFiles, target, `restore from S3 (${id})`);
           await rm(target, { recursive: true, force: true });
         }
@@ -399,7 +401,7 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         await settled();
         const gc = await counted(() => chunkpoint<{ checkpointsKept: number }>(['gc', '--store', store, '--job', 'bench']));
         requests.gc = gc.requests;
-        record(fromMeasured(`${name}:gc`, 'chunkpoint gc, nothing to delete', name, 'chunkpoint', stateBytes(afterFiles), gc.value.m, { requests: gc.requests }), round);
+        record(fromMeasured(`${name}:gc`, 'chunkpoint gc, nothing to delete', name, 'chunkpoint', stateBytes(afterFiles), gc.value.m, { requests: gc.requests, serverCpuMs: gc.serverCpuMs }), round);
         outcome = { requests, kept: gc.value.result.checkpointsKept };
 
         if (!peers.restic) continue;
@@ -407,8 +409,8 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         await restic.init();
         const backup = async (id: string, label: string, files: StateFileInfo[]): Promise<void> => {
           await settled(place.path);
-          const { value, requests: n } = await counted(() => restic.backup(place.path));
-          record(fromMeasured(`${name}:${id}`, label, name, 'restic', stateBytes(files), value, { requests: n }), round);
+          const { value, requests: n, serverCpuMs } = await counted(() => restic.backup(place.path));
+          record(fromMeasured(`${name}:${id}`, label, name, 'restic', stateBytes(files), value, { requests: n, serverCpuMs }), round);
         };
         await place.put(before);
         await backup('restic-full', 'restic backup to S3, first', beforeFiles);
@@ -418,7 +420,7 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         const resticTarget = join(run, 'restore-restic');
         await settled();
         const r = await counted(() => restic.restore(resticTarget));
-        record(fromMeasured(`${name}:restic-restore`, 'restic restore from S3', name, 'restic', stateBytes(afterFiles), r.value, { requests: r.requests }), round);
+        record(fromMeasured(`${name}:restic-restore`, 'restic restore from S3', name, 'restic', stateBytes(afterFiles), r.value, { requests: r.requests, serverCpuMs: r.serverCpuMs }), round);
         await expectSameFiles(afterFiles, resticRestoredDir(resticTarget, place.path), 'restic restore');
         await rm(resticTarget, { recursive: true, force: true });
       } finally {

@@ -18,6 +18,8 @@ export interface Measured {
   wallMs: number;
   /** Peak resident set of the process (and the children it waited for); undefined without GNU time. */
   maxRssBytes: number | undefined;
+  /** User + system CPU time of the process (and the children it waited for); undefined without GNU time. */
+  cpuMs: number | undefined;
   stdout: string;
   stderr: string;
 }
@@ -47,7 +49,7 @@ export async function measure(command: string, args: readonly string[], options:
   const useTime = await hasGnuTime();
   // -o keeps GNU time's line out of the command's own stderr.
   const rssFile = join(tmpdir(), `chunkpoint-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const [file, argv] = useTime ? [GNU_TIME, ['-o', rssFile, '-f', '%M', command, ...args]] : [command, [...args]];
+  const [file, argv] = useTime ? [GNU_TIME, ['-o', rssFile, '-f', '%M %U %S', command, ...args]] : [command, [...args]];
   const started = performance.now();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     // Its own process group, so a timeout kills the command under GNU time too.
@@ -74,14 +76,16 @@ export async function measure(command: string, args: readonly string[], options:
   });
   const wallMs = performance.now() - started;
   let maxRssBytes: number | undefined;
+  let cpuMs: number | undefined;
   if (useTime) {
     const text = await readFile(rssFile, 'utf8').catch(() => '');
     await rm(rssFile, { force: true });
-    const kib = Number(text.trim().split('\n').at(-1));
-    if (Number.isFinite(kib) && kib > 0) maxRssBytes = kib * 1024;
+    const [kib, user, sys] = (text.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+    if (kib !== undefined && Number.isFinite(kib) && kib > 0) maxRssBytes = kib * 1024;
+    if (user !== undefined && sys !== undefined && Number.isFinite(user + sys)) cpuMs = (user + sys) * 1000;
   }
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-2000)}`);
-  return { wallMs, maxRssBytes, stdout, stderr };
+  return { wallMs, maxRssBytes, cpuMs, stdout, stderr };
 }
 
 /** Whether a program is on the PATH. */

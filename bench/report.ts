@@ -18,6 +18,10 @@ export interface Phase {
   /** chunkpoint's own duration (durationMs), without process start. */
   inProcessMs?: number;
   maxRssBytes?: number;
+  /** CPU time (user + system) of the command. */
+  cpuMs?: number;
+  /** CPU time the S3 server's daemons (gateway, OSD, monitor) spent during the phase: on this machine they share the client's cores. */
+  serverCpuMs?: number;
   storedBytes?: number;
   /** 1-minute load average when the phase started, and whether that was quiet (see measure.ts waitQuiet). */
   loadAtStart?: number;
@@ -75,7 +79,7 @@ export interface PeerIds {
 }
 
 export function renderTable(phases: readonly Phase[], peersOf: (id: string) => PeerIds, rowTargets: RowTargets): string {
-  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'target', 'result'];
+  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'CPU', 'srv CPU', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'target', 'result'];
   const rows = phases.map((p) => {
     const peers = peersOf(p.id);
     const t = rowTargets[p.id];
@@ -85,6 +89,8 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => P
       formatDuration(p.wallMs),
       p.inProcessMs === undefined ? '-' : formatDuration(p.inProcessMs),
       p.maxRssBytes === undefined ? '-' : formatBytes(p.maxRssBytes),
+      p.cpuMs === undefined ? '-' : `${(p.cpuMs / 1000).toFixed(1)} s`,
+      p.serverCpuMs === undefined ? '-' : `${(p.serverCpuMs / 1000).toFixed(1)} s`,
       p.requests === undefined ? '-' : String(p.requests),
       // A phase that started on a busy machine is marked: its figure is noise.
       p.loadAtStart === undefined ? '-' : `${p.loadAtStart.toFixed(2)}${p.quietAtStart === false ? ' BUSY' : ''}`,
@@ -101,7 +107,7 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => P
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
     r
-      .map((c, i) => (i === 0 || i >= 12 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .map((c, i) => (i === 0 || i >= 14 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');

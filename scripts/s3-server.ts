@@ -14,6 +14,8 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 const run = promisify(execFile);
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat times (100 on every mainstream build). */
+const CLOCK_TICKS = 100;
 const SCRIPT = fileURLToPath(new URL('../../scripts/ceph-s3.sh', import.meta.url));
 const BINARIES = ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'monmaptool', 'ceph', 'uuidgen', 'curl'];
 export const S3_INSTALL_HINT = 'apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw uuid-runtime curl';
@@ -54,6 +56,8 @@ export interface S3Server {
   createBucket(name: string): Promise<void>;
   /** Requests the gateway has served so far (its own counter). */
   requests(): Promise<number>;
+  /** CPU time (user + system) the server's daemons have used so far: on a shared machine, what the server took from the client. */
+  cpuMs(): Promise<number>;
   /** Freezes the gateway (SIGSTOP): connections are accepted by the kernel and never answered, as a hung server does. */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -118,6 +122,17 @@ export async function startS3Server(buckets: readonly string[] = []): Promise<S3
     async requests() {
       const { stdout: perf } = await run(SCRIPT, ['perf'], { env: scriptEnv });
       return (JSON.parse(perf) as { rgw: { req: number } }).rgw.req;
+    },
+    async cpuMs() {
+      let ticks = 0;
+      for (const daemon of ['client.rgw', 'osd.0', 'mon.a']) {
+        const pid = (await readFile(join(scriptEnv.S3_DIR, `${daemon}.pid`), 'utf8')).trim();
+        // Fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th, stime the 15th.
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(fields[11]) + Number(fields[12]);
+      }
+      return (ticks * 1000) / CLOCK_TICKS;
     },
     async stop() {
       client.destroy();
