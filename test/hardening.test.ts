@@ -4,7 +4,7 @@
  * another job's root, keys too long for S3.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
@@ -126,5 +126,52 @@ describe('hardening (issue #20)', () => {
     expect(error?.message).toContain('shorter store prefix or job id');
     // Just under the limit is fine.
     expect(jobRootSpec(`s3://bucket/${prefixOf(S3_MAX_KEY_BYTES - LONGEST_OBJECT_NAME - 5)}`, 'j')).toMatchObject({ type: 's3' });
+  });
+});
+
+describe('hardening (issue #16)', () => {
+  it('set-user-ID and set-group-ID bits are dropped on restore unless preserveSetid (--preserve-setid) asks for them; the rest of the mode is kept', async () => {
+    const state = await smallState();
+    await writeFile(join(state, 'tool'), '#!/bin/sh\necho hi\n');
+    await chmod(join(state, 'tool'), 0o6755);
+    expect((await stat(join(state, 'tool'))).mode & 0o7777).toBe(0o6755);
+    const store = await tempDir('store');
+    const job = { store, job: 'setid' };
+    const cp = new Chunkpoint({ threads: 1 });
+    try {
+      await cp.snapshot(state, job);
+      const plain = join(await tempDir('restore'), 'plain');
+      await cp.restore(job, plain);
+      expect((await stat(join(plain, 'tool'))).mode & 0o7777).toBe(0o755);
+      const kept = join(await tempDir('restore'), 'kept');
+      await cp.restore(job, kept, { preserveSetid: true });
+      expect((await stat(join(kept, 'tool'))).mode & 0o7777).toBe(0o6755);
+    } finally {
+      await cp.close();
+    }
+    const viaCli = join(await tempDir('restore'), 'cli');
+    expect((await runCli(['restore', '--store', store, '--job', 'setid', viaCli, '--preserve-setid'])).code).toBe(0);
+    expect((await stat(join(viaCli, 'tool'))).mode & 0o7777).toBe(0o6755);
+  });
+
+  it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'ids'])).code).toBe(0);
+    const root = join(store, 'ids');
+    // Past 15 digits a name is not a checkpoint id at all: list ignores it and the next snapshot is chk-2.
+    await mkdir(join(root, 'chk-1000000000000000'));
+    await copyFile(join(root, 'chk-1', '_metadata'), join(root, 'chk-1000000000000000', '_metadata'));
+    const second = await runCli(['snapshot', state, '--store', store, '--job', 'ids', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect((JSON.parse(second.stdout) as { checkpointId: number }).checkpointId).toBe(2);
+    // The largest id chunkpoint reads: the next one would pass it, and nothing is written.
+    await mkdir(join(root, 'chk-999999999999999'));
+    await copyFile(join(root, 'chk-2', '_metadata'), join(root, 'chk-999999999999999', '_metadata'));
+    const before = await readdir(root);
+    const third = await runCli(['snapshot', state, '--store', store, '--job', 'ids']);
+    expect(third.code).toBe(1);
+    expect(third.stderr).toContain('CHECKPOINT_ID_EXHAUSTED');
+    expect((await readdir(root)).sort()).toEqual(before.sort());
   });
 });

@@ -27,6 +27,8 @@ import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget,
 
 export { STAGING_PREFIX } from './target.js';
 
+const SETID_BITS = 0o6000;
+
 export interface RestoreOptions {
   /**
    * Allow a non-empty target: its contents are replaced by the checkpoint's
@@ -44,6 +46,11 @@ export interface RestoreOptions {
   cache?: { dir: string; maxBytes?: number; ttlMs?: number };
   /** fsync restored files and directories before reporting success (default true). */
   durable?: boolean;
+  /**
+   * Restore set-user-ID and set-group-ID bits as recorded (default false:
+   * they are dropped, and the rest of the mode is kept).
+   */
+  preserveSetid?: boolean;
   signal?: AbortSignal;
   /** Which task's state to restore; may be left out when the checkpoint has one task. */
   task?: string;
@@ -106,7 +113,10 @@ export async function restore(
 ): Promise<RestoreResult> {
   const started = performance.now();
   const durable = options.durable ?? true;
-  const { store, metadata, manifest } = source;
+  const { store, metadata } = source;
+  // A restore often runs as root, and whoever could write the store would otherwise choose
+  // which restored programs run setuid root: set-id bits are restored only when asked for.
+  const manifest = options.preserveSetid === true ? source.manifest : { ...source.manifest, files: source.manifest.files.map((f) => ({ ...f, mode: f.mode & ~SETID_BITS })) };
   const inPlace = options.keepMatching === true;
   checkAborted(options.signal);
 
