@@ -4,7 +4,7 @@
  * another job's root, keys too long for S3.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
@@ -152,6 +152,38 @@ describe('hardening (issue #16)', () => {
     const viaCli = join(await tempDir('restore'), 'cli');
     expect((await runCli(['restore', '--store', store, '--job', 'setid', viaCli, '--preserve-setid'])).code).toBe(0);
     expect((await stat(join(viaCli, 'tool'))).mode & 0o7777).toBe(0o6755);
+  });
+
+  it('a restore target that is, holds, or lies inside the job root or the cache is refused before anything is touched (item 3: a restore wiped the store)', async () => {
+    const state = await smallState();
+    const base = await tempDir('overlap');
+    const store = join(base, 'st');
+    const cache = join(base, 'cache');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    // The review's case: a copy of the store inside the target, restored with --overwrite.
+    const t = join(base, 't');
+    await cp(store, join(t, 'store'), { recursive: true });
+    await symlink(join(store, 'j'), join(base, 'link-to-root'));
+    const cases: [string[], string][] = [
+      [['restore', join(t, 'store', 'j', 'chk-1'), t, '--overwrite'], 'TARGET_OVERLAPS_STORE'],
+      [['restore', join(store, 'j', 'chk-1'), join(store, 'j'), '--keep-matching'], 'TARGET_OVERLAPS_STORE'],
+      [['restore', join(store, 'j', 'chk-1'), join(store, 'j', 'restored')], 'TARGET_OVERLAPS_STORE'],
+      [['restore', join(store, 'j', 'chk-1'), join(base, 'link-to-root'), '--overwrite'], 'TARGET_OVERLAPS_STORE'],
+      [['restore', join(store, 'j', 'chk-1'), join(cache, 'x'), '--cache', cache], 'TARGET_OVERLAPS_CACHE'],
+      [['restore', join(store, 'j', 'chk-1'), base, '--overwrite', '--cache', cache], 'TARGET_OVERLAPS_STORE'],
+    ];
+    for (const [args, code] of cases) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain(code);
+    }
+    for (const root of [join(store, 'j'), join(t, 'store', 'j')]) {
+      const v = await runCli(['verify', join(root, 'chk-1')]);
+      expect(v.code, `${root}: ${v.stderr}`).toBe(0);
+    }
+    await expect(stat(join(store, 'j', 'restored'))).rejects.toThrow();
+    // A target beside them is fine.
+    expect((await runCli(['restore', join(store, 'j', 'chk-1'), join(base, 'ok'), '--cache', cache])).code).toBe(0);
   });
 
   it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {

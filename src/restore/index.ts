@@ -23,7 +23,7 @@ import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
-import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget, removeCreatedDirs, stageLayout, stagedPath, syncFile } from './target.js';
+import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageLayout, stagedPath, syncFile, type GuardedDir } from './target.js';
 
 export { STAGING_PREFIX } from './target.js';
 
@@ -120,6 +120,10 @@ export async function restore(
   const inPlace = options.keepMatching === true;
   checkAborted(options.signal);
 
+  const guarded: GuardedDir[] = [];
+  if (store.spec.type === 'fs') guarded.push({ what: 'job root', path: store.spec.root });
+  if (options.cache !== undefined) guarded.push({ what: 'cache', path: resolve(options.cache.dir) });
+  await refuseGuardedTarget(resolve(targetDir), guarded);
   const { target, createdRoot } = await prepareTarget(resolve(targetDir), options.overwrite === true || inPlace);
   const staging = join(target, `${STAGING_PREFIX}${randomBytes(6).toString('hex')}`);
   const bytesTotal = manifest.files.reduce((sum, f) => sum + f.size, 0);

@@ -5,7 +5,7 @@
  */
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import { forEachBounded } from '../bounded.js';
@@ -13,6 +13,54 @@ import { fsyncDir } from '../store/fs.js';
 
 /** Prefix of the staging directory inside the target; a leftover one marks an interrupted restore. */
 export const STAGING_PREFIX = '.chunkpoint-restore-';
+
+/** A directory a restore must neither write into nor clear: the job root it reads, the cache it uses. */
+export interface GuardedDir {
+  what: 'job root' | 'cache';
+  path: string;
+}
+
+/**
+ * A restore writes into its target and, with overwrite or keep-matching,
+ * deletes what the checkpoint does not hold there. A target that is, holds,
+ * or lies inside the job root or the cache would destroy the very
+ * checkpoints (or cached chunks) it restores from, so it is refused before
+ * anything is touched. Paths are compared after resolving links.
+ */
+export async function refuseGuardedTarget(target: string, guarded: readonly GuardedDir[]): Promise<void> {
+  const t = await resolvedPath(target);
+  for (const g of guarded) {
+    const d = await resolvedPath(g.path);
+    const relation = t === d ? 'is' : within(t, d) ? 'is inside' : within(d, t) ? 'holds' : undefined;
+    if (relation === undefined) continue;
+    throw new InvalidInputError(
+      g.what === 'cache' ? 'TARGET_OVERLAPS_CACHE' : 'TARGET_OVERLAPS_STORE',
+      `restore target ${target} ${relation} the ${g.what} ${g.path}; restoring there would ${g.what === 'cache' ? 'overwrite or delete cache entries' : 'overwrite or delete the checkpoints being restored'}; restore into a directory outside it`,
+    );
+  }
+}
+
+function within(path: string, dir: string): boolean {
+  return path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+}
+
+/** The real path of `path`, or of its nearest existing ancestor followed by the rest (a target not created yet). */
+async function resolvedPath(path: string): Promise<string> {
+  const rest: string[] = [];
+  let at = path;
+  for (;;) {
+    try {
+      return join(await realpath(at), ...rest.reverse());
+    } catch (error) {
+      const code = errnoOf(error);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw targetIoError('inspecting restore target', path, error);
+      const parent = dirname(at);
+      if (parent === at) return path;
+      rest.push(basename(at));
+      at = parent;
+    }
+  }
+}
 
 export async function prepareTarget(target: string, allowNonEmpty: boolean): Promise<{ target: string; createdRoot: string | undefined }> {
   let st;
