@@ -186,6 +186,19 @@ describe('hardening (issue #16)', () => {
     expect((await runCli(['restore', join(store, 'j', 'chk-1'), join(base, 'ok'), '--cache', cache])).code).toBe(0);
   });
 
+  it('the staging directory a killed restore left in its target is cleared by the next restore, which succeeds (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const target = join(await tempDir('restore'), 'db');
+    const leftover = join(target, '.chunkpoint-restore-0123456789ab');
+    await mkdir(join(leftover, 'sub'), { recursive: true });
+    await writeFile(join(leftover, 'sub', '000001.sst'), randomBytes(1000));
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), target]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await readdir(target)).sort()).toEqual((await readdir(state)).sort());
+  });
+
   it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {
     const state = await smallState();
     const store = await tempDir('store');

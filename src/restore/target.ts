@@ -81,7 +81,19 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
   if (!(await lstat(real)).isDirectory()) {
     throw new InvalidInputError('TARGET_NOT_DIRECTORY', `restore target ${target} exists and is not a directory; pass a new or empty directory`);
   }
-  const entries = await readdir(real);
+  let entries = await readdir(real);
+  // A restore that was killed leaves its private staging directory behind; nothing else
+  // uses that name, so it is cleared here rather than making the target look non-empty.
+  const leftovers = entries.filter((e) => e.startsWith(STAGING_PREFIX));
+  for (const leftover of leftovers) {
+    const path = join(real, leftover);
+    try {
+      if ((await lstat(path)).isDirectory()) await rm(path, { recursive: true, force: true });
+    } catch (error) {
+      throw targetIoError('removing the leftover of an interrupted restore', path, error);
+    }
+  }
+  if (leftovers.length > 0) entries = await readdir(real);
   if (entries.length > 0 && !allowNonEmpty) {
     throw new InvalidInputError(
       'TARGET_NOT_EMPTY',
