@@ -21,6 +21,8 @@ import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { cacheIoError, errnoOf, InvalidInputError } from './errors.js';
 import { readAt } from './file-range.js';
+import { MAX_MANIFEST_SIZE } from './format/manifest.js';
+import { MAX_METADATA_SIZE } from './format/metadata.js';
 import { forEachBounded } from './bounded.js';
 import { createWithContent } from './store/direct-io.js';
 
@@ -62,11 +64,16 @@ export function blobEntryPath(spec: CacheSpec, key: string, rawLength: number): 
  * resets the entry's TTL and LRU position. The bytes are NOT verified here:
  * the caller must verify them and call `dropEntry` if they fail.
  */
-/** `into` supplies the memory to read into (see Store.get). */
-export async function readEntry(path: string, ttlMs: number | undefined, into?: (length: number) => Buffer): Promise<Buffer | undefined> {
+/**
+ * `maxSize`: the most an entry of this kind can hold; a larger one (grown, or
+ * not ours) is a miss and is evicted. `into` supplies the memory to read into
+ * (see Store.get).
+ */
+export async function readEntry(path: string, ttlMs: number | undefined, maxSize: number, into?: (length: number) => Buffer): Promise<Buffer | undefined> {
   let fh;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // Non-blocking: a FIFO planted in the cache opens at once (and is a miss below) instead of hanging the restore.
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') return undefined;
     throw cacheIoError('reading cache entry', path, error);
@@ -74,6 +81,10 @@ export async function readEntry(path: string, ttlMs: number | undefined, into?: 
   try {
     const st = await fh.stat();
     if (!st.isFile()) return undefined;
+    if (st.size > maxSize) {
+      await unlink(path).catch(() => undefined);
+      return undefined;
+    }
     if (ttlMs !== undefined && Date.now() - st.mtimeMs > ttlMs) {
       await unlink(path).catch(() => undefined);
       return undefined;
@@ -339,7 +350,7 @@ export class CacheIndex {
   }
 
   async getMetadata(jobRootLocation: string, checkpointId: number): Promise<Buffer | undefined> {
-    return readEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), undefined);
+    return readEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), undefined, MAX_METADATA_SIZE);
   }
 
   /** Stores a copy of a task manifest (already verified by the caller), under its store key: unique per writer session. */
@@ -348,7 +359,7 @@ export class CacheIndex {
   }
 
   async getManifest(jobRootLocation: string, key: string): Promise<Buffer | undefined> {
-    return readEntry(manifestEntryPath(this.spec, jobRootLocation, key), undefined);
+    return readEntry(manifestEntryPath(this.spec, jobRootLocation, key), undefined, MAX_MANIFEST_SIZE);
   }
 }
 

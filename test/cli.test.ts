@@ -379,7 +379,7 @@ describe('help and version', () => {
       ...common,
     ],
     commit: ['--store', '--job', '--retain', '--grace', '--claim', '--drop-task', ...common],
-    restore: ['--store', '--job', '--checkpoint', '--task', '--overwrite', '--keep-matching', '--cache', '--cache-max-bytes', '--cache-ttl', '--no-fsync', '--limit-rate', ...common],
+    restore: ['--store', '--job', '--checkpoint', '--task', '--overwrite', '--keep-matching', '--preserve-setid', '--cache', '--cache-max-bytes', '--cache-ttl', '--no-fsync', '--limit-rate', ...common],
     list: ['--store', '--job', ...common],
     inspect: ['--store', '--job', '--checkpoint', ...common],
     verify: ['--store', '--job', '--checkpoint', '--sample', '--sample-seed', '--limit-rate', ...common],

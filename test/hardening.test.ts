@@ -4,8 +4,9 @@
  * another job's root, keys too long for S3.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, cp, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { chmod, copyFile, cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
 import { jobRootSpec, jobRootSpecFromLocation } from '../src/store/open.js';
@@ -197,6 +198,48 @@ describe('hardening (issue #16)', () => {
     const r = await runCli(['restore', join(store, 'j', 'chk-1'), target]);
     expect(r.code, r.stderr).toBe(0);
     expect((await readdir(target)).sort()).toEqual((await readdir(state)).sort());
+  });
+
+  it('a cache entry replaced by a FIFO, or grown to 100 GiB, is a miss: the restore fetches those chunks and completes (items 2 and 8)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cache = join(await tempDir('cache'), 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const entries = (await readdir(cache, { recursive: true })).filter((p) => p.split(sep).includes('blobs') && /-\d+$/.test(p)).map((p) => join(cache, p));
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    const [fifo, grown] = entries as [string, string];
+    await rm(fifo);
+    execFileSync('mkfifo', [fifo]);
+    await truncate(grown, 100 * 2 ** 30);
+    const target = join(await tempDir('restore'), 'db');
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--cache', cache, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { bytesFromRemote: number }).bytesFromRemote).toBeGreaterThan(0);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+    // Both bad entries were replaced by the verified blobs.
+    for (const path of [fifo, grown]) {
+      const st = await stat(path);
+      expect(st.isFile(), path).toBe(true);
+      expect(st.size, path).toBeLessThan(2 * 2 ** 20);
+    }
+  });
+
+  it('a restore target that is a dangling or looping link fails with a target error naming the link, not UNEXPECTED (item 13)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const dir = await tempDir('links');
+    await symlink(join(dir, 'nowhere'), join(dir, 'dangling'));
+    await symlink(join(dir, 'loop-b'), join(dir, 'loop-a'));
+    await symlink(join(dir, 'loop-a'), join(dir, 'loop-b'));
+    const dangling = await runCli(['restore', join(store, 'j', 'chk-1'), join(dir, 'dangling')]);
+    expect(dangling.code).toBe(1);
+    expect(dangling.stderr).toMatch(/TARGET_DANGLING_LINK: restore target .*dangling is a symbolic link to .*nowhere, which does not exist/);
+    const loop = await runCli(['restore', join(store, 'j', 'chk-1'), join(dir, 'loop-a')]);
+    expect(loop.code).toBe(1);
+    expect(loop.stderr).toMatch(/TARGET_\w+/);
+    expect(loop.stderr).toContain('ELOOP');
+    expect(loop.stderr).not.toContain('UNEXPECTED');
   });
 
   it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {

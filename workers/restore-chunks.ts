@@ -36,7 +36,8 @@ export async function restoreChunks(req: RestoreChunksRequest, scratch: Scratch)
 
 async function restoreOne(req: RestoreChunksRequest, chunk: CachedChunk, scratch: Scratch, files: TargetFiles, totals: RestoreChunksResult): Promise<CachedChunkOutcome> {
   const entry = blobEntryPath(req.cache, chunk.key, chunk.rawLength);
-  const cached = await readEntry(entry, req.cache.ttlMs, (n) => scratch.buffer('blob', n));
+  // The entry is the blob as the pack holds it: exactly the handle's length, never more.
+  const cached = await readEntry(entry, req.cache.ttlMs, chunk.handle.length, (n) => scratch.buffer('blob', n));
   let dropped = false;
   if (cached !== undefined) {
     let raw: Buffer | undefined;

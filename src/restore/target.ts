@@ -4,7 +4,7 @@
  * Nothing here follows a link planted in the target.
  */
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
@@ -30,7 +30,9 @@ export interface GuardedDir {
 export async function refuseGuardedTarget(target: string, guarded: readonly GuardedDir[]): Promise<void> {
   const t = await resolvedPath(target);
   for (const g of guarded) {
-    const d = await resolvedPath(g.path);
+    // A guarded directory that cannot be resolved (a store made unreachable by a link loop, say) is compared as given:
+    // that restore will fail or use the cache on its own terms, not here.
+    const d = await resolvedPath(g.path).catch(() => g.path);
     const relation = t === d ? 'is' : within(t, d) ? 'is inside' : within(d, t) ? 'holds' : undefined;
     if (relation === undefined) continue;
     throw new InvalidInputError(
@@ -77,7 +79,16 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
     return { target: await realpath(target), createdRoot: createdRoot === undefined ? undefined : await realpath(createdRoot) };
   }
   // A target given as a symlink to a directory is the user's choice; resolve it once, here.
-  const real = st.isSymbolicLink() ? await realpath(target) : target;
+  let real = target;
+  if (st.isSymbolicLink()) {
+    try {
+      real = await realpath(target);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw targetIoError('resolving restore target', target, error);
+      const to = await readlink(target).catch(() => '?');
+      throw new InvalidInputError('TARGET_DANGLING_LINK', `restore target ${target} is a symbolic link to ${to}, which does not exist; create that directory, or pass another target`);
+    }
+  }
   if (!(await lstat(real)).isDirectory()) {
     throw new InvalidInputError('TARGET_NOT_DIRECTORY', `restore target ${target} exists and is not a directory; pass a new or empty directory`);
   }
