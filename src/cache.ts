@@ -198,6 +198,20 @@ export class CacheIndex {
     this.ttlMs = options.ttlMs;
   }
 
+  /** Opens a cache that must exist already (stats, prune): a mistyped path is an error, not a new empty cache. */
+  static async openExisting(options: CacheOptions): Promise<CacheIndex> {
+    const dir = resolve(options.dir);
+    let isDir: boolean;
+    try {
+      isDir = (await stat(dir)).isDirectory();
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') throw new InvalidInputError('CACHE_NOT_FOUND', `there is no cache at ${dir}; check the path (a cache is created by the first snapshot or restore that uses it)`);
+      throw cacheIoError('opening cache', dir, error);
+    }
+    if (!isDir) throw new InvalidInputError('CACHE_NOT_FOUND', `cache ${dir} is not a directory; check the path`);
+    return CacheIndex.open(options);
+  }
+
   static async open(options: CacheOptions): Promise<CacheIndex> {
     if (options.maxBytes !== undefined && (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 0)) {
       throw new InvalidInputError('INVALID_CACHE_SIZE', `cache size cap ${options.maxBytes} is not a byte count; use e.g. 10GiB`);

@@ -279,13 +279,13 @@ export class Chunkpoint {
   /** Size, entry count and age range of a local cache. */
   async cacheStats(options: CacheOptions): Promise<CacheStats> {
     this.checkOpen();
-    return (await CacheIndex.open(options)).stats();
+    return (await CacheIndex.openExisting(options)).stats();
   }
 
   /** Applies a cache's TTL and size cap now. */
   async cachePrune(options: CacheOptions): Promise<PruneResult> {
     this.checkOpen();
-    return (await CacheIndex.open(options)).prune();
+    return (await CacheIndex.openExisting(options)).prune();
   }
 
   /** Stops the worker threads. Safe to call more than once. */

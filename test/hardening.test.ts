@@ -242,6 +242,25 @@ describe('hardening (issue #16)', () => {
     expect(loop.stderr).not.toContain('UNEXPECTED');
   });
 
+  it('a job root inside the state directory is refused before anything is written (STORE_INSIDE_STATE), and cache stats/prune of a missing cache create nothing (item 13)', async () => {
+    const state = await smallState();
+    const before = (await readdir(state)).sort();
+    for (const store of [join(state, 'backups'), state]) {
+      const r = await runCli(['snapshot', state, '--store', store, '--job', 'j']);
+      expect(r.code, store).toBe(1);
+      expect(r.stderr, store).toMatch(/STORE_INSIDE_STATE: the job root .* is inside the state directory/);
+    }
+    expect((await readdir(state)).sort()).toEqual(before);
+    const missing = join(await tempDir('nocache'), 'typo');
+    for (const args of [['stats'], ['prune', '--ttl', '7d']]) {
+      const [action = ''] = args;
+      const r = await runCli(['cache', action, missing, ...args.slice(1)]);
+      expect(r.code, action).toBe(1);
+      expect(r.stderr, action).toContain('CACHE_NOT_FOUND');
+    }
+    await expect(stat(missing)).rejects.toThrow();
+  });
+
   it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {
     const state = await smallState();
     const store = await tempDir('store');

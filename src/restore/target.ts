@@ -5,10 +5,11 @@
  */
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import { forEachBounded } from '../bounded.js';
+import { isWithin, resolvedPath } from '../local-paths.js';
 import { fsyncDir } from '../store/fs.js';
 
 /** Prefix of the staging directory inside the target; a leftover one marks an interrupted restore. */
@@ -28,39 +29,22 @@ export interface GuardedDir {
  * anything is touched. Paths are compared after resolving links.
  */
 export async function refuseGuardedTarget(target: string, guarded: readonly GuardedDir[]): Promise<void> {
-  const t = await resolvedPath(target);
+  let t: string;
+  try {
+    t = await resolvedPath(target);
+  } catch (error) {
+    throw targetIoError('inspecting restore target', target, error);
+  }
   for (const g of guarded) {
     // A guarded directory that cannot be resolved (a store made unreachable by a link loop, say) is compared as given:
     // that restore will fail or use the cache on its own terms, not here.
     const d = await resolvedPath(g.path).catch(() => g.path);
-    const relation = t === d ? 'is' : within(t, d) ? 'is inside' : within(d, t) ? 'holds' : undefined;
+    const relation = t === d ? 'is' : isWithin(t, d) ? 'is inside' : isWithin(d, t) ? 'holds' : undefined;
     if (relation === undefined) continue;
     throw new InvalidInputError(
       g.what === 'cache' ? 'TARGET_OVERLAPS_CACHE' : 'TARGET_OVERLAPS_STORE',
       `restore target ${target} ${relation} the ${g.what} ${g.path}; restoring there would ${g.what === 'cache' ? 'overwrite or delete cache entries' : 'overwrite or delete the checkpoints being restored'}; restore into a directory outside it`,
     );
-  }
-}
-
-function within(path: string, dir: string): boolean {
-  return path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
-}
-
-/** The real path of `path`, or of its nearest existing ancestor followed by the rest (a target not created yet). */
-async function resolvedPath(path: string): Promise<string> {
-  const rest: string[] = [];
-  let at = path;
-  for (;;) {
-    try {
-      return join(await realpath(at), ...rest.reverse());
-    } catch (error) {
-      const code = errnoOf(error);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw targetIoError('inspecting restore target', path, error);
-      const parent = dirname(at);
-      if (parent === at) return path;
-      rest.push(basename(at));
-      at = parent;
-    }
   }
 }
 

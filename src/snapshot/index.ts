@@ -15,6 +15,7 @@ import type { CacheIndex, CacheOptions } from '../cache.js';
 import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState, type JobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
 import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
+import { isWithin, resolvedPath } from '../local-paths.js';
 import type { ProgressSink, SnapshotProgress } from '../events.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
@@ -189,6 +190,7 @@ async function storeTask(
   checkAborted(options.signal);
 
   const root = resolve(stateDir);
+  if (store.spec.type === 'fs') await refuseStoreInState(root, store.spec.root);
   pool.warm();
   // The state directory and the job are independent: list both at once.
   const listing = listStateDir(root, isImmutable);
@@ -387,4 +389,17 @@ async function listPacks(store: Store, task: string): Promise<Map<string, number
     }),
   );
   return out;
+}
+
+/**
+ * A job root inside the state directory would be snapshotted into itself
+ * (its packs read as state, growing every checkpoint) and would change under
+ * the snapshot as it writes (STATE_CHANGED on a file that is the store's own):
+ * refused before anything is read or written.
+ */
+async function refuseStoreInState(stateDir: string, jobRoot: string): Promise<void> {
+  const [state, root] = await Promise.all([resolvedPath(stateDir).catch(() => stateDir), resolvedPath(jobRoot).catch(() => jobRoot)]);
+  if (state === root || isWithin(root, state)) {
+    throw new InvalidInputError('STORE_INSIDE_STATE', `the job root ${jobRoot} is inside the state directory ${stateDir}; put the store outside the state directory`);
+  }
 }
