@@ -25,6 +25,7 @@ import { MAX_MANIFEST_SIZE } from './format/manifest.js';
 import { MAX_METADATA_SIZE } from './format/metadata.js';
 import { forEachBounded } from './bounded.js';
 import { createWithContent } from './store/direct-io.js';
+import { createModes, createModesFor } from './store/fs.js';
 
 export const CACHE_LAYOUT_VERSION = 'v2';
 const TEMP_PREFIX = '.tmp-';
@@ -48,6 +49,8 @@ export interface CacheOptions {
 export interface CacheSpec {
   dir: string;
   ttlMs?: number;
+  /** The cache directory is group-readable: entries are created group-readable too (see createModes). */
+  shared?: boolean;
 }
 
 export function cacheSpec(options: CacheOptions): CacheSpec {
@@ -109,16 +112,17 @@ export async function dropEntry(path: string): Promise<void> {
 }
 
 /** Inserts an entry atomically (temp file + rename). Racing inserts of the same content are harmless. */
-export async function writeEntry(path: string, parts: readonly Uint8Array[]): Promise<void> {
+export async function writeEntry(path: string, parts: readonly Uint8Array[], shared = false): Promise<void> {
   const tmp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  const modes = createModesFor(shared);
   try {
     // Direct I/O where possible: the entry is read back only by a later restore, not worth evicting anything for.
     try {
-      await createWithContent(tmp, parts, 0o644, constants.O_NOFOLLOW);
+      await createWithContent(tmp, parts, modes.file, constants.O_NOFOLLOW);
     } catch (error) {
       if (errnoOf(error) !== 'ENOENT') throw error;
-      await mkdir(dirname(path), { recursive: true });
-      await createWithContent(tmp, parts, 0o644, constants.O_NOFOLLOW);
+      await mkdir(dirname(path), { recursive: true, mode: modes.dir });
+      await createWithContent(tmp, parts, modes.file, constants.O_NOFOLLOW);
     }
     await rename(tmp, path);
   } catch (error) {
@@ -192,8 +196,8 @@ export class CacheIndex {
   /** Entries dropped as expired by scans since this index was opened. */
   private expired = { entries: 0, bytes: 0 };
 
-  private constructor(options: CacheOptions) {
-    this.spec = cacheSpec(options);
+  private constructor(options: CacheOptions, shared: boolean) {
+    this.spec = shared ? { ...cacheSpec(options), shared } : cacheSpec(options);
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
     this.ttlMs = options.ttlMs;
   }
@@ -219,12 +223,13 @@ export class CacheIndex {
     if (options.ttlMs !== undefined && (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0)) {
       throw new InvalidInputError('INVALID_CACHE_TTL', `cache TTL ${options.ttlMs} ms is not a positive duration; use e.g. 7d`);
     }
-    const index = new CacheIndex(options);
+    const dir = cacheSpec(options).dir;
     try {
-      await mkdir(join(index.spec.dir, CACHE_LAYOUT_VERSION, 'blobs'), { recursive: true });
+      await mkdir(join(dir, CACHE_LAYOUT_VERSION, 'blobs'), { recursive: true, mode: createModesFor(false).dir });
     } catch (error) {
-      throw cacheIoError('creating cache directory', index.spec.dir, error);
+      throw cacheIoError('creating cache directory', dir, error);
     }
+    const index = new CacheIndex(options, (await createModes(dir)).file === createModesFor(true).file);
     await index.rescan();
     return index;
   }
@@ -360,7 +365,7 @@ export class CacheIndex {
 
   /** Stores a copy of a checkpoint's `_metadata` (already verified by the caller). */
   async putMetadata(jobRootLocation: string, checkpointId: number, encoded: Buffer): Promise<void> {
-    await writeEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), [encoded]);
+    await writeEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), [encoded], this.spec.shared === true);
   }
 
   async getMetadata(jobRootLocation: string, checkpointId: number): Promise<Buffer | undefined> {
@@ -369,7 +374,7 @@ export class CacheIndex {
 
   /** Stores a copy of a task manifest (already verified by the caller), under its store key: unique per writer session. */
   async putManifest(jobRootLocation: string, key: string, encoded: Buffer): Promise<void> {
-    await writeEntry(manifestEntryPath(this.spec, jobRootLocation, key), [encoded]);
+    await writeEntry(manifestEntryPath(this.spec, jobRootLocation, key), [encoded], this.spec.shared === true);
   }
 
   async getManifest(jobRootLocation: string, key: string): Promise<Buffer | undefined> {

@@ -4,7 +4,7 @@
  * another job's root, keys too long for S3.
  */
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, copyFile, cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -259,6 +259,44 @@ describe('hardening (issue #16)', () => {
       expect(r.stderr, action).toContain('CACHE_NOT_FOUND');
     }
     await expect(stat(missing)).rejects.toThrow();
+  });
+
+  it('a store and a cache are owner-only unless their root is made group-readable; another user cannot read them (item 16)', async () => {
+    const state = await smallState();
+    const store = join(await tempDir('store'), 'st');
+    const cache = join(await tempDir('cache'), 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    expect((await runCli(['restore', join(store, 'j', 'chk-1'), join(await tempDir('restore'), 'db'), '--cache', cache])).code).toBe(0);
+    const modes = async (root: string): Promise<{ files: Set<number>; dirs: Set<number>; files0: string[] }> => {
+      const out = { files: new Set<number>(), dirs: new Set<number>(), files0: [] as string[] };
+      for (const rel of await readdir(root, { recursive: true })) {
+        const st = await stat(join(root, rel));
+        (st.isDirectory() ? out.dirs : out.files).add(st.mode & 0o777);
+        if (st.isFile()) out.files0.push(join(root, rel));
+      }
+      return out;
+    };
+    for (const root of [join(store, 'j'), cache]) {
+      const m = await modes(root);
+      expect([...m.files], root).toEqual([0o600]);
+      expect([...m.dirs], root).toEqual([0o700]);
+    }
+    // Another user (root can become one) is refused every object.
+    if (process.getuid?.() === 0) {
+      const pack = (await modes(join(store, 'j'))).files0.find((p) => p.endsWith('.pack'));
+      expect(pack).toBeDefined();
+      const r = spawnSync(process.execPath, ['-e', 'require("fs").readFileSync(process.argv[1])', pack ?? ''], { uid: 65534, gid: 65534 });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr.toString()).toContain('EACCES');
+    } else {
+      console.warn('item 16: not root, so the read as another user was SKIPPED');
+    }
+    // Sharing is a decision: a group-readable root makes what is written next group-readable.
+    await chmod(join(store, 'j'), 0o750);
+    await chmod(cache, 0o750);
+    await writeFile(join(state, '000002.sst'), randomBytes(500_000));
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    for (const root of [join(store, 'j'), cache]) expect((await modes(root)).files.has(0o640), root).toBe(true);
   });
 
   it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {

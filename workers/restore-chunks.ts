@@ -60,7 +60,7 @@ async function restoreOne(req: RestoreChunksRequest, chunk: CachedChunk, scratch
   await files.write(chunk.targets, raw, chunk.where);
   totals.bytesFetched += blob.byteLength;
   // The verified copy replaces the bad (or vanished) entry; a cache that cannot be written stays without it.
-  const entryBytes = req.insert ? await writeEntry(entry, [blob]).then(() => blob.byteLength, () => 0) : 0;
+  const entryBytes = req.insert ? await writeEntry(entry, [blob], req.cache.shared === true).then(() => blob.byteLength, () => 0) : 0;
   return { source: 'remote', dropped, entryBytes };
 }
 

@@ -54,7 +54,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
       if (req.cache !== undefined) {
         const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
         if ((await stat(entry).catch(() => undefined)) === undefined) {
-          await writeEntry(entry, [data]).then(
+          await writeEntry(entry, [data], req.cache.shared === true).then(
             () => result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength }),
             // A cache that cannot be written is a cache without this entry, never a failed restore.
             () => undefined,

@@ -72,7 +72,7 @@ export async function writePack(req: WritePackRequest, scratch: Scratch): Promis
               parts ??= encodeBlob(key, raw, scratch);
               const size = parts.reduce((sum, p) => sum + p.byteLength, 0);
               // A cache that cannot be written is a cache without this entry, never a failed snapshot.
-              if (await writeEntry(entry, parts).then(() => true, () => false)) out.inserted.push({ key, rawLength: c.length, size });
+              if (await writeEntry(entry, parts, req.cache.spec.shared === true).then(() => true, () => false)) out.inserted.push({ key, rawLength: c.length, size });
             }
           }
         }

@@ -15,7 +15,7 @@
  * directories): checkpoints hold the state of a database.
  */
 import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf, storeIoError } from '../errors.js';
 import { AREAS, TEMP_PREFIX, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
@@ -31,8 +31,32 @@ import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter
  * threads (4 by default, shared with every other file operation) to others.
  */
 const PUBLISH_CONCURRENCY = 4;
-export const FILE_MODE = 0o600;
-export const DIR_MODE = 0o700;
+/** Mode bits of the files and directories a store or a cache creates. */
+export interface CreateModes {
+  file: number;
+  dir: number;
+}
+const PRIVATE_MODES: CreateModes = { file: 0o600, dir: 0o700 };
+const GROUP_MODES: CreateModes = { file: 0o640, dir: 0o750 };
+
+/**
+ * Checkpoints are the state itself, so what a store or cache creates is
+ * owner-only, unless its root directory was made group-readable and
+ * -searchable (`chmod g+rx`): then new files are group-readable too, which
+ * shares the store with the group (restic's rule for its repository). A
+ * root chunkpoint creates is owner-only, so sharing is always a decision.
+ */
+export async function createModes(root: string): Promise<CreateModes> {
+  try {
+    return ((await stat(root)).mode & 0o050) === 0o050 ? GROUP_MODES : PRIVATE_MODES;
+  } catch {
+    return PRIVATE_MODES;
+  }
+}
+
+export function createModesFor(shared: boolean): CreateModes {
+  return shared ? GROUP_MODES : PRIVATE_MODES;
+}
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
@@ -49,6 +73,8 @@ export class FsStore implements Store {
   private readonly root: string;
   /** Set by fault injection only. */
   tear: TearHook | undefined;
+  /** Decided once per store object, at its first write. */
+  private modes: Promise<CreateModes> | undefined;
 
   constructor(spec: FsStoreSpec) {
     this.spec = spec;
@@ -81,7 +107,8 @@ export class FsStore implements Store {
     const dir = dirname(final);
     const tmp = this.tempFor(key).path;
     try {
-      const fh = await createIn(dir, () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE), this.root);
+      const modes = await (this.modes ??= createModes(this.root));
+      const fh = await createIn(dir, () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, modes.file), this.root, modes.dir);
       try {
         const torn = this.tear?.('put', key);
         if (torn !== undefined) {
@@ -121,7 +148,8 @@ export class FsStore implements Store {
     const temp = this.tempFor(key);
     let appender: FileAppender;
     try {
-      appender = await createIn(dir, () => FileAppender.create(temp.path, FILE_MODE), this.root);
+      const modes = await (this.modes ??= createModes(this.root));
+      appender = await createIn(dir, () => FileAppender.create(temp.path, modes.file), this.root, modes.dir);
     } catch (error) {
       throw storeIoError('writing', `${this.location}/${key}`, error);
     }
@@ -420,13 +448,13 @@ function notRegular(location: string, key: string, what: string): CorruptDataErr
  * Creates something in `dir`, making `dir` (owner-only) when it is missing;
  * retried because gc may remove an empty directory in between.
  */
-async function createIn<T>(dir: string, create: () => Promise<T>, root: string): Promise<T> {
+async function createIn<T>(dir: string, create: () => Promise<T>, root: string, dirMode: number): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await create();
     } catch (error) {
       if (errnoOf(error) !== 'ENOENT' || attempt >= 3) throw error;
-      await mkdir(dir, { recursive: true, mode: DIR_MODE });
+      await mkdir(dir, { recursive: true, mode: dirMode });
       if (!dir.startsWith(root)) throw error;
     }
   }
