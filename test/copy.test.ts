@@ -115,6 +115,22 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     expect(await isEmptyOrMissing(gone)).toBe(true);
   });
 
+  it('takes the job roots as any spelling of an absolute path: trailing slash, doubled slashes, /., file:// (issue #16 item 11)', async () => {
+    const src = join(store, 'src');
+    const base = await tempDir('copy-paths');
+    const spellings: [string, string][] = [
+      [`${src}/`, `${join(base, 'a')}/`],
+      [src.replace(/\//g, '//'), join(base, 'b').replace(/\//g, '//')],
+      [`${src}/.`, `${join(base, 'c')}/.`],
+      [`file://${src}/`, `file://${join(base, 'd')}`],
+    ];
+    for (const [from, to] of spellings) {
+      const r = await runCli(['copy', from, to, '--json', '--threads', '1']);
+      expect(r.code, `${from} -> ${to}: ${r.stderr}`).toBe(0);
+      expect((JSON.parse(r.stdout) as { checkpointsCopied: string[] }).checkpointsCopied, from).toEqual(['chk-1', 'chk-2']);
+    }
+  });
+
   it('is listed in --help, and usage errors exit 2', async () => {
     const help = await runCli(['--help']);
     expect(help.stdout).toMatch(/^ {2}copy +copy a job root/m);

@@ -3,7 +3,8 @@
  * and a job id to a job-root `Store`, and from a serializable spec back to a
  * `Store` inside a worker thread.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InvalidInputError } from '../errors.js';
 import { checkJobId, printable } from '../format/names.js';
 import { FaultyStore } from './faulty.js';
@@ -46,7 +47,8 @@ export function jobRootSpecFromLocation(location: string): StoreSpec {
 
 /** For a job root that is already a directory (e.g. the parent of a relocated chk-<n>). */
 export function jobRootSpecFromDir(jobRootDir: string): StoreSpec {
-  return { type: 'fs', root: isAbsolute(jobRootDir) ? jobRootDir : resolve(jobRootDir) };
+  // resolve() also normalises a trailing '/', '//' and '/.': the root is compared as a prefix of every object's path.
+  return { type: 'fs', root: resolve(jobRootDir) };
 }
 
 /** A directory path, or the path of a file:// URL; other schemes are refused. */
@@ -55,7 +57,12 @@ function localPath(location: string): string {
   if (scheme !== null && scheme[1] !== undefined && scheme[1].toLowerCase() !== 'file') {
     throw new InvalidInputError('UNSUPPORTED_STORE', `store '${printable(location)}' uses the '${scheme[1]}://' scheme, which chunkpoint does not support; ${STORE_HINT}`);
   }
-  return scheme === null ? location : new URL(location).pathname;
+  if (scheme === null) return location;
+  try {
+    return fileURLToPath(location);
+  } catch (error) {
+    throw new InvalidInputError('INVALID_STORE', `'${printable(location)}' is not a usable file:// URL (${error instanceof Error ? error.message : String(error)}); pass a directory path`, { cause: error });
+  }
 }
 
 /**
