@@ -3,7 +3,7 @@
  * `chunkpoint: <CODE>: …` on stderr), 2 usage error.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Chunkpoint } from './chunkpoint.js';
 import type { CheckpointLocator } from './checkpoint.js';
@@ -138,10 +138,24 @@ const COMMANDS: Record<string, Command> = {
         for (const name of ['retain', 'grace', 'claim', 'drop-task'] as const) {
           if (args.values[name] !== undefined && args.values[name] !== false) throw new UsageError(`--${name} goes with the commit, not with --task-snapshot`);
         }
-        const part = await withChunkpoint(args, out, (cp) => cp.snapshotTask(stateDir, { ...job, task }, { ...options, ...limitRate }));
-        await writeFile(taskFile, `${JSON.stringify(part)}\n`, { flag: 'wx' }).catch((error: unknown) => {
-          throw new InvalidInputError('OUTPUT_NOT_WRITABLE', `cannot write the task snapshot to ${taskFile} (${errnoOf(error) ?? String(error)}); pass a new file path`, { cause: error });
+        const unwritable = (error: unknown): InvalidInputError =>
+          new InvalidInputError('OUTPUT_NOT_WRITABLE', `cannot write the task snapshot to ${taskFile} (${errnoOf(error) ?? String(error)}); pass a new file path`, { cause: error });
+        // The output file is claimed before anything is read or uploaded: a bad path fails at once, not after the upload.
+        const output = await open(taskFile, 'wx').catch((error: unknown) => {
+          throw unwritable(error);
         });
+        let part: TaskSnapshot;
+        try {
+          part = await withChunkpoint(args, out, (cp) => cp.snapshotTask(stateDir, { ...job, task }, { ...options, ...limitRate }));
+          await output.writeFile(`${JSON.stringify(part)}\n`).catch((error: unknown) => {
+            throw unwritable(error);
+          });
+          await output.close();
+        } catch (error) {
+          await output.close().catch(() => undefined);
+          await rm(taskFile, { force: true });
+          throw error;
+        }
         if (out.json) out.emit({ task, taskSnapshot: taskFile, ...part.figures });
         else out.print(`task '${task}' snapshot written to ${taskFile}: ${part.figures.files} files, ${formatBytes(part.figures.bytesRead)} read, ${formatBytes(part.figures.bytesWritten)} written; commit it with 'chunkpoint commit' before ${part.expiresAt} (its lease)`);
         return;

@@ -299,6 +299,25 @@ describe('hardening (issue #16)', () => {
     for (const root of [join(store, 'j'), cache]) expect((await modes(root)).files.has(0o640), root).toBe(true);
   });
 
+  it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const dir = await tempDir('out');
+    const taken = join(dir, 'taken.json');
+    await writeFile(taken, 'someone else\'s file');
+    for (const path of [join(dir, 'no-such-dir', 'part.json'), taken]) {
+      const r = await runCli(['snapshot', state, '--store', store, '--job', 'j', '--task', 't1', '--task-snapshot', path]);
+      expect(r.code, path).toBe(1);
+      expect(r.stderr, path).toContain('OUTPUT_NOT_WRITABLE');
+    }
+    // Nothing reached the store, and the file that was there is untouched.
+    expect(await readdir(store)).toEqual([]);
+    expect(await readFile(taken, 'utf8')).toBe("someone else's file");
+    const ok = join(dir, 'part.json');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--task', 't1', '--task-snapshot', ok])).code).toBe(0);
+    expect((JSON.parse(await readFile(ok, 'utf8')) as { task: string }).task).toBe('t1');
+  });
+
   it('checkpoint ids stay in the safe integer range: a crafted chk-999999999999999 makes the next snapshot fail CHECKPOINT_ID_EXHAUSTED, and a longer name is not a checkpoint', async () => {
     const state = await smallState();
     const store = await tempDir('store');
