@@ -25,7 +25,7 @@ import { MAX_MANIFEST_SIZE } from './format/manifest.js';
 import { MAX_METADATA_SIZE } from './format/metadata.js';
 import { forEachBounded } from './bounded.js';
 import { createWithContent } from './store/direct-io.js';
-import { createModes, createModesFor } from './store/fs.js';
+import { createModesFor, isSharedRoot } from './store/fs.js';
 
 export const CACHE_LAYOUT_VERSION = 'v2';
 const TEMP_PREFIX = '.tmp-';
@@ -49,7 +49,7 @@ export interface CacheOptions {
 export interface CacheSpec {
   dir: string;
   ttlMs?: number;
-  /** The cache directory is group-readable: entries are created group-readable too (see createModes). */
+  /** The cache directory is group-readable: entries are created group-readable too (see isSharedRoot). */
   shared?: boolean;
 }
 
@@ -229,7 +229,7 @@ export class CacheIndex {
     } catch (error) {
       throw cacheIoError('creating cache directory', dir, error);
     }
-    const index = new CacheIndex(options, (await createModes(dir)).file === createModesFor(true).file);
+    const index = new CacheIndex(options, await isSharedRoot(dir));
     await index.rescan();
     return index;
   }

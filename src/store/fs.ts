@@ -46,11 +46,11 @@ const GROUP_MODES: CreateModes = { file: 0o640, dir: 0o750 };
  * shares the store with the group (restic's rule for its repository). A
  * root chunkpoint creates is owner-only, so sharing is always a decision.
  */
-export async function createModes(root: string): Promise<CreateModes> {
+export async function isSharedRoot(root: string): Promise<boolean> {
   try {
-    return ((await stat(root)).mode & 0o050) === 0o050 ? GROUP_MODES : PRIVATE_MODES;
+    return ((await stat(root)).mode & 0o050) === 0o050;
   } catch {
-    return PRIVATE_MODES;
+    return false;
   }
 }
 
@@ -107,7 +107,7 @@ export class FsStore implements Store {
     const dir = dirname(final);
     const tmp = this.tempFor(key).path;
     try {
-      const modes = await (this.modes ??= createModes(this.root));
+      const modes = await (this.modes ??= isSharedRoot(this.root).then(createModesFor));
       const fh = await createIn(dir, () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, modes.file), this.root, modes.dir);
       try {
         const torn = this.tear?.('put', key);
@@ -148,7 +148,7 @@ export class FsStore implements Store {
     const temp = this.tempFor(key);
     let appender: FileAppender;
     try {
-      const modes = await (this.modes ??= createModes(this.root));
+      const modes = await (this.modes ??= isSharedRoot(this.root).then(createModesFor));
       appender = await createIn(dir, () => FileAppender.create(temp.path, modes.file), this.root, modes.dir);
     } catch (error) {
       throw storeIoError('writing', `${this.location}/${key}`, error);
