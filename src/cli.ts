@@ -491,6 +491,7 @@ function printRestore(r: RestoreResult, target: string, out: Output): void {
   out.print(`  fetched   ${formatBytes(r.bytesFromRemote)} from the store, ${formatBytes(r.bytesFromCache)} from the local cache${r.cacheEntriesDropped > 0 ? ` (${r.cacheEntriesDropped} bad cache entries replaced)` : ''}`);
   if (r.filesKept > 0) out.print(`  kept      ${r.filesKept} files (${formatBytes(r.bytesKept)}) already in place and verified`);
   if (r.metadataFromCache) out.print('  metadata  from the local cache (the store was unreachable)');
+  if (r.previousContentsLeftAt !== null) out.print(`  warning   the target's previous contents were moved to ${r.previousContentsLeftAt} and could not be deleted; remove that directory by hand`);
 }
 
 function printVerify(r: VerifyResult, out: Output): void {

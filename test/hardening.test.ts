@@ -299,6 +299,53 @@ describe('hardening (issue #16)', () => {
     for (const root of [join(store, 'j'), cache]) expect((await modes(root)).files.has(0o640), root).toBe(true);
   });
 
+  it('--overwrite and --keep-matching swap the new state in whole: when the old entries cannot be moved aside, the target is left exactly as it was (item 7)', async () => {
+    // Run as another user when root: root may rename a directory it cannot write, an ordinary user may not.
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const owned = (path: string): void => {
+      if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', path]);
+    };
+    const state = await smallState();
+    await mkdir(join(state, 'empty', 'deeper'), { recursive: true });
+    const store = await tempDir('store');
+    const target = await tempDir('target');
+    owned(join(state, '..'));
+    owned(store);
+    owned(target);
+    const snap = await runCli(['snapshot', state, '--store', store, '--job', 'j'], asUser);
+    expect(snap.code, snap.stderr).toBe(0);
+    // The target's old contents: plain files, one the checkpoint also has (stale), and a directory its user cannot write.
+    await writeFile(join(target, 'notes.txt'), 'keep me');
+    await writeFile(join(target, '000001.sst'), 'an older version');
+    await mkdir(join(target, 'locked'));
+    await writeFile(join(target, 'locked', 'inner'), 'inside');
+    owned(target);
+    await chmod(join(target, 'locked'), 0o555);
+    const snapshotOf = async (): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const rel of (await readdir(target, { recursive: true })).sort()) {
+        const st = await stat(join(target, rel));
+        out[rel] = st.isDirectory() ? `dir ${(st.mode & 0o777).toString(8)}` : `${(st.mode & 0o777).toString(8)} ${(await readFile(join(target, rel))).toString('hex').slice(0, 32)}`;
+      }
+      return out;
+    };
+    const before = await snapshotOf();
+    for (const mode of ['--overwrite', '--keep-matching']) {
+      const r = await runCli(['restore', '--store', store, '--job', 'j', target, mode], asUser);
+      expect(r.code, `${mode}: ${r.stdout}`).toBe(1);
+      expect(r.stderr, mode).toContain('TARGET_EACCES');
+      expect(r.stderr, mode).toContain('the target is left as it was');
+      expect(await snapshotOf(), mode).toEqual(before);
+    }
+    // Once the directory can be moved, the same restore replaces everything, and nothing of the swap is left behind.
+    await chmod(join(target, 'locked'), 0o755);
+    const ok = await runCli(['restore', '--store', store, '--job', 'j', target, '--overwrite'], asUser);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await readdir(target)).sort()).toEqual(['000001.sst', 'MANIFEST-000001', 'empty']);
+    expect(await readdir(join(target, 'empty'))).toEqual(['deeper']);
+    expect(await readFile(join(target, '000001.sst'))).toEqual(await readFile(join(state, '000001.sst')));
+  });
+
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
     const state = await smallState();
     const store = await tempDir('store');

@@ -2,9 +2,10 @@
  * Restore coordinator (main thread). Given a validated checkpoint and its
  * task's manifest, it stages every file in a private directory inside the
  * target (target.ts), lets workers fetch (local cache first, then coalesced
- * pack reads: plan.ts), verify and write the chunks, and moves the files into
- * place only when every chunk of every file has verified. On any failure the
- * staging directory is removed and the target is left as it was.
+ * pack reads: plan.ts), verify and write the chunks, and swaps the files
+ * into place only when every chunk of every file has verified. On any
+ * failure the staging directory is removed and the target is left as it was,
+ * old entries included (target.ts: swapIntoPlace).
  *
  * Restore in place (`keepMatching`): files already in the target whose every
  * chunk hashes to the checkpoint's key are kept and not fetched; everything
@@ -23,7 +24,7 @@ import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
-import { STAGING_PREFIX, finishFiles, isPlainFile, moveIntoPlace, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageLayout, stagedPath, syncFile, type GuardedDir } from './target.js';
+import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageLayout, stagedPath, swapIntoPlace, syncFile, type GuardedDir } from './target.js';
 
 export { STAGING_PREFIX } from './target.js';
 
@@ -79,6 +80,12 @@ export interface RestoreResult {
   cacheEntriesDropped: number;
   /** The metadata came from the local cache because the store was unreachable. */
   metadataFromCache: boolean;
+  /**
+   * Set when the target's previous entries, moved aside once the new ones
+   * were in place, could not be deleted: the directory holding them. The
+   * restore itself succeeded.
+   */
+  previousContentsLeftAt: string | null;
   durationMs: number;
   throughputMBps: number;
 }
@@ -140,13 +147,14 @@ export async function restore(
   };
   let storeReads = 0;
   let cacheEntriesDropped = 0;
+  let previousNotRemoved: string | undefined;
   let kept = new Set<string>();
   const syncing = new Map<string, Promise<void>>();
   try {
     if (inPlace) kept = await matchingFiles(pool, target, manifest.files, options.signal);
     const toRestore = manifest.files.filter((f) => !kept.has(f.path));
     await mkdir(staging, { mode: 0o700 });
-    await stageLayout(staging, toRestore);
+    await stageLayout(staging, manifest.files, toRestore);
     figures.bytesDone = manifest.files.filter((f) => kept.has(f.path)).reduce((sum, f) => sum + f.size, 0);
     figures.filesDone = manifest.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
     progress?.update(() => ({ ...figures }), true);
@@ -240,7 +248,7 @@ export async function restore(
     checkAborted(options.signal);
 
     await finishFiles(staging, toRestore, durable, syncing);
-    await moveIntoPlace(staging, target, manifest, kept, options.overwrite === true || inPlace, durable);
+    previousNotRemoved = await swapIntoPlace(staging, target, manifest, kept, durable);
     progress?.update(() => ({ ...figures }), true);
   } catch (error) {
     await Promise.allSettled(syncing.values());
@@ -267,6 +275,7 @@ export async function restore(
     filesKept: keptFiles.length,
     cacheEntriesDropped,
     metadataFromCache: source.metadataFromCache,
+    previousContentsLeftAt: previousNotRemoved ?? null,
     durationMs: Math.round(durationMs),
     throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
   };

@@ -1,11 +1,12 @@
 /**
  * The restore target: preparing it, staging files privately inside it, and
- * moving them into place only when every chunk of every file has verified.
+ * swapping them into place only when every chunk of every file has verified.
  * Nothing here follows a link planted in the target.
  */
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chmod, copyFile, link, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
 import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import { forEachBounded } from '../bounded.js';
@@ -90,9 +91,11 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
   }
   if (leftovers.length > 0) entries = await readdir(real);
   if (entries.length > 0 && !allowNonEmpty) {
+    const replaced = entries.filter((e) => e.startsWith(REPLACED_PREFIX));
+    const why = replaced.length > 0 ? `; ${replaced.map((e) => join(real, e)).join(', ')} holds what an interrupted restore was replacing: move out what you need first` : '';
     throw new InvalidInputError(
       'TARGET_NOT_EMPTY',
-      `restore target ${target} is not empty (${entries.length} entries); pass an empty directory, --keep-matching to restore in place, or --overwrite to replace its contents`,
+      `restore target ${target} is not empty (${entries.length} entries)${why}; pass an empty directory, --keep-matching to restore in place, or --overwrite to replace its contents`,
     );
   }
   return { target: real, createdRoot: undefined };
@@ -130,17 +133,22 @@ export async function isPlainFile(root: string, relPath: string): Promise<{ size
   return undefined;
 }
 
-/** Creates every needed directory and an empty, pre-sized file for every file, refusing to follow anything planted there. */
-export async function stageLayout(staging: string, files: readonly FileEntry[]): Promise<void> {
+/**
+ * Creates every directory the checkpoint's files need and an empty,
+ * pre-sized file for each of `toCreate`, refusing to follow anything planted
+ * there. Directories get their final mode now: the staging root is
+ * owner-only, so nobody reaches them before the swap.
+ */
+export async function stageLayout(staging: string, files: readonly FileEntry[], toCreate: readonly FileEntry[]): Promise<void> {
   const dirs = new Set<string>();
   for (const file of files) {
     const parts = file.path.split('/');
     for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
   }
   for (const dir of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
-    await mkdir(join(staging, ...dir.split('/')), { mode: 0o700 });
+    await mkdir(join(staging, ...dir.split('/')), { mode: 0o755 });
   }
-  for (const file of files) {
+  for (const file of toCreate) {
     const fh = await open(join(staging, ...file.path.split('/')), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       if (file.size > 0) await fh.truncate(file.size);
@@ -191,45 +199,85 @@ async function applyAttributes(path: string, file: FileEntry): Promise<void> {
 }
 
 /**
- * Makes the target hold exactly the checkpoint: when `clean`, first removes
- * what the checkpoint does not have (links are removed, never followed), then
- * creates directories and renames staged files into place.
+ * Makes the target hold exactly the checkpoint, all or nothing: the staged
+ * tree is completed first (empty directories, kept files linked in), then
+ * the target's old entries are moved aside into a private directory and the
+ * new ones moved in (renames within one directory), and the old ones are
+ * deleted only then. A failure before the last step puts every entry back,
+ * so the target is left as it was; a crash leaves the old entries in a
+ * `.chunkpoint-replaced-*` directory, which no restore deletes unasked.
+ * Returns the directory of old entries when deleting it failed (the restore
+ * itself succeeded; the caller warns).
  */
-export async function moveIntoPlace(staging: string, target: string, state: Pick<TaskManifest, 'files' | 'directories'>, kept: ReadonlySet<string>, clean: boolean, durable: boolean): Promise<void> {
-  const files = new Set(state.files.map((f) => f.path));
-  const dirs = new Set(state.directories);
-  for (const file of state.files) {
-    const parts = file.path.split('/');
-    for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
-  }
-  if (clean) {
-    const stagingRel = relative(target, staging);
-    const sweep = async (rel: string): Promise<void> => {
-      for (const entry of await readdir(rel === '' ? target : join(target, ...rel.split('/')), { withFileTypes: true })) {
-        const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
-        if (relPath === stagingRel) continue;
-        const abs = join(target, ...relPath.split('/'));
-        if (entry.isDirectory() && dirs.has(relPath)) await sweep(relPath);
-        else if (entry.isFile() && kept.has(relPath)) continue;
-        else await rm(abs, { recursive: true, force: true });
-      }
-    };
-    await sweep('');
-  }
-  for (const dir of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
-    try {
-      await mkdir(join(target, ...dir.split('/')), { mode: 0o755 });
-    } catch (error) {
-      if (errnoOf(error) !== 'EEXIST') throw error;
+export async function swapIntoPlace(staging: string, target: string, state: Pick<TaskManifest, 'files' | 'directories'>, kept: ReadonlySet<string>, durable: boolean): Promise<string | undefined> {
+  for (const dir of state.directories) await mkdir(stagedPath(staging, dir), { recursive: true, mode: 0o755 });
+  for (const path of kept) await linkOrCopy(join(target, ...path.split('/')), stagedPath(staging, path));
+
+  const stagingName = basename(staging);
+  const replaced = join(target, `${REPLACED_PREFIX}${randomBytes(6).toString('hex')}`);
+  const old = (await readdir(target)).filter((e) => e !== stagingName);
+  const incoming = await readdir(staging);
+  const movedOut: string[] = [];
+  const movedIn: string[] = [];
+  if (old.length > 0) await mkdir(replaced, { mode: 0o700 });
+  try {
+    for (const name of old) {
+      await rename(join(target, name), join(replaced, name));
+      movedOut.push(name);
     }
+    for (const name of incoming) {
+      await rename(join(staging, name), join(target, name));
+      movedIn.push(name);
+    }
+  } catch (error) {
+    const undone = await undoSwap(staging, target, replaced, movedIn, movedOut);
+    throw targetIoError(
+      undone ? 'moving the restored files into place (the target is left as it was)' : `moving the restored files into place (its previous entries could not all be put back: they are in ${replaced})`,
+      target,
+      error,
+    );
   }
-  for (const path of files) {
-    if (kept.has(path)) continue;
-    await rename(join(staging, ...path.split('/')), join(target, ...path.split('/')));
+  // Kept files are the old inodes, linked: their attributes are set only now that the swap holds.
+  for (const path of kept) {
+    const file = state.files.find((f) => f.path === path);
+    if (file !== undefined) await applyAttributes(join(target, ...path.split('/')), file);
   }
-  for (const file of state.files) if (kept.has(file.path)) await applyAttributes(join(target, ...file.path.split('/')), file);
-  await rm(staging, { recursive: true, force: true });
   if (durable) {
+    const dirs = new Set(state.directories);
+    for (const file of state.files) {
+      const parts = file.path.split('/');
+      for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join('/'));
+    }
     for (const dir of ['', ...dirs]) await fsyncDir(dir === '' ? target : join(target, ...dir.split('/')));
+  }
+  await rm(staging, { recursive: true, force: true });
+  if (old.length === 0) return undefined;
+  try {
+    await rm(replaced, { recursive: true, force: true });
+    return undefined;
+  } catch {
+    return replaced;
+  }
+}
+
+/** Prefix of the directory that holds a target's previous entries while a restore swaps the new ones in. */
+export const REPLACED_PREFIX = '.chunkpoint-replaced-';
+
+async function undoSwap(staging: string, target: string, replaced: string, movedIn: readonly string[], movedOut: readonly string[]): Promise<boolean> {
+  let ok = true;
+  for (const name of [...movedIn].reverse()) await rename(join(target, name), join(staging, name)).catch(() => (ok = false));
+  for (const name of [...movedOut].reverse()) await rename(join(replaced, name), join(target, name)).catch(() => (ok = false));
+  if (ok) await rmdir(replaced).catch(() => undefined);
+  return ok;
+}
+
+/** A kept file joins the staged tree as a hard link (same volume: free); a copy where links are refused. */
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (error) {
+    const errno = errnoOf(error);
+    if (errno !== 'EPERM' && errno !== 'EMLINK' && errno !== 'ENOTSUP' && errno !== 'EOPNOTSUPP' && errno !== 'EXDEV') throw error;
+    await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
   }
 }
