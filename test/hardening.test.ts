@@ -346,6 +346,42 @@ describe('hardening (issue #16)', () => {
     expect(await readFile(join(target, '000001.sst'))).toEqual(await readFile(join(state, '000001.sst')));
   });
 
+  it('a cache that cannot take the metadata copy is a warning: with the job recreated under the same id, restore returns the store\'s new state, not the cached old one (item 1)', async () => {
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const owned = (path: string): void => {
+      if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', path]);
+    };
+    const oldState = await smallState();
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const restored = await tempDir('restored');
+    for (const dir of [join(oldState, '..'), store, cache, restored]) owned(dir);
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', oldState, ...job], asUser)).code).toBe(0);
+    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], asUser);
+    expect(first.code, first.stderr).toBe(0);
+    // The cache now holds chk-1's metadata; from here on it cannot be written (a full or read-only volume).
+    for (const rel of await readdir(cache, { recursive: true })) {
+      if ((await stat(join(cache, rel))).isDirectory()) await chmod(join(cache, rel), 0o555);
+    }
+    await chmod(cache, 0o555);
+    // The job is deleted and recreated under the same id: a new chk-1 with other bytes.
+    await rm(join(store, 'j'), { recursive: true });
+    const newState = await smallState();
+    owned(join(newState, '..'));
+    expect((await runCli(['snapshot', newState, ...job], asUser)).code).toBe(0);
+    const second = await runCli(['restore', ...job, join(restored, 'new'), '--cache', cache], asUser);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain('did not take a copy of the checkpoint metadata');
+    expect(second.stdout).not.toContain('from the local cache (the store was unreachable)');
+    expect(await readFile(join(restored, 'new', '000001.sst'))).toEqual(await readFile(join(newState, '000001.sst')));
+    expect(await readFile(join(restored, 'new', '000001.sst'))).not.toEqual(await readFile(join(oldState, '000001.sst')));
+    await chmod(cache, 0o755);
+    for (const rel of await readdir(cache, { recursive: true })) {
+      if ((await stat(join(cache, rel))).isDirectory()) await chmod(join(cache, rel), 0o755);
+    }
+  });
+
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
