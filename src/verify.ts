@@ -21,6 +21,7 @@ import { checkpointDirName } from './format/names.js';
 import { forEachBounded } from './bounded.js';
 import type { WorkerPool } from './pool.js';
 import { planReads, type PlannedBlob } from './restore/plan.js';
+import { isNotFound } from './store/not-found.js';
 import type { Store } from './store/store.js';
 import type { ProgressSink, VerifyProgress } from './events.js';
 
@@ -139,8 +140,12 @@ export async function verifyCheckpoint(
       whole.add(key);
       continue;
     }
-    const message = found === undefined ? `pack ${key} is missing from ${store.location}` : `pack ${key} is ${found} bytes in ${store.location}, not the ${size} the checkpoint recorded (truncated, overwritten or replaced)`;
-    problems.push({ code: found === undefined ? 'PACK_MISSING' : 'PACK_SIZE', object: key, message, ...usersOf(key) });
+    if (found === undefined) {
+      problems.push({ ...(await whyAbsent(store, key)), object: key, ...usersOf(key) });
+      continue;
+    }
+    const message = `pack ${key} is ${found} bytes in ${store.location}, not the ${size} the checkpoint recorded (truncated, overwritten or replaced)`;
+    problems.push({ code: 'PACK_SIZE', object: key, message, ...usersOf(key) });
   }
 
   // Blob contents: all, or a seeded sample, of those in packs that are there at all.
@@ -200,4 +205,20 @@ export async function verifyCheckpoint(
 function sampled(key: string, seed: number, fraction: number): boolean {
   const x = Math.imul((Number.parseInt(key.slice(0, 8), 16) ^ seed) >>> 0, 0x9e3779b1) >>> 0;
   return x / 2 ** 32 < fraction;
+}
+
+/**
+ * A pack the listing does not show is missing, or is something a store
+ * never lists: a link, a FIFO, a directory, a file behind a linked
+ * directory. Asking for one byte lets the store say which (it refuses all
+ * of those without following or blocking).
+ */
+async function whyAbsent(store: Store, key: string): Promise<{ code: string; message: string }> {
+  try {
+    await store.get(key, { offset: 0, length: 1 });
+  } catch (error) {
+    if (error instanceof CorruptDataError) return { code: error.code, message: error.message };
+    if (!isNotFound(error)) throw error;
+  }
+  return { code: 'PACK_MISSING', message: `pack ${key} is missing from ${store.location}` };
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -380,6 +381,74 @@ describe('hardening (issue #16)', () => {
     for (const rel of await readdir(cache, { recursive: true })) {
       if ((await stat(join(cache, rel))).isDirectory()) await chmod(join(cache, rel), 0o755);
     }
+  });
+
+  it('a state file replaced by a FIFO after the listing fails the snapshot at once (STATE_SPECIAL_FILE), never blocking in open (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    let planted = false;
+    // The first progress event comes after the listing and the plan, before any state file is opened.
+    const cp = new Chunkpoint({ threads: 1, onEvent: (event) => {
+      if (event.type !== 'snapshot.progress' || planted) return;
+      planted = true;
+      rmSync(join(state, '000001.sst'));
+      execFileSync('mkfifo', [join(state, '000001.sst')]);
+    } });
+    try {
+      const error = await refusal(cp.snapshot(state, { store, job: 'j' }));
+      expect(planted).toBe(true);
+      expect(error.code).toBe('STATE_SPECIAL_FILE');
+      expect(error.message).toContain('000001.sst');
+    } finally {
+      await cp.close();
+    }
+  });
+
+  it('a pack replaced by a FIFO fails restore and is reported by verify, neither blocking (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const packs = (await readdir(join(store, 'j'), { recursive: true })).filter((p) => p.endsWith('.pack'));
+    expect(packs.length).toBeGreaterThan(0);
+    const pack = join(store, 'j', packs[0] ?? '');
+    await rm(pack);
+    execFileSync('mkfifo', [pack]);
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('target'), 't')], { timeoutMs: 60_000 });
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain('NOT_A_REGULAR_FILE');
+    expect(restored.stderr).toContain(packs[0]?.split(sep).at(-1) ?? '?');
+    const verified = await runCli(['verify', '--store', store, '--job', 'j'], { timeoutMs: 60_000 });
+    expect(verified.code).toBe(1);
+    expect(verified.stdout + verified.stderr).toContain(packs[0]?.split(sep).at(-1) ?? '?');
+    expect(verified.stdout + verified.stderr).toContain('NOT_A_REGULAR_FILE');
+  });
+
+  it('a store directory replaced by a link to another directory is never followed: verify reports every pack behind it, restore and snapshot refuse, nothing outside changes (item 4)', async () => {
+    const state = await smallState();
+    const base = await tempDir('linked-store');
+    const store = join(base, 'st');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    await writeFile(join(state, '000002.sst'), randomBytes(200_000));
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const packs = (await readdir(join(store, 'j', 'shared'))).sort();
+    expect(packs.length).toBe(2);
+    // Someone moved the packs to another volume and left a link behind.
+    const elsewhere = join(base, 'elsewhere');
+    await cp(join(store, 'j', 'shared'), elsewhere, { recursive: true });
+    await rm(join(store, 'j', 'shared'), { recursive: true });
+    await symlink(elsewhere, join(store, 'j', 'shared'));
+    const verified = await runCli(['verify', '--store', store, '--job', 'j']);
+    expect(verified.code).toBe(1);
+    for (const pack of packs) expect(verified.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${pack}`));
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(base, 'target')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain('NOT_A_REGULAR_FILE');
+    expect(restored.stderr).toContain('symbolic link');
+    await writeFile(join(state, '000003.sst'), randomBytes(200_000));
+    const third = await runCli(['snapshot', state, '--store', store, '--job', 'j', '--retain', '1', '--grace', '0']);
+    expect(third.code).toBe(1);
+    expect(third.stderr).toContain('NOT_A_REGULAR_FILE');
+    expect((await readdir(elsewhere)).sort()).toEqual(packs);
   });
 
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {

@@ -2,7 +2,7 @@
  * The directory store against the store contract — on its own, and behind
  * seeded fault injection with retries (which must not change the contract).
  */
-import { writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultyStore } from '../src/store/faulty.js';
@@ -76,5 +76,48 @@ describe('fault injection itself', () => {
     const gaveUp = await hopeless.stat('chk-1/_metadata').catch((e: unknown) => e);
     expect(gaveUp).toMatchObject({ code: 'STORE_FAULT_INJECTED', details: { attempts: 3, transient: true } });
     expect(String((gaveUp as Error).message)).toContain('after 3 attempts');
+  });
+});
+
+describe('a directory below the job root replaced by a link (issue #16 item 4)', () => {
+  it('is never followed: reads, writes, stats and deletes of keys below it are refused (NOT_A_REGULAR_FILE), and the files it leads to are untouched', async () => {
+    const base = await tempDir('linked-dir');
+    const root = join(base, 'job');
+    const outside = join(base, 'outside');
+    await mkdir(join(root, 'shared'), { recursive: true });
+    await mkdir(outside);
+    await writeFile(join(outside, 'victim.pack'), 'not the store\'s');
+    await rm(join(root, 'shared'), { recursive: true });
+    await symlink(outside, join(root, 'shared'));
+    const store = openStore({ type: 'fs', root });
+    const key = 'shared/victim.pack';
+    const refusals: Array<[string, () => Promise<unknown>]> = [
+      ['get', () => store.get(key)],
+      ['openReader', () => store.openReader(key)],
+      ['stat', () => store.stat(key)],
+      ['delete', () => store.delete([key])],
+      ['put', () => store.put('shared/new.pack', [Buffer.from('x')])],
+      ['createWriter', () => store.createWriter('shared/new2.pack')],
+    ];
+    for (const [op, run] of refusals) {
+      const error = await run().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error, op).toMatchObject({ code: 'NOT_A_REGULAR_FILE', kind: 'corrupt_data' });
+      expect(String((error as Error).message), op).toContain('symbolic link (shared leads to');
+    }
+    // Listing never descends into it either.
+    const listed: string[] = [];
+    for await (const o of store.list('shared/')) listed.push(o.key);
+    expect(listed).toEqual([]);
+    expect(await readdir(outside)).toEqual(['victim.pack']);
+    expect(await readFile(join(outside, 'victim.pack'), 'utf8')).toBe("not the store's");
+    // A job root reached through a link of its own is the user's choice, and works.
+    await symlink(root, join(base, 'alias'));
+    await rm(join(root, 'shared'));
+    const viaAlias = openStore({ type: 'fs', root: join(base, 'alias') });
+    expect(await viaAlias.put('shared/ok.pack', [Buffer.from('fine')])).toBe('created');
+    expect((await viaAlias.get('shared/ok.pack')).toString()).toBe('fine');
   });
 });

@@ -9,14 +9,16 @@
  * process killed mid-write, never sees a partial object.
  *
  * Nothing here follows a symbolic link or opens anything but a regular file:
- * every open is O_NOFOLLOW | O_NONBLOCK and checked with fstat, so a link
- * planted in the store cannot lead a delete or a read outside the job root,
+ * every open is O_NOFOLLOW | O_NONBLOCK and checked with fstat, and the
+ * directories between the job root and a key must resolve to themselves
+ * (refuseLinkedDirs), so a link planted in the store, as a file or as a
+ * directory, cannot lead a write, a delete or a read outside the job root,
  * and a FIFO cannot hang a reader. Files are created owner-only (0600, 0700
  * directories): checkpoints hold the state of a database.
  */
 import { constants, type Dirent } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, sep } from 'node:path';
+import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf, storeIoError } from '../errors.js';
 import { AREAS, TEMP_PREFIX, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
@@ -75,6 +77,8 @@ export class FsStore implements Store {
   tear: TearHook | undefined;
   /** Decided once per store object, at its first write. */
   private modes: Promise<CreateModes> | undefined;
+  /** The job root with links resolved, once it exists: what every directory below it must resolve under. */
+  private realRoot: string | undefined;
 
   constructor(spec: FsStoreSpec) {
     this.spec = spec;
@@ -95,6 +99,27 @@ export class FsStore implements Store {
     return full;
   }
 
+  /**
+   * O_NOFOLLOW guards only a path's last component: a directory below the
+   * job root replaced by a link (`shared/c0 -> /elsewhere`) would still lead
+   * a read, a write or a delete outside. So the nearest existing directory
+   * of `path` must resolve to itself under the job root.
+   */
+  private async refuseLinkedDirs(path: string, key: string): Promise<void> {
+    for (let dir = dirname(path); dir !== this.root && dir.startsWith(this.root + sep); dir = dirname(dir)) {
+      let real: string;
+      try {
+        real = await realpath(dir);
+      } catch (error) {
+        if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') continue;
+        throw storeIoError('inspecting', `${this.location}/${relative(this.root, dir)}`, error);
+      }
+      this.realRoot ??= await realpath(this.root);
+      if (real !== join(this.realRoot, relative(this.root, dir))) throw notRegular(this.location, key, `reached through a symbolic link (${relative(this.root, dir)} leads to ${real})`);
+      return;
+    }
+  }
+
   /** A fresh temp file's path beside `key`, and its key. */
   tempFor(key: string): { path: string; key: string } {
     const name = tempName(key);
@@ -107,6 +132,7 @@ export class FsStore implements Store {
     const dir = dirname(final);
     const tmp = this.tempFor(key).path;
     try {
+      await this.refuseLinkedDirs(final, key);
       const modes = await (this.modes ??= isSharedRoot(this.root).then(createModesFor));
       const fh = await createIn(dir, () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, modes.file), this.root, modes.dir);
       try {
@@ -148,6 +174,7 @@ export class FsStore implements Store {
     const temp = this.tempFor(key);
     let appender: FileAppender;
     try {
+      await this.refuseLinkedDirs(temp.path, key);
       const modes = await (this.modes ??= isSharedRoot(this.root).then(createModesFor));
       appender = await createIn(dir, () => FileAppender.create(temp.path, modes.file), this.root, modes.dir);
     } catch (error) {
@@ -222,6 +249,7 @@ export class FsStore implements Store {
     }
     const tmp = this.pathOf(tmpKey);
     try {
+      await this.refuseLinkedDirs(final, staged.key);
       if (durable) {
         let fh: FileHandle;
         try {
@@ -270,6 +298,7 @@ export class FsStore implements Store {
 
   private async openRegular(key: string): Promise<{ fh: FileHandle; size: number }> {
     const path = this.pathOf(key);
+    await this.refuseLinkedDirs(path, key);
     let fh: FileHandle;
     try {
       fh = await open(path, READ_FLAGS);
@@ -328,6 +357,7 @@ export class FsStore implements Store {
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
     try {
+      await this.refuseLinkedDirs(this.pathOf(key), key);
       const st = await lstat(this.pathOf(key));
       return st.isFile() ? { key, size: st.size } : undefined;
     } catch (error) {
@@ -384,6 +414,7 @@ export class FsStore implements Store {
     const parents = new Set<string>();
     for (const key of keys) {
       const path = this.pathOf(key);
+      await this.refuseLinkedDirs(path, key);
       try {
         // unlink removes a link itself, never what it points to.
         await unlink(path);
