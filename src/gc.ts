@@ -11,7 +11,8 @@
  *   deletes it only after its commit, so any pack gc listed either belongs
  *   to a session gc then sees live, or to one whose commit (if it made one)
  *   gc's later checkpoint listing sees.
- * - Retention never removes the newest checkpoint (retain >= 1), removes a
+ * - Retention never removes the newest checkpoint (retain >= 1) nor one it
+ *   cannot read, keeps the newest `retain` it can read, removes a
  *   checkpoint by raising the fence (its tombstone) before deleting its
  *   metadata, and removes only checkpoints this job owns unless claimed.
  * - gc deletes only names it recognises as its own (format 2 packs,
@@ -275,7 +276,7 @@ export interface RetentionResult {
 
 /**
  * Retention right after a commit: removes checkpoints beyond the newest
- * `retain`, and the packs and manifests only they referenced — decided from
+ * `retain` readable ones, and the packs and manifests only they referenced — decided from
  * `_metadata` alone (one read per checkpoint, the ones the commit already
  * holds not even that), so a commit costs O(change), not O(store). Objects
  * younger than the grace period stay for gc; so does everything when a kept
@@ -293,23 +294,37 @@ export async function applyRetention(
   const out: RetentionResult = { checkpointsRemoved: [], packsRemoved: 0, bytesFreed: 0, warnings: [] };
   const { state } = known;
   const metadata = new Map(known.checkpoints);
+  const unreadable = new Set<number>();
   const load = async (id: number): Promise<CheckpointMetadata | undefined> => {
     const have = metadata.get(id);
-    if (have !== undefined) return have;
+    if (have !== undefined || unreadable.has(id)) return have;
     try {
       const m = await loadCheckpoint(store, id, hasher);
       metadata.set(id, m);
       return m;
     } catch (error) {
+      unreadable.add(id);
       if (error instanceof InvalidInputError && error.code === 'CHECKPOINT_NOT_FOUND') return undefined;
-      out.warnings.push(`chk-${id} cannot be read (${error instanceof Error ? error.message : String(error)})`);
+      out.warnings.push(`chk-${id} cannot be read (${error instanceof Error ? error.message : String(error)}); it is kept, and does not count as one of the ${options.retain} retained: drop it with 'chunkpoint drop' once it is not needed`);
       return undefined;
     }
   };
+  const retain = Math.max(1, options.retain);
   const newestFirst = [...state.ids].sort((a, b) => b - a);
-  const candidates = newestFirst.slice(Math.max(1, options.retain));
-  if (candidates.length === 0 && state.leftovers.length === 0) return out;
-  const kept = newestFirst.slice(0, Math.max(1, options.retain));
+  if (newestFirst.length <= retain && state.leftovers.length === 0) return out;
+  // The newest `retain` checkpoints that can be restored are kept: a damaged one is kept too (only an
+  // explicit drop removes it) but is not counted, or a damaged newest checkpoint would cost a good one.
+  const kept: number[] = [];
+  const candidates: number[] = [];
+  let restorable = 0;
+  for (const id of newestFirst) {
+    if (restorable >= retain) {
+      candidates.push(id);
+      continue;
+    }
+    kept.push(id);
+    if ((await load(id)) !== undefined) restorable++;
+  }
   const remove: number[] = [];
   const removed: CheckpointMetadata[] = [];
   for (const id of candidates) {

@@ -451,6 +451,59 @@ describe('hardening (issue #16)', () => {
     expect((await readdir(elsewhere)).sort()).toEqual(packs);
   });
 
+  it('damaged checkpoints never block the job: list shows the rest, a snapshot routes around a damaged latest, retention keeps them without counting them, drop removes them (item 5)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const job = ['--store', store, '--job', 'j'];
+    const flip = async (id: number): Promise<void> => {
+      const path = join(store, 'j', `chk-${id}`, '_metadata');
+      const data = await readFile(path);
+      data.writeUInt8(data.readUInt8(60) ^ 1, 60);
+      await writeFile(path, data);
+    };
+    const listed = async (): Promise<Array<{ checkpoint: string; damaged?: string }>> => {
+      const r = await runCli(['list', ...job, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { checkpoints: Array<{ checkpoint: string; damaged?: string }> }).checkpoints;
+    };
+    for (let i = 0; i < 3; i++) {
+      await writeFile(join(state, `extra-${i}.sst`), randomBytes(100_000));
+      expect((await runCli(['snapshot', state, ...job])).code).toBe(0);
+    }
+    // A damaged older checkpoint: listed as such beside the good ones; the next snapshot commits and says
+    // what retention could not do, with exit 0 because the commit succeeded.
+    await flip(1);
+    expect((await listed()).map((c) => `${c.checkpoint}${c.damaged === undefined ? '' : ' damaged'}`)).toEqual(['chk-1 damaged', 'chk-2', 'chk-3']);
+    const fourth = await runCli(['snapshot', state, ...job, '--retain', '2']);
+    expect(fourth.code, fourth.stderr).toBe(0);
+    expect(fourth.stdout).toContain('chk-4 committed');
+    expect(fourth.stdout).toMatch(/warning +retention: chk-1 cannot be read .*does not count as one of the 2 retained/);
+    expect((await listed()).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-3', 'chk-4']);
+    // A damaged latest checkpoint: the next snapshot builds on the newest readable one and says so;
+    // retention keeps two restorable checkpoints besides the damaged ones.
+    await flip(4);
+    await writeFile(join(state, 'extra-9.sst'), randomBytes(100_000));
+    const fifth = await runCli(['snapshot', state, ...job, '--retain', '2', '--json']);
+    expect(fifth.code, fifth.stderr).toBe(0);
+    const result = JSON.parse(fifth.stdout) as { checkpoint: string; base: string; warnings: string[] };
+    expect(result.checkpoint).toBe('chk-5');
+    expect(result.base).toBe('chk-3');
+    expect(result.warnings.join('\n')).toContain('chk-4 is damaged');
+    expect((await listed()).map((c) => `${c.checkpoint}${c.damaged === undefined ? '' : ' damaged'}`)).toEqual(['chk-1 damaged', 'chk-3', 'chk-4 damaged', 'chk-5']);
+    const restored = join(await tempDir('restore'), 't');
+    expect((await runCli(['restore', ...job, restored])).code).toBe(0);
+    expect(await readFile(join(restored, 'extra-9.sst'))).toEqual(await readFile(join(state, 'extra-9.sst')));
+    // gc cannot know what a damaged checkpoint references, so it deletes nothing and names the way out.
+    const gc = await runCli(['gc', ...job, '--grace', '0']);
+    expect(gc.code).toBe(1);
+    expect(gc.stderr).toContain('GC_UNREADABLE_CHECKPOINT');
+    expect(gc.stderr).toContain('chunkpoint drop');
+    for (const id of ['chk-1', 'chk-4']) expect((await runCli(['drop', ...job, '--checkpoint', id])).code).toBe(0);
+    expect((await listed()).map((c) => c.checkpoint)).toEqual(['chk-3', 'chk-5']);
+    expect((await runCli(['gc', ...job, '--grace', '0'])).code).toBe(0);
+    for (const id of ['chk-3', 'chk-5']) expect((await runCli(['verify', ...job, '--checkpoint', id])).code, id).toBe(0);
+  });
+
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
