@@ -4,6 +4,7 @@
  * One real RocksDB state, one committed checkpoint; every corruption works on
  * its own copy of the job root, so the cases cannot interfere.
  */
+import { writeFileSync } from 'node:fs';
 import { cp, lstat, mkdir, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -231,6 +232,21 @@ describe('snapshot refuses bad state directories and job ids', () => {
     await symlink('/etc/hostname', join(dir, 'sub', 'link.sst'));
     const error = await expectRefusal(chunkpoint.snapshot(dir, { store: snapStore, job: JOB }), 'STATE_SYMLINK', 'invalid_input');
     expect(error.message).toContain('sub/link.sst');
+    expect(await readdir(snapStore)).toEqual([]);
+  });
+
+  it('refuses a file name that is not UTF-8 (STATE_UNSAFE_NAME, naming its bytes), also beside its look-alike, and commits nothing (issue #16 item 6)', async () => {
+    const snapStore = await tempDir('store');
+    const dir = await tempDir('latin1');
+    await writeFile(join(dir, 'CURRENT'), 'MANIFEST-000001\n');
+    // A latin-1 name alone, then beside the UTF-8 name it would decode to ('a' + U+FFFD).
+    const latin1 = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x61, 0xff])]);
+    writeFileSync(latin1, 'x');
+    const alone = await expectRefusal(chunkpoint.snapshot(dir, { store: snapStore, job: JOB }), 'STATE_UNSAFE_NAME', 'invalid_input');
+    expect(alone.message).toContain('bytes 61ff');
+    await writeFile(join(dir, 'a\ufffd'), 'y');
+    const both = await expectRefusal(chunkpoint.snapshot(dir, { store: snapStore, job: JOB }), 'STATE_UNSAFE_NAME', 'invalid_input');
+    expect(both.message).toContain('bytes 61ff');
     expect(await readdir(snapStore)).toEqual([]);
   });
 
