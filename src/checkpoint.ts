@@ -260,3 +260,4 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
   }
   return { store, checkpointId: wanted };
 }
+

@@ -6,6 +6,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHasher } from '../src/format/content-key.js';
+import { decodeManifest, encodeManifest, manifestChecksum } from '../src/format/manifest.js';
 import { parseStoreKey } from '../src/format/names.js';
 import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
 import {
@@ -156,6 +158,22 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     const trimmed = structuredClone(b);
     trimmed.packs.pop();
     await expectCode(cp.commit({ store, job: 'multi' }, [a, trimmed, c, d]), 'INVALID_TASK_SNAPSHOT');
+
+    // A manifest rewritten (validly encoded, checksum matching the task snapshot) whose handle of a chunk in a
+    // pack the base already references has the wrong length: its pack's own index says otherwise (issue #16 item 10).
+    const bent = await take(3);
+    const hasher = await loadHasher();
+    const manifestFile = objectPath(join(store, 'multi'), bent.manifest.key);
+    const manifest = decodeManifest(await readFile(manifestFile), hasher, manifestFile, { task: bent.task, session: bent.session });
+    const chunk = manifest.files.flatMap((f) => f.chunks).find((ch) => !ch.handle.name.includes(bent.session));
+    if (chunk === undefined) throw new Error('test setup: task t3 reuses no chunk of its base');
+    chunk.handle.length += 1;
+    const encoded = encodeManifest(manifest, hasher);
+    await writeFile(manifestFile, encoded);
+    const bentSnapshot = { ...bent, manifest: { ...bent.manifest, size: encoded.byteLength, checksum: manifestChecksum(encoded) } };
+    const bentError = await refusal(cp.commit({ store, job: 'multi' }, [a, b, c, bentSnapshot]));
+    expect(bentError.code, bentError.message).toBe('INVALID_TASK_SNAPSHOT');
+    expect(bentError.message).toContain("pack's index lists with another key or length");
 
     // A task whose session's lease ran out: gc may have taken its packs. What the task snapshot claims does not matter.
     const short = await take(2, { leaseMs: 1000 });

@@ -8,7 +8,7 @@
 import { ConflictError, CorruptDataError } from '../src/errors.js';
 import { decodeBlob } from '../src/format/blob.js';
 import { loadHasher } from '../src/format/content-key.js';
-import { PACK_FOOTER_SIZE, PACK_HEADER_SIZE, checkPackHeader, decodePackFooter, decodePackTrailer } from '../src/format/pack.js';
+import { PACK_HEADER_SIZE, checkPackHeader, readPackIndex } from '../src/format/pack.js';
 import type { CopyObjectRequest, CopyObjectResult } from '../src/protocol.js';
 import type { ObjectWriter } from '../src/store/store.js';
 import type { Scratch } from './scratch.js';
@@ -16,22 +16,20 @@ import { storeFor } from './stores.js';
 import { readFully } from './restore-span.js';
 
 const hasher = await loadHasher();
-/** One read of a pack's tail usually holds its whole trailer (2,000 entries). */
-const TAIL_READ = 64 * 1024;
 
 export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Promise<CopyObjectResult> {
   const from = storeFor(req.from);
   const to = storeFor(req.to);
   const where = `${from.location}/${req.key}`;
-  if (req.size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE) throw damaged(where, `is ${req.size} bytes, too short for a pack`);
-  let tail = await from.get(req.key, { offset: Math.max(0, req.size - TAIL_READ), length: Math.min(req.size, TAIL_READ) });
-  if (tail.byteLength !== Math.min(req.size, TAIL_READ)) throw changed(where, req.size);
-  const { count, entriesOffset } = decodePackFooter(tail.subarray(tail.byteLength - PACK_FOOTER_SIZE), req.size, where);
-  const trailerLength = req.size - entriesOffset;
-  if (trailerLength > tail.byteLength) tail = await from.get(req.key, { offset: entriesOffset, length: trailerLength });
-  const trailer = tail.subarray(tail.byteLength - trailerLength);
-  const entries = decodePackTrailer(trailer, req.size, hasher, where);
-  if (entries.length !== count) throw damaged(where, 'has an inconsistent trailer');
+  let index;
+  try {
+    index = await readPackIndex(from, req.key, req.size, hasher);
+  } catch (error) {
+    if (error instanceof ConflictError && error.code === 'PACK_CHANGED') throw changed(where, req.size);
+    if (error instanceof CorruptDataError && error.code === 'PACK_TRAILER') throw damaged(where, `has a damaged or missing trailer (${error.message})`);
+    throw error;
+  }
+  const { entries, entriesOffset, trailer } = index;
 
   const reader = await from.openReader(req.key, { offset: 0, length: entriesOffset });
   let writer: ObjectWriter | undefined;

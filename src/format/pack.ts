@@ -15,7 +15,8 @@
  * around. A reader of a checkpoint never needs the trailer: handles hold the
  * offset and length of each blob. Layout: docs/FORMAT.md.
  */
-import { CorruptDataError } from '../errors.js';
+import { ConflictError, CorruptDataError } from '../errors.js';
+import type { Store } from '../store/store.js';
 import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './blob.js';
 import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
 import { FORMAT_VERSION, formatUnsupported } from './envelope.js';
@@ -142,4 +143,29 @@ function readU64(buf: Buffer, at: number): number {
   // Above 2^53 a pack offset cannot be a real one (and would lose precision).
   if (high >= 2 ** 21) return Number.MAX_SAFE_INTEGER;
   return high * 2 ** 32 + buf.readUInt32LE(at);
+}
+
+/** One read of a pack's tail usually holds its whole trailer (2,000 entries). */
+const PACK_TAIL_READ = 64 * 1024;
+
+/**
+ * A pack's own index of its blobs, read from its trailer (one ranged read,
+ * two for a pack of more than ~2,000 blobs), checked against `size`, the
+ * size the reader expects. Returns the trailer's bytes too, for a copier.
+ * The only I/O in the format: a read through the store it is given.
+ */
+export async function readPackIndex(store: Pick<Store, 'get' | 'location'>, key: string, size: number, hasher: Hasher): Promise<{ entries: PackEntry[]; entriesOffset: number; trailer: Buffer }> {
+  const where = `${store.location}/${key}`;
+  if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE) throw new CorruptDataError('PACK_TRAILER', `pack ${where} is ${size} bytes, too short for a pack`);
+  let tail = await store.get(key, { offset: Math.max(0, size - PACK_TAIL_READ), length: Math.min(size, PACK_TAIL_READ) });
+  if (tail.byteLength !== Math.min(size, PACK_TAIL_READ)) {
+    throw new ConflictError('PACK_CHANGED', `pack ${where} is not the ${size} bytes it should be (it changed or was truncated while being read)`, { details: { where } });
+  }
+  const { count, entriesOffset } = decodePackFooter(tail.subarray(tail.byteLength - PACK_FOOTER_SIZE), size, where);
+  const trailerLength = size - entriesOffset;
+  if (trailerLength > tail.byteLength) tail = await store.get(key, { offset: entriesOffset, length: trailerLength });
+  const trailer = tail.subarray(tail.byteLength - trailerLength);
+  const entries = decodePackTrailer(trailer, size, hasher, where);
+  if (entries.length !== count) throw new CorruptDataError('PACK_TRAILER', `pack ${where} has an inconsistent trailer`);
+  return { entries, entriesOffset, trailer };
 }

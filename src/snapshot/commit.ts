@@ -6,7 +6,8 @@
  * restore): task snapshots of another job, of another checkpoint id (tasks
  * that started after different commits), a task listed twice, a task whose
  * session lease is not live any more (gc may have taken its packs), a
- * manifest or pack that is not in the store as the task snapshot says, and —
+ * manifest or pack that is not in the store as the task snapshot says, a
+ * chunk handle its pack's own index does not list as recorded, and —
  * unless the caller says the task is gone for good — a commit that lacks a
  * task its base checkpoint had (retention would later delete that task's
  * only copies).
@@ -18,7 +19,8 @@ import { ConflictError, InvalidInputError, checkAborted } from '../errors.js';
 import { applyRetention, DEFAULT_GRACE_MS, DEFAULT_RETAIN, type RetentionResult } from '../gc.js';
 import { endSession, readSession, sessionCommittable, type Lease } from '../lease.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
-import { KEY_ALGORITHM } from '../format/manifest.js';
+import { KEY_ALGORITHM, type TaskManifest } from '../format/manifest.js';
+import { readPackIndex, type PackEntry } from '../format/pack.js';
 import { checkpointDirName, printable } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
 import { forEachBounded } from '../bounded.js';
@@ -192,6 +194,7 @@ async function loadBase(store: Store, hasher: Hasher, base: number, checkpointId
  */
 async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskSnapshot[]): Promise<void> {
   const now = Date.now();
+  const manifests: Array<{ task: string; manifest: TaskManifest }> = [];
   await forEachBounded(parts, 16, async (t) => {
     const record = await readSession(store, hasher, t.session);
     if (record === undefined || record.task !== t.task || record.checkpointId !== t.checkpointId || !sessionCommittable(record, now)) {
@@ -207,6 +210,7 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
     if (listed.size !== t.packs.length || t.packs.some((p) => listed.get(p.key) !== p.size) || manifest.files.reduce((n, f) => n + f.chunks.length, 0) !== t.figures.chunks) {
       throw new InvalidInputError('INVALID_TASK_SNAPSHOT', `the task snapshot of task '${t.task}' does not match its manifest ${t.manifest.key} (packs or chunks differ); pass the object snapshotTask returned, unchanged`);
     }
+    manifests.push({ task: t.task, manifest });
   });
   const stored = new Map<string, number>();
   for (const area of ['shared/', 'taskowned/']) for await (const o of store.list(area)) stored.set(o.key, o.size);
@@ -217,6 +221,38 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
         throw new ConflictError('TASK_SNAPSHOT_STALE', `the task snapshot of task '${t.task}' references pack ${p.key}, which ${size === undefined ? 'is missing from' : `has ${size} bytes, not ${p.size}, in`} ${store.location}; take a new task snapshot`, {
           details: { key: p.key, task: t.task },
         });
+      }
+    }
+  }
+  await checkHandles(store, hasher, manifests, new Map(parts.flatMap((t) => t.packs.map((p) => [p.key, p.size] as const))));
+}
+
+/**
+ * Every chunk handle of the handed-over manifests must be a blob its pack's
+ * own trailer lists, at that offset, with that length and content key: the
+ * same facts restore relies on, checked with one trailer read per pack
+ * (shared packs once) instead of reading the data.
+ */
+async function checkHandles(store: Store, hasher: Hasher, manifests: ReadonlyArray<{ task: string; manifest: TaskManifest }>, sizes: ReadonlyMap<string, number>): Promise<void> {
+  const indexes = new Map<string, Map<number, PackEntry>>();
+  await forEachBounded([...sizes], 16, async ([key, size]) => {
+    const { entries } = await readPackIndex(store, key, size, hasher).catch((error: unknown) => {
+      throw new ConflictError('TASK_SNAPSHOT_STALE', `pack ${key}, which a task snapshot references, cannot be read intact from ${store.location} (${error instanceof Error ? error.message : String(error)}); take a new task snapshot`, { cause: error, details: { key } });
+    });
+    indexes.set(key, new Map(entries.map((e) => [e.offset, e])));
+  });
+  for (const { task, manifest } of manifests) {
+    for (const file of manifest.files) {
+      for (const [i, c] of file.chunks.entries()) {
+        const pack = `${c.handle.area}/${c.handle.name}`;
+        const entry = indexes.get(pack)?.get(c.handle.offset);
+        if (entry === undefined || entry.length !== c.handle.length || entry.key !== c.key || entry.rawLength !== c.rawLength) {
+          throw new InvalidInputError(
+            'INVALID_TASK_SNAPSHOT',
+            `the task snapshot of task '${task}' references chunk ${i} of ${printable(file.path)} at offset ${c.handle.offset} of pack ${pack}, which that pack's index ${entry === undefined ? 'does not list' : 'lists with another key or length'}; the checkpoint could not restore. Take a new task snapshot`,
+            { details: { task, pack, offset: c.handle.offset } },
+          );
+        }
       }
     }
   }
