@@ -298,6 +298,22 @@ export class CacheIndex {
     return true;
   }
 
+  /**
+   * Reserves as much of `bytes` as there is room for under the cap (after
+   * evicting what it can), and returns that amount, possibly 0: for an
+   * insert of many entries of which only some need to fit.
+   */
+  async reserveUpTo(bytes: number): Promise<number> {
+    const want = Math.min(bytes, this.maxBytes);
+    if (want <= 0) return 0;
+    if (this.total + this.reserved + want > this.maxBytes) {
+      await this.evictTo(Math.max(0, Math.min(this.maxBytes * LOW_WATERMARK, this.maxBytes - this.reserved - want)));
+    }
+    const room = Math.max(0, Math.min(want, this.maxBytes - this.total - this.reserved));
+    this.reserved += room;
+    return room;
+  }
+
   /** Releases a reservation once the worker is done (what it inserted is then `record`ed). */
   release(reservedBytes: number): void {
     this.reserved -= reservedBytes;

@@ -3,6 +3,7 @@
  * restores and inspections against any store. Close it when done; the pool's
  * threads otherwise keep the process alive.
  */
+import { resolve } from 'node:path';
 import { CacheIndex, cachedCheckpointIds, type CacheOptions, type CacheStats, type PruneResult } from './cache.js';
 import { loadCheckpoint, loadCheckpointBytes, loadManifest, locateCheckpoint, readJobState, removeCheckpoints, resolveLocator, type CheckpointLocator } from './checkpoint.js';
 import { loadHasher, type Hasher } from './format/content-key.js';
@@ -85,6 +86,13 @@ export class Chunkpoint {
   private readonly listener: EventListener | undefined;
   private readonly progressIntervalMs: number;
   private operations = 0;
+  /**
+   * One index per cache in use, shared by this instance's operations while
+   * any runs: their reservations then add up against one cap, which holds at
+   * every moment. (Processes sharing a cache each hold it for what they see;
+   * the next operation to open the cache evicts back under it.)
+   */
+  private readonly caches = new Map<string, { index: Promise<CacheIndex>; users: number }>();
   private listenerFailed = false;
 
   constructor(options: ChunkpointOptions = {}) {
@@ -110,9 +118,8 @@ export class Chunkpoint {
     const op = this.scope(store.location);
     op.emit({ type: 'snapshot.started', job: job.job, task, stateDir });
     try {
-      const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: job.job, task, ...p }));
-      const result = await snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache, progress);
+      const result = await this.withCache(options.cache, async (cache) => snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache, progress));
       // The last progress event carries the committed figures (bytesWritten now includes _metadata).
       progress?.update(
         () => ({ bytesDone: result.bytes, bytesTotal: result.bytes, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesDone: result.files, filesTotal: result.files, filesReused: result.filesReused, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped }),
@@ -139,9 +146,8 @@ export class Chunkpoint {
     const op = this.scope(store.location);
     op.emit({ type: 'snapshot.started', job: task.job, task: task.task, stateDir });
     try {
-      const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: task.job, task: task.task, ...p }));
-      const part = await snapshotTask(this.pool, await this.hasher, store, task.job, task.task, stateDir, options, cache, progress);
+      const part = await this.withCache(options.cache, async (cache) => snapshotTask(this.pool, await this.hasher, store, task.job, task.task, stateDir, options, cache, progress));
       op.emit({ type: 'snapshot.stored', job: task.job, task: task.task, figures: part.figures });
       return part;
     } catch (error) {
@@ -160,8 +166,7 @@ export class Chunkpoint {
     const op = this.scope(store.location);
     try {
       const { cache: cacheOptions, ...rest } = options;
-      const cache = cacheOptions === undefined ? undefined : await CacheIndex.open(cacheOptions);
-      const result = await commitTasks(store, await this.hasher, job.job, taskSnapshots, { ...rest, ...(cache === undefined ? {} : { cache }) });
+      const result = await this.withCache(cacheOptions, async (cache) => commitTasks(store, await this.hasher, job.job, taskSnapshots, { ...rest, ...(cache === undefined ? {} : { cache }) }));
       op.emit({ type: 'snapshot.committed', job: job.job, result });
       return result;
     } catch (error) {
@@ -180,9 +185,10 @@ export class Chunkpoint {
     const op = this.scope(locationOf(from));
     op.emit({ type: 'restore.started', targetDir });
     try {
-      const cache = options.cache === undefined ? undefined : await CacheIndex.open(options.cache);
-      const source = await this.restoreSource(from, cache, options.task, options.limitRate);
-      const result = await restore(this.pool, source, targetDir, options, cache, op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })));
+      const result = await this.withCache(options.cache, async (cache) => {
+        const source = await this.restoreSource(from, cache, options.task, options.limitRate);
+        return restore(this.pool, source, targetDir, options, cache, op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })));
+      });
       op.emit({ type: 'restore.completed', result });
       return result;
     } catch (error) {
@@ -348,6 +354,23 @@ export class Chunkpoint {
       if (manifestData === undefined || manifestData.subarray(16, 24).toString('hex') !== entry.manifest.checksum) throw error;
       const manifest = decodeManifest(manifestData, hasher, `cached copy of ${store.location}/${entry.manifest.key}`, { task: entry.task, session: entry.session });
       return { store, metadata, manifest, metadataFromCache: true };
+    }
+  }
+
+  /** Runs `use` with this instance's shared index of the cache `options` names (none without options). */
+  private async withCache<T>(options: CacheOptions | undefined, use: (cache: CacheIndex | undefined) => Promise<T>): Promise<T> {
+    if (options === undefined) return use(undefined);
+    const key = JSON.stringify([resolve(options.dir), options.maxBytes ?? null, options.ttlMs ?? null]);
+    let shared = this.caches.get(key);
+    if (shared === undefined) {
+      shared = { index: CacheIndex.open(options), users: 0 };
+      this.caches.set(key, shared);
+    }
+    shared.users++;
+    try {
+      return await use(await shared.index);
+    } finally {
+      if (--shared.users === 0) this.caches.delete(key);
     }
   }
 

@@ -104,8 +104,9 @@ export interface RestoreSpanRequest {
   length: number;
   /** In pack order, within [offset, offset + length). */
   blobs: SpanBlob[];
-  /** Insert every blob into this cache (room was reserved). */
+  /** Insert blobs into this cache, in pack order, while their sizes add up to at most `cacheBudget` (the room reserved). */
   cache?: CacheSpec;
+  cacheBudget?: number;
 }
 
 export interface RestoreSpanResult {

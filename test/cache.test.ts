@@ -167,6 +167,39 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     expect(await cacheEntries(cache)).toEqual([newest]);
   });
 
+  it('the size cap holds at every moment under three concurrent restores of one instance, temp files included (issue #16 item 8)', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    // Three jobs of different data, so every restore inserts entries of its own.
+    const jobs = ['c0', 'c1', 'c2'];
+    for (const [i, job] of jobs.entries()) {
+      const own = await rocksState(4 * 1024 * 1024, 140 + i);
+      await cp.snapshot(own.dir, { store, job });
+    }
+    const cap = 1500 * 1024;
+    const root = join(cache, CACHE_LAYOUT_VERSION, 'blobs');
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        let bytes = 0;
+        for (const p of await listFiles(root).catch(() => [])) bytes += (await stat(join(root, p)).catch(() => ({ size: 0 }))).size;
+        peak = Math.max(peak, bytes);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    })();
+    try {
+      const results = await Promise.all(jobs.map(async (job) => cp.restore({ store, job }, join(await tempDir('restore'), job), { cache: { dir: cache, maxBytes: cap } })));
+      for (const r of results) expect(r.bytesFromRemote).toBeGreaterThan(cap / 2);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(cap);
+    expect((await cp.cacheStats({ dir: cache })).bytes).toBeLessThanOrEqual(cap);
+  });
+
   it('two restores sharing one cache directory at once both succeed', async () => {
     const store = await tempDir('store');
     const cache = await tempDir('cache');

@@ -28,6 +28,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
   const end = req.offset + req.length;
   const result: RestoreSpanResult = { op: 'restoreSpan', bytesFetched: 0, inserted: [] };
   let position = req.offset;
+  let budget = req.cacheBudget ?? 0;
   const files = new TargetFiles();
   let reader: ObjectReader;
   try {
@@ -51,11 +52,14 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
       if (n !== blob.length) throw truncated(req, blob, position);
       const raw = decodeBlob(data, blob, hasher, (size) => scratch.buffer('raw', size), `${blob.where} (pack ${req.key} at ${blob.at})`, { pack: req.key, offset: blob.at });
       await files.write(blob.targets, raw, blob.where);
-      if (req.cache !== undefined) {
+      if (req.cache !== undefined && budget >= data.byteLength) {
         const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
         if ((await stat(entry).catch(() => undefined)) === undefined) {
           await writeEntry(entry, [data], req.cache.shared === true).then(
-            () => result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength }),
+            () => {
+              budget -= data.byteLength;
+              result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength });
+            },
             // A cache that cannot be written is a cache without this entry, never a failed restore.
             () => undefined,
           );

@@ -189,9 +189,10 @@ export async function restore(
       checkAborted(options.signal);
       if ('span' in item) {
         const { span } = item;
-        const reserve = span.blobs.reduce((sum, b) => sum + b.length, 0);
-        // Room is reserved before a worker may insert, so the cap holds after every insert.
-        const insert = cache !== undefined && (await cache.reserve(reserve));
+        // Room is reserved before a worker may insert, so the cap holds at every moment; a span larger
+        // than the room gets its first blobs cached, not none.
+        const reserve = cache === undefined ? 0 : await cache.reserveUpTo(span.blobs.reduce((sum, b) => sum + b.length, 0));
+        const insert = reserve > 0;
         const result = await pool
           .run(
             {
@@ -201,7 +202,7 @@ export async function restore(
               offset: span.offset,
               length: span.length,
               blobs: span.blobs.map(({ at, length, key, rawLength, targets, where }) => ({ at, length, key, rawLength, targets, where })),
-              ...(insert && cache !== undefined ? { cache: cache.spec } : {}),
+              ...(insert && cache !== undefined ? { cache: cache.spec, cacheBudget: reserve } : {}),
             },
             options.signal,
           )
