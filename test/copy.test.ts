@@ -131,6 +131,45 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     }
   });
 
+  it('updates a copy made before retention removed its oldest checkpoints; an unreferenced corrupt orphan does not block; a pack with trailing bytes is damaged for verify and copy alike (issue #16 item 11)', async () => {
+    const own = await rocksState(3 * 1024 * 1024, 65);
+    const source = await tempDir('copy-history');
+    const job = { store: source, job: 'h' };
+    await cp.snapshot(own.dir, job);
+    await mutateRocksState(own, 66);
+    await cp.snapshot(own.dir, job);
+    const backup = join(await tempDir('copy-backup'), 'h');
+    expect((await cp.copy(job, { store: join(backup, '..'), job: 'h' })).checkpointsCopied).toEqual(['chk-1', 'chk-2']);
+    // The source moves on and its retention removes chk-1 and chk-2.
+    for (const seed of [67, 68]) {
+      await mutateRocksState(own, seed);
+      await cp.snapshot(own.dir, job, { retain: 2, graceMs: 0 });
+    }
+    expect((await cp.list(job)).map((c) => c.checkpoint)).toEqual(['chk-3', 'chk-4']);
+    // An orphan at the source (a crashed snapshot's pack), corrupt: only referenced data decides a copy.
+    await writeFile(join(source, 'h', 'shared', `${newId()}-${newId()}.pack`), 'not a pack at all');
+    const update = await runCli(['copy', join(source, 'h'), backup, '--json', '--threads', '1']);
+    expect(update.code, update.stderr).toBe(0);
+    expect((JSON.parse(update.stdout) as { checkpointsCopied: string[] }).checkpointsCopied).toEqual(['chk-3', 'chk-4']);
+    expect((await cp.list({ store: join(backup, '..'), job: 'h' })).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2', 'chk-3', 'chk-4']);
+    const restored = join(await tempDir('copy-restore'), 'out');
+    await cp.restore({ path: join(backup, 'chk-4') }, restored);
+    expect(await treeDigest(restored)).toEqual(await treeDigest(own.dir));
+
+    // Trailing bytes after a pack's trailer: its size is not the recorded one, so it is not whole,
+    // whichever command looks (restore still reads each chunk by its handle and verifies its key).
+    const pack = (await checkpointFiles(join(source, 'h'), 4)).flatMap((f) => f.chunks).map(packOf).find((key) => key.startsWith('shared/'));
+    if (pack === undefined) throw new Error('test setup: chk-4 references no shared pack');
+    await writeFile(objectPath(join(source, 'h'), pack), Buffer.concat([await readFile(objectPath(join(source, 'h'), pack)), Buffer.from('trailing')]));
+    const verified = await runCli(['verify', join(source, 'h', 'chk-4')]);
+    expect(verified.code).toBe(1);
+    expect(verified.stdout).toContain('PACK_SIZE');
+    const copied = await runCli(['copy', join(source, 'h'), join(await tempDir('copy-dst'), 'x')]);
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toMatch(/^chunkpoint: SOURCE_DAMAGED: /);
+    expect(copied.stderr).toContain(pack);
+  });
+
   it('is listed in --help, and usage errors exit 2', async () => {
     const help = await runCli(['--help']);
     expect(help.stdout).toMatch(/^ {2}copy +copy a job root/m);
