@@ -46,7 +46,7 @@ interface StoredMetadata {
 }
 interface StoredManifest {
   packs: [string, number][];
-  files: { path: string; size: number; chunks: number }[];
+  files: { path: string; size: number; mtimeMs: number; chunks: number }[];
   [field: string]: unknown;
 }
 
@@ -555,6 +555,17 @@ describe('damaged or hostile _metadata and manifests', () => {
     await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
     await expectUntouched(where);
     expect(await readFile('/etc/passwd')).toEqual(before);
+  });
+
+  it('refuses a file mtime outside the representable range, e.g. 1e300, when the manifest is read (MANIFEST_INVALID), not late while restoring (issue #16 item 13)', async () => {
+    const copy = await copyJobRoot();
+    await rewriteManifest(copy, (m) => {
+      at(m.files, 0).mtimeMs = 1e300;
+    });
+    const where = await newTarget();
+    const error = await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
+    expect(error.message).toContain('mtimeMs');
+    await expectUntouched(where);
   });
 
   it("refuses a pack key containing '..' in the manifest (MANIFEST_INVALID) or in _metadata (METADATA_INVALID)", async () => {

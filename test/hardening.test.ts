@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, utimesSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -502,6 +502,39 @@ describe('hardening (issue #16)', () => {
     expect((await listed()).map((c) => c.checkpoint)).toEqual(['chk-3', 'chk-5']);
     expect((await runCli(['gc', ...job, '--grace', '0'])).code).toBe(0);
     for (const id of ['chk-3', 'chk-5']) expect((await runCli(['verify', ...job, '--checkpoint', id])).code, id).toBe(0);
+  });
+
+  it('local failures name the local place, never the store: an unreadable state file (STATE_EACCES), a file whose mtime alone changed (STATE_CHANGED saying so); --grace 0s is 0 (item 13)', async () => {
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const state = await smallState();
+    const store = await tempDir('store');
+    await chmod(join(state, '000001.sst'), 0o000);
+    if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', join(state, '..'), store]);
+    const unreadable = await runCli(['snapshot', state, '--store', store, '--job', 'j'], asUser);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.stderr).toMatch(/^chunkpoint: STATE_EACCES: reading state file failed with EACCES at .*000001\.sst; check the permissions of the state directory\n$/);
+    expect(unreadable.stderr).not.toContain('store');
+    await chmod(join(state, '000001.sst'), 0o644);
+
+    // Only the modification time changes between the listing and the read: the message says which.
+    let touched = false;
+    const cp = new Chunkpoint({ threads: 1, onEvent: (event) => {
+      if (event.type !== 'snapshot.progress' || touched) return;
+      touched = true;
+      utimesSync(join(state, '000001.sst'), new Date(2001, 0, 1), new Date(2001, 0, 1));
+    } });
+    try {
+      const changed = await refusal(cp.snapshot(state, { store, job: 'j' }));
+      expect(changed.code).toBe('STATE_CHANGED');
+      expect(changed.message).toContain('its modification time went from');
+      expect(changed.message).not.toMatch(/size/);
+    } finally {
+      await cp.close();
+    }
+    for (const args of [['snapshot', state], ['gc']]) {
+      const r = await runCli([...args, '--store', store, '--job', 'j', '--grace', '0s']);
+      expect(r.code, `${args[0] ?? ''}: ${r.stderr}`).toBe(0);
+    }
   });
 
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
