@@ -537,6 +537,26 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('a snapshot with a cache it cannot write commits, warns once about the cache, and leaves no temp file in the store (item 13)', async () => {
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const state = await smallState();
+    const base = await tempDir('ro-cache');
+    const cache = join(base, 'cache');
+    await mkdir(join(cache, 'v2', 'blobs'), { recursive: true });
+    if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', join(state, '..'), base]);
+    // The cache exists but its owner may not write it any more (a read-only or full volume behaves alike).
+    if ('uid' in asUser) execFileSync('chown', ['-R', '0:0', cache]);
+    else await chmod(join(cache, 'v2', 'blobs'), 0o555);
+    await chmod(cache, 0o755);
+    const r = await runCli(['snapshot', state, '--store', join(base, 'st'), '--job', 'j', '--cache', cache], asUser);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('chk-1 committed');
+    expect(r.stdout).toMatch(/warning +the local cache did not take a copy/);
+    const leftovers = (await readdir(join(base, 'st'), { recursive: true })).filter((p) => p.split(sep).at(-1)?.startsWith('.tmp-') === true);
+    expect(leftovers).toEqual([]);
+    if (!('uid' in asUser)) await chmod(join(cache, 'v2', 'blobs'), 0o755);
+  });
+
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
