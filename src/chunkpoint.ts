@@ -93,6 +93,7 @@ export class Chunkpoint {
    * the next operation to open the cache evicts back under it.)
    */
   private readonly caches = new Map<string, { index: Promise<CacheIndex>; users: number }>();
+  private cacheWarned = false;
   private listenerFailed = false;
 
   constructor(options: ChunkpointOptions = {}) {
@@ -375,6 +376,9 @@ export class Chunkpoint {
   }
 
   private warnCache(error: unknown): void {
+    // Once per instance: a full cache volume would otherwise repeat this on every restore.
+    if (this.cacheWarned) return;
+    this.cacheWarned = true;
     process.emitWarning(`chunkpoint: the local cache did not take a copy of the checkpoint metadata (${error instanceof Error ? error.message : String(error)}); the restore goes on without it`, 'ChunkpointWarning');
   }
 

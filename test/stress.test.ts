@@ -4,6 +4,7 @@
  * pass with work actually done, and a planted violation must be caught.
  * Assertions are on outcomes (exit code, counts), never on timing.
  */
+import { spawnSync } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StressResult } from '../src/stress/harness.js';
@@ -38,18 +39,42 @@ function expectWorkDone(result: StressResult): void {
   expect(c.bytesRead).toBeGreaterThan(0);
 }
 
-afterAll(removeTempDirs);
+const mounted: string[] = [];
+afterAll(async () => {
+  for (const dir of mounted) spawnSync('umount', [dir]);
+  await removeTempDirs();
+});
+
+/**
+ * A 256 KiB tmpfs for the full-cache-volume actor: it fills with the first
+ * restore, and every later insert fails with ENOSPC. Mounting needs root
+ * (or a namespace that allows it); without it the actor is skipped, loudly.
+ */
+async function tinyVolume(): Promise<string | undefined> {
+  const dir = await tempDir('full-cache');
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir], { encoding: 'utf8' });
+  if (r.status === 0) {
+    mounted.push(dir);
+    return dir;
+  }
+  console.warn(`stress: could not mount a tiny tmpfs (${(r.stderr || r.error?.message || '').trim()}); the full-cache-volume actor is SKIPPED`);
+  return undefined;
+}
 
 describe(`stress harness (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () => {
-  it(`a ${SOAK} soak on a directory store: 3 task processes, faults, torn writes, kills, concurrent gc; every invariant holds`, async () => {
+  it(`a ${SOAK} soak on a directory store: 3 task processes, faults, torn writes, kills, concurrent gc, damaged checkpoints, bad and full caches; every invariant holds`, async () => {
     const store = await tempDir('stress-store');
-    const { code, result, stderr } = await stress(['--duration', SOAK, '--tasks', '3', '--state-size', '2MiB', '--kill', '0.5', '--store', store]);
+    const fullCache = await tinyVolume();
+    const { code, result, stderr } = await stress(['--duration', SOAK, '--tasks', '3', '--state-size', '2MiB', '--kill', '0.5', '--damage', '0.5', '--store', store, ...(fullCache === undefined ? [] : ['--full-cache-dir', fullCache])]);
     expect(stderr).toMatch(new RegExp(`^chunkpoint stress: seed ${SEED};`));
     expect(result.violation).toBeUndefined();
     expect(code).toBe(0);
     expect(result.ok).toBe(true);
     expectWorkDone(result);
     expect(result.counters.faultsTorn).toBeGreaterThan(0);
+    expect(result.counters.checkpointsDamaged).toBeGreaterThan(0);
+    expect(result.counters.cacheCorruptions).toBeGreaterThan(0);
+    if (fullCache !== undefined) expect(result.counters.restoresFullCache).toBeGreaterThan(0);
     // A passing run cleans up after itself: no job root, no work directory.
     await expect(stat(result.jobRoot)).rejects.toThrow();
     await expect(stat(result.workDir)).rejects.toThrow();

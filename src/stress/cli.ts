@@ -4,6 +4,7 @@
  * failure to run, 2 usage). Self-contained: the main CLI only dispatches here.
  */
 import { randomInt } from 'node:crypto';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { toChunkpointError } from '../errors.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../units.js';
@@ -43,8 +44,12 @@ options:
   --kill <p>             SIGKILL probability per task and round (default ${DEFAULTS.kill})
   --gc <p>               probability per round of a gc concurrent with snapshots (default ${DEFAULTS.gc})
   --restores <n>         mean restores per round (default ${DEFAULTS.restores})
-  --corrupt-cache <p>    probability that a warm-cache restore first finds a corrupted entry (default ${DEFAULTS.corruptCache})
-  --no-faults            no store faults and no kills (sets the rates above to 0)
+  --corrupt-cache <p>    probability that a warm-cache restore first finds a bad entry: a flipped byte, a FIFO,
+                         or an entry grown to 100 GiB (default ${DEFAULTS.corruptCache})
+  --damage <p>           probability per commit of damaging an older retained checkpoint's metadata; the next
+                         commit must live with it, then it is dropped (default ${DEFAULTS.damage})
+  --full-cache-dir <dir> a directory on a full (or tiny) volume, used as the cache of some restores
+  --no-faults            no store faults, kills or damage (sets the rates above to 0)
   --plant <kind>         plant a violation to see the harness catch it: drop-pack (deletes a pack of a
                          committed checkpoint), drop-old-pack (a pack only an older retained
                          checkpoint references), skip-lease-check (commits after the leases ran out
@@ -76,6 +81,8 @@ const OPTIONS = {
   gc: { type: 'string' },
   restores: { type: 'string' },
   'corrupt-cache': { type: 'string' },
+  damage: { type: 'string' },
+  'full-cache-dir': { type: 'string' },
   'no-faults': { type: 'boolean', default: false },
   plant: { type: 'string' },
   keep: { type: 'boolean', default: false },
@@ -139,7 +146,7 @@ export function parseStressArgs(argv: string[]): { options: StressOptions; json:
   take('lease', (t) => (options.leaseMs = usageValue(() => parseDuration(t, '--lease'))));
   take('drop', (t) => (options.drop = probability(t, '--drop')));
   if (v['no-faults']) {
-    Object.assign(options, { transient: 0, permanent: 0, torn: 0, maxLatencyMs: 0, kill: 0, corruptCache: 0 });
+    Object.assign(options, { transient: 0, permanent: 0, torn: 0, maxLatencyMs: 0, kill: 0, corruptCache: 0, damage: 0 });
     replay.push('--no-faults');
   }
   take('transient', (t) => (options.transient = probability(t, '--transient')));
@@ -153,6 +160,8 @@ export function parseStressArgs(argv: string[]): { options: StressOptions; json:
     if (!(options.restores >= 0 && options.restores <= 100)) throw new UsageError(`--restores '${t}' is not a number from 0 to 100`);
   });
   take('corrupt-cache', (t) => (options.corruptCache = probability(t, '--corrupt-cache')));
+  take('damage', (t) => (options.damage = probability(t, '--damage')));
+  take('full-cache-dir', (t) => (options.fullCacheDir = resolve(t)));
   take('plant', (t) => {
     if (!(PLANTS as readonly string[]).includes(t)) throw new UsageError(`--plant '${t}' is not one of: ${PLANTS.join(', ')}`);
     options.plant = t as Plant;
@@ -179,10 +188,11 @@ function summary(r: StressResult, replay: string): string[] {
     ['checkpoints committed', `${c.checkpointsCommitted}${c.committedDespiteError > 0 ? ` (${c.committedDespiteError} despite a failure after the commit point)` : ''}`],
     [
       'restores verified',
-      `${c.restoresVerified} (${c.restoresNoCache} no cache, ${c.restoresColdCache} cold, ${c.restoresWarmCache} warm of which ${c.restoresCorruptedCache} with a corrupted entry; ${c.restoresStaleTarget} into stale targets; ${c.cacheEntriesDropped} bad cache entries dropped)`,
+      `${c.restoresVerified} (${c.restoresNoCache} no cache, ${c.restoresColdCache} cold, ${c.restoresWarmCache} warm of which ${c.restoresCorruptedCache} with a bad entry, ${c.restoresFullCache} on a full volume; ${c.restoresStaleTarget} into stale targets; ${c.cacheEntriesDropped} bad cache entries dropped)`,
     ],
     ['verifies', `${c.verifies} checkpoint verifications (every pack's presence and size; all chunks of each new checkpoint, a sample of the older ones)`],
-    ['gc runs', `${c.gcRuns} (${c.gcFailed} more failed on injected faults), ${c.drops} newest checkpoints dropped under running tasks`],
+    ['gc runs', `${c.gcRuns} (${c.gcFailed} more failed on injected faults, ${c.gcRefused} refused beside a damaged checkpoint), ${c.drops} newest checkpoints dropped under running tasks`],
+    ['damaged checkpoints', `${c.checkpointsDamaged} older checkpoints damaged, lived with by the next commit, then dropped`],
     ['kills', `${c.kills} task processes SIGKILLed`],
     ['injected faults', `${c.faultsTransient} transient, ${c.faultsPermanent} permanent, ${c.faultsTorn} torn writes, ${c.cacheCorruptions} corrupted cache entries`],
     ['expected failures', `${c.taskSnapshotsFailed} task snapshots, ${c.commitsFailed} commits (injected faults); ${c.commitsRefused} commits refused as documented`],

@@ -15,8 +15,8 @@
  * - at the end, after a gc with no grace period, the store holds exactly the
  *   blobs the retained checkpoints reference and no temp files.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { appendFile, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,7 @@ import { prng } from '../random.js';
 import { leaseMargin } from '../lease.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
 import { KEY_ALGORITHM } from '../format/manifest.js';
+import { metadataKey } from '../format/names.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { commitTasks } from '../snapshot/index.js';
 import { FAULT_REPORT_CHANNEL, type FaultReport, type FaultSpec } from '../store/faulty.js';
@@ -86,8 +87,16 @@ export interface StressOptions {
   gc: number;
   /** Per round: expected number of restores (0..n). */
   restores: number;
-  /** Per restore: probability that the warm cache gets a corrupted entry first. */
+  /** Per restore: probability that the warm cache gets a bad entry first (a flipped byte, a FIFO, or an entry grown to 100 GiB). */
   corruptCache: number;
+  /**
+   * Per commit: probability that an older retained checkpoint's `_metadata`
+   * is damaged; the next commit must route around it (retention keeps it
+   * without counting it, gc refuses as documented), then it is dropped.
+   */
+  damage: number;
+  /** A directory on a (nearly) full volume: some restores use it as their cache, and every insert there may fail with ENOSPC. */
+  fullCacheDir?: string;
   plant?: Plant;
   /**
    * fsync blobs and metadata. Off by default: the harness kills processes,
@@ -117,6 +126,7 @@ export const DEFAULTS: Omit<StressOptions, 'durationMs' | 'seed'> = {
   gc: 0.5,
   restores: 1.5,
   corruptCache: 0.3,
+  damage: 0.1,
   durable: false,
   keep: false,
 };
@@ -148,6 +158,11 @@ export interface Counters {
   faultsPermanent: number;
   faultsTorn: number;
   cacheCorruptions: number;
+  /** Older checkpoints whose metadata the harness damaged, and gc runs refused (as documented) while one was there. */
+  checkpointsDamaged: number;
+  gcRefused: number;
+  /** Restores whose cache sat on a full volume. */
+  restoresFullCache: number;
   bytesSnapshotted: number;
   bytesWritten: number;
   bytesRead: number;
@@ -235,6 +250,9 @@ function zeroCounters(): Counters {
     faultsPermanent: 0,
     faultsTorn: 0,
     cacheCorruptions: 0,
+    checkpointsDamaged: 0,
+    gcRefused: 0,
+    restoresFullCache: 0,
     bytesSnapshotted: 0,
     bytesWritten: 0,
     bytesRead: 0,
@@ -399,6 +417,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
 
   const retained = async (): Promise<number[]> => committedCheckpointIds(clean);
   let droppedThisRound: number | undefined;
+  /** An older checkpoint whose metadata the harness damaged: kept by retention, refused by gc, dropped after the next commit. */
+  let damaged: number | undefined;
 
   /** The orphan scenario: the newest checkpoint disappears while tasks build on it; its packs become orphans gc may take. */
   const dropNewest = async (): Promise<void> => {
@@ -406,12 +426,50 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     const newest = ids.at(-1);
     if (newest === undefined || ids.length < 2) return;
     await cp.drop({ store: storeLocation, job }, newest);
+    if (newest === damaged) damaged = undefined;
     droppedThisRound = newest;
     digests.delete(newest);
     committedOrder.splice(committedOrder.indexOf(newest), 1);
     alive.delete(newest);
     counters.drops++;
     await write('dropped', { checkpoint: newest });
+  };
+
+  /**
+   * Damages one byte of an older retained checkpoint's `_metadata` (not the
+   * newest: the tasks' base stays readable). From now on that checkpoint is
+   * not restorable; it must be listed as damaged beside the others.
+   */
+  const damageOlder = async (ids: readonly number[], newest: number): Promise<void> => {
+    const older = ids.filter((id) => id !== newest && digests.has(id));
+    if (older.length === 0) return;
+    const victim = pick(older);
+    const key = metadataKey(victim);
+    const data = await clean.get(key);
+    const at = Math.floor(random() * data.byteLength);
+    data[at] = (data[at] ?? 0) ^ 0xff;
+    await clean.put(key, [data]);
+    damaged = victim;
+    digests.delete(victim);
+    alive.delete(victim);
+    counters.checkpointsDamaged++;
+    await write('damaged', { checkpoint: victim, offset: at });
+    const listed = await cp.list({ store: storeLocation, job });
+    const marked = listed.find((c) => c.checkpointId === victim);
+    if (marked?.damaged === undefined) throw new ViolationError('list', `chk-${victim}, whose metadata was damaged, is not listed as damaged`);
+    const others = listed.filter((c) => c.checkpointId !== victim);
+    if (others.some((c) => c.damaged !== undefined) || others.length !== ids.length - 1) {
+      throw new ViolationError('list', `with chk-${victim} damaged, list does not show every other checkpoint intact: ${listed.map((c) => `${c.checkpoint}${c.damaged === undefined ? '' : ' (damaged)'}`).join(', ')}`);
+    }
+  };
+
+  /** After a commit that had to live with the damaged checkpoint: retention must have kept it; an explicit drop removes it. */
+  const dropDamaged = async (ids: readonly number[]): Promise<void> => {
+    if (damaged === undefined) return;
+    if (!ids.includes(damaged)) throw new ViolationError('retention', `chk-${damaged}, whose metadata is damaged, was removed by retention; only an explicit drop may remove it`);
+    await cp.drop({ store: storeLocation, job }, damaged);
+    await write('dropped-damaged', { checkpoint: damaged });
+    damaged = undefined;
   };
 
   // The victim is an entry the coming restore will read: a random entry of a
@@ -427,14 +485,25 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     }
     if (blobs.length === 0) return false;
     const victim = pick(blobs);
-    const data = await readFile(victim);
-    if (data.byteLength === 0) return false;
-    // Flip one byte (header or payload): the cache must notice, drop the entry and refetch.
-    const at = Math.floor(random() * data.byteLength);
-    data[at] = (data[at] ?? 0) ^ 0xff;
-    await writeFile(victim, data);
+    // A flipped byte (header or payload) must be noticed, dropped and refetched; a FIFO in its place must
+    // not block the restore, and an entry grown to 100 GiB must not be read: both are misses.
+    const kind = pick(['flip', 'flip', 'fifo', 'grown'] as const);
+    if (kind === 'fifo') {
+      await rm(victim);
+      execFileSync('mkfifo', [victim]);
+      await write('cache-corrupted', { entry: victim, kind });
+    } else if (kind === 'grown') {
+      await truncate(victim, 100 * 1024 ** 3);
+      await write('cache-corrupted', { entry: victim, kind });
+    } else {
+      const data = await readFile(victim);
+      if (data.byteLength === 0) return false;
+      const at = Math.floor(random() * data.byteLength);
+      data[at] = (data[at] ?? 0) ^ 0xff;
+      await writeFile(victim, data);
+      await write('cache-corrupted', { entry: victim, kind, offset: at });
+    }
     counters.cacheCorruptions++;
-    await write('cache-corrupted', { entry: victim, offset: at });
     return true;
   };
 
@@ -448,10 +517,11 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     const expected = byTask?.get(task);
     if (expected === undefined) return;
     const n = ++restoreCount;
-    const cacheMode = pick(['none', 'cold', 'warm', 'warm'] as const);
+    const cacheMode = pick(options.fullCacheDir === undefined ? (['none', 'cold', 'warm', 'warm'] as const) : (['none', 'cold', 'warm', 'warm', 'full'] as const));
     let cacheDir: string | undefined;
     let corrupted = false;
     if (cacheMode === 'cold') cacheDir = join(workDir, `cache-cold-${n}`);
+    if (cacheMode === 'full') cacheDir = options.fullCacheDir;
     if (cacheMode === 'warm') {
       cacheDir = warmCache;
       if (random() < options.corruptCache) corrupted = await corruptCacheEntry(warmCache, id, task);
@@ -483,6 +553,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
     counters.restoresVerified++;
     if (cacheMode === 'none') counters.restoresNoCache++;
     else if (cacheMode === 'cold') counters.restoresColdCache++;
+    else if (cacheMode === 'full') counters.restoresFullCache++;
     else counters.restoresWarmCache++;
     if (corrupted) counters.restoresCorruptedCache++;
     if (stale) counters.restoresStaleTarget++;
@@ -517,6 +588,12 @@ export async function runStress(options: StressOptions, events: StressEvents = {
       counters.gcRuns++;
       await write('gc', { packsRemoved: r.packsRemoved, manifestsRemoved: r.manifestsRemoved, sessionsRemoved: r.sessionsRemoved, incompleteRemoved: r.incompleteRemoved, liveKept: r.liveKept, youngKept: r.youngKept });
     } catch (error) {
+      // With a damaged checkpoint present gc must refuse, naming it, and delete nothing: a documented refusal.
+      if (damaged !== undefined && toChunkpointError(error).code === 'GC_UNREADABLE_CHECKPOINT' && describe(error).includes(`chk-${damaged}`)) {
+        counters.gcRefused++;
+        await write('gc-refused', { damaged });
+        return;
+      }
       if (!injectedFault(error)) throw new ViolationError('gc', `gc failed without an injected fault: ${describe(error)}`);
       counters.gcFailed++;
       await write('gc-failed', { error: describe(error) });
@@ -744,6 +821,8 @@ export async function runStress(options: StressOptions, events: StressEvents = {
           await verifyOne(committedId);
           // Every retained checkpoint, cheaply (every pack's presence and size, a sample of chunks): damage to an older one shows up now, not by chance.
           for (const id of ids) if (id !== committedId && digests.has(id)) await verifyOne(id, 0.05);
+          if (damaged !== undefined) await dropDamaged(ids);
+          else if (random() < options.damage) await damageOlder(ids, committedId);
         }
       } else {
         counters.roundsNotCommitted++;
@@ -764,6 +843,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
         clearTimeout(timer);
       }),
     );
+    if (damaged !== undefined) await dropDamaged(await retained());
     const ids = await retained();
     for (const id of ids) {
       await verifyOne(id);
