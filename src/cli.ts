@@ -109,8 +109,9 @@ const COMMANDS: Record<string, Command> = {
       'limit-rate': LIMIT_RATE,
       immutable: { type: 'string', multiple: true, arg: '<glob>', help: 'basename glob of files never rewritten in place', default: '*.sst, *.blob' },
       'no-fsync': NO_FSYNC,
-      cache: { ...CACHE['cache'], help: 'also put every blob written into this local cache: a task-local copy' } as OptionSpec,
+      cache: { ...CACHE['cache'], help: 'also put every blob written into this local cache' } as OptionSpec,
       'cache-max-bytes': CACHE['cache-max-bytes'] as OptionSpec,
+      'local-copy': { type: 'string', arg: '<dir>', help: "keep the snapshotted files here for 'restore --local-copy' on this machine (hard links: put it on the state's volume)", default: 'none' },
       ...RETENTION,
       ...COMMON,
     },
@@ -130,6 +131,8 @@ const COMMANDS: Record<string, Command> = {
       if (Array.isArray(immutable)) options.immutable = immutable;
       const cache = cacheOptions(args);
       if (cache !== undefined) options.cache = cache;
+      const localCopy = args.values['local-copy'];
+      if (typeof localCopy === 'string') options.localCopy = { dir: localCopy };
       const task = args.values['task'];
       const taskFile = args.values['task-snapshot'];
       if (typeof taskFile === 'string') {
@@ -211,6 +214,7 @@ const COMMANDS: Record<string, Command> = {
       cache: { ...CACHE['cache'], help: 'local cache: read chunks from it first, add fetched ones' } as OptionSpec,
       'cache-max-bytes': CACHE['cache-max-bytes'] as OptionSpec,
       'cache-ttl': { type: 'string', arg: '<time>', help: 'evict cache entries unused for this long, e.g. 7d', default: 'never' },
+      'local-copy': { type: 'string', arg: '<dir>', help: "take files from the task-local copy 'snapshot --local-copy' kept here, when proven unchanged", default: 'none' },
       'no-fsync': { ...NO_FSYNC, help: 'do not fsync restored files, faster but not crash-safe' },
       'limit-rate': LIMIT_RATE,
       ...COMMON,
@@ -227,6 +231,7 @@ const COMMANDS: Record<string, Command> = {
           durable: args.values['no-fsync'] !== true,
           preserveSetid: args.values['preserve-setid'] === true,
           ...(cache === undefined ? {} : { cache }),
+          ...(typeof args.values['local-copy'] === 'string' ? { localCopy: { dir: args.values['local-copy'] } } : {}),
           ...(typeof args.values['task'] === 'string' ? { task: args.values['task'] } : {}),
           ...rateOption(args),
         }),
@@ -481,6 +486,7 @@ function printSnapshot(r: SnapshotResult, where: string, out: Output): void {
   out.print(`  written   ${formatBytes(r.bytesWritten)}: ${r.packsWritten} pack${r.packsWritten === 1 ? '' : 's'}${r.packsWritten > 0 ? ` (compression ratio ${r.compressionRatio.toFixed(2)})` : ''}, manifests and metadata`);
   out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} found in ${r.base ?? 'the base'}${r.packsRewritten > 0 ? `; ${r.packsRewritten} packs of ${r.base ?? 'the base'} rewritten (mostly dead, missing or damaged)` : ''}`);
   if (r.bytesCached > 0) out.print(`  cached    ${formatBytes(r.bytesCached)} added to the local cache`);
+  if (r.localCopy !== null) out.print(`  local     ${r.localCopy.files} files (${formatBytes(r.localCopy.bytes)}) kept in the task-local copy`);
   if (r.checkpointsRemoved.length > 0) out.print(`  retention removed ${r.checkpointsRemoved.join(', ')}: ${r.packsRemoved} packs, ${formatBytes(r.bytesFreed)} freed`);
   for (const w of r.warnings) out.print(`  warning   ${w}`);
 }
@@ -490,6 +496,11 @@ function printRestore(r: RestoreResult, target: string, out: Output): void {
   out.print(`  files     ${r.files}, ${formatBytes(r.bytes)} in ${r.chunks} verified chunks`);
   out.print(`  fetched   ${formatBytes(r.bytesFromRemote)} from the store, ${formatBytes(r.bytesFromCache)} from the local cache${r.cacheEntriesDropped > 0 ? ` (${r.cacheEntriesDropped} bad cache entries replaced)` : ''}`);
   if (r.filesKept > 0) out.print(`  kept      ${r.filesKept} files (${formatBytes(r.bytesKept)}) already in place and verified`);
+  if (r.filesFromLocalCopy > 0 || r.localCopiesRejected > 0) {
+    const read = r.localCopiesVerified > 0 ? `; ${r.localCopiesVerified} had changed identity and were read to prove them` : '';
+    const rejected = r.localCopiesRejected > 0 ? `; ${r.localCopiesRejected} no longer held the checkpoint's bytes and were fetched instead` : '';
+    out.print(`  local     ${r.filesFromLocalCopy} files (${formatBytes(r.bytesFromLocalCopy)}) from the task-local copy${read}${rejected}`);
+  }
   if (r.metadataFromCache) out.print('  metadata  from the local cache (the store was unreachable)');
   if (r.previousContentsLeftAt !== null) out.print(`  warning   the target's previous contents were moved to ${r.previousContentsLeftAt} and could not be deleted; remove that directory by hand`);
 }

@@ -23,6 +23,8 @@ import { checkpointDirName, printable } from '../format/names.js';
 import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
+import { findLocalCopies, refreshIdentity, refuseLocalCopyInside, rememberIdentity, stageLocalCopy, type LinkedCopy, type LocalCandidate, type LocalCopyOptions } from '../local-copy.js';
+import { loadHasher } from '../format/content-key.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
 import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageLayout, stagedPath, swapIntoPlace, syncFile, type GuardedDir } from './target.js';
 
@@ -45,6 +47,13 @@ export interface RestoreOptions {
   keepMatching?: boolean;
   /** Local cache: chunks are looked up there first and added after a fetch. */
   cache?: { dir: string; maxBytes?: number; ttlMs?: number };
+  /**
+   * Task-local copy kept by this machine's snapshots (`SnapshotOptions.localCopy`):
+   * files whose copy there is proven unchanged are linked (or copied) from it
+   * instead of fetched; a copy that cannot be proven is read and checked
+   * chunk by chunk, and used only if every chunk matches.
+   */
+  localCopy?: LocalCopyOptions;
   /** fsync restored files and directories before reporting success (default true). */
   durable?: boolean;
   /**
@@ -78,6 +87,12 @@ export interface RestoreResult {
   filesKept: number;
   /** Cache entries that failed verification, were deleted and refetched. */
   cacheEntriesDropped: number;
+  /** Files taken from the task-local copy, and their bytes; of those, how many had to be read to be trusted. */
+  filesFromLocalCopy: number;
+  bytesFromLocalCopy: number;
+  localCopiesVerified: number;
+  /** Local copies that did not hold the checkpoint's bytes (changed behind chunkpoint's back): not used. */
+  localCopiesRejected: number;
   /** The metadata came from the local cache because the store was unreachable. */
   metadataFromCache: boolean;
   /**
@@ -131,6 +146,7 @@ export async function restore(
   if (store.spec.type === 'fs') guarded.push({ what: 'job root', path: store.spec.root });
   if (options.cache !== undefined) guarded.push({ what: 'cache', path: resolve(options.cache.dir) });
   await refuseGuardedTarget(resolve(targetDir), guarded);
+  if (options.localCopy !== undefined) await refuseLocalCopyInside(options.localCopy, resolve(targetDir), 'restore target');
   const { target, createdRoot } = await prepareTarget(resolve(targetDir), options.overwrite === true || inPlace);
   const staging = join(target, `${STAGING_PREFIX}${randomBytes(6).toString('hex')}`);
   const bytesTotal = manifest.files.reduce((sum, f) => sum + f.size, 0);
@@ -149,13 +165,33 @@ export async function restore(
   let cacheEntriesDropped = 0;
   let previousNotRemoved: string | undefined;
   let kept = new Set<string>();
+  let local: LocalCandidate[] = [];
+  const linked: LinkedCopy[] = [];
+  const localFigures = { verified: 0, rejected: 0 };
   const syncing = new Map<string, Promise<void>>();
   try {
     if (inPlace) kept = await matchingFiles(pool, target, manifest.files, options.signal);
-    const toRestore = manifest.files.filter((f) => !kept.has(f.path));
+    if (options.localCopy !== undefined) {
+      const candidates = await findLocalCopies(await loadHasher(), options.localCopy, store.location, manifest.task, manifest.files.filter((f) => !kept.has(f.path)));
+      const unproven = candidates.filter((c) => !c.trusted);
+      const proven = await verifiedFiles(pool, unproven.map((c) => ({ file: c.file, path: c.path })), options.signal);
+      for (const c of unproven) {
+        if (proven.has(c.file.path)) {
+          await rememberIdentity(c.path);
+          localFigures.verified++;
+        } else localFigures.rejected++;
+      }
+      local = candidates.filter((c) => c.trusted || proven.has(c.file.path));
+    }
+    const fromLocal = new Set(local.map((c) => c.file.path));
+    const toRestore = manifest.files.filter((f) => !kept.has(f.path) && !fromLocal.has(f.path));
     await mkdir(staging, { mode: 0o700 });
     await stageLayout(staging, manifest.files, toRestore);
-    figures.bytesDone = manifest.files.filter((f) => kept.has(f.path)).reduce((sum, f) => sum + f.size, 0);
+    for (const c of local) {
+      const staged = await stageLocalCopy(c, stagedPath(staging, c.file.path));
+      if (staged !== undefined) linked.push(staged);
+    }
+    figures.bytesDone = manifest.files.filter((f) => kept.has(f.path) || fromLocal.has(f.path)).reduce((sum, f) => sum + f.size, 0);
     figures.filesDone = manifest.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
     progress?.update(() => ({ ...figures }), true);
 
@@ -248,8 +284,9 @@ export async function restore(
     });
     checkAborted(options.signal);
 
-    await finishFiles(staging, toRestore, durable, syncing);
+    await finishFiles(staging, [...toRestore, ...local.map((c) => c.file)], durable, syncing);
     previousNotRemoved = await swapIntoPlace(staging, target, manifest, kept, durable);
+    for (const l of linked) await refreshIdentity(l).catch(() => undefined);
     progress?.update(() => ({ ...figures }), true);
   } catch (error) {
     await Promise.allSettled(syncing.values());
@@ -275,6 +312,10 @@ export async function restore(
     bytesKept: keptFiles.reduce((sum, f) => sum + f.size, 0),
     filesKept: keptFiles.length,
     cacheEntriesDropped,
+    filesFromLocalCopy: local.length,
+    bytesFromLocalCopy: local.reduce((sum, c) => sum + c.file.size, 0),
+    localCopiesVerified: localFigures.verified,
+    localCopiesRejected: localFigures.rejected,
     metadataFromCache: source.metadataFromCache,
     previousContentsLeftAt: previousNotRemoved ?? null,
     durationMs: Math.round(durationMs),
@@ -317,17 +358,22 @@ const MAX_CACHED_RUN_BYTES = 16 * 1024 * 1024;
 
 /** Target files whose size matches and every chunk hashes to the checkpoint's key. */
 async function matchingFiles(pool: WorkerPool, target: string, files: readonly FileEntry[], signal: AbortSignal | undefined): Promise<Set<string>> {
-  const candidates: FileEntry[] = [];
+  const candidates: Array<{ file: FileEntry; path: string }> = [];
   for (const file of files) {
     const st = await isPlainFile(target, file.path);
-    if (st !== undefined && st.size === file.size) candidates.push(file);
+    if (st !== undefined && st.size === file.size) candidates.push({ file, path: join(target, ...file.path.split('/')) });
   }
+  return verifiedFiles(pool, candidates, signal);
+}
+
+/** The checkpoint paths of those `candidates` whose local file hashes, chunk by chunk, to the checkpoint's keys. */
+async function verifiedFiles(pool: WorkerPool, candidates: ReadonlyArray<{ file: FileEntry; path: string }>, signal: AbortSignal | undefined): Promise<Set<string>> {
   const mismatched = new Set<string>();
-  function* tasks(): Generator<{ file: FileEntry; offset: number; length: number; key: string }> {
-    for (const file of candidates) {
+  function* tasks(): Generator<{ file: FileEntry; path: string; offset: number; length: number; key: string }> {
+    for (const { file, path } of candidates) {
       let offset = 0;
       for (const chunk of file.chunks) {
-        yield { file, offset, length: chunk.rawLength, key: chunk.key };
+        yield { file, path, offset, length: chunk.rawLength, key: chunk.key };
         offset += chunk.rawLength;
       }
     }
@@ -335,8 +381,8 @@ async function matchingFiles(pool: WorkerPool, target: string, files: readonly F
   await forEachBounded(tasks(), pool.queueDepth, async (t) => {
     if (mismatched.has(t.file.path)) return;
     checkAborted(signal);
-    const result = await pool.run({ op: 'verifyRange', file: join(target, ...t.file.path.split('/')), relPath: t.file.path, offset: t.offset, length: t.length, key: t.key }, signal);
+    const result = await pool.run({ op: 'verifyRange', file: t.path, relPath: t.file.path, offset: t.offset, length: t.length, key: t.key }, signal);
     if (!result.match) mismatched.add(t.file.path);
   });
-  return new Set(candidates.filter((f) => !mismatched.has(f.path)).map((f) => f.path));
+  return new Set(candidates.filter((c) => !mismatched.has(c.file.path)).map((c) => c.file.path));
 }

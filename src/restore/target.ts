@@ -5,13 +5,14 @@
  */
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, link, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import { forEachBounded } from '../bounded.js';
 import { isWithin, resolvedPath } from '../local-paths.js';
 import { fsyncDir } from '../store/fs.js';
+import { linkOrCopy } from '../local-copy.js';
 
 /** Prefix of the staging directory inside the target; a leftover one marks an interrupted restore. */
 export const STAGING_PREFIX = '.chunkpoint-restore-';
@@ -191,11 +192,14 @@ export async function syncFile(path: string): Promise<void> {
 const FINISH_CONCURRENCY = 8;
 
 async function applyAttributes(path: string, file: FileEntry): Promise<void> {
-  await chmod(path, file.mode);
+  // Only what differs: a file linked from a task-local copy usually has both right already, and
+  // leaving it alone keeps that copy's ctime, so the next restore can trust it without reading it.
+  const st = await lstat(path);
+  if ((st.mode & 0o7777) !== file.mode) await chmod(path, file.mode);
   // Seconds as a number keep the sub-millisecond part a Date would drop: the next snapshot
   // must find the restored file's mtime equal to the one it recorded, or it reads everything again.
   const seconds = file.mtimeMs / 1000;
-  await utimes(path, seconds, seconds);
+  if (st.mtimeMs !== file.mtimeMs) await utimes(path, seconds, seconds);
 }
 
 /**
@@ -269,15 +273,4 @@ async function undoSwap(staging: string, target: string, replaced: string, moved
   for (const name of [...movedOut].reverse()) await rename(join(replaced, name), join(target, name)).catch(() => (ok = false));
   if (ok) await rmdir(replaced).catch(() => undefined);
   return ok;
-}
-
-/** A kept file joins the staged tree as a hard link (same volume: free); a copy where links are refused. */
-async function linkOrCopy(from: string, to: string): Promise<void> {
-  try {
-    await link(from, to);
-  } catch (error) {
-    const errno = errnoOf(error);
-    if (errno !== 'EPERM' && errno !== 'EMLINK' && errno !== 'ENOTSUP' && errno !== 'EOPNOTSUPP' && errno !== 'EXDEV') throw error;
-    await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
-  }
 }

@@ -160,6 +160,7 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     packsRewritten: sum((f) => f.packsRewritten),
     bytesRewritten: sum((f) => f.bytesRewritten),
     bytesCached: sum((f) => f.bytesCached),
+    localCopy: null,
     checkpointsRemoved: retention.checkpointsRemoved,
     packsRemoved: retention.packsRemoved,
     bytesFreed: retention.bytesFreed,

@@ -10,7 +10,7 @@
  *
  * The coordinator never touches chunk bytes itself.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { CacheIndex, CacheOptions } from '../cache.js';
 import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState, type JobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
@@ -31,6 +31,7 @@ import type { Store } from '../store/store.js';
 import { commitTasks, type CommitOptions } from './commit.js';
 import { planReuse, planRewrites, type PendingRun } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
+import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
 import { packJobs, writePending, type WriteOutcome } from './write.js';
 
 export { commitTasks, type CommitOptions } from './commit.js';
@@ -52,8 +53,14 @@ export interface SnapshotOptions extends Omit<CommitOptions, 'cache'> {
   immutable?: readonly string[] | ((relPath: string) => boolean);
   /** The writer session's lease: renewed while the snapshot runs; a task snapshot must be committed within it (default 10 min). */
   leaseMs?: number;
-  /** Task-local copy: every chunk this snapshot reads also goes into this local cache, with the metadata. */
+  /** Every chunk this snapshot reads also goes into this local cache, with the metadata. */
   cache?: CacheOptions;
+  /**
+   * Task-local recovery: keep the snapshotted files in this directory
+   * (immutable ones as hard links: put it on the state's volume), for a
+   * restore on this machine to take them from there (`RestoreOptions.localCopy`).
+   */
+  localCopy?: LocalCopyOptions;
   /** Task id inside the checkpoint (default `main`). */
   task?: string;
 }
@@ -83,6 +90,8 @@ export interface SnapshotResult {
   bytesRewritten: number;
   /** Bytes added to the local cache (with `cache`). */
   bytesCached: number;
+  /** Files (and their bytes) the task-local copy holds after this snapshot (with `localCopy`), else null. */
+  localCopy: { files: number; bytes: number } | null;
   /** Checkpoints removed by retention after this commit, and what that freed. */
   checkpointsRemoved: string[];
   packsRemoved: number;
@@ -96,7 +105,7 @@ export interface SnapshotResult {
   warnings: string[];
 }
 
-export type TaskSnapshotOptions = Pick<SnapshotOptions, 'chunkSize' | 'packSize' | 'immutable' | 'durable' | 'leaseMs' | 'cache' | 'signal'>;
+export type TaskSnapshotOptions = Pick<SnapshotOptions, 'chunkSize' | 'packSize' | 'immutable' | 'durable' | 'leaseMs' | 'cache' | 'localCopy' | 'signal'>;
 
 /** A task snapshot, and what this process still holds of it: its lease and the base it loaded. */
 interface StoredTask {
@@ -105,6 +114,7 @@ interface StoredTask {
   leaseMs: number;
   base: CheckpointMetadata | undefined;
   warnings: string[];
+  localCopy: { files: number; bytes: number } | null;
 }
 
 /**
@@ -156,7 +166,7 @@ export async function snapshot(
     const commitOptions: CommitOptions = cache === undefined ? rest : { ...rest, cache };
     const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base });
     result.warnings.unshift(...stored.warnings);
-    return result;
+    return { ...result, localCopy: stored.localCopy };
   } catch (error) {
     await stored.lease.end();
     throw error;
@@ -191,6 +201,7 @@ async function storeTask(
 
   const root = resolve(stateDir);
   if (store.spec.type === 'fs') await refuseStoreInState(root, store.spec.root);
+  if (options.localCopy !== undefined) await refuseLocalCopyInside(options.localCopy, root, 'state directory');
   pool.warm();
   // The state directory and the job are independent: list both at once.
   const listing = listStateDir(root, isImmutable);
@@ -317,6 +328,14 @@ async function storeTask(
     await store.put(key, [encoded], { ifAbsent: true, durable });
     progress?.update(() => ({ ...figures, bytesWritten: figures.bytesWritten + encoded.byteLength }), true);
 
+    let localCopy: { files: number; bytes: number } | null = null;
+    if (options.localCopy !== undefined) {
+      const absPaths = new Map(files.map((f) => [f.relPath, f.absPath]));
+      const kept = await keepLocalCopy(hasher, options.localCopy, store.location, task, plan.entries.map((entry) => ({ entry, absPath: absPaths.get(entry.path) ?? join(root, ...entry.path.split('/')) })));
+      warnings.push(...kept.warnings);
+      localCopy = { files: kept.files, bytes: kept.bytes };
+    }
+
     const chunks = plan.entries.reduce((n, f) => n + f.chunks.length, 0);
     const snapshot: TaskSnapshot = {
       format: TASK_SNAPSHOT_FORMAT,
@@ -349,7 +368,7 @@ async function storeTask(
         durationMs: Math.round(performance.now() - started),
       },
     };
-    return { snapshot, lease, leaseMs, base, warnings };
+    return { snapshot, lease, leaseMs, base, warnings, localCopy };
   } catch (error) {
     await lease.end();
     if (signal.aborted && !(error instanceof ChunkpointError && error.code === 'LEASE_LOST')) throw abortedError(signal);
