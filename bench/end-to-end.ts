@@ -32,7 +32,7 @@ import { missingS3Binaries, startS3Server, type S3Server } from '../scripts/s3-s
 const exec = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'chunkpoint');
 /** The issue's targets. */
-const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3, peakRssBytes: 150e6, s3FullVsRestic: 1.5, s3RestoreVsRestic: 1.5, s3UnchangedVsRestic: 1 };
+const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3, peakRssBytes: 150e6, s3FullVsRestic: 1.5, s3RestoreVsRestic: 1.5, s3UnchangedVsRestic: 1, localRestoreMs: 300 };
 /** S3 request budgets for 1 GiB of state (issue #15), counted by the server. */
 const S3_BUDGET = { full: 60, unchanged: 15, restore: 60, gc: 10 };
 /** The change between the full and the incremental snapshot, as the demo makes it. */
@@ -155,14 +155,14 @@ async function snapshotPhase(round: number, id: string, label: string, ds: strin
 }
 
 /** `cache` undefined: no local cache, every chunk from the store and nothing else written. */
-async function restorePhase(round: number, id: string, label: string, ds: string, store: string, target: string, cache: string | undefined, expected: StateFileInfo[]): Promise<RestoreResult> {
+async function restorePhase(round: number, id: string, label: string, ds: string, store: string, target: string, cache: string | undefined, expected: StateFileInfo[], extra: string[] = []): Promise<RestoreResult> {
   await rm(target, { recursive: true, force: true });
   await settled(store, ...(cache === undefined ? [] : [cache]));
-  const { m, result } = await chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', target, ...(cache === undefined ? [] : ['--cache', cache])]);
+  const { m, result } = await chunkpoint<RestoreResult>(['restore', '--store', store, '--job', 'bench', '--checkpoint', 'latest', target, ...(cache === undefined ? [] : ['--cache', cache]), ...extra]);
   record(
     fromMeasured(id, label, ds, 'chunkpoint', result.bytes, m, {
       inProcessMs: result.durationMs,
-      details: { bytesFromRemote: result.bytesFromRemote, bytesFromCache: result.bytesFromCache, chunks: result.chunks },
+      details: { bytesFromRemote: result.bytesFromRemote, bytesFromCache: result.bytesFromCache, chunks: result.chunks, filesFromLocalCopy: result.filesFromLocalCopy, localCopiesVerified: result.localCopiesVerified },
     }),
     round,
   );
@@ -251,6 +251,8 @@ interface UncompressedOutcome {
   incremental: SnapshotResult;
   dedupe: { chunks: number; bytes: number };
   expectedRead: number;
+  /** The last round's restore from the task-local copy. */
+  localRestore: RestoreResult | undefined;
 }
 
 async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<UncompressedOutcome> {
@@ -279,6 +281,7 @@ async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<Uncompres
 
   let full: SnapshotResult | undefined;
   let incremental: SnapshotResult | undefined;
+  let localRestore: RestoreResult | undefined;
   for (let round = 1; round <= repeat; round++) {
     const store = join(run, `${name}-store`);
     const cache = join(run, `${name}-cache`);
@@ -304,6 +307,13 @@ async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<Uncompres
     await restorePhase(round, `${name}:restore-warm`, 'chunkpoint restore, warm cache', name, store, join(run, 'restore-warm'), cache, afterFiles);
     await rm(join(run, 'restore-cold'), { recursive: true, force: true });
     await rm(join(run, 'restore-warm'), { recursive: true, force: true });
+    // Task-local recovery: a snapshot that keeps a local copy (SSTs linked), then a restore from it.
+    const local = join(run, `${name}-local-copy`);
+    await rm(local, { recursive: true, force: true });
+    await snapshotPhase(round, `${name}:unchanged-local-copy`, 'chunkpoint unchanged snapshot, keeping a local copy', name, place.path, store, ['--local-copy', local]);
+    localRestore = await restorePhase(round, `${name}:restore-local-copy`, 'chunkpoint restore from the task-local copy', name, store, join(run, 'restore-local'), undefined, afterFiles, ['--local-copy', local]);
+    await rm(join(run, 'restore-local'), { recursive: true, force: true });
+    await rm(local, { recursive: true, force: true });
     if (borg !== undefined) {
       const target = join(run, 'restore-borg');
       await rm(target, { recursive: true, force: true });
@@ -327,7 +337,7 @@ async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<Uncompres
   log('  fixed-size-chunk dedupe yardstick (SHA-1 of every chunk before and after the change)');
   const dedupe = newChunks(await fixedChunkDigests(before, chunkSize), await fixedChunkDigests(after, chunkSize));
   if (full === undefined || incremental === undefined) throw new Error('no round ran');
-  return { full, incremental, dedupe, expectedRead };
+  return { full, incremental, dedupe, expectedRead, localRestore };
 }
 
 interface S3Outcome {
@@ -478,7 +488,7 @@ async function main(): Promise<void> {
   for (const ds of [plain, snappy]) if (ds?.note !== undefined) notes.push(`dataset ${ds.compression}: ${ds.note}`);
 
   log(`chunkpoint bench: ${formatBytes(size)} of records, ${threads} worker threads, ${formatBytes(chunkSize)} chunks, work dir ${work}`);
-  const { full, incremental, dedupe, expectedRead } = await uncompressedDataset(plain, peers);
+  const { full, incremental, dedupe, expectedRead, localRestore } = await uncompressedDataset(plain, peers);
   const s3Missing = missingS3Binaries();
   let s3: S3Outcome | undefined;
   if (values['skip-s3']) notes.push('S3 section skipped (--skip-s3)');
@@ -553,6 +563,15 @@ async function main(): Promise<void> {
       met: incremental.chunksNew <= dedupe.chunks,
     },
     atLeast('restore from the local store vs borg extract', ratio('none:restore', 'none:borg-extract'), TARGET.restoreVsBorg, 'no cache; chunkpoint fsyncs every restored file, borg extract does not'),
+    (() => {
+      const phase = phases.find((p) => p.id === 'none:restore-local-copy');
+      return {
+        name: 'restore from the task-local copy (whole state)',
+        measured: phase === undefined || localRestore === undefined ? 'not measured' : `${formatDuration(phase.wallMs)} wall (${localRestore.durationMs} ms in process), ${formatBytes(localRestore.bytesFromRemote)} from the store, ${localRestore.localCopiesVerified} copies read to prove them`,
+        required: `<= ${TARGET.localRestoreMs / 1000} s in process, 0 bytes from the store`,
+        met: phase === undefined || localRestore === undefined ? undefined : localRestore.durationMs <= TARGET.localRestoreMs && localRestore.bytesFromRemote === 0,
+      };
+    })(),
     {
       name: 'peak RSS of every chunkpoint phase',
       measured: peakRss === undefined ? 'not measured (no /usr/bin/time)' : formatBytes(peakRss),
