@@ -45,7 +45,7 @@ describe('task-local recovery from a local copy (real RocksDB state)', () => {
     const files = [...expected.keys()];
     expect(snap.localCopy?.files).toBe(files.filter((f) => (expected.get(f)?.size ?? 0) > 0).length);
     const ssts = files.filter((f) => f.endsWith('.sst'));
-    expect(ssts.length).toBeGreaterThan(1);
+    expect(ssts.length).toBeGreaterThan(0);
     const inodes = new Set((await Promise.all((await copies()).map((p) => stat(p)))).map((s) => s.ino));
     for (const sst of ssts) expect(inodes.has((await stat(join(state.dir, sst))).ino), sst).toBe(true);
 

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { blobEntryPath, type CacheIndex } from '../cache.js';
-import { ChunkpointError, InvalidInputError, abortedError, checkAborted, targetIoError } from '../errors.js';
+import { ChunkpointError, InvalidInputError, abortedError, checkAborted, errnoOf, targetIoError } from '../errors.js';
 import type { ProgressSink, RestoreProgress } from '../events.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
@@ -26,7 +26,7 @@ import type { Store } from '../store/store.js';
 import { findLocalCopies, refreshIdentity, refuseLocalCopyInside, rememberIdentity, stageLocalCopy, type LinkedCopy, type LocalCandidate, type LocalCopyOptions } from '../local-copy.js';
 import { loadHasher } from '../format/content-key.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
-import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageLayout, stagedPath, swapIntoPlace, syncFile, type GuardedDir } from './target.js';
+import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageDirectories, stageFiles, stagedPath, swapIntoPlace, syncFile, type GuardedDir } from './target.js';
 
 export { STAGING_PREFIX } from './target.js';
 
@@ -183,14 +183,23 @@ export async function restore(
       }
       local = candidates.filter((c) => c.trusted || proven.has(c.file.path));
     }
+    await mkdir(staging, { mode: 0o700 });
+    await stageDirectories(staging, manifest.files);
+    // Local copies go in first: one that vanished meanwhile (a snapshot replaced the local copy) is fetched instead.
+    const staged: LocalCandidate[] = [];
+    for (const c of local) {
+      try {
+        const l = await stageLocalCopy(c, stagedPath(staging, c.file.path));
+        if (l !== undefined) linked.push(l);
+        staged.push(c);
+      } catch (error) {
+        if (errnoOf(error) !== 'ENOENT') throw error;
+      }
+    }
+    local = staged;
     const fromLocal = new Set(local.map((c) => c.file.path));
     const toRestore = manifest.files.filter((f) => !kept.has(f.path) && !fromLocal.has(f.path));
-    await mkdir(staging, { mode: 0o700 });
-    await stageLayout(staging, manifest.files, toRestore);
-    for (const c of local) {
-      const staged = await stageLocalCopy(c, stagedPath(staging, c.file.path));
-      if (staged !== undefined) linked.push(staged);
-    }
+    await stageFiles(staging, toRestore);
     figures.bytesDone = manifest.files.filter((f) => kept.has(f.path) || fromLocal.has(f.path)).reduce((sum, f) => sum + f.size, 0);
     figures.filesDone = manifest.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
     progress?.update(() => ({ ...figures }), true);

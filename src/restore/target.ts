@@ -135,12 +135,11 @@ export async function isPlainFile(root: string, relPath: string): Promise<{ size
 }
 
 /**
- * Creates every directory the checkpoint's files need and an empty,
- * pre-sized file for each of `toCreate`, refusing to follow anything planted
- * there. Directories get their final mode now: the staging root is
- * owner-only, so nobody reaches them before the swap.
+ * Creates every directory the checkpoint's files need, refusing to follow
+ * anything planted there. Directories get their final mode now: the
+ * staging root is owner-only, so nobody reaches them before the swap.
  */
-export async function stageLayout(staging: string, files: readonly FileEntry[], toCreate: readonly FileEntry[]): Promise<void> {
+export async function stageDirectories(staging: string, files: readonly FileEntry[]): Promise<void> {
   const dirs = new Set<string>();
   for (const file of files) {
     const parts = file.path.split('/');
@@ -149,7 +148,11 @@ export async function stageLayout(staging: string, files: readonly FileEntry[], 
   for (const dir of [...dirs].sort((a, b) => a.split('/').length - b.split('/').length)) {
     await mkdir(join(staging, ...dir.split('/')), { mode: 0o755 });
   }
-  for (const file of toCreate) {
+}
+
+/** An empty, pre-sized file for each of `files`, for workers to write chunks into. */
+export async function stageFiles(staging: string, files: readonly FileEntry[]): Promise<void> {
+  for (const file of files) {
     const fh = await open(join(staging, ...file.path.split('/')), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       if (file.size > 0) await fh.truncate(file.size);
