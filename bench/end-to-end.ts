@@ -18,7 +18,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseScriptArgs } from '../scripts/usage.js';
-import { DEFAULT_CHUNK_SIZE, type RestoreResult, type SnapshotResult } from '../src/index.js';
+import { DEFAULT_CHUNK_SIZE, type RestoreResult, type SnapshotResult, type SnapshotStages } from '../src/index.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../src/units.js';
 import { mutateState } from '../scripts/rocks-state.js';
 import { computeCeiling } from './ceiling.js';
@@ -147,11 +147,22 @@ async function snapshotPhase(round: number, id: string, label: string, ds: strin
     fromMeasured(id, label, ds, 'chunkpoint', result.bytes, m, {
       inProcessMs: result.durationMs,
       storedBytes: result.bytesWritten,
-      details: { bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesReused: result.filesReused, files: result.files, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped, compressionRatio: result.compressionRatio },
+      details: { bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesReused: result.filesReused, files: result.files, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped, compressionRatio: result.compressionRatio, ...(result.stages === null ? {} : { stages: result.stages }) },
     }),
     round,
   );
+  if (result.stages !== null) log(`    stages: ${stagesLine(result.stages, m.wallMs - result.durationMs)}`);
   return result;
+}
+
+/**
+ * Where a snapshot's time went: the coordinator's stages (wall, in order),
+ * the workers' (summed over threads), and what the process spent outside
+ * the operation (start-up, pool start, exit).
+ */
+function stagesLine(s: SnapshotStages, outsideMs: number): string {
+  const w = s.workers;
+  return `list ${s.listMs} ms, plan ${s.planMs}, write ${s.writeMs} [threads: read ${w.readMs}, hash ${w.hashMs}, lz4 ${w.compressMs}, store ${w.writeMs}], publish ${s.publishMs}, manifest ${s.manifestMs}, commit ${s.commitMs}; process and pool start-up ${Math.round(outsideMs)} ms`;
 }
 
 /** `cache` undefined: no local cache, every chunk from the store and nothing else written. */

@@ -5,7 +5,8 @@
 export { Chunkpoint, type ChunkpointOptions, type JobLocator, type JobRoot, type RateLimited, type TaskLocator } from './chunkpoint.js';
 export type { CopyOptions, CopyResult } from './copy.js';
 export type { CheckpointLocator } from './checkpoint.js';
-export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type SnapshotOptions, type SnapshotResult, type TaskSnapshotOptions } from './snapshot/index.js';
+export { DEFAULT_CHUNK_SIZE, DEFAULT_IMMUTABLE, type CommitOptions, type SnapshotOptions, type SnapshotResult, type SnapshotStages, type TaskSnapshotOptions } from './snapshot/index.js';
+export type { WorkerStages } from './protocol.js';
 export { DEFAULT_TASK } from './format/names.js';
 export { DEFAULT_PACK_SIZE } from './format/pack.js';
 export { DEFAULT_LEASE_MS } from './lease.js';

@@ -71,6 +71,16 @@ export interface WritePackResult {
   rawBytesNew: number;
   /** Cache entries inserted (task-local copy), for the coordinator's index. */
   inserted: { key: string; rawLength: number; size: number }[];
+  /** Where this job's time went inside the worker, ms. */
+  stages: WorkerStages;
+}
+
+/** A worker's time per stage of a snapshot job: reading state files, hashing, compressing, writing to the store (the cache insert counts as write). */
+export interface WorkerStages {
+  readMs: number;
+  hashMs: number;
+  compressMs: number;
+  writeMs: number;
 }
 
 /** Where a chunk's raw bytes go in the restored state: one or more staged files (the same content may recur). */

@@ -37,18 +37,29 @@ const PROBE_MIN_SAVING = 1 / 4;
 
 export async function writePack(req: WritePackRequest, scratch: Scratch): Promise<WritePackResult> {
   const store = storeFor(req.store);
-  const out: WritePackResult = { op: 'writePack', packs: [], chunks: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, inserted: [] };
+  const out: WritePackResult = { op: 'writePack', packs: [], chunks: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, inserted: [], stages: { readMs: 0, hashMs: 0, compressMs: 0, writeMs: 0 } };
+  const stages = out.stages;
+  let t = performance.now();
+  /** Adds the time since the last mark to `stage`. */
+  const mark = (stage: keyof typeof stages): void => {
+    const now = performance.now();
+    stages[stage] += now - t;
+    t = now;
+  };
   const pack = new PackWriter(store, req);
   // The same content twice in one request (a file copied, repeated blocks) is stored once.
   const stored = new Map<string, { pack: number; offset: number; length: number }>();
   try {
     for (const run of req.runs) {
+      t = performance.now();
       const fh = await openStateFile(run);
       try {
         for (const c of run.chunks) {
           const raw = await readChunk(fh, run, c, scratch);
           out.bytesRead += c.length;
+          mark('readMs');
           const key = hasher.contentKey(raw);
+          mark('hashMs');
           const reused = req.dedupe === undefined ? -1 : lookupDedupe(req.dedupe, keyToBytes(key), c.length);
           let parts: Buffer[] | undefined;
           let chunk: WrittenChunk;
@@ -59,11 +70,13 @@ export async function writePack(req: WritePackRequest, scratch: Scratch): Promis
             chunk = { key, rawLength: c.length, ...earlier, repeat: true };
           } else {
             parts = encodeBlob(key, raw, scratch);
+            mark('compressMs');
             const place = await pack.append(key, c.length, parts);
             stored.set(`${key}-${c.length}`, place);
             chunk = { key, rawLength: c.length, ...place };
             out.rawBytesNew += c.length;
           }
+          mark('writeMs');
           out.chunks.push(chunk);
           if (req.cache?.insert === true) {
             // The task-local copy: a later restore on this machine reads nothing remote.
@@ -74,6 +87,7 @@ export async function writePack(req: WritePackRequest, scratch: Scratch): Promis
               // A cache that cannot be written is a cache without this entry, never a failed snapshot.
               if (await writeEntry(entry, parts, req.cache.spec.shared === true).then(() => true, () => false)) out.inserted.push({ key, rawLength: c.length, size });
             }
+            mark('writeMs');
           }
         }
         await checkUnchanged(fh, run);
@@ -81,7 +95,9 @@ export async function writePack(req: WritePackRequest, scratch: Scratch): Promis
         await fh.close();
       }
     }
+    t = performance.now();
     await pack.close();
+    mark('writeMs');
   } catch (error) {
     await pack.abort();
     throw error;

@@ -161,6 +161,7 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     bytesRewritten: sum((f) => f.bytesRewritten),
     bytesCached: sum((f) => f.bytesCached),
     localCopy: null,
+    stages: null,
     checkpointsRemoved: retention.checkpointsRemoved,
     packsRemoved: retention.packsRemoved,
     bytesFreed: retention.bytesFreed,

@@ -32,6 +32,7 @@ import { commitTasks, type CommitOptions } from './commit.js';
 import { planReuse, planRewrites, type PendingRun } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
 import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
+import type { WorkerStages } from '../protocol.js';
 import { packJobs, writePending, type WriteOutcome } from './write.js';
 
 export { commitTasks, type CommitOptions } from './commit.js';
@@ -65,6 +66,27 @@ export interface SnapshotOptions extends Omit<CommitOptions, 'cache'> {
   task?: string;
 }
 
+/**
+ * A snapshot's time by stage. The coordinator's are wall time, one after
+ * the other; the workers' are summed over threads (with two threads busy
+ * they add up to twice the write stage's wall time).
+ */
+export interface SnapshotStages {
+  /** Listing the state directory and finding the base checkpoint (concurrently). */
+  listMs: number;
+  /** Taking the lease, loading the base's manifest and pack list, planning reuse. */
+  planMs: number;
+  /** Worker jobs (read, hash, compress, write), including rewrites of mostly dead packs. */
+  writeMs: number;
+  /** Making the packs durable and visible. */
+  publishMs: number;
+  /** Encoding, checking and writing the manifest, and the local copy. */
+  manifestMs: number;
+  /** Committing `_metadata` and retention. */
+  commitMs: number;
+  workers: WorkerStages;
+}
+
 export interface SnapshotResult {
   checkpointId: number;
   /** Directory name of the checkpoint, e.g. `chk-3`. */
@@ -90,6 +112,8 @@ export interface SnapshotResult {
   bytesRewritten: number;
   /** Bytes added to the local cache (with `cache`). */
   bytesCached: number;
+  /** Where the time went (`snapshot` only; null for a commit of task snapshots). */
+  stages: SnapshotStages | null;
   /** Files (and their bytes) the task-local copy holds after this snapshot (with `localCopy`), else null. */
   localCopy: { files: number; bytes: number } | null;
   /** Checkpoints removed by retention after this commit, and what that freed. */
@@ -115,6 +139,7 @@ interface StoredTask {
   base: CheckpointMetadata | undefined;
   warnings: string[];
   localCopy: { files: number; bytes: number } | null;
+  stages: Omit<SnapshotStages, 'commitMs'>;
 }
 
 /**
@@ -164,9 +189,10 @@ export async function snapshot(
     const { cache: named, ...rest } = options;
     void named;
     const commitOptions: CommitOptions = cache === undefined ? rest : { ...rest, cache };
+    const committing = performance.now();
     const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base });
     result.warnings.unshift(...stored.warnings);
-    return { ...result, localCopy: stored.localCopy };
+    return { ...result, localCopy: stored.localCopy, stages: { ...stored.stages, commitMs: Math.round(performance.now() - committing) } };
   } catch (error) {
     await stored.lease.end();
     throw error;
@@ -209,6 +235,7 @@ async function storeTask(
   const warnings: string[] = [];
   const job = await findBase(store, hasher, task, warnings);
   const { files, directories } = await listing;
+  const listedAt = performance.now();
   if (files.length === 0) throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
   const { state, base } = job;
   const checkpointId = nextCheckpointId(state);
@@ -281,6 +308,7 @@ async function storeTask(
         throw signal.aborted ? abortedError(signal) : error;
       });
     };
+    const plannedAt = performance.now();
     const written = await store_(plan.pending, plan.reusable, true);
     // Space: base packs the new checkpoint would keep alive for less than half of their bytes are not
     // kept alive by it; their chunks go into new packs (and are not deduplicated back into them).
@@ -288,10 +316,12 @@ async function storeTask(
     const rewrites = planRewrites(files, plan.entries, basePacks);
     if (rewrites.pending.length > 0) {
       const again = await store_(rewrites.pending, plan.reusable.filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`)), false);
-      for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksDeduped', 'bytesCached'] as const) written[k] += again[k];
+      for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
+      for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) written.stages[k] += again.stages[k];
       written.packs.push(...again.packs);
     }
     const packsRewritten = plan.packsRewritten + rewrites.sparse.size;
+    const wroteAt = performance.now();
 
     // The manifest: every pack a chunk of this task lives in, with its size (checked at every reuse).
     const sizes = new Map<string, number>([...(baseManifest?.packs ?? []).map((p) => [p.key, p.size] as const), ...written.packs.map((p) => [p.key, p.size] as const)]);
@@ -368,7 +398,16 @@ async function storeTask(
         durationMs: Math.round(performance.now() - started),
       },
     };
-    return { snapshot, lease, leaseMs, base, warnings, localCopy };
+    const round = (ms: number): number => Math.round(ms);
+    const stages = {
+      listMs: round(listedAt - started),
+      planMs: round(plannedAt - listedAt),
+      writeMs: round(wroteAt - plannedAt - written.publishMs),
+      publishMs: round(written.publishMs),
+      manifestMs: round(performance.now() - wroteAt),
+      workers: { readMs: round(written.stages.readMs), hashMs: round(written.stages.hashMs), compressMs: round(written.stages.compressMs), writeMs: round(written.stages.writeMs) },
+    };
+    return { snapshot, lease, leaseMs, base, warnings, localCopy, stages };
   } catch (error) {
     await lease.end();
     if (signal.aborted && !(error instanceof ChunkpointError && error.code === 'LEASE_LOST')) throw abortedError(signal);

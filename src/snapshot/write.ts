@@ -13,7 +13,7 @@ import type { ChunkRef, PackRef } from '../format/manifest.js';
 import type { Area } from '../format/names.js';
 import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
-import type { FileRun, WritePackResult } from '../protocol.js';
+import type { FileRun, WorkerStages, WritePackResult } from '../protocol.js';
 import type { StagedObject, Store } from '../store/store.js';
 import type { ChunkWork, PendingRun } from './plan.js';
 
@@ -47,6 +47,9 @@ export interface WriteOutcome {
   chunksNew: number;
   chunksDeduped: number;
   bytesCached: number;
+  /** Worker time per stage, summed over jobs, and the coordinator's wall time publishing the packs. */
+  stages: WorkerStages;
+  publishMs: number;
 }
 
 /** Groups pending runs into jobs of at most `packSize` raw bytes, per area, in order; a large file spans consecutive jobs. */
@@ -76,7 +79,7 @@ export function packJobs(pending: readonly PendingRun[], packSize: number): Pack
 }
 
 export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]): Promise<WriteOutcome> {
-  const out: WriteOutcome = { packs: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, chunksNew: 0, chunksDeduped: 0, bytesCached: 0 };
+  const out: WriteOutcome = { packs: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, chunksNew: 0, chunksDeduped: 0, bytesCached: 0, stages: { readMs: 0, hashMs: 0, compressMs: 0, writeMs: 0 }, publishMs: 0 };
   const staged: StagedObject[] = [];
   try {
     // Pack jobs are CPU-bound (hash, compress) and large: one per task slot, none queued.
@@ -136,11 +139,14 @@ export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]):
       out.bytesRead += result.bytesRead;
       out.bytesWritten += result.bytesWritten;
       out.rawBytesNew += result.rawBytesNew;
+      for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) out.stages[k] += result.stages[k];
       ctx.onJob(job, result);
     });
     checkAborted(ctx.signal);
     // One batch: every pack's bytes and name become durable before any manifest can reference them.
+    const publishing = performance.now();
     await ctx.store.publish(staged, { durable: ctx.durable });
+    out.publishMs = performance.now() - publishing;
   } catch (error) {
     // Nothing can reference these packs: remove them now rather than leave them to gc.
     const leftovers = staged.flatMap((s) => (s.token === '' ? [s.key] : [s.token, s.key]));
