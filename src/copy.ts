@@ -29,7 +29,18 @@ import { checkpointDirName, metadataKey } from './format/names.js';
 import { forEachBounded } from './bounded.js';
 import type { WorkerPool } from './pool.js';
 import type { StagedObject, Store } from './store/store.js';
-import type { CopyProgress, ProgressSink } from './events.js';
+import type { ProgressSink } from './progress.js';
+
+export interface CopyProgress {
+  /** Bytes of the objects and `_metadata` handled so far (copied, or found already there). */
+  bytesDone: number;
+  bytesTotal: number;
+  /** Ends at `result.bytesCopied`. */
+  bytesCopied: number;
+  objectsDone: number;
+  objectsTotal: number;
+  objectsCopied: number;
+}
 
 export interface CopyOptions {
   /** fsync what is written to a directory destination (default true). */

@@ -10,12 +10,16 @@
  * result) or `<op>.failed` (carrying the error).
  */
 import type { ChunkpointError } from './errors.js';
-import type { CopyResult } from './copy.js';
-import type { GcResult } from './gc.js';
+import type { CopyProgress, CopyResult } from './copy.js';
+import type { GcProgress, GcResult } from './gc.js';
 import type { TaskFigures } from './format/metadata.js';
-import type { RestoreResult } from './restore/index.js';
-import type { SnapshotResult } from './snapshot/index.js';
-import type { VerifyResult } from './verify.js';
+import type { RestoreProgress, RestoreResult } from './restore/index.js';
+import type { SnapshotProgress, SnapshotResult } from './snapshot/index.js';
+import type { VerifyProgress, VerifyResult } from './verify.js';
+
+// Each coordinator owns its progress figures; they are part of the event API.
+export type { CopyProgress, GcProgress, RestoreProgress, SnapshotProgress, VerifyProgress };
+export { DEFAULT_PROGRESS_INTERVAL_MS, throttledSink, type ProgressSink } from './progress.js';
 
 export type Operation = 'snapshot' | 'restore' | 'verify' | 'copy' | 'gc';
 
@@ -27,70 +31,6 @@ export interface EventBase {
   location: string;
   /** Milliseconds since the operation started. */
   elapsedMs: number;
-}
-
-export interface SnapshotProgress {
-  /** Logical state bytes done: files reused without reading, plus chunks stored. Ends at `result.bytes`. */
-  bytesDone: number;
-  /** Logical size of the state directory. */
-  bytesTotal: number;
-  /** State bytes read by workers so far. Ends at `result.bytesRead`. */
-  bytesRead: number;
-  /** Pack bytes written to the store so far (without manifests and `_metadata`). */
-  bytesWritten: number;
-  /** Files reused or with every chunk stored. Ends at `result.files`. */
-  filesDone: number;
-  filesTotal: number;
-  filesReused: number;
-  chunksNew: number;
-  chunksDeduped: number;
-}
-
-export interface RestoreProgress {
-  /** Logical bytes done: files kept in place, plus chunks written. Ends at `result.bytes`. */
-  bytesDone: number;
-  bytesTotal: number;
-  /** Stored bytes fetched from the store / read from the local cache so far. */
-  bytesFromRemote: number;
-  bytesFromCache: number;
-  /** Files kept, or with every chunk written. Ends at `result.files`. */
-  filesDone: number;
-  filesTotal: number;
-  /** Chunks fetched and verified so far. Ends at `result.chunks`. */
-  chunks: number;
-}
-
-export interface VerifyProgress {
-  /** Stored bytes of the pack spans checked so far. Ends at `bytesTotal`. */
-  bytesDone: number;
-  /** Stored bytes of the pack spans to read. */
-  bytesTotal: number;
-  /** Stored bytes fetched and checked. Ends at `result.bytesChecked`. */
-  bytesChecked: number;
-  blobsDone: number;
-  blobsTotal: number;
-  problems: number;
-}
-
-export interface CopyProgress {
-  /** Bytes of the objects and `_metadata` handled so far (copied, or found already there). */
-  bytesDone: number;
-  bytesTotal: number;
-  /** Ends at `result.bytesCopied`. */
-  bytesCopied: number;
-  objectsDone: number;
-  objectsTotal: number;
-  objectsCopied: number;
-}
-
-/** gc streams the store's listing, so it has no totals: only running counts. */
-export interface GcProgress {
-  objectsScanned: number;
-  /** Ends at `result.packsRemoved`. */
-  packsRemoved: number;
-  incompleteRemoved: number;
-  bytesFreed: number;
-  youngKept: number;
 }
 
 export type ChunkpointEvent =
@@ -123,27 +63,3 @@ export type ChunkpointEventType = ChunkpointEvent['type'];
 export type EventOf<T extends ChunkpointEventType> = Extract<ChunkpointEvent, { type: T }>;
 
 export type EventListener = (event: ChunkpointEvent) => void;
-
-/** Default minimum time between two progress events of one operation. */
-export const DEFAULT_PROGRESS_INTERVAL_MS = 100;
-
-/**
- * How a coordinator reports progress: it calls `update` after every worker
- * result with a function building the figures, which runs only when an event
- * is due, so the per-chunk cost of an unobserved operation is one comparison.
- */
-export interface ProgressSink<P> {
-  update(figures: () => P, force?: boolean): void;
-}
-
-export function throttledSink<P>(intervalMs: number, deliver: (figures: P) => void): ProgressSink<P> {
-  let last = -Infinity;
-  return {
-    update(figures, force = false) {
-      const now = performance.now();
-      if (!force && now - last < intervalMs) return;
-      last = now;
-      deliver(figures());
-    },
-  };
-}

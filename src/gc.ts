@@ -30,7 +30,17 @@ import type { CheckpointMetadata } from './format/metadata.js';
 import { readSession, sessionLive } from './lease.js';
 import type { SessionRecord } from './format/session.js';
 import type { Store } from './store/store.js';
-import type { GcProgress, ProgressSink } from './events.js';
+import type { ProgressSink } from './progress.js';
+
+/** gc streams the store's listing, so it has no totals: only running counts. */
+export interface GcProgress {
+  objectsScanned: number;
+  /** Ends at `result.packsRemoved`. */
+  packsRemoved: number;
+  incompleteRemoved: number;
+  bytesFreed: number;
+  youngKept: number;
+}
 
 /** Long enough for any clock disagreement and any sane commit hand-off; unreferenced objects younger than this stay. */
 export const DEFAULT_GRACE_MS = 60 * 60 * 1000;

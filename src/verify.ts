@@ -23,7 +23,19 @@ import type { WorkerPool } from './pool.js';
 import { planReads, type PlannedBlob } from './restore/plan.js';
 import { isNotFound } from './store/not-found.js';
 import type { Store } from './store/store.js';
-import type { ProgressSink, VerifyProgress } from './events.js';
+import type { ProgressSink } from './progress.js';
+
+export interface VerifyProgress {
+  /** Stored bytes of the pack spans checked so far. Ends at `bytesTotal`. */
+  bytesDone: number;
+  /** Stored bytes of the pack spans to read. */
+  bytesTotal: number;
+  /** Stored bytes fetched and checked. Ends at `result.bytesChecked`. */
+  bytesChecked: number;
+  blobsDone: number;
+  blobsTotal: number;
+  problems: number;
+}
 
 export interface VerifyOptions {
   /** Fraction of the distinct blobs to read, in (0, 1] (default 1: all). Packs are always checked for presence and size. */

@@ -16,7 +16,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { blobEntryPath, type CacheIndex } from '../cache.js';
 import { ChunkpointError, InvalidInputError, abortedError, checkAborted, errnoOf, targetIoError } from '../errors.js';
-import type { ProgressSink, RestoreProgress } from '../events.js';
+import type { ProgressSink } from '../progress.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
 import { checkpointDirName, printable } from '../format/names.js';
@@ -31,6 +31,20 @@ import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedT
 export { STAGING_PREFIX } from './target.js';
 
 const SETID_BITS = 0o6000;
+
+export interface RestoreProgress {
+  /** Logical bytes done: files kept in place, plus chunks written. Ends at `result.bytes`. */
+  bytesDone: number;
+  bytesTotal: number;
+  /** Stored bytes fetched from the store / read from the local cache so far. */
+  bytesFromRemote: number;
+  bytesFromCache: number;
+  /** Files kept, or with every chunk written. Ends at `result.files`. */
+  filesDone: number;
+  filesTotal: number;
+  /** Chunks fetched and verified so far. Ends at `result.chunks`. */
+  chunks: number;
+}
 
 export interface RestoreOptions {
   /**

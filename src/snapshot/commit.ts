@@ -25,7 +25,7 @@ import { checkpointDirName, printable } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
 import { forEachBounded } from '../bounded.js';
 import type { Store } from '../store/store.js';
-import type { SnapshotResult } from './index.js';
+import type { SnapshotResult } from './result.js';
 
 export interface CommitOptions {
   /** fsync the metadata (default true). */

@@ -16,7 +16,7 @@ import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJob
 import { buildDedupeIndex } from '../dedupe-index.js';
 import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
 import { isWithin, resolvedPath } from '../local-paths.js';
-import type { ProgressSink, SnapshotProgress } from '../events.js';
+import type { ProgressSink } from '../progress.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
@@ -32,11 +32,29 @@ import { commitTasks, type CommitOptions } from './commit.js';
 import { planReuse, planRewrites, type PendingRun } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
 import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
-import type { WorkerStages } from '../protocol.js';
 import { packJobs, writePending, type WriteOutcome } from './write.js';
 
 export { commitTasks, type CommitOptions } from './commit.js';
+export type { SnapshotResult, SnapshotStages } from './result.js';
+import type { SnapshotResult, SnapshotStages } from './result.js';
 export { DEFAULT_IMMUTABLE, immutableMatcher } from './state-dir.js';
+
+export interface SnapshotProgress {
+  /** Logical state bytes done: files reused without reading, plus chunks stored. Ends at `result.bytes`. */
+  bytesDone: number;
+  /** Logical size of the state directory. */
+  bytesTotal: number;
+  /** State bytes read by workers so far. Ends at `result.bytesRead`. */
+  bytesRead: number;
+  /** Pack bytes written to the store so far (without manifests and `_metadata`). */
+  bytesWritten: number;
+  /** Files reused or with every chunk stored. Ends at `result.files`. */
+  filesDone: number;
+  filesTotal: number;
+  filesReused: number;
+  chunksNew: number;
+  chunksDeduped: number;
+}
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
@@ -64,69 +82,6 @@ export interface SnapshotOptions extends Omit<CommitOptions, 'cache'> {
   localCopy?: LocalCopyOptions;
   /** Task id inside the checkpoint (default `main`). */
   task?: string;
-}
-
-/**
- * A snapshot's time by stage. The coordinator's are wall time, one after
- * the other; the workers' are summed over threads (with two threads busy
- * they add up to twice the write stage's wall time).
- */
-export interface SnapshotStages {
-  /** Listing the state directory and finding the base checkpoint (concurrently). */
-  listMs: number;
-  /** Taking the lease, loading the base's manifest and pack list, planning reuse. */
-  planMs: number;
-  /** Worker jobs (read, hash, compress, write), including rewrites of mostly dead packs. */
-  writeMs: number;
-  /** Making the packs durable and visible. */
-  publishMs: number;
-  /** Encoding, checking and writing the manifest, and the local copy. */
-  manifestMs: number;
-  /** Committing `_metadata` and retention. */
-  commitMs: number;
-  workers: WorkerStages;
-}
-
-export interface SnapshotResult {
-  checkpointId: number;
-  /** Directory name of the checkpoint, e.g. `chk-3`. */
-  checkpoint: string;
-  /** The checkpoint it reused data from (`chk-2`), or null for a full snapshot. */
-  base: string | null;
-  /** Tasks in the checkpoint (1 for `snapshot`). */
-  tasks: number;
-  files: number;
-  /** Logical size of the state directory. */
-  bytes: number;
-  /** State bytes read by workers (only new or changed files, and chunks of rewritten packs). */
-  bytesRead: number;
-  /** Bytes written to the store: new packs, manifests and `_metadata`. */
-  bytesWritten: number;
-  filesReused: number;
-  bytesReused: number;
-  chunksNew: number;
-  chunksDeduped: number;
-  packsWritten: number;
-  /** Base packs not reused (missing, damaged, or mostly dead) whose chunks were read again from the state, and those chunks' bytes. */
-  packsRewritten: number;
-  bytesRewritten: number;
-  /** Bytes added to the local cache (with `cache`). */
-  bytesCached: number;
-  /** Where the time went (`snapshot` only; null for a commit of task snapshots). */
-  stages: SnapshotStages | null;
-  /** Files (and their bytes) the task-local copy holds after this snapshot (with `localCopy`), else null. */
-  localCopy: { files: number; bytes: number } | null;
-  /** Checkpoints removed by retention after this commit, and what that freed. */
-  checkpointsRemoved: string[];
-  packsRemoved: number;
-  bytesFreed: number;
-  /** Raw bytes / stored bytes of the chunks this snapshot stored. */
-  compressionRatio: number;
-  durationMs: number;
-  /** Logical state MB (10^6) per second. */
-  throughputMBps: number;
-  /** What went wrong around a successful commit (damage routed around, retention that could not finish). */
-  warnings: string[];
 }
 
 export type TaskSnapshotOptions = Pick<SnapshotOptions, 'chunkSize' | 'packSize' | 'immutable' | 'durable' | 'leaseMs' | 'cache' | 'localCopy' | 'signal'>;
