@@ -12,7 +12,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseScriptArgs } from '../scripts/usage.js';
-import lz4 from 'lz4';
+import { lz4 } from '../src/native.js';
 import { Bench } from 'tinybench';
 import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/format/blob.js';
 import { loadHasher } from '../src/format/content-key.js';

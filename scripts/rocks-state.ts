@@ -1,13 +1,14 @@
 /**
  * Real state for the demo, the tests and the benchmarks: a RocksDB database
- * written by the embedded RocksDB that the `rocksdb` npm package bundles, so
- * the files are genuine SSTs, MANIFEST, OPTIONS, CURRENT and WAL.
+ * written by the RocksDB that the `rocksdb-native` npm package ships (prebuilt
+ * N-API addons: the same binary loads in every supported Node), so the files
+ * are genuine SSTs, MANIFEST, OPTIONS, CURRENT, LOG and WAL.
  *
  * Values are JSON-like records with a seeded random binary field: the
  * structure compresses, the binary part does not, so uncompressed SSTs come
  * out near the LZ4 ratio of ~2 measured on real SST files.
  */
-import RocksDB from 'rocksdb';
+import RocksDB, { type WriteBatch } from 'rocksdb-native';
 import { prng } from '../src/random.js';
 
 // Re-exported for the tests that import the generator from here.
@@ -16,22 +17,33 @@ export { prng };
 export interface StateOptions {
   /** Seed for keys and values: the same seed writes the same logical data. */
   seed: number;
-  /** Snappy block compression, as most deployments use (default: none, so chunkpoint's LZ4 has work to do). */
+  /**
+   * Snappy block compression, as most deployments use (default: none, so chunkpoint's LZ4 has work to do).
+   * The RocksDB in `rocksdb-native` is built without any block compression: asking for it is an error.
+   */
   compression?: boolean;
-  /** Memtable size, and so the size of freshly flushed SSTs (default 32 MiB). */
+  /** Memtable size, and so the size of each SST a flush writes (default 32 MiB). Compaction writes RocksDB's default 64 MiB files. */
   writeBufferSize?: number;
-  /** Target size of compacted SSTs (default 32 MiB). */
-  maxFileSize?: number;
 }
+
+/** Whether generateState can write Snappy-compressed SST blocks (the RocksDB build it uses has no block compression). */
+export const SNAPPY_BLOCKS = false;
 
 const VALUE_SIZE = 1000;
 const BATCH = 2000;
 
-type Db = ReturnType<typeof RocksDB>;
-type BatchOp = Parameters<Db['batch']>[0][number];
+type Db = RocksDB;
 
-function call(fn: (cb: (err: Error | undefined) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+/** One atomic write of puts; the batch frees itself when it settles (a database with a live batch never closes). */
+function writeBatch(db: Db, records: [key: string, value: Buffer][]): Promise<void> {
+  const batch: WriteBatch = db.write({ autoDestroy: true });
+  try {
+    for (const [k, v] of records) batch.tryPut(k, v);
+  } catch (error) {
+    batch.destroy();
+    throw error;
+  }
+  return batch.flush();
 }
 
 /**
@@ -81,18 +93,11 @@ function key(id: number): string {
 }
 
 async function openDb(dir: string, options: StateOptions): Promise<Db> {
-  const db = RocksDB(dir);
-  await call((cb) =>
-    db.open(
-      {
-        createIfMissing: true,
-        compression: options.compression ?? false,
-        writeBufferSize: options.writeBufferSize ?? 32 * 1024 * 1024,
-        maxFileSize: options.maxFileSize ?? 32 * 1024 * 1024,
-      },
-      cb,
-    ),
-  );
+  if (options.compression === true && !SNAPPY_BLOCKS) {
+    throw new Error("Snappy-compressed SST blocks are not available: the RocksDB in 'rocksdb-native' is built without block compression");
+  }
+  const db = new RocksDB(dir, { writeBufferSize: options.writeBufferSize ?? 32 * 1024 * 1024 });
+  await db.ready();
   return db;
 }
 
@@ -100,10 +105,10 @@ async function writeRange(db: Db, makeValue: ValueMaker, first: number, count: n
   // The next batch is built while RocksDB writes the previous one (on its own thread): batches still apply in order.
   let writing: Promise<void> = Promise.resolve();
   for (let start = first; start < first + count; start += BATCH) {
-    const ops: BatchOp[] = [];
-    for (let id = start; id < Math.min(first + count, start + BATCH); id++) ops.push({ type: 'put', key: key(id), value: makeValue.value(id, version) });
+    const records: [string, Buffer][] = [];
+    for (let id = start; id < Math.min(first + count, start + BATCH); id++) records.push([key(id), makeValue.value(id, version)]);
     await writing;
-    writing = call((cb) => db.batch(ops, cb));
+    writing = writeBatch(db, records);
   }
   await writing;
 }
@@ -119,10 +124,12 @@ export async function generateState(dir: string, bytes: number, options: StateOp
   const records = recordsFor(bytes);
   try {
     await writeRange(db, new ValueMaker(prng(options.seed)), 0, records, 1);
-    // Flush everything into SSTs, as a checkpointing runtime would before a snapshot.
-    await call((cb) => db.compactRange(key(0), key(records), cb));
+    // Flush everything into SSTs, as a checkpointing runtime would before a snapshot. Keys were
+    // written in order, so each memtable flush made an SST of its own key range (about
+    // writeBufferSize): compaction moves such files down the levels without rewriting them.
+    await db.flush();
   } finally {
-    await call((cb) => db.close(cb));
+    await db.close();
   }
   return { records };
 }
@@ -152,13 +159,14 @@ export async function mutateState(dir: string, options: MutateOptions): Promise<
     // Appends first, flushed on their own: their SSTs hold only new keys and
     // are added without touching the existing ones.
     await writeRange(db, maker, options.records, appended, 1);
-    await call((cb) => db.compactRange(key(options.records), key(options.records + appended), cb));
+    await db.flush();
     // Then the overwrites, compacted over their range only: RocksDB rewrites
     // just the SSTs that cover it and deletes the ones they replace.
     await writeRange(db, maker, rewriteStart, rewritten, 2 + options.seed);
-    await call((cb) => db.compactRange(key(rewriteStart), key(rewriteStart + rewritten), cb));
+    await db.flush();
+    await db.compactRange(key(rewriteStart), key(rewriteStart + rewritten));
   } finally {
-    await call((cb) => db.close(cb));
+    await db.close();
   }
   return { records: options.records + appended };
 }

@@ -44,7 +44,7 @@ export interface RocksState {
  */
 export async function rocksState(bytes = 12 * 1024 * 1024, seed = 1): Promise<RocksState> {
   const dir = join(await tempDir('state'), 'db');
-  const { records } = await generateState(dir, bytes, { seed, writeBufferSize: 2 * 1024 * 1024, maxFileSize: 2 * 1024 * 1024 });
+  const { records } = await generateState(dir, bytes, { seed, writeBufferSize: 2 * 1024 * 1024 });
   return { dir, records };
 }
 
@@ -56,7 +56,6 @@ export async function mutateRocksState(state: RocksState, seed: number): Promise
     appendFraction: 0.1,
     rewriteFraction: 0.05,
     writeBufferSize: 2 * 1024 * 1024,
-    maxFileSize: 2 * 1024 * 1024,
   });
   state.records = records;
 }

@@ -7,7 +7,7 @@
  */
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import lz4 from 'lz4';
+import { lz4 } from '../src/native.js';
 import { BLOB_HEADER_SIZE, Codec, encodeBlobHeader } from '../src/format/blob.js';
 import { blobEntryPath, writeEntry } from '../src/cache.js';
 import { keyToBytes, loadHasher } from '../src/format/content-key.js';

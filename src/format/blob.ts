@@ -5,7 +5,7 @@
  * its own (a scrub, a rebuilt index, a copied bucket) can be checked without
  * any metadata. Blobs live in packs (pack.ts). Layout: docs/FORMAT.md.
  */
-import lz4 from 'lz4';
+import { lz4 } from '../native.js';
 import { CorruptDataError } from '../errors.js';
 import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
 

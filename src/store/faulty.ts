@@ -82,7 +82,9 @@ export class FaultyStore implements Store {
 
   /** Faults strike when the object is finished (before or after it landed), as a failed upload does. */
   async createWriter(key: string): Promise<ObjectWriter> {
-    const inner = await this.around('write', key, () => this.inner.createWriter(key));
+    // A lost response to the creation drops the writer it made, as a caller that never got it
+    // would: aborted, so its open file (a spool or staging file) is not left to the garbage collector.
+    const inner = await this.around('write', key, () => this.inner.createWriter(key), (lost) => lost.abort());
     return {
       key,
       get size() {
@@ -154,7 +156,8 @@ export class FaultyStore implements Store {
     return this.around('exists', '', () => this.inner.exists());
   }
 
-  private async around<T>(op: StoreOperation, key: string, run: () => Promise<T>): Promise<T> {
+  /** Runs `run` under the seeded faults; `drop` releases what a run whose response is then "lost" made. */
+  private async around<T>(op: StoreOperation, key: string, run: () => Promise<T>, drop?: (made: T) => Promise<void>): Promise<T> {
     await this.delay();
     if (!isMainThread && this.random() < rate(this.faults.workerExit, op)) {
       // Only this worker thread ends (process.exit in a worker stops the thread), as a crash in native code would.
@@ -163,7 +166,8 @@ export class FaultyStore implements Store {
     const fault = this.draw(op);
     if (fault === undefined) return run();
     if (fault === 'transient' && WRITES.has(op) && this.random() < (this.faults.lostResponse ?? 0.5)) {
-      await run();
+      const made = await run();
+      await drop?.(made).catch(() => undefined);
       throw this.fault(fault, op, key, true);
     }
     throw this.fault(fault, op, key, false);

@@ -20,8 +20,8 @@ ${STRESS_SUMMARY}.
 Task processes change real RocksDB state and snapshot it into one job each
 round; the coordinator commits with retention while gc, restores (cold, warm
 and corrupted cache; fresh and stale targets) and verifies run against the
-same job, under injected store faults and SIGKILLs. Needs the 'rocksdb'
-package (npm install rocksdb). Exit status: 0 every invariant held, 1 a
+same job, under injected store faults and SIGKILLs. Needs the
+'rocksdb-native' package (npm install rocksdb-native). Exit status: 0 every invariant held, 1 a
 violation (evidence kept, replay command printed), 2 usage error.
 
 options:

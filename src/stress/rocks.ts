@@ -1,30 +1,35 @@
 /**
- * Real RocksDB state for the stress harness, through the `rocksdb` npm
- * package (its bundled RocksDB). That package is a devDependency of
- * chunkpoint, so an installed copy may lack it: it is imported dynamically,
- * and its absence is a clear error saying how to install it.
+ * Real RocksDB state for the stress harness, through the `rocksdb-native` npm
+ * package (RocksDB as prebuilt N-API addons, loadable by every supported
+ * Node). That package is a devDependency of chunkpoint, so an installed copy
+ * may lack it: it is imported dynamically, and its absence is a clear error
+ * saying which package to install.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type RocksDBModule from 'rocksdb';
+import type RocksDBModule from 'rocksdb-native';
+import type { WriteBatch } from 'rocksdb-native';
 import { InvalidInputError } from '../errors.js';
 import { prng } from '../random.js';
 
-type Db = ReturnType<typeof RocksDBModule>;
-type BatchOp = Parameters<Db['batch']>[0][number];
+type Db = RocksDBModule;
+type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+
+/** The package the harness needs and `npm install` must add next to chunkpoint. */
+export const ROCKSDB_PACKAGE = 'rocksdb-native';
 
 export const VALUE_SIZE = 1000;
 
 let factory: Promise<typeof RocksDBModule> | undefined;
 
 export async function loadRocksDb(): Promise<typeof RocksDBModule> {
-  factory ??= import('rocksdb').then(
+  factory ??= import(ROCKSDB_PACKAGE).then(
     (m: { default: typeof RocksDBModule }) => m.default,
     (error: unknown) => {
       factory = undefined;
       throw new InvalidInputError(
         'ROCKSDB_MISSING',
-        `chunkpoint stress writes real RocksDB state and needs the 'rocksdb' package, which could not be loaded (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); install it next to chunkpoint: npm install rocksdb`,
+        `chunkpoint stress writes real RocksDB state and needs the '${ROCKSDB_PACKAGE}' package, which could not be loaded (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); install it next to chunkpoint: npm install ${ROCKSDB_PACKAGE}`,
         { cause: error },
       );
     },
@@ -32,8 +37,19 @@ export async function loadRocksDb(): Promise<typeof RocksDBModule> {
   return factory;
 }
 
-function call(fn: (cb: (err: Error | undefined) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+/** One atomic write; the batch frees itself when it settles (a database with a live batch never closes). */
+function writeBatch(db: Db, ops: BatchOp[]): Promise<void> {
+  const batch: WriteBatch = db.write({ autoDestroy: true });
+  try {
+    for (const op of ops) {
+      if (op.type === 'put') batch.tryPut(op.key, op.value);
+      else batch.tryDelete(op.key);
+    }
+  } catch (error) {
+    batch.destroy();
+    throw error;
+  }
+  return batch.flush();
 }
 
 function key(id: number): string {
@@ -71,16 +87,16 @@ export async function changeState(dir: string, stateBytes: number, seed: number,
   const fresh = (await stat(join(dir, 'CURRENT')).catch(() => undefined)) === undefined;
   // RocksDB creates the database directory, not its parents.
   await mkdir(dirname(dir), { recursive: true });
-  const db = RocksDB(dir);
-  // Small memtables and files: a few MiB of state still makes many SSTs and compactions.
-  await call((cb) => db.open({ createIfMissing: true, compression: false, writeBufferSize: 256 * 1024, maxFileSize: 512 * 1024 }, cb));
+  // Small memtables: a few MiB of state still makes many SSTs and compactions.
+  const db = new RocksDB(dir, { writeBufferSize: 256 * 1024 });
+  await db.ready();
   const random = prng((seed ^ Math.imul(round + 1, 0x85ebca6b)) >>> 0);
   const records = recordsFor(stateBytes);
   const change: RoundChange & { generated: boolean } = { puts: 0, deletes: 0, compactions: 0, generated: false };
   try {
     const ops: BatchOp[] = [];
     const flush = async (): Promise<void> => {
-      if (ops.length > 0) await call((cb) => db.batch(ops.splice(0), cb));
+      if (ops.length > 0) await writeBatch(db, ops.splice(0));
     };
     if (fresh) {
       change.generated = true;
@@ -105,11 +121,11 @@ export async function changeState(dir: string, stateBytes: number, seed: number,
     if (!fresh && random() < 0.5) {
       const from = Math.floor(random() * records);
       const to = Math.min(records, from + Math.floor(records * random()));
-      await call((cb) => db.compactRange(key(from), key(to), cb));
+      await db.compactRange(key(from), key(to));
       change.compactions++;
     }
   } finally {
-    await call((cb) => db.close(cb));
+    await db.close();
   }
   return change;
 }
