@@ -40,11 +40,12 @@
  * The SDK is imported on first use, so directory-store users never load it.
  */
 import type * as Sdk from '@aws-sdk/client-s3';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { createReadStream, rmSync } from 'node:fs';
+import { lstat, mkdir, mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { isMainThread } from 'node:worker_threads';
 import { ChunkpointError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf } from '../errors.js';
 import { checkJobId, parseStoreKey, printable, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
@@ -75,11 +76,48 @@ function checkKey(key: string): string {
 }
 
 let spoolRoot: Promise<string> | undefined;
+const SPOOL_PREFIX = 'chunkpoint-spool-';
+/** All threads of a process spool into one directory named by its pid, so the process can remove it when it exits. */
+const SPOOL_PATH = join(tmpdir(), `${SPOOL_PREFIX}${process.pid}`);
+if (isMainThread) process.once('exit', () => rmSync(SPOOL_PATH, { recursive: true, force: true }));
 
-/** A private directory of this process for spooled packs (removed with the files in it). */
+/**
+ * This process's private directory for spooled packs. The name is
+ * predictable, and the temp directory is everyone's: a directory someone
+ * else made there (or a link) is never used; a private mkdtemp one is, and
+ * is left behind. Spool directories of processes that are gone (killed
+ * mid-snapshot, with up to a pack in each file) are removed on the way.
+ */
 function spoolDir(): Promise<string> {
-  spoolRoot ??= mkdtemp(join(tmpdir(), 'chunkpoint-spool-'));
+  spoolRoot ??= (async () => {
+    await mkdir(SPOOL_PATH, { mode: 0o700 }).catch((error: unknown) => {
+      if (errnoOf(error) !== 'EEXIST') throw error;
+    });
+    const st = await lstat(SPOOL_PATH);
+    const mine = st.isDirectory() && (process.getuid === undefined || st.uid === process.getuid()) && (st.mode & 0o077) === 0;
+    void removeDeadSpools();
+    return mine ? SPOOL_PATH : mkdtemp(join(tmpdir(), SPOOL_PREFIX));
+  })();
   return spoolRoot;
+}
+
+async function removeDeadSpools(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const pid = /^chunkpoint-spool-(\d+)$/.exec(name)?.[1];
+    if (pid === undefined || Number(pid) === process.pid || alive(Number(pid))) continue;
+    const path = join(tmpdir(), name);
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isDirectory() === true && (process.getuid === undefined || st.uid === process.getuid())) await rm(path, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoOf(error) !== 'ESRCH';
+  }
 }
 
 export class S3Store implements Store {
