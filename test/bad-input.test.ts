@@ -47,6 +47,7 @@ interface StoredMetadata {
 interface StoredManifest {
   packs: [string, number][];
   files: { path: string; size: number; mtimeMs: number; chunks: number }[];
+  directories: string[];
   [field: string]: unknown;
 }
 
@@ -555,6 +556,21 @@ describe('damaged or hostile _metadata and manifests', () => {
     await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
     await expectUntouched(where);
     expect(await readFile('/etc/passwd')).toEqual(before);
+  });
+
+  it('restores a directories entry whose parents the manifest does not list, over a non-empty target, creating them (issue #16 item 7)', async () => {
+    const copy = await copyJobRoot();
+    await rewriteManifest(copy, (m) => {
+      m.directories = ['deep/er/est'];
+    });
+    const where = await newTarget();
+    await mkdir(where.target);
+    await writeFile(join(where.target, 'old.txt'), 'replaced');
+    await chunkpoint.restore({ path: join(copy, 'chk-1') }, where.target, { overwrite: true });
+    expect((await lstat(join(where.target, 'deep', 'er', 'est'))).isDirectory()).toBe(true);
+    expect(await exists(join(where.target, 'old.txt'))).toBe(false);
+    const restored = await treeDigest(where.target);
+    for (const [path, info] of await treeDigest(state.dir)) expect(restored.get(path), path).toEqual(info);
   });
 
   it('refuses a file mtime outside the representable range, e.g. 1e300, when the manifest is read (MANIFEST_INVALID), not late while restoring (issue #16 item 13)', async () => {
