@@ -162,7 +162,7 @@ async function snapshotPhase(round: number, id: string, label: string, ds: strin
  */
 function stagesLine(s: SnapshotStages, outsideMs: number): string {
   const w = s.workers;
-  return `list ${s.listMs} ms, plan ${s.planMs}, write ${s.writeMs} [threads: read ${w.readMs}, hash ${w.hashMs}, lz4 ${w.compressMs}, store ${w.writeMs}], publish ${s.publishMs}, manifest ${s.manifestMs}, commit ${s.commitMs}; process and pool start-up ${Math.round(outsideMs)} ms`;
+  return `list ${s.listMs} ms, plan ${s.planMs}, write ${s.writeMs} [threads: read ${w.readMs}, hash ${w.hashMs}, lz4 ${w.compressMs}, store ${w.writeMs}], publish ${s.publishMs}, manifest ${s.manifestMs}, commit ${s.commitMs}, local copy ${s.localCopyMs}; process and pool start-up ${Math.round(outsideMs)} ms`;
 }
 
 /** `cache` undefined: no local cache, every chunk from the store and nothing else written. */

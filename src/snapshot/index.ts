@@ -93,8 +93,9 @@ interface StoredTask {
   leaseMs: number;
   base: CheckpointMetadata | undefined;
   warnings: string[];
-  localCopy: { files: number; bytes: number } | null;
-  stages: Omit<SnapshotStages, 'commitMs'>;
+  /** Brings the task-local copy up to this snapshot (with `localCopy`). */
+  keepLocal: (() => Promise<{ files: number; bytes: number; warnings: string[] }>) | undefined;
+  stages: Omit<SnapshotStages, 'commitMs' | 'localCopyMs'>;
 }
 
 /**
@@ -122,6 +123,7 @@ export async function snapshotTask(
     throw error;
   }
   stored.lease.stop();
+  await stored.keepLocal?.();
   return { ...stored.snapshot, expiresAt: new Date(stored.lease.expires).toISOString() };
 }
 
@@ -147,7 +149,12 @@ export async function snapshot(
     const committing = performance.now();
     const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base });
     result.warnings.unshift(...stored.warnings);
-    return { ...result, localCopy: stored.localCopy, stages: { ...stored.stages, commitMs: Math.round(performance.now() - committing) } };
+    const commitMs = Math.round(performance.now() - committing);
+    const keeping = performance.now();
+    const kept = await stored.keepLocal?.();
+    if (kept !== undefined) result.warnings.push(...kept.warnings);
+    const localCopy = kept === undefined ? null : { files: kept.files, bytes: kept.bytes };
+    return { ...result, localCopy, stages: { ...stored.stages, commitMs, localCopyMs: Math.round(performance.now() - keeping) } };
   } catch (error) {
     await stored.lease.end();
     throw error;
@@ -313,13 +320,14 @@ async function storeTask(
     await store.put(key, [encoded], { ifAbsent: true, durable });
     progress?.update(() => ({ ...figures, bytesWritten: figures.bytesWritten + encoded.byteLength }), true);
 
-    let localCopy: { files: number; bytes: number } | null = null;
-    if (options.localCopy !== undefined) {
-      const absPaths = new Map(files.map((f) => [f.relPath, f.absPath]));
-      const kept = await keepLocalCopy(hasher, options.localCopy, store.location, task, plan.entries.map((entry) => ({ entry, absPath: absPaths.get(entry.path) ?? join(root, ...entry.path.split('/')) })));
-      warnings.push(...kept.warnings);
-      localCopy = { files: kept.files, bytes: kept.bytes };
-    }
+    // The local copy is updated once the snapshot holds (snapshot: after its commit), so a failed
+    // commit leaves it serving the last committed checkpoint.
+    const localCopyOptions = options.localCopy;
+    const absPaths = new Map(files.map((f) => [f.relPath, f.absPath]));
+    const keepLocal =
+      localCopyOptions === undefined
+        ? undefined
+        : () => keepLocalCopy(hasher, localCopyOptions, store.location, task, plan.entries.map((entry) => ({ entry, absPath: absPaths.get(entry.path) ?? join(root, ...entry.path.split('/')) })));
 
     const chunks = plan.entries.reduce((n, f) => n + f.chunks.length, 0);
     const snapshot: TaskSnapshot = {
@@ -362,7 +370,7 @@ async function storeTask(
       manifestMs: round(performance.now() - wroteAt),
       workers: { readMs: round(written.stages.readMs), hashMs: round(written.stages.hashMs), compressMs: round(written.stages.compressMs), writeMs: round(written.stages.writeMs) },
     };
-    return { snapshot, lease, leaseMs, base, warnings, localCopy, stages };
+    return { snapshot, lease, leaseMs, base, warnings, keepLocal, stages };
   } catch (error) {
     await lease.end();
     if (signal.aborted && !(error instanceof ChunkpointError && error.code === 'LEASE_LOST')) throw abortedError(signal);

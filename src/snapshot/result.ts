@@ -19,10 +19,12 @@ export interface SnapshotStages {
   writeMs: number;
   /** Making the packs durable and visible. */
   publishMs: number;
-  /** Encoding, checking and writing the manifest, and the local copy. */
+  /** Encoding, checking and writing the manifest. */
   manifestMs: number;
   /** Committing `_metadata` and retention. */
   commitMs: number;
+  /** Bringing the task-local copy up to this snapshot (0 without one). */
+  localCopyMs: number;
   workers: WorkerStages;
 }
 
