@@ -3,12 +3,13 @@
  *
  * Builds, on the directory store, what 1,000 task processes would hand a
  * coordinator: per task a live session, a real manifest of 2,000 chunk
- * handles, and its packs (sparse files of the right size: a commit checks
- * packs by listing, never reads them). Then, each in a process of its own so
+ * handles, and its packs (sparse files of the right size whose trailer, the
+ * index a commit checks every handle against, is real). Then, each in a process of its own so
  * its peak RSS is its own:
  *   commit   the untrusted coordinator path: every session checked, every
  *            manifest read and validated against its task snapshot, every
- *            pack's presence and size checked, `_metadata` written;
+ *            pack's presence and size checked, every handle checked against
+ *            its pack's trailer, `_metadata` written;
  *   plan     restore planning of one task: locate, read and validate
  *            `_metadata`, read that task's manifest, plan the coalesced reads.
  * Targets (issue #15): commit <= 5 s with peak RSS <= 200 MB; planning <= 0.5 s.
@@ -29,7 +30,7 @@ import { KEY_ALGORITHM, encodeManifest, manifestChecksum, type FileEntry, type P
 import { TASK_SNAPSHOT_FORMAT, type TaskSnapshot } from '../src/format/metadata.js';
 import { manifestKey, packKey, sessionKey } from '../src/format/names.js';
 import { BLOB_HEADER_SIZE } from '../src/format/blob.js';
-import { PACK_HEADER_SIZE } from '../src/format/pack.js';
+import { PackIndex } from '../src/format/pack.js';
 import { encodeSession } from '../src/format/session.js';
 import { blobsOf, planReads } from '../src/restore/plan.js';
 import { selectTask } from '../src/restore/index.js';
@@ -68,28 +69,30 @@ async function setup(root: string, tasks: number, chunks: number): Promise<strin
     const task = `task-${String(t).padStart(4, '0')}`;
     const session = newId();
     const packs: PackRef[] = [];
+    const indexes: PackIndex[] = [];
     const fileEntries: FileEntry[] = [];
     let pack: PackRef | undefined;
-    let used = PACK_HEADER_SIZE;
+    let index: PackIndex | undefined;
     const stored = Math.floor(CHUNK * 0.55) + BLOB_HEADER_SIZE;
     const perFile = 64;
     for (let f = 0; f * perFile < chunks; f++) {
       const count = Math.min(perFile, chunks - f * perFile);
       const entry: FileEntry = { path: `${String(f).padStart(6, '0')}.sst`, size: count * CHUNK, mode: 0o644, mtimeMs: 1_795_245_507_000 + f, immutable: true, chunks: [] };
       for (let c = 0; c < count; c++) {
-        if (pack === undefined || used + stored > PACK) {
-          if (pack !== undefined) pack.size = used + 1024;
+        if (pack === undefined || index === undefined || index.size + stored > PACK) {
           pack = { key: packKey('shared', task, newId(), session), size: 0 };
+          index = new PackIndex();
           packs.push(pack);
-          used = PACK_HEADER_SIZE;
+          indexes.push(index);
         }
         const key = hasher.contentKey(Buffer.from(`${task}/${f}/${c}`));
-        entry.chunks.push({ key, rawLength: CHUNK, handle: { area: 'shared', name: pack.key.slice('shared/'.length), offset: used, length: stored } });
-        used += stored;
+        const offset = index.add(key, CHUNK, stored);
+        entry.chunks.push({ key, rawLength: CHUNK, handle: { area: 'shared', name: pack.key.slice('shared/'.length), offset, length: stored } });
       }
       fileEntries.push(entry);
     }
-    if (pack !== undefined) pack.size = used + 1024;
+    const trailers = indexes.map((ix) => ix.trailer(hasher));
+    packs.forEach((p, i) => (p.size = (indexes[i]?.size ?? 0) + (trailers[i]?.byteLength ?? 0)));
     const manifest: TaskManifest = {
       formatVersion: FORMAT_VERSION,
       jobId: 'scale',
@@ -109,10 +112,11 @@ async function setup(root: string, tasks: number, chunks: number): Promise<strin
     await store.put(sessionKey(session), [
       encodeSession({ formatVersion: FORMAT_VERSION, session, jobId: 'scale', task, base: null, checkpointId: 1, startedAt: new Date(now).toISOString(), expiresAt: new Date(now + 3_600_000).toISOString(), leaseMs: 3_600_000, holder: 'bench:scale' }, hasher),
     ]);
-    for (const p of packs) {
-      // Sparse: the size is what a commit checks; the bytes are never read.
+    for (const [i, p] of packs.entries()) {
+      // Sparse but for the trailer: a commit checks the size and the trailer's index, never the blobs.
       const fh = await open(join(root, ...p.key.split('/')), 'wx', 0o600);
-      await fh.truncate(p.size);
+      const trailer = trailers[i] ?? Buffer.alloc(0);
+      await fh.write(trailer, 0, trailer.byteLength, p.size - trailer.byteLength);
       await fh.close();
     }
     const snapshot: TaskSnapshot = {
@@ -187,7 +191,8 @@ if (values.phase !== undefined && values.root !== undefined) {
   process.stdout.write(`  setup (manifests, sessions, sparse packs) took ${formatDuration(performance.now() - t0)}\n`);
   const reports: PhaseReport[] = [];
   for (const phase of ['commit', 'plan']) {
-    const { stdout } = await run(process.execPath, [SELF, '--phase', phase, '--root', root, '--tasks', String(tasks), '--chunks', String(chunks)], { maxBuffer: 1 << 20 });
+    // The parent's node flags (--cpu-prof, say) apply to the phases too.
+    const { stdout } = await run(process.execPath, [...process.execArgv, SELF, '--phase', phase, '--root', root, '--tasks', String(tasks), '--chunks', String(chunks)], { maxBuffer: 1 << 20 });
     reports.push(JSON.parse(stdout) as PhaseReport);
   }
   const targets: Record<string, { ms: number; rss?: number }> = { commit: { ms: 5000, rss: 200e6 }, 'plan one task': { ms: 500 } };

@@ -29,7 +29,8 @@ export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Prom
     if (error instanceof CorruptDataError && error.code === 'PACK_TRAILER') throw damaged(where, `has a damaged or missing trailer (${error.message})`);
     throw error;
   }
-  const { entries, entriesOffset, trailer } = index;
+  const { entriesOffset, trailer } = index;
+  const entries = index.index.entries();
 
   const reader = await from.openReader(req.key, { offset: 0, length: entriesOffset });
   let writer: ObjectWriter | undefined;

@@ -108,29 +108,76 @@ export function decodePackFooter(footer: Uint8Array, packSize: number, where: st
   return { count, entriesOffset };
 }
 
+/**
+ * A checked pack trailer, read in place: its checksum, and that its entries
+ * are contiguous, in order and in range, are verified once; then an entry is
+ * found by offset (binary search) and compared without building an object
+ * per blob (a commit of a thousand tasks checks millions of handles).
+ */
+export class PackTrailer {
+  private constructor(
+    private readonly buf: Buffer,
+    readonly count: number,
+  ) {}
+
+  /** Checks `trailer` (everything from the entries to the end) against the pack's size. */
+  static check(trailer: Uint8Array, packSize: number, hasher: Hasher, where: string): PackTrailer {
+    const buf = Buffer.from(trailer.buffer, trailer.byteOffset, trailer.byteLength);
+    const { count, entriesOffset } = decodePackFooter(buf.subarray(buf.byteLength - PACK_FOOTER_SIZE), packSize, where);
+    if (buf.byteLength !== count * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE) throw new CorruptDataError('PACK_TRAILER', `pack ${where}: trailer of ${buf.byteLength} bytes for ${count} entries`);
+    const footer = count * PACK_ENTRY_SIZE;
+    if (buf.subarray(footer + 16, footer + 24).toString('hex') !== hasher.checksum64(buf.subarray(0, footer + 16))) {
+      throw new CorruptDataError('PACK_TRAILER', `pack ${where} has a damaged trailer (checksum mismatch)`);
+    }
+    let expected = PACK_HEADER_SIZE;
+    for (let i = 0; i < count; i++) {
+      const at = i * PACK_ENTRY_SIZE;
+      const rawLength = buf.readUInt32LE(at + 16);
+      const length = buf.readUInt32LE(at + 20);
+      const offset = readU64(buf, at + 24);
+      // Blobs are contiguous and in order: anything else was not written by a pack writer.
+      if (offset !== expected || length < BLOB_HEADER_SIZE || rawLength < 1 || rawLength > MAX_CHUNK_SIZE) {
+        throw new CorruptDataError('PACK_TRAILER', `pack ${where}: trailer entry ${i} is inconsistent (offset ${offset}, length ${length}, raw ${rawLength})`);
+      }
+      expected += length;
+    }
+    if (expected !== entriesOffset) throw new CorruptDataError('PACK_TRAILER', `pack ${where}: its blobs end at ${expected} but its trailer starts at ${entriesOffset}`);
+    return new PackTrailer(buf, count);
+  }
+
+  /** The index of the entry whose blob starts at `offset`, or -1. */
+  find(offset: number): number {
+    let lo = 0;
+    let hi = this.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = readU64(this.buf, mid * PACK_ENTRY_SIZE + 24);
+      if (at === offset) return mid;
+      if (at < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** Whether entry `i` is the blob of content key `key` (16 bytes), `rawLength` raw bytes, `length` stored. */
+  matches(i: number, key: Uint8Array, rawLength: number, length: number): boolean {
+    const at = i * PACK_ENTRY_SIZE;
+    return this.buf.readUInt32LE(at + 16) === rawLength && this.buf.readUInt32LE(at + 20) === length && this.buf.compare(key, 0, 16, at, at + 16) === 0;
+  }
+
+  entry(i: number): PackEntry {
+    const at = i * PACK_ENTRY_SIZE;
+    return { key: bytesToKey(this.buf.subarray(at, at + 16)), rawLength: this.buf.readUInt32LE(at + 16), length: this.buf.readUInt32LE(at + 20), offset: readU64(this.buf, at + 24) };
+  }
+
+  entries(): PackEntry[] {
+    return Array.from({ length: this.count }, (_, i) => this.entry(i));
+  }
+}
+
 /** Checks and decodes a pack's trailer: `trailer` is everything from the entries to the end. */
 export function decodePackTrailer(trailer: Uint8Array, packSize: number, hasher: Hasher, where: string): PackEntry[] {
-  const buf = Buffer.from(trailer.buffer, trailer.byteOffset, trailer.byteLength);
-  const { count, entriesOffset } = decodePackFooter(buf.subarray(buf.byteLength - PACK_FOOTER_SIZE), packSize, where);
-  if (buf.byteLength !== count * PACK_ENTRY_SIZE + PACK_FOOTER_SIZE) throw new CorruptDataError('PACK_TRAILER', `pack ${where}: trailer of ${buf.byteLength} bytes for ${count} entries`);
-  const footer = count * PACK_ENTRY_SIZE;
-  if (buf.subarray(footer + 16, footer + 24).toString('hex') !== hasher.checksum64(buf.subarray(0, footer + 16))) {
-    throw new CorruptDataError('PACK_TRAILER', `pack ${where} has a damaged trailer (checksum mismatch)`);
-  }
-  const entries: PackEntry[] = [];
-  let expected = PACK_HEADER_SIZE;
-  for (let i = 0; i < count; i++) {
-    const at = i * PACK_ENTRY_SIZE;
-    const entry = { key: bytesToKey(buf.subarray(at, at + 16)), rawLength: buf.readUInt32LE(at + 16), length: buf.readUInt32LE(at + 20), offset: readU64(buf, at + 24) };
-    // Blobs are contiguous and in order: anything else was not written by a pack writer.
-    if (entry.offset !== expected || entry.length < BLOB_HEADER_SIZE || entry.rawLength < 1 || entry.rawLength > MAX_CHUNK_SIZE) {
-      throw new CorruptDataError('PACK_TRAILER', `pack ${where}: trailer entry ${i} is inconsistent (offset ${entry.offset}, length ${entry.length}, raw ${entry.rawLength})`);
-    }
-    expected += entry.length;
-    entries.push(entry);
-  }
-  if (expected !== entriesOffset) throw new CorruptDataError('PACK_TRAILER', `pack ${where}: its blobs end at ${expected} but its trailer starts at ${entriesOffset}`);
-  return entries;
+  return PackTrailer.check(trailer, packSize, hasher, where).entries();
 }
 
 function writeU64(buf: Buffer, value: number, at: number): void {
@@ -145,8 +192,8 @@ function readU64(buf: Buffer, at: number): number {
   return high * 2 ** 32 + buf.readUInt32LE(at);
 }
 
-/** One read of a pack's tail usually holds its whole trailer (2,000 entries). */
-const PACK_TAIL_READ = 64 * 1024;
+/** One read of a pack's tail usually holds its whole trailer (500 entries: a 32 MiB pack of 64 KiB chunks). */
+const PACK_TAIL_READ = 16 * 1024;
 
 /**
  * A pack's own index of its blobs, read from its trailer (one ranged read,
@@ -154,18 +201,16 @@ const PACK_TAIL_READ = 64 * 1024;
  * size the reader expects. Returns the trailer's bytes too, for a copier.
  * The only I/O in the format: a read through the store it is given.
  */
-export async function readPackIndex(store: Pick<Store, 'get' | 'location'>, key: string, size: number, hasher: Hasher): Promise<{ entries: PackEntry[]; entriesOffset: number; trailer: Buffer }> {
+export async function readPackIndex(store: Pick<Store, 'get' | 'location'>, key: string, size: number, hasher: Hasher): Promise<{ index: PackTrailer; entriesOffset: number; trailer: Buffer }> {
   const where = `${store.location}/${key}`;
   if (size < PACK_HEADER_SIZE + PACK_FOOTER_SIZE) throw new CorruptDataError('PACK_TRAILER', `pack ${where} is ${size} bytes, too short for a pack`);
   let tail = await store.get(key, { offset: Math.max(0, size - PACK_TAIL_READ), length: Math.min(size, PACK_TAIL_READ) });
   if (tail.byteLength !== Math.min(size, PACK_TAIL_READ)) {
     throw new ConflictError('PACK_CHANGED', `pack ${where} is not the ${size} bytes it should be (it changed or was truncated while being read)`, { details: { where } });
   }
-  const { count, entriesOffset } = decodePackFooter(tail.subarray(tail.byteLength - PACK_FOOTER_SIZE), size, where);
+  const { entriesOffset } = decodePackFooter(tail.subarray(tail.byteLength - PACK_FOOTER_SIZE), size, where);
   const trailerLength = size - entriesOffset;
   if (trailerLength > tail.byteLength) tail = await store.get(key, { offset: entriesOffset, length: trailerLength });
   const trailer = tail.subarray(tail.byteLength - trailerLength);
-  const entries = decodePackTrailer(trailer, size, hasher, where);
-  if (entries.length !== count) throw new CorruptDataError('PACK_TRAILER', `pack ${where} has an inconsistent trailer`);
-  return { entries, entriesOffset, trailer };
+  return { index: PackTrailer.check(trailer, size, hasher, where), entriesOffset, trailer };
 }

@@ -20,7 +20,8 @@ import { applyRetention, DEFAULT_GRACE_MS, DEFAULT_RETAIN, type RetentionResult 
 import { endSession, readSession, sessionCommittable, type Lease } from '../lease.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
 import { KEY_ALGORITHM, type TaskManifest } from '../format/manifest.js';
-import { readPackIndex, type PackEntry } from '../format/pack.js';
+import { readPackIndex, type PackTrailer } from '../format/pack.js';
+import { keyToBytes } from '../format/content-key.js';
 import { checkpointDirName, printable } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
 import { forEachBounded } from '../bounded.js';
@@ -196,7 +197,7 @@ async function loadBase(store: Store, hasher: Hasher, base: number, checkpointId
  */
 async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskSnapshot[]): Promise<void> {
   const now = Date.now();
-  const manifests: Array<{ task: string; manifest: TaskManifest }> = [];
+  const sizes = new Map(parts.flatMap((t) => t.packs.map((p) => [p.key, p.size] as const)));
   await forEachBounded(parts, 16, async (t) => {
     const record = await readSession(store, hasher, t.session);
     if (record === undefined || record.task !== t.task || record.checkpointId !== t.checkpointId || !sessionCommittable(record, now)) {
@@ -212,7 +213,8 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
     if (listed.size !== t.packs.length || t.packs.some((p) => listed.get(p.key) !== p.size) || manifest.files.reduce((n, f) => n + f.chunks.length, 0) !== t.figures.chunks) {
       throw new InvalidInputError('INVALID_TASK_SNAPSHOT', `the task snapshot of task '${t.task}' does not match its manifest ${t.manifest.key} (packs or chunks differ); pass the object snapshotTask returned, unchanged`);
     }
-    manifests.push({ task: t.task, manifest });
+    // Checked while this task's manifest is at hand: a thousand tasks' manifests never sit in memory together.
+    await checkHandles(store, hasher, { task: t.task, manifest }, sizes);
   });
   const stored = new Map<string, number>();
   for (const area of ['shared/', 'taskowned/']) for await (const o of store.list(area)) stored.set(o.key, o.size);
@@ -226,35 +228,34 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
       }
     }
   }
-  await checkHandles(store, hasher, manifests, new Map(parts.flatMap((t) => t.packs.map((p) => [p.key, p.size] as const))));
 }
 
 /**
- * Every chunk handle of the handed-over manifests must be a blob its pack's
- * own trailer lists, at that offset, with that length and content key: the
- * same facts restore relies on, checked with one trailer read per pack
- * (shared packs once) instead of reading the data.
+ * Every chunk handle of a handed-over manifest must be a blob its pack's own
+ * trailer lists, at that offset, with that length and content key: the same
+ * facts restore relies on, checked with one small read per pack instead of
+ * reading the data.
  */
-async function checkHandles(store: Store, hasher: Hasher, manifests: ReadonlyArray<{ task: string; manifest: TaskManifest }>, sizes: ReadonlyMap<string, number>): Promise<void> {
-  const indexes = new Map<string, Map<number, PackEntry>>();
-  await forEachBounded([...sizes], 16, async ([key, size]) => {
-    const { entries } = await readPackIndex(store, key, size, hasher).catch((error: unknown) => {
-      throw new ConflictError('TASK_SNAPSHOT_STALE', `pack ${key}, which a task snapshot references, cannot be read intact from ${store.location} (${error instanceof Error ? error.message : String(error)}); take a new task snapshot`, { cause: error, details: { key } });
+async function checkHandles(store: Store, hasher: Hasher, { task, manifest }: { task: string; manifest: TaskManifest }, sizes: ReadonlyMap<string, number>): Promise<void> {
+  const indexes = new Map<string, PackTrailer>();
+  await forEachBounded(manifest.packs, 4, async ({ key }) => {
+    const size = sizes.get(key) ?? -1;
+    const { index } = await readPackIndex(store, key, size, hasher).catch((error: unknown) => {
+      throw new ConflictError('TASK_SNAPSHOT_STALE', `pack ${key}, which the task snapshot of task '${task}' references, cannot be read intact from ${store.location} (${error instanceof Error ? error.message : String(error)}); take a new task snapshot`, { cause: error, details: { key, task } });
     });
-    indexes.set(key, new Map(entries.map((e) => [e.offset, e])));
+    indexes.set(key, index);
   });
-  for (const { task, manifest } of manifests) {
-    for (const file of manifest.files) {
-      for (const [i, c] of file.chunks.entries()) {
-        const pack = `${c.handle.area}/${c.handle.name}`;
-        const entry = indexes.get(pack)?.get(c.handle.offset);
-        if (entry === undefined || entry.length !== c.handle.length || entry.key !== c.key || entry.rawLength !== c.rawLength) {
-          throw new InvalidInputError(
-            'INVALID_TASK_SNAPSHOT',
-            `the task snapshot of task '${task}' references chunk ${i} of ${printable(file.path)} at offset ${c.handle.offset} of pack ${pack}, which that pack's index ${entry === undefined ? 'does not list' : 'lists with another key or length'}; the checkpoint could not restore. Take a new task snapshot`,
-            { details: { task, pack, offset: c.handle.offset } },
-          );
-        }
+  for (const file of manifest.files) {
+    for (const [i, c] of file.chunks.entries()) {
+      const pack = `${c.handle.area}/${c.handle.name}`;
+      const index = indexes.get(pack);
+      const at = index?.find(c.handle.offset) ?? -1;
+      if (index === undefined || at < 0 || !index.matches(at, keyToBytes(c.key), c.rawLength, c.handle.length)) {
+        throw new InvalidInputError(
+          'INVALID_TASK_SNAPSHOT',
+          `the task snapshot of task '${task}' references chunk ${i} of ${printable(file.path)} at offset ${c.handle.offset} of pack ${pack}, which that pack's index ${at < 0 ? 'does not list' : 'lists with another key or length'}; the checkpoint could not restore. Take a new task snapshot`,
+          { details: { task, pack, offset: c.handle.offset } },
+        );
       }
     }
   }

@@ -60,6 +60,8 @@ export function createModesFor(shared: boolean): CreateModes {
   return shared ? GROUP_MODES : PRIVATE_MODES;
 }
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+/** How long a directory found real is trusted without resolving it again. */
+const REAL_DIR_TTL_MS = 1000;
 
 /**
  * Decides whether a write is torn (fault injection: a crash mid-write). When
@@ -79,6 +81,8 @@ export class FsStore implements Store {
   private modes: Promise<CreateModes> | undefined;
   /** The job root with links resolved, once it exists: what every directory below it must resolve under. */
   private realRoot: string | undefined;
+  /** Directories found to be real, and when: a commit reading thousands of pack trailers checks each directory about once a second, not per read. */
+  private readonly realDirs = new Map<string, number>();
 
   constructor(spec: FsStoreSpec) {
     this.spec = spec;
@@ -107,6 +111,8 @@ export class FsStore implements Store {
    */
   private async refuseLinkedDirs(path: string, key: string): Promise<void> {
     for (let dir = dirname(path); dir !== this.root && dir.startsWith(this.root + sep); dir = dirname(dir)) {
+      const checked = this.realDirs.get(dir);
+      if (checked !== undefined && performance.now() - checked < REAL_DIR_TTL_MS) return;
       let real: string;
       try {
         real = await realpath(dir);
@@ -115,7 +121,12 @@ export class FsStore implements Store {
         throw storeIoError('inspecting', `${this.location}/${relative(this.root, dir)}`, error);
       }
       this.realRoot ??= await realpath(this.root);
-      if (real !== join(this.realRoot, relative(this.root, dir))) throw notRegular(this.location, key, `reached through a symbolic link (${relative(this.root, dir)} leads to ${real})`);
+      if (real !== join(this.realRoot, relative(this.root, dir))) {
+        this.realDirs.delete(dir);
+        throw notRegular(this.location, key, `reached through a symbolic link (${relative(this.root, dir)} leads to ${real})`);
+      }
+      if (this.realDirs.size > 10_000) this.realDirs.clear();
+      this.realDirs.set(dir, performance.now());
       return;
     }
   }
