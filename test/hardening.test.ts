@@ -16,6 +16,16 @@ import { refusal, removeTempDirs, runCli, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 
+/**
+ * Root may do what an ordinary user may not (move a directory it cannot
+ * write, write a read-only cache): such tests run the CLI as `nobody` when
+ * run as root, on files handed over to it; otherwise as the user itself.
+ */
+const AS_USER: { uid?: number; gid?: number } = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+function handOver(...paths: string[]): void {
+  if (AS_USER.uid !== undefined) execFileSync('chown', ['-R', '65534:65534', ...paths]);
+}
+
 async function smallState(): Promise<string> {
   const dir = join(await tempDir('state'), 'db');
   await mkdir(dir, { recursive: true });
@@ -302,25 +312,21 @@ describe('hardening (issue #16)', () => {
 
   it('--overwrite and --keep-matching swap the new state in whole: when the old entries cannot be moved aside, the target is left exactly as it was (item 7)', async () => {
     // Run as another user when root: root may rename a directory it cannot write, an ordinary user may not.
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const owned = (path: string): void => {
-      if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', path]);
-    };
     const state = await smallState();
     await mkdir(join(state, 'empty', 'deeper'), { recursive: true });
     const store = await tempDir('store');
     const target = await tempDir('target');
-    owned(join(state, '..'));
-    owned(store);
-    owned(target);
-    const snap = await runCli(['snapshot', state, '--store', store, '--job', 'j'], asUser);
+    handOver(join(state, '..'));
+    handOver(store);
+    handOver(target);
+    const snap = await runCli(['snapshot', state, '--store', store, '--job', 'j'], AS_USER);
     expect(snap.code, snap.stderr).toBe(0);
     // The target's old contents: plain files, one the checkpoint also has (stale), and a directory its user cannot write.
     await writeFile(join(target, 'notes.txt'), 'keep me');
     await writeFile(join(target, '000001.sst'), 'an older version');
     await mkdir(join(target, 'locked'));
     await writeFile(join(target, 'locked', 'inner'), 'inside');
-    owned(target);
+    handOver(target);
     await chmod(join(target, 'locked'), 0o555);
     const snapshotOf = async (): Promise<Record<string, string>> => {
       const out: Record<string, string> = {};
@@ -332,7 +338,7 @@ describe('hardening (issue #16)', () => {
     };
     const before = await snapshotOf();
     for (const mode of ['--overwrite', '--keep-matching']) {
-      const r = await runCli(['restore', '--store', store, '--job', 'j', target, mode], asUser);
+      const r = await runCli(['restore', '--store', store, '--job', 'j', target, mode], AS_USER);
       expect(r.code, `${mode}: ${r.stdout}`).toBe(1);
       expect(r.stderr, mode).toContain('TARGET_EACCES');
       expect(r.stderr, mode).toContain('the target is left as it was');
@@ -340,7 +346,7 @@ describe('hardening (issue #16)', () => {
     }
     // Once the directory can be moved, the same restore replaces everything, and nothing of the swap is left behind.
     await chmod(join(target, 'locked'), 0o755);
-    const ok = await runCli(['restore', '--store', store, '--job', 'j', target, '--overwrite'], asUser);
+    const ok = await runCli(['restore', '--store', store, '--job', 'j', target, '--overwrite'], AS_USER);
     expect(ok.code, ok.stderr).toBe(0);
     expect((await readdir(target)).sort()).toEqual(['000001.sst', 'MANIFEST-000001', 'empty']);
     expect(await readdir(join(target, 'empty'))).toEqual(['deeper']);
@@ -348,18 +354,14 @@ describe('hardening (issue #16)', () => {
   });
 
   it('a cache that cannot take the metadata copy is a warning: with the job recreated under the same id, restore returns the store\'s new state, not the cached old one (item 1)', async () => {
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const owned = (path: string): void => {
-      if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', path]);
-    };
     const oldState = await smallState();
     const store = await tempDir('store');
     const cache = await tempDir('cache');
     const restored = await tempDir('restored');
-    for (const dir of [join(oldState, '..'), store, cache, restored]) owned(dir);
+    for (const dir of [join(oldState, '..'), store, cache, restored]) handOver(dir);
     const job = ['--store', store, '--job', 'j'];
-    expect((await runCli(['snapshot', oldState, ...job], asUser)).code).toBe(0);
-    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], asUser);
+    expect((await runCli(['snapshot', oldState, ...job], AS_USER)).code).toBe(0);
+    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], AS_USER);
     expect(first.code, first.stderr).toBe(0);
     // The cache now holds chk-1's metadata; from here on it cannot be written (a full or read-only volume).
     for (const rel of await readdir(cache, { recursive: true })) {
@@ -369,9 +371,9 @@ describe('hardening (issue #16)', () => {
     // The job is deleted and recreated under the same id: a new chk-1 with other bytes.
     await rm(join(store, 'j'), { recursive: true });
     const newState = await smallState();
-    owned(join(newState, '..'));
-    expect((await runCli(['snapshot', newState, ...job], asUser)).code).toBe(0);
-    const second = await runCli(['restore', ...job, join(restored, 'new'), '--cache', cache], asUser);
+    handOver(join(newState, '..'));
+    expect((await runCli(['snapshot', newState, ...job], AS_USER)).code).toBe(0);
+    const second = await runCli(['restore', ...job, join(restored, 'new'), '--cache', cache], AS_USER);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('did not take a copy of the checkpoint metadata');
     expect(second.stdout).not.toContain('from the local cache (the store was unreachable)');
@@ -505,12 +507,11 @@ describe('hardening (issue #16)', () => {
   });
 
   it('local failures name the local place, never the store: an unreadable state file (STATE_EACCES), a file whose mtime alone changed (STATE_CHANGED saying so); --grace 0s is 0 (item 13)', async () => {
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
     const state = await smallState();
     const store = await tempDir('store');
     await chmod(join(state, '000001.sst'), 0o000);
-    if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', join(state, '..'), store]);
-    const unreadable = await runCli(['snapshot', state, '--store', store, '--job', 'j'], asUser);
+    handOver(join(state, '..'), store);
+    const unreadable = await runCli(['snapshot', state, '--store', store, '--job', 'j'], AS_USER);
     expect(unreadable.code).toBe(1);
     expect(unreadable.stderr).toMatch(/^chunkpoint: STATE_EACCES: reading state file failed with EACCES at .*000001\.sst; check the permissions of the state directory\n$/);
     expect(unreadable.stderr).not.toContain('store');
@@ -538,23 +539,22 @@ describe('hardening (issue #16)', () => {
   });
 
   it('a snapshot with a cache it cannot write commits, warns once about the cache, and leaves no temp file in the store (item 13)', async () => {
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
     const state = await smallState();
     const base = await tempDir('ro-cache');
     const cache = join(base, 'cache');
     await mkdir(join(cache, 'v2', 'blobs'), { recursive: true });
-    if ('uid' in asUser) execFileSync('chown', ['-R', '65534:65534', join(state, '..'), base]);
+    handOver(join(state, '..'), base);
     // The cache exists but its owner may not write it any more (a read-only or full volume behaves alike).
-    if ('uid' in asUser) execFileSync('chown', ['-R', '0:0', cache]);
+    if (AS_USER.uid !== undefined) execFileSync('chown', ['-R', '0:0', cache]);
     else await chmod(join(cache, 'v2', 'blobs'), 0o555);
     await chmod(cache, 0o755);
-    const r = await runCli(['snapshot', state, '--store', join(base, 'st'), '--job', 'j', '--cache', cache], asUser);
+    const r = await runCli(['snapshot', state, '--store', join(base, 'st'), '--job', 'j', '--cache', cache], AS_USER);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('chk-1 committed');
     expect(r.stdout).toMatch(/warning +the local cache did not take a copy/);
     const leftovers = (await readdir(join(base, 'st'), { recursive: true })).filter((p) => p.split(sep).at(-1)?.startsWith('.tmp-') === true);
     expect(leftovers).toEqual([]);
-    if (!('uid' in asUser)) await chmod(join(cache, 'v2', 'blobs'), 0o755);
+    if (AS_USER.uid === undefined) await chmod(join(cache, 'v2', 'blobs'), 0o755);
   });
 
   it('--task-snapshot to a path that cannot be written fails before anything is read or uploaded (item 13)', async () => {
