@@ -1,7 +1,7 @@
 /**
  * Property-based fuzzing of everything chunkpoint reads back from a store or
  * from another process: `_metadata` and task manifests (bytes and
- * structure), blobs, and task snapshots. Each mutated input must be either
+ * structure), blobs, pack trailers, and task snapshots. Each mutated input must be either
  * accepted with every invariant the restore relies on intact, or refused
  * with a typed ChunkpointError — never another exception, a hang or an
  * unbounded allocation. A smaller number of mutated checkpoints (metadata or
@@ -20,14 +20,14 @@ import { ChunkpointError, CorruptDataError } from '../src/errors.js';
 import { ENVELOPE_HEADER_SIZE } from '../src/format/envelope.js';
 import { decodeManifest, encodeManifest, type TaskManifest } from '../src/format/manifest.js';
 import { decodeMetadata, encodeMetadata, validateTaskSnapshot, type CheckpointMetadata, type ManifestRef } from '../src/format/metadata.js';
-import { PACK_HEADER_SIZE } from '../src/format/pack.js';
+import { PACK_FOOTER_SIZE, PACK_HEADER_SIZE, PackTrailer } from '../src/format/pack.js';
 import { handleKey, parseStoreKey, unsafeNameReason } from '../src/format/names.js';
 import { Chunkpoint, type TaskSnapshot } from '../src/index.js';
 import { checkpointManifests, copyTree, isEmptyOrMissing, objectPath, packOf, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
 // Metadata is O(tasks) now; the files and chunk handles it used to hold are in the manifest, which takes half the runs.
-const RUNS = { metadataBytes: 1500, manifestBytes: 1500, metadataFields: 2000, manifestFields: 2000, blobs: 2500, taskSnapshots: 1500, restores: 20 };
+const RUNS = { metadataBytes: 1500, manifestBytes: 1500, metadataFields: 2000, manifestFields: 2000, blobs: 2500, trailers: 1500, taskSnapshots: 1500, restores: 20 };
 
 let hasher: Hasher;
 let state: RocksState;
@@ -40,6 +40,8 @@ let manifestRef: ManifestRef;
 let taskSnapshot: TaskSnapshot;
 /** One LZ4 and one raw blob of the checkpoint, with the chunk each belongs to. */
 let blobs: { data: Buffer; key: string; rawLength: number }[];
+/** The trailer of one pack of the checkpoint (entries and footer), the pack's size, and the manifest's handles into it. */
+let trailer: { bytes: Buffer; packSize: number; handles: { offset: number; length: number; key: string; rawLength: number }[] };
 
 beforeAll(async () => {
   console.log(`fuzz seed=${SEED} (replay: CHUNKPOINT_SEED=${SEED} npm test)`);
@@ -64,6 +66,15 @@ beforeAll(async () => {
     }
   }
   blobs = [...byCodec.values()];
+  const first = task.manifest.files.flatMap((f) => f.chunks)[0];
+  if (first === undefined) throw new Error('test setup: no chunk');
+  const packBytes = await readFile(objectPath(join(store, 'fuzz'), packOf(first)));
+  const count = packBytes.readUInt32LE(packBytes.byteLength - PACK_FOOTER_SIZE);
+  trailer = {
+    bytes: packBytes.subarray(packBytes.byteLength - PACK_FOOTER_SIZE - count * 32),
+    packSize: packBytes.byteLength,
+    handles: task.manifest.files.flatMap((f) => f.chunks).filter((c) => packOf(c) === packOf(first)).map((c) => ({ offset: c.handle.offset, length: c.handle.length, key: c.key, rawLength: c.rawLength })),
+  };
   expect(blobs.length, 'the state should produce both LZ4 and raw blobs').toBe(2);
 });
 
@@ -336,6 +347,43 @@ describe(`fuzzing hostile input (seed ${SEED})`, () => {
         input = Buffer.alloc(0);
       }),
       { seed: SEED + 2, numRuns: RUNS.blobs },
+    );
+  });
+
+  it(`${RUNS.trailers} mutations of a pack trailer, the index a commit checks handles against: refused as PACK_TRAILER, or every entry contiguous inside the pack and found by its offset`, () => {
+    fc.assert(
+      fc.property(fc.array(byteEdit, { minLength: 1, maxLength: 4 }), fc.boolean(), (edits, reseal) => {
+        const input = applyEdits(trailer.bytes, edits);
+        if (reseal && input.byteLength >= PACK_FOOTER_SIZE) {
+          // A consistent checksum around damaged entries: the structural checks must catch it.
+          const footer = input.byteLength - PACK_FOOTER_SIZE;
+          Buffer.from(hasher.checksum64(input.subarray(0, footer + 16)), 'hex').copy(input, footer + 16);
+        }
+        let index: PackTrailer;
+        try {
+          index = PackTrailer.check(input, trailer.packSize, hasher, 'fuzzed trailer');
+        } catch (error) {
+          if (!(error instanceof ChunkpointError)) throw new Error(`untyped failure: ${String(error)}`, { cause: error });
+          expect(['PACK_TRAILER', 'FORMAT_UNSUPPORTED']).toContain(error.code);
+          return;
+        }
+        let end = PACK_HEADER_SIZE;
+        for (let i = 0; i < index.count; i++) {
+          const e = index.entry(i);
+          expect(e.offset).toBe(end);
+          expect(index.find(e.offset)).toBe(i);
+          end += e.length;
+        }
+        expect(end).toBeLessThanOrEqual(trailer.packSize);
+        // The unmutated handles still match only entries that are exactly theirs.
+        for (const h of trailer.handles) {
+          const at = index.find(h.offset);
+          if (at >= 0 && index.matches(at, Buffer.from(h.key, 'hex'), h.rawLength, h.length)) {
+            expect(index.entry(at)).toEqual({ key: h.key, rawLength: h.rawLength, length: h.length, offset: h.offset });
+          }
+        }
+      }),
+      { seed: SEED + 5, numRuns: RUNS.trailers },
     );
   });
 
