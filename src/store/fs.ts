@@ -16,7 +16,8 @@
  * and a FIFO cannot hang a reader. Files are created owner-only (0600, 0700
  * directories): checkpoints hold the state of a database.
  */
-import { constants, type Dirent } from 'node:fs';
+import { close as fsClose, constants, fstat as fsFstat, open as fsOpen, read as fsRead, type Dirent } from 'node:fs';
+import { promisify } from 'node:util';
 import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf, storeIoError } from '../errors.js';
@@ -60,6 +61,12 @@ export function createModesFor(shared: boolean): CreateModes {
   return shared ? GROUP_MODES : PRIVATE_MODES;
 }
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const fdOpen = promisify(fsOpen);
+const fdStat = promisify(fsFstat);
+const fdClose = promisify(fsClose);
+function fdRead(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fsRead(fd, buf, at, length, position, (error, n) => (error === null ? resolve(n) : reject(error))));
+}
 /** How long a directory found real is trusted without resolving it again. */
 const REAL_DIR_TTL_MS = 1000;
 
@@ -328,18 +335,39 @@ export class FsStore implements Store {
     }
   }
 
+  /**
+   * A whole read on a plain descriptor: small gets (pack trailers, metadata)
+   * come by the tens of thousands in a large commit, and a FileHandle costs
+   * twice the main thread's time of the same four calls on an fd.
+   */
   async get(key: string, range?: ByteRange, into?: (length: number) => Buffer): Promise<Buffer> {
-    const { fh, size } = await this.openRegular(key);
+    const path = this.pathOf(key);
+    await this.refuseLinkedDirs(path, key);
+    let fd: number;
     try {
+      fd = await fdOpen(path, READ_FLAGS);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') throw notFound(key, this.location);
+      if (errnoOf(error) === 'ELOOP') throw notRegular(this.location, key, 'a symbolic link');
+      throw storeIoError('reading', `${this.location}/${key}`, error);
+    }
+    try {
+      const st = await fdStat(fd);
+      if (!st.isFile()) throw notRegular(this.location, key, st.isDirectory() ? 'a directory' : 'not a regular file');
       const offset = range?.offset ?? 0;
-      const length = range?.length ?? size;
+      const length = range?.length ?? st.size;
       const buf = into?.(length) ?? Buffer.allocUnsafe(length);
-      const done = await readAt(fh, buf, offset);
+      let done = 0;
+      while (done < length) {
+        const n = await fdRead(fd, buf, done, length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
       return done === length ? buf : buf.subarray(0, done);
     } catch (error) {
       throw storeIoError('reading', `${this.location}/${key}`, error);
     } finally {
-      await fh.close();
+      await fdClose(fd).catch(() => undefined);
     }
   }
 
