@@ -314,6 +314,18 @@ export class FsStore implements Store {
     );
   }
 
+  /** What a failed open for reading means: absent, a link, or an I/O failure. */
+  private openFailure(key: string, error: unknown): Error {
+    if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return notFound(key, this.location);
+    if (errnoOf(error) === 'ELOOP') return notRegular(this.location, key, 'a symbolic link');
+    return storeIoError('reading', `${this.location}/${key}`, error);
+  }
+
+  /** Refuses what was opened when it is not a regular file (a FIFO, a directory, a device). */
+  private refuseSpecial(key: string, st: { isFile(): boolean; isDirectory(): boolean }): void {
+    if (!st.isFile()) throw notRegular(this.location, key, st.isDirectory() ? 'a directory' : 'not a regular file');
+  }
+
   private async openRegular(key: string): Promise<{ fh: FileHandle; size: number }> {
     const path = this.pathOf(key);
     await this.refuseLinkedDirs(path, key);
@@ -321,13 +333,11 @@ export class FsStore implements Store {
     try {
       fh = await open(path, READ_FLAGS);
     } catch (error) {
-      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') throw notFound(key, this.location);
-      if (errnoOf(error) === 'ELOOP') throw notRegular(this.location, key, 'a symbolic link');
-      throw storeIoError('reading', `${this.location}/${key}`, error);
+      throw this.openFailure(key, error);
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw notRegular(this.location, key, st.isDirectory() ? 'a directory' : 'not a regular file');
+      this.refuseSpecial(key, st);
       return { fh, size: st.size };
     } catch (error) {
       await fh.close();
@@ -347,13 +357,11 @@ export class FsStore implements Store {
     try {
       fd = await fdOpen(path, READ_FLAGS);
     } catch (error) {
-      if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') throw notFound(key, this.location);
-      if (errnoOf(error) === 'ELOOP') throw notRegular(this.location, key, 'a symbolic link');
-      throw storeIoError('reading', `${this.location}/${key}`, error);
+      throw this.openFailure(key, error);
     }
     try {
       const st = await fdStat(fd);
-      if (!st.isFile()) throw notRegular(this.location, key, st.isDirectory() ? 'a directory' : 'not a regular file');
+      this.refuseSpecial(key, st);
       const offset = range?.offset ?? 0;
       const length = range?.length ?? st.size;
       const buf = into?.(length) ?? Buffer.allocUnsafe(length);
