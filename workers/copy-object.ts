@@ -21,16 +21,16 @@ export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Prom
   const from = storeFor(req.from);
   const to = storeFor(req.to);
   const where = `${from.location}/${req.key}`;
-  let index;
+  let read;
   try {
-    index = await readPackIndex(from, req.key, req.size, hasher);
+    read = await readPackIndex(from, req.key, req.size, hasher);
   } catch (error) {
     if (error instanceof ConflictError && error.code === 'PACK_CHANGED') throw changed(where, req.size);
     if (error instanceof CorruptDataError && error.code === 'PACK_TRAILER') throw damaged(where, `has a damaged or missing trailer (${error.message})`);
     throw error;
   }
-  const { entriesOffset, trailer } = index;
-  const entries = index.index.entries();
+  const { index, entriesOffset, trailer } = read;
+  const entries = index.entries();
 
   const reader = await from.openReader(req.key, { offset: 0, length: entriesOffset });
   let writer: ObjectWriter | undefined;
