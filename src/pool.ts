@@ -4,8 +4,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { ChunkpointError, InternalError, InvalidInputError, abortedError, deserializeError } from './errors.js';
-import type { ResultFor, WorkerRequest, WorkerResponse } from './protocol.js';
+import { ChunkpointError, InternalError, InvalidInputError, abortedError, checkAborted, deserializeError } from './errors.js';
+import type { ResultFor, WorkerRequest, WorkerResponse, WorkerTask } from './protocol.js';
 
 export interface PoolOptions {
   /** Worker threads (default: the machine's available parallelism). */
@@ -40,6 +40,9 @@ export class WorkerPool {
   /** Pack reads in flight for restores, scrubs and copies. */
   readonly ioConcurrency: number;
   private closed = false;
+  /** Errors the pool reported with no task to give them to (see the 'error' listener). */
+  strayErrors = 0;
+  lastStrayError: unknown;
 
   constructor(options: PoolOptions = {}) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
@@ -70,6 +73,15 @@ export class WorkerPool {
       concurrentTasksPerWorker: Math.max(this.tasksPerThread, Math.ceil(this.ioConcurrency / this.threads)),
       idleTimeout: 30_000,
     });
+    // piscina emits 'error' for what it cannot hand to a task: a reply that
+    // arrives from a thread it is tearing down (close() while a task runs:
+    // the reply can already be queued), or a thread that died while idle
+    // (piscina starts another). Neither concerns a task still waiting, and an
+    // EventEmitter without a listener would throw it into the embedding process.
+    this.piscinaInstance.on('error', (error: unknown) => {
+      this.strayErrors += 1;
+      this.lastStrayError = error;
+    });
     return this.piscinaInstance;
   }
 
@@ -80,15 +92,26 @@ export class WorkerPool {
 
   async run<R extends WorkerRequest>(request: R, signal?: AbortSignal): Promise<ResultFor<R>> {
     if (this.closed) throw new InternalError('POOL_CLOSED', 'the worker pool was closed; create a new Chunkpoint instance');
+    checkAborted(signal);
+    // The signal is not piscina's: piscina aborts a running task by terminating
+    // its thread, which also kills the other operations' tasks running there
+    // and leaves this task's half-written pack behind after we returned. The
+    // task watches this flag instead, and we settle only after it has.
+    const cancel = new SharedArrayBuffer(4);
+    const flag = new Int32Array(cancel);
+    const onAbort = (): void => void Atomics.store(flag, 0, 1);
+    signal?.addEventListener('abort', onAbort, { once: true });
     let response: WorkerResponse;
     try {
-      response = (await this.piscina.run(request, signal === undefined ? {} : { signal })) as WorkerResponse;
+      response = (await this.piscina.run({ request, cancel } satisfies WorkerTask)) as WorkerResponse;
     } catch (error) {
       if (error instanceof ChunkpointError) throw error;
       const message = error instanceof Error ? error.message : String(error);
-      if (signal?.aborted === true) throw abortedError(signal);
       throw new InternalError('WORKER_FAILED', `a worker thread failed while running '${request.op}': ${message}`, { cause: error });
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
+    if (!response.ok && response.error.code === 'ABORTED' && signal?.aborted === true) throw abortedError(signal);
     if (!response.ok) throw deserializeError(response.error);
     if (response.result.op !== request.op) {
       throw new InternalError('BAD_RESPONSE', `worker answered '${response.result.op}' to a '${request.op}' request`);

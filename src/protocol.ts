@@ -226,4 +226,14 @@ export type WorkerResult = WritePackResult | RestoreSpanResult | RestoreChunksRe
 
 export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['op'] }>;
 
+/**
+ * What a thread is handed: a request, and a 4-byte flag its operation's
+ * abort sets. Aborting never terminates a thread (it runs other operations'
+ * tasks too); the task sees the flag between chunks and answers ABORTED.
+ */
+export interface WorkerTask {
+  request: WorkerRequest;
+  cancel: SharedArrayBuffer;
+}
+
 export type WorkerResponse = { ok: true; result: WorkerResult } | { ok: false; error: SerializedError };

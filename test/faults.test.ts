@@ -131,6 +131,68 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     expect(await treeDigest(target)).toEqual(await treeDigest(local.dir));
   });
 
+  it('an aborted snapshot has stopped when it rejects: on a slow store, its tasks in flight cleaned up their packs and write nothing afterwards', async () => {
+    const location = await tempDir('store');
+    const base = jobRootSpec(location, 'abort-slow');
+    // Every store call of the workers waits up to 30 ms: a pack job in flight takes far longer than the abort path.
+    const slow = openStore({ ...base, faults: { seed: SEED, maxLatencyMs: 30 }, retry: FAST_RETRY });
+    const controller = new AbortController();
+    // Aborted as soon as a pack is being written (its temp file exists), with other pack jobs in flight.
+    const watch = setInterval(() => {
+      void listFiles(join(location, 'abort-slow')).then(
+        (files) => files.some((f) => f.includes('.tmp-')) && controller.abort(new Error('stop')),
+        () => undefined,
+      );
+    }, 5);
+    let error;
+    try {
+      error = await refusal(snapshot(pool, hasher, slow, 'abort-slow', state.dir, { signal: controller.signal, chunkSize: 64 * 1024, packSize: 1024 * 1024 }));
+    } finally {
+      clearInterval(watch);
+    }
+    expect(error.code, error.message).toBe('ABORTED');
+    // Each task in flight saw the abort, removed the pack it was writing, and answered before the snapshot rejected;
+    // the session ended on the way out. Nothing is left, and nothing changes later.
+    const atRejection = await treeDigest(join(location, 'abort-slow'));
+    expect([...atRejection.keys()]).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await treeDigest(join(location, 'abort-slow'))).toEqual(atRejection);
+    // The pool, whose threads were never terminated, runs the next snapshot.
+    const next = await snapshot(pool, hasher, openStore(base), 'abort-slow', state.dir);
+    expect(next.checkpoint).toBe('chk-1');
+  });
+
+  it('aborting one snapshot does not fail another whose tasks share its thread', async () => {
+    const location = await tempDir('store');
+    const one = new WorkerPool({ threads: 1 });
+    const slowJob = (job: string): Store => openStore({ ...jobRootSpec(location, job), faults: { seed: SEED, maxLatencyMs: 30 }, retry: FAST_RETRY });
+    const controller = new AbortController();
+    // Aborted once both are writing a pack on the one thread.
+    const watch = setInterval(() => {
+      void Promise.all(['kept', 'aborted'].map(async (job) => (await listFiles(join(location, job)).catch(() => [])).some((f) => f.includes('.tmp-')))).then((writing) => {
+        if (writing.every(Boolean)) controller.abort(new Error('stop'));
+      });
+    }, 5);
+    try {
+      const options = { chunkSize: 64 * 1024, packSize: 1024 * 1024 };
+      const [kept, aborted] = await Promise.allSettled([
+        snapshot(one, hasher, slowJob('kept'), 'kept', state.dir, options),
+        snapshot(one, hasher, slowJob('aborted'), 'aborted', state.dir, { ...options, signal: controller.signal }),
+      ]);
+      expect(controller.signal.aborted).toBe(true);
+      expect(aborted.status === 'rejected' && (aborted.reason as { code?: string }).code).toBe('ABORTED');
+      if (kept.status === 'rejected') throw kept.reason;
+      expect(kept.value.checkpoint).toBe('chk-1');
+    } finally {
+      clearInterval(watch);
+      await one.close();
+    }
+    const target = await tempDir('target');
+    const store = openStore(jobRootSpec(location, 'kept'));
+    await restore(pool, await sourceOf(store, 1), target, {}, undefined);
+    expect(await treeDigest(target)).toEqual(await treeDigest(state.dir));
+  });
+
   it('a real ENOSPC: a store on a full tmpfs fails cleanly; with room again the next snapshot succeeds', async (ctx) => {
     const mountPoint = await tempDir('tmpfs');
     try {

@@ -191,6 +191,10 @@ describe('checkpoint lifecycle (real RocksDB state)', () => {
       const error = await refusal(aborting.snapshot(state.dir, { store, job: 'abort' }, { signal: controller.signal, chunkSize: 64 * 1024, packSize: 1024 * 1024 }));
       expect(controller.signal.aborted).toBe(true);
       expect(error.code, error.message).toBe('ABORTED');
+      // Settled means stopped: no task of it still writes (the other jobs in flight saw the abort and cleaned up).
+      const atRejection = await listFiles(join(store, 'abort'));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await listFiles(join(store, 'abort'))).toEqual(atRejection);
     } finally {
       await aborting.close();
     }

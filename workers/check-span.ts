@@ -9,6 +9,7 @@ import { decodeBlob } from '../src/format/blob.js';
 import { loadHasher } from '../src/format/content-key.js';
 import type { CheckSpanRequest, CheckSpanResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/not-found.js';
+import type { Cancellation } from './cancellation.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
 import { readFully } from './restore-span.js';
@@ -16,7 +17,7 @@ import { readFully } from './restore-span.js';
 const hasher = await loadHasher();
 const SKIP_PIECE = 256 * 1024;
 
-export async function checkSpan(req: CheckSpanRequest, scratch: Scratch): Promise<CheckSpanResult> {
+export async function checkSpan(req: CheckSpanRequest, scratch: Scratch, cancel: Cancellation): Promise<CheckSpanResult> {
   const store = storeFor(req.store);
   const result: CheckSpanResult = { op: 'checkSpan', bytesFetched: 0, problems: [] };
   let reader;
@@ -30,6 +31,7 @@ export async function checkSpan(req: CheckSpanRequest, scratch: Scratch): Promis
   try {
     let position = req.offset;
     for (const blob of req.blobs) {
+      cancel.check();
       while (position < blob.at) {
         const n = await readFully(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)));
         if (n === 0) break;

@@ -11,13 +11,14 @@ import { loadHasher } from '../src/format/content-key.js';
 import { PACK_HEADER_SIZE, checkPackHeader, readPackIndex } from '../src/format/pack.js';
 import type { CopyObjectRequest, CopyObjectResult } from '../src/protocol.js';
 import type { ObjectWriter } from '../src/store/store.js';
+import type { Cancellation } from './cancellation.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
 import { readFully } from './restore-span.js';
 
 const hasher = await loadHasher();
 
-export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Promise<CopyObjectResult> {
+export async function copyObject(req: CopyObjectRequest, scratch: Scratch, cancel: Cancellation): Promise<CopyObjectResult> {
   const from = storeFor(req.from);
   const to = storeFor(req.to);
   const where = `${from.location}/${req.key}`;
@@ -41,6 +42,7 @@ export async function copyObject(req: CopyObjectRequest, scratch: Scratch): Prom
     writer = await to.createWriter(req.key);
     await writer.write([header]);
     for (const entry of entries) {
+      cancel.check();
       const blob = scratch.buffer('blob', entry.length);
       if ((await readFully(reader, blob)) !== entry.length) throw changed(where, req.size);
       decodeBlob(blob, entry, hasher, (n) => scratch.buffer('raw', n), `blob at ${entry.offset} of pack ${where}`);

@@ -13,18 +13,20 @@ import { handleKey } from '../src/format/names.js';
 import type { CachedChunk, CachedChunkOutcome, RestoreChunksRequest, RestoreChunksResult } from '../src/protocol.js';
 import { isNotFound } from '../src/store/not-found.js';
 import type { Store } from '../src/store/store.js';
+import type { Cancellation } from './cancellation.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
 import { TargetFiles } from './restore-span.js';
 
 const hasher = await loadHasher();
 
-export async function restoreChunks(req: RestoreChunksRequest, scratch: Scratch): Promise<RestoreChunksResult> {
+export async function restoreChunks(req: RestoreChunksRequest, scratch: Scratch, cancel: Cancellation): Promise<RestoreChunksResult> {
   // One set of open target files for the whole run: consecutive chunks mostly land in the same file.
   const files = new TargetFiles();
   const result: RestoreChunksResult = { op: 'restoreChunks', bytesFetched: 0, bytesFromCache: 0, outcomes: [] };
   try {
     for (const chunk of req.chunks) {
+      cancel.check();
       const outcome = await restoreOne(req, chunk, scratch, files, result);
       result.outcomes.push(outcome);
     }

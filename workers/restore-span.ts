@@ -16,6 +16,7 @@ import type { ChunkTarget, RestoreSpanRequest, RestoreSpanResult, SpanBlob } fro
 import { FileWriter } from '../src/store/direct-io.js';
 import { isNotFound } from '../src/store/not-found.js';
 import type { ObjectReader } from '../src/store/store.js';
+import type { Cancellation } from './cancellation.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
 
@@ -23,7 +24,7 @@ const hasher = await loadHasher();
 /** Gaps between wanted blobs are read and dropped in pieces of this size. */
 const SKIP_PIECE = 256 * 1024;
 
-export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Promise<RestoreSpanResult> {
+export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch, cancel: Cancellation): Promise<RestoreSpanResult> {
   const store = storeFor(req.store);
   const end = req.offset + req.length;
   const result: RestoreSpanResult = { op: 'restoreSpan', bytesFetched: 0, inserted: [] };
@@ -39,6 +40,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch): Pr
   }
   try {
     for (const blob of req.blobs) {
+      cancel.check();
       while (position < blob.at) {
         const n = await read(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)), blob);
         if (n === 0) throw truncated(req, blob, position);

@@ -7,12 +7,14 @@ import { open } from 'node:fs/promises';
 import { loadHasher } from '../src/format/content-key.js';
 import { errnoOf, targetIoError } from '../src/errors.js';
 import type { VerifyRangeRequest, VerifyRangeResult } from '../src/protocol.js';
+import type { Cancellation } from './cancellation.js';
 import type { Scratch } from './scratch.js';
 import { readAt } from '../src/file-range.js';
 
 const hasher = await loadHasher();
 
-export async function verifyRange(req: VerifyRangeRequest, scratch: Scratch): Promise<VerifyRangeResult> {
+export async function verifyRange(req: VerifyRangeRequest, scratch: Scratch, cancel: Cancellation): Promise<VerifyRangeResult> {
+  cancel.check();
   let fh;
   try {
     fh = await open(req.file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

@@ -4,7 +4,8 @@
  * being ignored. Errors go back as data so their kind and code survive.
  */
 import { InternalError, serializeError } from '../src/errors.js';
-import type { WorkerRequest, WorkerResponse, WorkerResult } from '../src/protocol.js';
+import type { WorkerRequest, WorkerResponse, WorkerResult, WorkerTask } from '../src/protocol.js';
+import { Cancellation } from './cancellation.js';
 import { checkSpan } from './check-span.js';
 import { copyObject } from './copy-object.js';
 import { restoreChunks } from './restore-chunks.js';
@@ -13,28 +14,30 @@ import { withScratch, type Scratch } from './scratch.js';
 import { verifyRange } from './verify-range.js';
 import { writePack } from './write-pack.js';
 
-export default async function handle(request: WorkerRequest): Promise<WorkerResponse> {
+export default async function handle(task: WorkerTask): Promise<WorkerResponse> {
   try {
-    return { ok: true, result: await withScratch((scratch) => dispatch(request, scratch)) };
+    const cancel = new Cancellation(task.cancel);
+    cancel.check();
+    return { ok: true, result: await withScratch((scratch) => dispatch(task.request, scratch, cancel)) };
   } catch (error) {
     return { ok: false, error: serializeError(error) };
   }
 }
 
-async function dispatch(request: WorkerRequest, scratch: Scratch): Promise<WorkerResult> {
+async function dispatch(request: WorkerRequest, scratch: Scratch, cancel: Cancellation): Promise<WorkerResult> {
   switch (request.op) {
     case 'writePack':
-      return writePack(request, scratch);
+      return writePack(request, scratch, cancel);
     case 'restoreSpan':
-      return restoreSpan(request, scratch);
+      return restoreSpan(request, scratch, cancel);
     case 'restoreChunks':
-      return restoreChunks(request, scratch);
+      return restoreChunks(request, scratch, cancel);
     case 'verifyRange':
-      return verifyRange(request, scratch);
+      return verifyRange(request, scratch, cancel);
     case 'checkSpan':
-      return checkSpan(request, scratch);
+      return checkSpan(request, scratch, cancel);
     case 'copyObject':
-      return copyObject(request, scratch);
+      return copyObject(request, scratch, cancel);
     default: {
       const unknown: never = request;
       throw new InternalError('UNKNOWN_OP', `worker received an unknown request op '${String((unknown as { op: unknown }).op)}'`);

@@ -19,6 +19,7 @@ import { packKey } from '../src/format/names.js';
 import { PackIndex, encodePackHeader } from '../src/format/pack.js';
 import type { FileRun, WritePackRequest, WritePackResult, WrittenChunk } from '../src/protocol.js';
 import type { ObjectWriter, StagedObject, Store } from '../src/store/store.js';
+import type { Cancellation } from './cancellation.js';
 import type { Scratch } from './scratch.js';
 import { storeFor } from './stores.js';
 
@@ -35,7 +36,7 @@ const PROBE_LENGTH = 64 * 1024;
  */
 const PROBE_MIN_SAVING = 1 / 4;
 
-export async function writePack(req: WritePackRequest, scratch: Scratch): Promise<WritePackResult> {
+export async function writePack(req: WritePackRequest, scratch: Scratch, cancel: Cancellation): Promise<WritePackResult> {
   const store = storeFor(req.store);
   const out: WritePackResult = { op: 'writePack', packs: [], chunks: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, inserted: [], stages: { readMs: 0, hashMs: 0, compressMs: 0, writeMs: 0 } };
   const stages = out.stages;
@@ -55,6 +56,7 @@ export async function writePack(req: WritePackRequest, scratch: Scratch): Promis
       const fh = await openStateFile(run);
       try {
         for (const c of run.chunks) {
+          cancel.check();
           const raw = await readChunk(fh, run, c, scratch);
           out.bytesRead += c.length;
           mark('readMs');
