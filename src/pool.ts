@@ -61,7 +61,8 @@ export class WorkerPool {
 
   /** Threads start on first use: list, inspect and gc never need them. */
   private get piscina(): Piscina {
-    this.piscinaInstance ??= new Piscina({
+    if (this.piscinaInstance !== undefined) return this.piscinaInstance;
+    const piscina = new Piscina({
       // Compiled layout: dist/src/pool.js -> dist/workers/worker.js.
       filename: new URL('../workers/worker.js', import.meta.url).href,
       minThreads: this.threads,
@@ -78,10 +79,11 @@ export class WorkerPool {
     // the reply can already be queued), or a thread that died while idle
     // (piscina starts another). Neither concerns a task still waiting, and an
     // EventEmitter without a listener would throw it into the embedding process.
-    this.piscinaInstance.on('error', (error: unknown) => {
+    piscina.on('error', (error: unknown) => {
       this.strayErrors += 1;
       this.lastStrayError = error;
     });
+    this.piscinaInstance = piscina;
     return this.piscinaInstance;
   }
 
@@ -93,9 +95,10 @@ export class WorkerPool {
   async run<R extends WorkerRequest>(request: R, signal?: AbortSignal): Promise<ResultFor<R>> {
     if (this.closed) throw new InternalError('POOL_CLOSED', 'the worker pool was closed; create a new Chunkpoint instance');
     checkAborted(signal);
-    // The signal is not piscina's: piscina aborts a running task by terminating
-    // its thread, which also kills the other operations' tasks running there
-    // and leaves this task's half-written pack behind after we returned. The
+    // The signal is not piscina's. piscina's abort rejects the run at once;
+    // it is documented to terminate the task's thread (killing the other
+    // operations' tasks running there), and in 5.3 leaves the task running,
+    // still writing after we returned, its reply arriving for nobody. The
     // task watches this flag instead, and we settle only after it has.
     const cancel = new SharedArrayBuffer(4);
     const flag = new Int32Array(cancel);
