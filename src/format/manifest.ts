@@ -19,7 +19,7 @@
  * ~150 MB of JSON, and decode without parsing hex strings one by one.
  */
 import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './blob.js';
-import { bytesToKey, keyToBytes, type Hasher } from './content-key.js';
+import { type Hasher } from './content-key.js';
 import { FORMAT_VERSION, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { CorruptDataError } from '../errors.js';
 import { MAX_CHECKPOINT_ID, parseStoreKey, printable, type Area, type Handle } from './names.js';
@@ -87,7 +87,7 @@ export function encodeManifest(m: TaskManifest, hasher: Hasher): Buffer {
     for (const c of file.chunks) {
       const index = packIndex.get(`${c.handle.area}/${c.handle.name}`);
       if (index === undefined) throw new Error(`internal: chunk of ${file.path} in a pack missing from the manifest's pack table`);
-      keyToBytes(c.key).copy(tail, at);
+      tail.write(c.key, at, 16, 'hex');
       tail.writeUInt32LE(c.rawLength, at + 16);
       tail.writeUInt32LE(index, at + 20);
       tail.writeUInt32LE(c.handle.offset % 2 ** 32, at + 24);
@@ -182,20 +182,19 @@ export function decodeManifest(data: Uint8Array, hasher: Hasher, where: string, 
     const chunks = new Array<ChunkRef>(count);
     let sum = 0;
     for (let j = 0; j < count; j++, at += RECORD_SIZE) {
-      const cat = `${fat} chunk ${j}`;
       const rawLength = tail.readUInt32LE(at + 16);
       const index = tail.readUInt32LE(at + 20);
       const high = tail.readUInt32LE(at + 28);
       const offset = high * 2 ** 32 + tail.readUInt32LE(at + 24);
       const length = tail.readUInt32LE(at + 32);
       const pack = packs[index];
-      if (pack === undefined) v.fail(cat, `names pack ${index} of ${packs.length}`);
-      if (rawLength < 1 || rawLength > MAX_CHUNK_SIZE) v.fail(cat, `has raw length ${rawLength}, outside 1..${MAX_CHUNK_SIZE}`);
+      if (pack === undefined) v.fail(`${fat} chunk ${j}`, `names pack ${index} of ${packs.length}`);
+      if (rawLength < 1 || rawLength > MAX_CHUNK_SIZE) v.fail(`${fat} chunk ${j}`, `has raw length ${rawLength}, outside 1..${MAX_CHUNK_SIZE}`);
       if (length < BLOB_HEADER_SIZE || length > MAX_BLOB_LENGTH || high >= 2 ** 21 || offset < PACK_HEADER_SIZE || offset + length > pack.size) {
-        v.fail(cat, `has a blob at ${offset}+${length}, outside its ${pack.size}-byte pack`);
+        v.fail(`${fat} chunk ${j}`, `has a blob at ${offset}+${length}, outside its ${pack.size}-byte pack`);
       }
       sum += rawLength;
-      chunks[j] = { key: bytesToKey(tail.subarray(at, at + 16)), rawLength, handle: { area: pack.area, name: pack.name, offset, length } };
+      chunks[j] = { key: tail.toString('hex', at, at + 16), rawLength, handle: { area: pack.area, name: pack.name, offset, length } };
     }
     if (sum !== size) v.fail(`${fat}.chunks`, `add up to ${sum} bytes but the file is ${size} bytes`);
     return { path, size, mode, mtimeMs, immutable, chunks };

@@ -145,8 +145,9 @@ export class PackTrailer {
     return new PackTrailer(buf, count);
   }
 
-  /** The index of the entry whose blob starts at `offset`, or -1. */
-  find(offset: number): number {
+  /** The index of the entry whose blob starts at `offset`, or -1; `hint` is tried first (chunks of a file sit in a pack in order). */
+  find(offset: number, hint = -1): number {
+    if (hint >= 0 && hint < this.count && readU64(this.buf, hint * PACK_ENTRY_SIZE + 24) === offset) return hint;
     let lo = 0;
     let hi = this.count - 1;
     while (lo <= hi) {

@@ -21,8 +21,7 @@ import { endSession, readSession, sessionCommittable, type Lease } from '../leas
 import { FORMAT_VERSION } from '../format/envelope.js';
 import { KEY_ALGORITHM, type TaskManifest } from '../format/manifest.js';
 import { readPackIndex, type PackTrailer } from '../format/pack.js';
-import { keyToBytes } from '../format/content-key.js';
-import { checkpointDirName, printable } from '../format/names.js';
+import { checkpointDirName, printable, type Handle } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
 import { forEachBounded } from '../bounded.js';
 import type { Store } from '../store/store.js';
@@ -245,12 +244,24 @@ async function checkHandles(store: Store, hasher: Hasher, { task, manifest }: { 
     });
     indexes.set(key, index);
   });
+  // Millions of chunks: no string or buffer made per chunk on the way.
+  const key = Buffer.alloc(16);
+  let pack = '';
+  let index: PackTrailer | undefined;
+  let next = -1;
+  let last: Handle | undefined;
   for (const file of manifest.files) {
     for (const [i, c] of file.chunks.entries()) {
-      const pack = `${c.handle.area}/${c.handle.name}`;
-      const index = indexes.get(pack);
-      const at = index?.find(c.handle.offset) ?? -1;
-      if (index === undefined || at < 0 || !index.matches(at, keyToBytes(c.key), c.rawLength, c.handle.length)) {
+      if (last === undefined || c.handle.name !== last.name || c.handle.area !== last.area) {
+        pack = `${c.handle.area}/${c.handle.name}`;
+        index = indexes.get(pack);
+        next = -1;
+      }
+      last = c.handle;
+      const at = index?.find(c.handle.offset, next) ?? -1;
+      next = at + 1;
+      key.write(c.key, 0, 16, 'hex');
+      if (index === undefined || at < 0 || !index.matches(at, key, c.rawLength, c.handle.length)) {
         throw new InvalidInputError(
           'INVALID_TASK_SNAPSHOT',
           `the task snapshot of task '${task}' references chunk ${i} of ${printable(file.path)} at offset ${c.handle.offset} of pack ${pack}, which that pack's index ${at < 0 ? 'does not list' : 'lists with another key or length'}; the checkpoint could not restore. Take a new task snapshot`,

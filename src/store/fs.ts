@@ -34,6 +34,8 @@ import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter
  * threads (4 by default, shared with every other file operation) to others.
  */
 const PUBLISH_CONCURRENCY = 4;
+/** Files a listing stats at once. */
+const LIST_STAT_BATCH = 64;
 /** Mode bits of the files and directories a store or a cache creates. */
 export interface CreateModes {
   file: number;
@@ -414,14 +416,28 @@ export class FsStore implements Store {
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Sizes come from an lstat per file: batched, since one at a time costs a
+    // round trip to libuv's threads each (a commit lists tens of thousands of packs).
+    let batch: string[] = [];
+    const sizes = async (keys: readonly string[]): Promise<(ObjectInfo | undefined)[]> =>
+      Promise.all(
+        keys.map(async (key) => {
+          try {
+            const st = await lstat(this.pathOf(key));
+            return st.isFile() ? { key, size: st.size } : undefined;
+          } catch (error) {
+            if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
+            return undefined;
+          }
+        }),
+      );
     for await (const { key } of this.walk(prefix, false)) {
-      try {
-        const st = await lstat(this.pathOf(key));
-        if (st.isFile()) yield { key, size: st.size };
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
-      }
+      batch.push(key);
+      if (batch.length < LIST_STAT_BATCH) continue;
+      for (const info of await sizes(batch)) if (info !== undefined) yield info;
+      batch = [];
     }
+    for (const info of await sizes(batch)) if (info !== undefined) yield info;
   }
 
   async *listIncomplete(prefix: string): AsyncIterable<IncompleteWrite> {
