@@ -5,7 +5,8 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { ChunkpointError, InternalError, InvalidInputError, abortedError, checkAborted, deserializeError } from './errors.js';
-import type { ResultFor, WorkerRequest, WorkerResponse, WorkerTask } from './protocol.js';
+import { relaySpecs, type ResultFor, type WorkerRequest, type WorkerResponse, type WorkerTask } from './protocol.js';
+import { StoreRelay } from './store/relay.js';
 
 export interface PoolOptions {
   /** Worker threads (default: the machine's available parallelism). */
@@ -40,6 +41,8 @@ export class WorkerPool {
   /** Pack reads in flight for restores, scrubs and copies. */
   readonly ioConcurrency: number;
   private closed = false;
+  /** Serves the threads' S3 calls: one isolate does the process's HTTP. */
+  private readonly relay = new StoreRelay();
   /** Errors the pool reported with no task to give them to (see the 'error' listener). */
   strayErrors = 0;
   lastStrayError: unknown;
@@ -106,7 +109,10 @@ export class WorkerPool {
     signal?.addEventListener('abort', onAbort, { once: true });
     let response: WorkerResponse;
     try {
-      response = (await this.piscina.run({ request, cancel } satisfies WorkerTask)) as WorkerResponse;
+      // A port per S3 request: the thread keeps the first it gets for good and closes the rest.
+      const relay = relaySpecs(request).length > 0 ? this.relay.connect() : undefined;
+      const task: WorkerTask = relay === undefined ? { request, cancel } : { request, cancel, relay };
+      response = (await this.piscina.run(task, relay === undefined ? {} : { transferList: [relay] })) as WorkerResponse;
     } catch (error) {
       if (error instanceof ChunkpointError) throw error;
       const message = error instanceof Error ? error.message : String(error);
@@ -126,5 +132,6 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     await this.piscinaInstance?.destroy();
+    this.relay.close();
   }
 }

@@ -10,7 +10,8 @@
 import type { CacheSpec } from './cache.js';
 import type { SerializedError } from './errors.js';
 import type { Area, Handle } from './format/names.js';
-import type { StagedObject, StoreSpec } from './store/store.js';
+import type { ByteRange, ObjectInfo, StagedObject, StoreSpec } from './store/store.js';
+import type { MessagePort } from 'node:worker_threads';
 
 /** How a task may use the local cache. */
 export interface CacheUse {
@@ -234,6 +235,75 @@ export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['
 export interface WorkerTask {
   request: WorkerRequest;
   cancel: SharedArrayBuffer;
+  /**
+   * For a request on an S3 store: a port to the main thread's store relay.
+   * The thread keeps the first it gets for all its S3 calls and closes the
+   * others (see `relaySpecs`).
+   */
+  relay?: MessagePort;
 }
+
+/** The S3 stores a request uses: their calls go through the main thread's relay (src/store/relay.ts). */
+export function relaySpecs(request: WorkerRequest): StoreSpec[] {
+  let specs: StoreSpec[];
+  switch (request.op) {
+    case 'writePack':
+    case 'restoreSpan':
+    case 'restoreChunks':
+    case 'checkSpan':
+      specs = [request.store];
+      break;
+    case 'copyObject':
+      specs = [request.from, request.to];
+      break;
+    case 'verifyRange':
+      specs = [];
+      break;
+    default: {
+      const unknown: never = request;
+      throw new Error(`relaySpecs: unknown request op '${String((unknown as { op: unknown }).op)}'`);
+    }
+  }
+  return specs.filter((s) => s.type === 's3');
+}
+
+/**
+ * One store call a worker relays to the main thread. On S3, one isolate does
+ * all of a process's HTTP: the SDK, its sockets and their read buffers live
+ * once instead of once per worker (each isolate kept tens of MB of garbage
+ * socket buffers), and bodies cross the boundary as transferred buffers. The
+ * worker keeps the retries, fault injection and rate limit around the relay,
+ * exactly as around a store of its own.
+ */
+export type RelayCall =
+  | { op: 'get'; key: string; range?: ByteRange }
+  | { op: 'openReader'; key: string; range?: ByteRange }
+  /** Reads up to `length` bytes into the worker's shared buffer: no garbage in the worker's isolate. */
+  | { op: 'read'; reader: number; into: SharedArrayBuffer; length: number }
+  | { op: 'closeReader'; reader: number }
+  | { op: 'createWriter'; key: string }
+  /** Writes the first `length` bytes of the worker's shared buffer, done with them when it answers. */
+  | { op: 'write'; writer: number; data: SharedArrayBuffer; length: number }
+  | { op: 'finish'; writer: number }
+  | { op: 'abort'; writer: number }
+  | { op: 'stat'; key: string }
+  | { op: 'delete'; keys: string[] };
+
+export interface RelayRequest {
+  id: number;
+  /** The store, as `JSON.stringify(spec)` (the relay opens each once). */
+  store: string;
+  call: RelayCall;
+}
+
+export type RelayValue =
+  | { kind: 'data'; data: ArrayBuffer; length: number }
+  | { kind: 'handle'; handle: number }
+  | { kind: 'count'; count: number }
+  | { kind: 'staged'; staged: StagedObject }
+  | { kind: 'info'; info: ObjectInfo | null }
+  | { kind: 'done' };
+
+export type RelayReply = { id: number; ok: true; value: RelayValue } | { id: number; ok: false; error: SerializedError };
 
 export type WorkerResponse = { ok: true; result: WorkerResult } | { ok: false; error: SerializedError };

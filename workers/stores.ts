@@ -1,9 +1,12 @@
 /**
  * Each worker opens the stores it is told about itself, once, and keeps them:
- * chunk bytes then go straight between the worker and the store.
+ * chunk bytes go straight between the worker and a directory store; S3 calls
+ * go through the main thread's relay (one isolate does a process's HTTP),
+ * wrapped in this thread's retries, faults and rate limit.
  */
 import { openStore } from '../src/store/open.js';
 import type { Store, StoreSpec } from '../src/store/store.js';
+import { RelayedStore } from './relayed-store.js';
 
 const open = new Map<string, Store>();
 
@@ -11,8 +14,13 @@ export function storeFor(spec: StoreSpec): Store {
   const id = JSON.stringify(spec);
   let store = open.get(id);
   if (store === undefined) {
-    store = openStore(spec);
+    store = openStore(spec, { s3: (s3) => new RelayedStore(s3, s3Location(s3)) });
     open.set(id, store);
   }
   return store;
+}
+
+/** What the S3 store calls its location (messages name it); the same rule as S3Store's. */
+function s3Location(spec: { bucket: string; prefix: string }): string {
+  return `s3://${spec.bucket}/${spec.prefix.replace(/\/$/, '')}`;
 }

@@ -6,6 +6,7 @@
 import { InternalError, serializeError } from '../src/errors.js';
 import type { WorkerRequest, WorkerResponse, WorkerResult, WorkerTask } from '../src/protocol.js';
 import { Cancellation } from './cancellation.js';
+import { adoptRelay } from './relayed-store.js';
 import { checkSpan } from './check-span.js';
 import { copyObject } from './copy-object.js';
 import { restoreChunks } from './restore-chunks.js';
@@ -16,6 +17,7 @@ import { writePack } from './write-pack.js';
 
 export default async function handle(task: WorkerTask): Promise<WorkerResponse> {
   try {
+    adoptRelay(task.relay);
     const cancel = new Cancellation(task.cancel);
     cancel.check();
     return { ok: true, result: await withScratch((scratch) => dispatch(task.request, scratch, cancel)) };

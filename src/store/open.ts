@@ -12,7 +12,7 @@ import { FsStore } from './fs.js';
 import { RateLimitedStore } from './rate-limit.js';
 import { RetryingStore } from './retry.js';
 import { S3Store, checkKeyLength, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3.js';
-import type { StoreSpec } from './spec.js';
+import type { S3StoreSpec, StoreSpec } from './spec.js';
 import type { Store } from './store.js';
 
 const STORE_HINT = 'use a directory path or s3://<bucket>/<prefix>';
@@ -71,9 +71,10 @@ function localPath(location: string): string {
  * limit around everything (a retried transfer is charged again, as it costs
  * the bandwidth again). S3 stores are always retried — transient failures are
  * part of talking to a remote server; directory stores only when faults are
- * injected, since local I/O errors are not transient.
+ * injected, since local I/O errors are not transient. `options.s3` supplies
+ * the bare S3 store (a worker's relay to the main thread).
  */
-export function openStore(spec: StoreSpec): Store {
+export function openStore(spec: StoreSpec, options: { s3?: (spec: S3StoreSpec) => Store } = {}): Store {
   let store: Store;
   let fs: FsStore | undefined;
   switch (spec.type) {
@@ -81,7 +82,8 @@ export function openStore(spec: StoreSpec): Store {
       store = fs = new FsStore(spec);
       break;
     case 's3':
-      store = new S3Store(spec);
+      // A worker thread passes its relay to the main thread's S3 store here; the wrappers stay its own.
+      store = options.s3?.(spec) ?? new S3Store(spec);
       break;
     default: {
       const unknown: never = spec;
