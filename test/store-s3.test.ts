@@ -18,6 +18,9 @@ import { RetryingStore } from '../src/store/retry.js';
 import { PART_SIZE, S3Store, s3Spec } from '../src/store/s3.js';
 import type { S3StoreSpec } from '../src/store/spec.js';
 import type { Store } from '../src/store/store.js';
+import { StoreRelay } from '../src/store/relay.js';
+import { isNotFound } from '../src/store/not-found.js';
+import { adoptRelay, RelayedStore } from '../workers/relayed-store.js';
 import { skipS3, startS3Server, TEST_BUCKET, type S3Server } from './s3-server.js';
 import { storeCompliance, type ComplianceTarget } from './store-compliance.js';
 
@@ -104,6 +107,55 @@ describe.skipIf(skipS3('S3 store compliance and error tests (test/store-s3.test.
   storeCompliance(`S3 (Ceph RGW), 15 % transient faults + retries (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () =>
     s3Target({ faults: { seed: SEED, transient: { '*': 0.15 } }, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 12 } }),
   );
+
+  describe('the worker relay (one isolate does the HTTP)', () => {
+    const relay = new StoreRelay();
+    afterAll(() => relay.close());
+
+    it('relays ranged reads, streamed writes (finish idempotent), stat and delete; a missing object is still OBJECT_NOT_FOUND', async () => {
+      adoptRelay(relay.connect());
+      const spec = s3Spec(TEST_BUCKET, ['relay', `${Date.now()}`, 'job']);
+      const direct = new S3Store(spec);
+      const relayed = new RelayedStore(spec, direct.location);
+      const key = packKey('shared', 'main', newId(), newId());
+      const body = randomBytes(3 * 1024 * 1024 + 77);
+      const writer = await relayed.createWriter(key);
+      for (let at = 0; at < body.byteLength; at += 700_000) await writer.write([body.subarray(at, Math.min(at + 300_000, body.byteLength)), body.subarray(Math.min(at + 300_000, body.byteLength), Math.min(at + 700_000, body.byteLength))]);
+      expect(writer.size).toBe(body.byteLength);
+      const staged = await writer.finish();
+      expect(await writer.finish()).toEqual(staged);
+      await direct.publish([staged]);
+      expect(await relayed.stat(key)).toEqual({ key, size: body.byteLength });
+      expect((await relayed.get(key, { offset: 1000, length: 5000 })).equals(body.subarray(1000, 6000))).toBe(true);
+      const into = Buffer.alloc(5000);
+      expect(await relayed.get(key, { offset: 2000, length: 5000 }, () => into)).toBe(into);
+      expect(into.equals(body.subarray(2000, 7000))).toBe(true);
+      const reader = await relayed.openReader(key, { offset: 10, length: body.byteLength - 10 });
+      const back = Buffer.alloc(body.byteLength - 10);
+      let done = 0;
+      for (let n = -1; n !== 0 && done < back.byteLength; done += n) n = await reader.read(back.subarray(done, Math.min(done + 1024 * 1024, back.byteLength)));
+      await reader.close();
+      expect(done).toBe(back.byteLength);
+      expect(back.equals(body.subarray(10))).toBe(true);
+      await relayed.delete([key]);
+      const error = await relayed.get(key).then(() => undefined, (e: unknown) => e);
+      expect(isNotFound(error), String(error)).toBe(true);
+      expect(await relayed.stat(key)).toBeUndefined();
+    });
+
+    it('a relay that closes mid-write fails the calls in flight (RELAY_CLOSED) and leaves no object', async () => {
+      const spec = s3Spec(TEST_BUCKET, ['relay', `${Date.now()}-closed`, 'job']);
+      const direct = new S3Store(spec);
+      const relayed = new RelayedStore(spec, direct.location);
+      const key = packKey('shared', 'main', newId(), newId());
+      const writer = await relayed.createWriter(key);
+      await writer.write([randomBytes(100_000)]);
+      relay.close();
+      const error = await writer.write([randomBytes(100_000)]).then(() => undefined, (e: unknown) => e);
+      expect(error instanceof ChunkpointError && error.code, String(error)).toMatch(/^RELAY_(CLOSED|MISSING)$/);
+      expect(await direct.stat(key)).toBeUndefined();
+    });
+  });
 
   describe('a stalled server and leftovers (issue #20)', () => {
     it('a stalled gateway (SIGSTOP) turns every request into a bounded transient failure, and a restore the local cache can serve completes meanwhile', async () => {
