@@ -5,8 +5,8 @@
  * line clearing, redraw throttling and terminal width are its business.
  */
 import cliProgress from 'cli-progress';
-import type { ChunkpointEvent } from './events.js';
-import { formatBytes, formatRate } from './units.js';
+import type { ChunkpointEvent } from '../index.js';
+import { formatBytes, formatRate } from '../units.js';
 
 /** What one bar shows, mapped from an operation's progress event. */
 interface Frame {
