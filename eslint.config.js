@@ -16,22 +16,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
-  {
-    // Thread boundary = file boundary: worker code may use format and store
-    // modules, never the coordinator.
-    files: ['workers/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              regex: '^\\.\\./src/(chunkpoint|snapshot|restore|checkpoint|inspect|pool|cli|index)\\.js$',
-              message: 'workers/ must not import coordinator modules; move shared code into a format or store module',
-            },
-          ],
-        },
-      ],
-    },
-  },
+  // Which module may import which (the thread boundary included) is checked by
+  // scripts/layers.ts, run by `npm test`: one table of layers, not a rule per folder.
 );
