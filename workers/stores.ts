@@ -6,6 +6,7 @@
  */
 import { openStore } from '../src/store/open.js';
 import type { Store, StoreSpec } from '../src/store/store.js';
+import { s3Location } from '../src/store/s3.js';
 import { RelayedStore } from './relayed-store.js';
 
 const open = new Map<string, Store>();
@@ -20,7 +21,3 @@ export function storeFor(spec: StoreSpec): Store {
   return store;
 }
 
-/** What the S3 store calls its location (messages name it); the same rule as S3Store's. */
-function s3Location(spec: { bucket: string; prefix: string }): string {
-  return `s3://${spec.bucket}/${spec.prefix.replace(/\/$/, '')}`;
-}

@@ -120,6 +120,11 @@ function alive(pid: number): boolean {
   }
 }
 
+/** How an S3 job root is named in messages (a worker's relayed store names it the same way). */
+export function s3Location(spec: { bucket: string; prefix: string }): string {
+  return `s3://${spec.bucket}/${spec.prefix.replace(/\/$/, '')}`;
+}
+
 export class S3Store implements Store {
   readonly spec: S3StoreSpec;
   readonly location: string;
@@ -131,7 +136,7 @@ export class S3Store implements Store {
     this.spec = spec;
     this.bucket = spec.bucket;
     this.root = spec.prefix;
-    this.location = `s3://${spec.bucket}/${spec.prefix.replace(/\/$/, '')}`;
+    this.location = s3Location(spec);
   }
 
   private connect(): Promise<{ sdk: typeof Sdk; client: Sdk.S3Client }> {
