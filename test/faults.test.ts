@@ -18,7 +18,10 @@ import { WorkerPool } from '../src/pool.js';
 import { restore, selectTask, type RestoreSource } from '../src/restore/index.js';
 import { snapshot } from '../src/snapshot/index.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
-import type { Store, StoreSpec } from '../src/store/store.js';
+import type { ObjectWriter, Store, StoreSpec } from '../src/store/store.js';
+import { newId } from '../src/format/ids.js';
+import type { WritePackRequest } from '../src/protocol.js';
+import { PackWriter } from '../workers/write-pack.js';
 import { isEmptyOrMissing, listFiles, mutateRocksState, referencedObjects, refusal, removeTempDirs, rocksState, storedObjects, tempDir, treeDigest, type RocksState } from './support.js';
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? 20261121);
@@ -114,6 +117,45 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     const left: string[] = [];
     for await (const o of plain.listIncomplete('')) left.push(o.target);
     expect(left).toEqual([writer.key]);
+  });
+
+  it('a pack whose trailer cannot be written is aborted, so its file is closed and removed rather than left to the garbage collector', async () => {
+    // Before the fix the writer was dropped unaborted: its temp file stayed in shared/ and its
+    // FileHandle was closed by GC, which Node 24 (--throw-deprecation) turns into a crash.
+    const location = await tempDir('store');
+    const inner = openStore(jobRootSpec(location, 'j'));
+    let writes = 0;
+    let aborts = 0;
+    const failing = new Proxy(inner, {
+      get(target, property) {
+        if (property === 'createWriter') {
+          return async (key: string): Promise<ObjectWriter> => {
+            const writer = await target.createWriter(key);
+            return {
+              key,
+              get size() {
+                return writer.size;
+              },
+              // Writes are the header, one blob, then the trailer.
+              write: (parts) => (++writes === 3 ? Promise.reject(new Error('injected: the trailer write failed')) : writer.write(parts)),
+              finish: () => writer.finish(),
+              abort: () => {
+                aborts++;
+                return writer.abort();
+              },
+            };
+          };
+        }
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const request = { op: 'writePack', store: inner.spec, area: 'shared', task: 't1', session: newId(), runs: [], packSize: 1 << 20 } satisfies WritePackRequest;
+    const packs = new PackWriter(failing, request);
+    await packs.append('0'.repeat(32), 5, [Buffer.from('hello')]);
+    await expect(packs.close()).rejects.toThrow(/trailer write failed/);
+    expect(aborts).toBe(1);
+    expect(await listFiles(location)).toEqual([]);
   });
 
   it('a worker thread dying mid-chunk fails the snapshot (WORKER_FAILED), commits nothing; the pool replaces the thread and the next snapshot succeeds', async () => {

@@ -110,7 +110,7 @@ export async function writePack(req: WritePackRequest, scratch: Scratch, cancel:
 }
 
 /** The packs of one request: appends blobs, cuts a new pack at the size limit, and cleans up after a failure. */
-class PackWriter {
+export class PackWriter {
   readonly finished: { staged: StagedObject; blobs: number }[] = [];
   private writer: ObjectWriter | undefined;
   private index: PackIndex | undefined;
@@ -139,8 +139,15 @@ class PackWriter {
     if (writer === undefined || index === undefined) return;
     this.writer = undefined;
     this.index = undefined;
-    await writer.write([index.trailer(hasher)]);
-    this.finished.push({ staged: await writer.finish(), blobs: index.entries.length });
+    try {
+      await writer.write([index.trailer(hasher)]);
+      this.finished.push({ staged: await writer.finish(), blobs: index.entries.length });
+    } catch (error) {
+      // No longer this.writer, so abort() would not see it: an unaborted writer keeps its file
+      // (and on S3 its spool and upload) open until the garbage collector closes it.
+      await writer.abort().catch(() => undefined);
+      throw error;
+    }
   }
 
   /** Drops the open pack and whatever this request already finished: nothing can reference them. */

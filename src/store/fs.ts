@@ -240,6 +240,8 @@ export class FsStore implements Store {
         }
       },
       async abort() {
+        // A torn finish stands for a crash, after which nothing cleans up: its temp file stays for gc.
+        if (isTorn(failed)) return;
         await appender.abort();
       },
     };
