@@ -1,5 +1,5 @@
 /**
- * Benchmark datasets: real RocksDB states made by scripts/rocks-state.ts,
+ * Benchmark datasets: real RocksDB states made by sim/rocks-state.ts,
  * generated once per (size, seed, block compression) and kept in the work
  * directory, since generating one takes minutes per GiB. Each run works on a
  * copy whose SSTs are hard links (as a RocksDB checkpoint makes them), so
@@ -8,7 +8,7 @@
 import { copyFile, link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes, formatDuration } from '../src/units.js';
-import { generateState } from '../scripts/rocks-state.js';
+import { generateState } from '../sim/rocks-state.js';
 
 export type BlockCompression = 'none' | 'snappy';
 

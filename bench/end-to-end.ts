@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { parseScriptArgs } from '../scripts/usage.js';
 import { DEFAULT_CHUNK_SIZE, type RestoreResult, type SnapshotResult, type SnapshotStages } from '../src/index.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../src/units.js';
-import { SNAPPY_BLOCKS, mutateState } from '../scripts/rocks-state.js';
+import { SNAPPY_BLOCKS, mutateState } from '../sim/rocks-state.js';
 import { computeCeiling } from './ceiling.js';
 import { ensureDataset, listState, workingCopy, type Dataset, type DatasetSpec, type StateFileInfo } from './datasets.js';
 import { fixedChunkDigests, newChunks } from './fixed-chunks.js';

@@ -19,7 +19,7 @@ import { loadHasher } from '../src/format/content-key.js';
 import { formatBytes } from '../src/units.js';
 import { Scratch } from '../workers/scratch.js';
 import { encodeBlob } from '../workers/write-pack.js';
-import { generateState } from '../scripts/rocks-state.js';
+import { generateState } from '../sim/rocks-state.js';
 
 const CHUNK_SIZES = [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024];
 const LARGEST = 4 * 1024 * 1024;

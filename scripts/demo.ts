@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { parseScriptArgs } from './usage.js';
 import { Chunkpoint, type RestoreResult, type SnapshotResult } from '../src/index.js';
 import { formatBytes, formatDuration, parseSize } from '../src/units.js';
-import { generateState, mutateState } from './rocks-state.js';
+import { generateState, mutateState } from '../sim/rocks-state.js';
 
 async function digestTree(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();

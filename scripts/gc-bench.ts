@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { parseScriptArgs } from './usage.js';
 import { Chunkpoint } from '../src/index.js';
 import { formatBytes, formatDuration, parseSize } from '../src/units.js';
-import { generateState, mutateState, recordsFor } from './rocks-state.js';
+import { generateState, mutateState, recordsFor } from '../sim/rocks-state.js';
 
 const run = promisify(execFile);
 const USAGE = `

@@ -1,7 +1,7 @@
 /**
  * The layering check `npm test` runs before the suite: it reads every
  * import (static, `export … from`, type-only and dynamic `import()`) of the
- * TypeScript under src/, workers/ and the tooling trees, and fails naming
+ * TypeScript under src/, workers/, sim/ and the tooling trees, and fails naming
  * the import when one crosses the layers upward or closes a cycle. README's
  * "Architecture" section describes the same layers; this table is the rule.
  *
@@ -24,7 +24,7 @@ interface Layer {
 export const LAYERS: Layer[] = [
   { name: 'tooling', paths: ['test/', 'bench/', 'scripts/', 'examples/'], may: ['cli', 'sim', 'api', 'coordinators', 'workers', 'boundary', 'storage', 'leaves'] },
   { name: 'cli', paths: ['src/cli/'], may: ['sim', 'api', 'leaves'] },
-  { name: 'sim', paths: ['src/stress/'], may: ['api', 'coordinators', 'boundary', 'storage', 'leaves'] },
+  { name: 'sim', paths: ['sim/'], may: ['api', 'coordinators', 'boundary', 'storage', 'leaves'] },
   { name: 'api', paths: ['src/chunkpoint.ts', 'src/index.ts', 'src/events.ts'], may: ['coordinators', 'boundary', 'storage', 'leaves'] },
   {
     name: 'coordinators',
@@ -44,7 +44,7 @@ export const LAYERS: Layer[] = [
 ];
 
 /** Where the check looks for modules. */
-const ROOTS = ['src', 'workers', 'test', 'bench', 'scripts', 'examples'];
+const ROOTS = ['src', 'workers', 'sim', 'test', 'bench', 'scripts', 'examples'];
 
 function layerOf(file: string): Layer | undefined {
   return LAYERS.find((layer) => layer.paths.some((path) => (path.endsWith('/') ? file.startsWith(path) : file === path)));

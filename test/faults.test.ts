@@ -17,6 +17,7 @@ import { Chunkpoint } from '../src/index.js';
 import { WorkerPool } from '../src/pool.js';
 import { restore, selectTask, type RestoreSource } from '../src/restore/index.js';
 import { snapshot } from '../src/snapshot/index.js';
+import { withFaults } from '../sim/faulty-store.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import type { ObjectWriter, Store, StoreSpec } from '../src/store/store.js';
 import { newId } from '../src/format/ids.js';
@@ -79,7 +80,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
       const job = `fault-${errno.toLowerCase()}`;
       const { location, base, before, local } = await jobWithOneCheckpoint(job);
       // Every third pack write fails, in the worker threads (and the session, manifest and commit puts).
-      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { write: 0.34, put: 0.34 }, errno }, retry: FAST_RETRY });
+      const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { write: 0.34, put: 0.34 }, errno }), retry: FAST_RETRY });
       const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
       expect(error.code, error.message).toBe(`STORE_${errno}`);
       expect(error.kind).toBe('store_unavailable');
@@ -93,7 +94,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
   it('a failure while publishing the staged packs (EIO on fsync or link) commits nothing and leaves no staged files behind', async () => {
     const job = 'fault-publish';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
-    const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { publish: 1 }, errno: 'EIO' }, retry: FAST_RETRY });
+    const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { publish: 1 }, errno: 'EIO' }), retry: FAST_RETRY });
     const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
     expect(error.code, error.message).toBe('STORE_EIO');
     const leftovers: string[] = [];
@@ -105,7 +106,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
   it('a torn write (a crash half-way through a pack) is never published by a retry: the writer fails for good, the retry layer stops, the torn temp file stays for gc', async () => {
     const location = await tempDir('store');
     const spec = jobRootSpec(location, 'torn');
-    const torn = openStore({ ...spec, faults: { seed: SEED, torn: 1 }, retry: FAST_RETRY });
+    const torn = openStore({ ...withFaults(spec, { seed: SEED, torn: 1 }), retry: FAST_RETRY });
     const writer = await torn.createWriter('shared/01M8P61MQ3DVZ2K41KMY50ME8S-01M8P61MJNEJQJ2QSRS5SVGDPK.pack');
     await writer.write([Buffer.alloc(1759, 7)]);
     const error = await refusal(writer.finish());
@@ -161,7 +162,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
   it('a worker thread dying mid-chunk fails the snapshot (WORKER_FAILED), commits nothing; the pool replaces the thread and the next snapshot succeeds', async () => {
     const job = 'worker-death';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
-    const dying = openStore({ ...base, faults: { seed: SEED, workerExit: { write: 0.3 } }, retry: FAST_RETRY });
+    const dying = openStore({ ...withFaults(base, { seed: SEED, workerExit: { write: 0.3 } }), retry: FAST_RETRY });
     const error = await refusal(snapshot(pool, hasher, dying, job, local.dir));
     expect(error.code, error.message).toBe('WORKER_FAILED');
     expect(error.kind).toBe('internal');
@@ -177,7 +178,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     const location = await tempDir('store');
     const base = jobRootSpec(location, 'abort-slow');
     // Every store call of the workers waits up to 30 ms: a pack job in flight takes far longer than the abort path.
-    const slow = openStore({ ...base, faults: { seed: SEED, maxLatencyMs: 30 }, retry: FAST_RETRY });
+    const slow = openStore({ ...withFaults(base, { seed: SEED, maxLatencyMs: 30 }), retry: FAST_RETRY });
     const controller = new AbortController();
     // Aborted as soon as a pack is being written (its temp file exists), with other pack jobs in flight.
     const watch = setInterval(() => {
@@ -207,7 +208,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
   it('aborting one snapshot does not fail another whose tasks share its thread', async () => {
     const location = await tempDir('store');
     const one = new WorkerPool({ threads: 1 });
-    const slowJob = (job: string): Store => openStore({ ...jobRootSpec(location, job), faults: { seed: SEED, maxLatencyMs: 30 }, retry: FAST_RETRY });
+    const slowJob = (job: string): Store => openStore({ ...withFaults(jobRootSpec(location, job), { seed: SEED, maxLatencyMs: 30 }), retry: FAST_RETRY });
     const controller = new AbortController();
     // Aborted once both are writing a pack on the one thread.
     const watch = setInterval(() => {
@@ -277,7 +278,7 @@ describe(`faults during a restore (seed ${SEED})`, () => {
     const location = await tempDir('store');
     const base = jobRootSpec(location, 'restore-eio');
     await snapshot(pool, hasher, openStore(base), 'restore-eio', state.dir);
-    const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { read: 0.3 }, errno: 'EIO' }, retry: FAST_RETRY });
+    const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { read: 0.3 }, errno: 'EIO' }), retry: FAST_RETRY });
     const target = join(await tempDir('restore'), 'out');
     const error = await refusal(restore(pool, await sourceOf(faulty, 1, openStore(base)), target, {}, undefined));
     expect(error.code, error.message).toBe('STORE_EIO');

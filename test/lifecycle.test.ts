@@ -8,7 +8,7 @@ import { newId } from '../src/format/ids.js';
 import { parseStoreKey } from '../src/format/names.js';
 import { encodeSession } from '../src/format/session.js';
 import { Chunkpoint, type GcResult } from '../src/index.js';
-import { prng } from '../scripts/rocks-state.js';
+import { prng } from '../src/random.js';
 import { CLI, committedIds, copyTree, listFiles, mutateRocksState, objectPath, referencedObjects, refusal, rocksState, removeTempDirs, runCli, storedObjects, tempDir, treeDigest, type RocksState } from './support.js';
 
 /** Every pack and manifest stored is one a committed checkpoint references (nothing leaked, nothing missing), and no session is left. */

@@ -14,7 +14,7 @@
  *   Node running the suite, is loaded by that Node: the real wrong-ABI case.
  */
 import { spawn } from 'node:child_process';
-import { cp, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, removeTempDirs, tempDir, treeDigest } from './support.js';
@@ -72,7 +72,9 @@ async function installedCopy(options: { lz4: 'built' | 'unbuilt'; without: strin
   await mkdir(join(root, 'dist'), { recursive: true });
   await cp(join(REPO_ROOT, 'package.json'), join(root, 'package.json'));
   await cp(join(REPO_ROOT, 'bin'), join(root, 'bin'), { recursive: true });
-  for (const part of ['src', 'workers']) await cp(join(REPO_ROOT, 'dist', part), join(root, 'dist', part), { recursive: true });
+  // What package.json ships of dist/, so a tree missing from `files` fails here as it would for users.
+  const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { files: string[] };
+  for (const part of pkg.files.filter((f) => f.startsWith('dist/'))) await cp(join(REPO_ROOT, part), join(root, part), { recursive: true });
   const source = join(REPO_ROOT, 'node_modules');
   for (const name of await readdir(source)) {
     if (name === 'lz4' || name === '.bin' || name.startsWith('.package-lock') || options.without.includes(name)) continue;

@@ -13,7 +13,7 @@ import { ChunkpointError } from '../src/errors.js';
 import { Chunkpoint } from '../src/index.js';
 import { WorkerPool } from '../src/pool.js';
 import { snapshot } from '../src/snapshot/index.js';
-import { injectedInThisThread } from '../src/store/faulty.js';
+import { injectedInThisThread, withFaults } from '../sim/faulty-store.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import type { StoreSpec } from '../src/store/store.js';
 import { skipS3, startS3Server, TEST_BUCKET, type S3Server } from './s3-server.js';
@@ -139,7 +139,7 @@ describe.skipIf(skipS3('S3 end-to-end tests (test/s3-roundtrip.test.ts)'))('snap
     const pool = new WorkerPool({ threads: 2 });
     try {
       const location = store();
-      const spec: StoreSpec = { ...jobRootSpec(location, 'flaky'), faults: { seed: SEED, transient: { '*': 0.2 } }, retry: { baseDelayMs: 5, maxDelayMs: 100, maxAttempts: 12 } };
+      const spec: StoreSpec = { ...withFaults(jobRootSpec(location, 'flaky'), { seed: SEED, transient: { '*': 0.2 } }), retry: { baseDelayMs: 5, maxDelayMs: 100, maxAttempts: 12 } };
       const faulty = openStore(spec);
       const injectedBefore = injectedInThisThread.transient;
       const result = await snapshot(pool, hasher, faulty, 'flaky', state.dir, {});
@@ -166,7 +166,7 @@ describe.skipIf(skipS3('S3 end-to-end tests (test/s3-roundtrip.test.ts)'))('snap
       await snapshot(pool, hasher, clean, 'broken', local.dir, {});
       const digest1 = await treeDigest(local.dir);
       await mutateRocksState(local, 75);
-      const faulty = openStore({ ...base, faults: { seed: SEED, permanent: { write: 0.5, put: 0.5 } }, retry: { baseDelayMs: 5 } });
+      const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { write: 0.5, put: 0.5 } }), retry: { baseDelayMs: 5 } });
       let outcome: 'committed' | 'failed';
       try {
         await snapshot(pool, hasher, faulty, 'broken', local.dir, {});

@@ -5,7 +5,7 @@
 import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FaultyStore } from '../src/store/faulty.js';
+import { FaultyStore, withFaults, type FaultSpec } from '../sim/faulty-store.js';
 import { tempName } from '../src/format/names.js';
 import { openStore } from '../src/store/open.js';
 import { RetryingStore } from '../src/store/retry.js';
@@ -20,10 +20,11 @@ afterAll(async () => {
 
 const SEED = Number(process.env['CHUNKPOINT_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
 
-function fsTarget(extra: Partial<FsStoreSpec> = {}): ComplianceTarget {
+function fsTarget(extra: Partial<FsStoreSpec> = {}, faults?: FaultSpec): ComplianceTarget {
   return {
     async fresh() {
-      return openStore({ type: 'fs', root: join(await tempDir('store-fs'), 'job'), ...extra });
+      const spec: FsStoreSpec = { type: 'fs', root: join(await tempDir('store-fs'), 'job'), ...extra };
+      return openStore(faults === undefined ? spec : withFaults(spec, faults));
     },
     async leaveIncompleteWrite(store: Store, key: string) {
       const root = (store.spec as FsStoreSpec).root;
@@ -39,7 +40,7 @@ storeCompliance('directory', () => fsTarget());
 
 describe(`directory store behind fault injection (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () => {
   it('opens as retries around faults', () => {
-    const store = openStore({ type: 'fs', root: '/nonexistent-root-for-types', faults: { seed: SEED, transient: { '*': 0.2 } } });
+    const store = openStore(withFaults({ type: 'fs', root: '/nonexistent-root-for-types' }, { seed: SEED, transient: { '*': 0.2 } }));
     expect(store).toBeInstanceOf(RetryingStore);
   });
 });
@@ -47,7 +48,7 @@ describe(`directory store behind fault injection (seed ${SEED}; replay with CHUN
 // 20 % of every operation fails transiently, half of the write faults after the write
 // took effect: with retries the contract must hold exactly as without faults.
 storeCompliance(`directory, 20 % transient faults + retries (seed ${SEED})`, () =>
-  fsTarget({ faults: { seed: SEED, transient: { '*': 0.2 }, lostResponse: 0.5 }, retry: { baseDelayMs: 2, maxDelayMs: 20, maxAttempts: 12 } }),
+  fsTarget({ retry: { baseDelayMs: 2, maxDelayMs: 20, maxAttempts: 12 } }, { seed: SEED, transient: { '*': 0.2 }, lostResponse: 0.5 }),
 );
 
 describe('fault injection itself', () => {

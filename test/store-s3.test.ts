@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { withFaults, type FaultSpec } from '../sim/faulty-store.js';
 import { Chunkpoint } from '../src/index.js';
 import { newId } from '../src/format/ids.js';
 import { packKey } from '../src/format/names.js';
@@ -87,10 +88,11 @@ describe.skipIf(skipS3('S3 store compliance and error tests (test/store-s3.test.
     await server?.stop();
   });
 
-  function s3Target(extra: Partial<S3StoreSpec> = {}): ComplianceTarget {
+  function s3Target(extra: Partial<S3StoreSpec> = {}, faults?: FaultSpec): ComplianceTarget {
     return {
       fresh() {
-        return Promise.resolve(openStore({ ...s3Spec(TEST_BUCKET, ['compliance', `${Date.now()}-${run++}`, 'job']), ...extra }));
+        const spec: S3StoreSpec = { ...s3Spec(TEST_BUCKET, ['compliance', `${Date.now()}-${run++}`, 'job']), ...extra };
+        return Promise.resolve(openStore(faults === undefined ? spec : withFaults(spec, faults)));
       },
       async leaveIncompleteWrite(store: Store, key: string) {
         const spec = store.spec as S3StoreSpec;
@@ -105,7 +107,7 @@ describe.skipIf(skipS3('S3 store compliance and error tests (test/store-s3.test.
 
   storeCompliance('S3 (Ceph RGW)', () => s3Target());
   storeCompliance(`S3 (Ceph RGW), 15 % transient faults + retries (seed ${SEED}; replay with CHUNKPOINT_SEED=${SEED})`, () =>
-    s3Target({ faults: { seed: SEED, transient: { '*': 0.15 } }, retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 12 } }),
+    s3Target({ retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 12 } }, { seed: SEED, transient: { '*': 0.15 } }),
   );
 
   describe('the worker relay (one isolate does the HTTP)', () => {

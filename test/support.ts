@@ -15,7 +15,7 @@ import { loadHasher } from '../src/format/content-key.js';
 import type { TaskEntry } from '../src/format/metadata.js';
 import type { ChunkRef, FileEntry, TaskManifest } from '../src/format/manifest.js';
 import { jobRootSpecFromDir, openStore } from '../src/store/open.js';
-import { generateState, mutateState } from '../scripts/rocks-state.js';
+import { generateState, mutateState } from '../sim/rocks-state.js';
 
 /** Repository root (tests run from dist/test). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -7,13 +7,13 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidInputError } from '../errors.js';
 import { checkJobId, printable } from '../format/names.js';
-import { FaultyStore } from './faulty.js';
 import { FsStore } from './fs.js';
 import { RateLimitedStore } from './rate-limit.js';
 import { RetryingStore } from './retry.js';
 import { S3Store, checkKeyLength, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3.js';
 import type { S3StoreSpec, StoreSpec } from './spec.js';
 import type { Store } from './store.js';
+import { WrappedStore } from './wrapper.js';
 
 const STORE_HINT = 'use a directory path or s3://<bucket>/<prefix>';
 
@@ -66,13 +66,14 @@ function localPath(location: string): string {
 }
 
 /**
- * Opens a spec as a store, wrapped as the spec asks: faults injected first
- * (so they look like the store's own failures), then retries, then the rate
- * limit around everything (a retried transfer is charged again, as it costs
- * the bandwidth again). S3 stores are always retried — transient failures are
- * part of talking to a remote server; directory stores only when faults are
- * injected, since local I/O errors are not transient. `options.s3` supplies
- * the bare S3 store (a worker's relay to the main thread).
+ * Opens a spec as a store, wrapped as the spec asks: its wrapper first (so
+ * injected faults look like the store's own failures), then retries, then
+ * the rate limit around everything (a retried transfer is charged again, as
+ * it costs the bandwidth again). S3 stores are always retried — transient
+ * failures are part of talking to a remote server; directory stores only
+ * when wrapped, since local I/O errors are not transient but a wrapper's
+ * injected ones may be. `options.s3` supplies the bare S3 store (a worker's
+ * relay to the main thread).
  */
 export function openStore(spec: StoreSpec, options: { s3?: (spec: S3StoreSpec) => Store } = {}): Store {
   let store: Store;
@@ -90,14 +91,13 @@ export function openStore(spec: StoreSpec, options: { s3?: (spec: S3StoreSpec) =
       throw new InvalidInputError('UNSUPPORTED_STORE', `unknown store type '${String((unknown as { type: unknown }).type)}'`);
     }
   }
-  if (spec.faults !== undefined) {
-    const faulty = new FaultyStore(store, spec.faults);
-    if (fs !== undefined) fs.tear = faulty.tearHook();
-    store = faulty;
+  if (spec.wrapper !== undefined) {
+    const target = fs;
+    store = new WrappedStore(store, spec.wrapper, target === undefined ? {} : { setTearHook: (hook) => (target.tear = hook) });
   }
   // A shorter request deadline shortens the retry budget with it: a stalled server fails in about three deadlines.
   const budget = spec.type === 's3' && spec.requestTimeoutMs !== undefined ? { maxElapsedMs: Math.min(90_000, 3 * spec.requestTimeoutMs) } : {};
-  if (spec.type === 's3' || spec.faults !== undefined) store = new RetryingStore(store, { ...budget, ...spec.retry });
+  if (spec.type === 's3' || spec.wrapper !== undefined) store = new RetryingStore(store, { ...budget, ...spec.retry });
   if (spec.rateLimit !== undefined) store = new RateLimitedStore(store, spec.rateLimit);
   return store;
 }
@@ -115,7 +115,7 @@ export function storeSpecOf(spec: StoreSpec): StoreSpec | undefined {
   const segments = spec.prefix.split('/').filter((s) => s !== '');
   if (segments.length < 2) return undefined;
   const plain: StoreSpec = { ...spec, prefix: `${segments.slice(0, -1).join('/')}/` };
-  delete plain.faults;
+  delete plain.wrapper;
   delete plain.rateLimit;
   return plain;
 }

@@ -7,7 +7,7 @@
  * concurrent requests back off with jitter instead of retrying in lockstep
  * (AWS's "full jitter": delay = random(0, min(cap, base * 2^attempt))), the
  * total time spent retrying is bounded, and retries of put-if-absent,
- * listings and faults injected by `FaultyStore` get the same treatment as a
+ * listings and faults injected by sim/faulty-store.ts get the same treatment as a
  * real server's 503.
  *
  * What is transient is decided where the failure is understood: a store marks

@@ -1,6 +1,6 @@
 /**
  * Serializable descriptions of stores and of what wraps them, so a worker
- * thread can open the same store (with the same faults, retries and rate
+ * thread can open the same store (with the same wrapper, retries and rate
  * limit) itself. Plain data only: specs cross the thread boundary.
  */
 
@@ -9,15 +9,29 @@ export type StoreSpec = FsStoreSpec | S3StoreSpec;
 /** What every spec may carry besides the location: how `openStore` wraps the store. */
 export interface StoreSpecCommon {
   /**
-   * Fault injection (tests and stress runs): `openStore` wraps the store in a
-   * seeded `FaultyStore`. It travels in the spec so that the stores worker
-   * threads open fail the same way as the coordinator's.
+   * A wrapper that tooling outside the library puts around the store (fault
+   * injection in the tests and the stress harness: sim/faulty-store.ts). It
+   * travels in the spec so that the stores worker threads open are wrapped
+   * the same way as the coordinator's.
    */
-  faults?: FaultSpec;
+  wrapper?: WrapperSpec;
   /** Overrides of the retry policy (see store/retry.ts) for stores that `openStore` wraps with retries. */
   retry?: Partial<RetryPolicy>;
   /** Bytes per second for reads and writes, shared by every thread of the operation (see store/rate-limit.ts). */
   rateLimit?: RateLimitSpec;
+}
+
+/**
+ * Names a module that wraps stores, and what to tell it. `openStore` imports
+ * the module in each thread that opens the store, and calls its `wrapStore`
+ * (see `StoreWrapperModule` in store/open.ts) innermost, before retries and
+ * the rate limit.
+ */
+export interface WrapperSpec {
+  /** URL of an ES module exporting `wrapStore`. */
+  module: string;
+  /** Plain data for the module (it crosses threads with the spec). */
+  options: unknown;
 }
 
 export interface FsStoreSpec extends StoreSpecCommon {
@@ -64,42 +78,4 @@ export interface RateLimitSpec {
   id: string;
   /** The limiter's shared state (see store/rate-limit.ts). */
   state: SharedArrayBuffer;
-}
-
-export const STORE_OPERATIONS = ['put', 'write', 'publish', 'get', 'read', 'stat', 'list', 'listIncomplete', 'delete', 'syncNames', 'exists'] as const;
-export type StoreOperation = (typeof STORE_OPERATIONS)[number];
-
-/** Probability of a fault per call, by operation; '*' covers the operations not named. */
-export type FaultRates = Partial<Record<StoreOperation | '*', number>>;
-
-export interface FaultSpec {
-  seed: number;
-  /** Transient failures (retried by `RetryingStore`). */
-  transient?: FaultRates;
-  /** Permanent failures (fail at once; for testing clean failure). */
-  permanent?: FaultRates;
-  /** Share of write faults (put, write, publish, delete) that strike after the write took effect (default 0.5). */
-  lostResponse?: number;
-  /** Each call first waits a random 0..maxLatencyMs milliseconds (default 0). */
-  maxLatencyMs?: number;
-  /**
-   * Permanent faults look like this filesystem error (e.g. 'ENOSPC', 'EACCES',
-   * 'EIO'), as the directory store reports it, instead of a generic injected fault.
-   */
-  errno?: string;
-  /** In a worker thread, the thread dies (exits) before the operation: a crash mid-chunk. Never in the main thread. */
-  workerExit?: FaultRates;
-  /**
-   * Directory stores only, `put` and object writers: a torn write, as a crash
-   * mid-write leaves it — part of the object lands in a temp file that stays
-   * behind, and the write fails transiently. Drawn only when set, so the
-   * other faults of a seed stay the same with or without it.
-   */
-  torn?: number;
-  /**
-   * Announce every injected fault on the FAULT_REPORT_CHANNEL broadcast
-   * channel, so one listener per process can count the faults of all its
-   * worker threads (the stress harness does).
-   */
-  report?: boolean;
 }

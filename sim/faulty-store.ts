@@ -19,14 +19,67 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
-import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../errors.js';
-import { prng } from '../random.js';
-import type { TearHook } from './fs.js';
-import type { FaultRates, FaultSpec, StoreOperation } from './spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
+import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../src/errors.js';
+import { prng } from '../src/random.js';
+import type { TearHook } from '../src/store/fs.js';
+import type { StoreSpec } from '../src/store/spec.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from '../src/store/store.js';
+import type { StoreWrapperModule } from '../src/store/wrapper.js';
 
-export type { FaultRates, FaultSpec, StoreOperation } from './spec.js';
-export { STORE_OPERATIONS } from './spec.js';
+/** The operations faults are drawn for: the Store methods, with `write` for object writers and `read` for readers. */
+export const STORE_OPERATIONS = ['put', 'write', 'publish', 'get', 'read', 'stat', 'list', 'listIncomplete', 'delete', 'syncNames', 'exists'] as const;
+export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+/** Probability of a fault per call, by operation; '*' covers the operations not named. */
+export type FaultRates = Partial<Record<StoreOperation | '*', number>>;
+
+export interface FaultSpec {
+  seed: number;
+  /** Transient failures (retried by `RetryingStore`). */
+  transient?: FaultRates;
+  /** Permanent failures (fail at once; for testing clean failure). */
+  permanent?: FaultRates;
+  /** Share of write faults (put, write, publish, delete) that strike after the write took effect (default 0.5). */
+  lostResponse?: number;
+  /** Each call first waits a random 0..maxLatencyMs milliseconds (default 0). */
+  maxLatencyMs?: number;
+  /**
+   * Permanent faults look like this filesystem error (e.g. 'ENOSPC', 'EACCES',
+   * 'EIO'), as the directory store reports it, instead of a generic injected fault.
+   */
+  errno?: string;
+  /** In a worker thread, the thread dies (exits) before the operation: a crash mid-chunk. Never in the main thread. */
+  workerExit?: FaultRates;
+  /**
+   * Directory stores only, `put` and object writers: a torn write, as a crash
+   * mid-write leaves it — part of the object lands in a temp file that stays
+   * behind, and the write fails transiently. Drawn only when set, so the
+   * other faults of a seed stay the same with or without it.
+   */
+  torn?: number;
+  /**
+   * Announce every injected fault on the FAULT_REPORT_CHANNEL broadcast
+   * channel, so one listener per process can count the faults of all its
+   * worker threads (the stress harness does).
+   */
+  report?: boolean;
+}
+
+/**
+ * `spec` with these faults injected: every thread that opens it (the
+ * coordinator's and the workers') wraps its store in a `FaultyStore` of this
+ * module, through the spec's wrapper (see src/store/wrapper.ts).
+ */
+export function withFaults<S extends StoreSpec>(spec: S, faults: FaultSpec): S {
+  return { ...spec, wrapper: { module: import.meta.url, options: faults } };
+}
+
+/** Called by `openStore` for a spec made by `withFaults`. */
+export const wrapStore: StoreWrapperModule['wrapStore'] = (inner, options, hooks) => {
+  const faulty = new FaultyStore(inner, options as FaultSpec);
+  hooks.setTearHook?.(faulty.tearHook());
+  return faulty;
+};
 
 /** Name of the BroadcastChannel that `report: true` faults are announced on. */
 export const FAULT_REPORT_CHANNEL = 'chunkpoint:injected-faults';

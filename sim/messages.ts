@@ -4,8 +4,8 @@
  * structured as JSON), so both sides parse what they receive and a message
  * of an unknown kind stops the run loudly instead of being ignored.
  */
-import type { FaultSpec } from '../store/faulty.js';
-import type { TaskSnapshot } from '../format/metadata.js';
+import type { FaultSpec } from './faulty-store.js';
+import type { TaskSnapshot } from '../src/format/metadata.js';
 
 /** sha256 of every file of a state directory, by relative path. */
 export type StateDigest = Record<string, string>;

@@ -6,15 +6,15 @@
  * coordinator, which commits.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { loadHasher } from '../format/content-key.js';
-import { toChunkpointError } from '../errors.js';
-import { WorkerPool } from '../pool.js';
-import { snapshotTask } from '../snapshot/index.js';
-import { FAULT_REPORT_CHANNEL, type FaultReport } from '../store/faulty.js';
-import { jobRootSpec, openStore } from '../store/open.js';
+import { loadHasher } from '../src/format/content-key.js';
+import { toChunkpointError } from '../src/errors.js';
+import { WorkerPool } from '../src/pool.js';
+import { snapshotTask } from '../src/snapshot/index.js';
+import { FAULT_REPORT_CHANNEL, withFaults, type FaultReport } from './faulty-store.js';
+import { jobRootSpec, openStore } from '../src/store/open.js';
 import { stateDigest } from './digest.js';
 import { parseToTask, unhandled, type FromTask, type InjectedFaults, type ToTask } from './messages.js';
-import { changeState } from './rocks.js';
+import { changeState } from './rocks-state.js';
 
 type Init = Extract<ToTask, { type: 'init' }>;
 
@@ -43,7 +43,8 @@ async function round(n: number): Promise<void> {
     await changeState(stateDir, stateBytes, seed, n);
     const { digest, bytes } = await stateDigest(stateDir);
     send({ type: 'snapshotting', task, round: n });
-    const spec = { ...jobRootSpec(store, job), ...(init.faults === undefined ? {} : { faults: init.faults }) };
+    const plain = jobRootSpec(store, job);
+    const spec = init.faults === undefined ? plain : withFaults(plain, init.faults);
     const snapshot = await snapshotTask(pool, await loadHasher(), openStore(spec), job, task, stateDir, { chunkSize, durable, leaseMs });
     send({ type: 'snapshot', task, round: n, snapshot, digest, bytes, faults: { ...faults } });
   } catch (error) {

@@ -1,18 +1,44 @@
 /**
- * Real state for the demo, the tests and the benchmarks: a RocksDB database
- * written by the RocksDB that the `rocksdb-native` npm package ships (prebuilt
- * N-API addons: the same binary loads in every supported Node), so the files
- * are genuine SSTs, MANIFEST, OPTIONS, CURRENT, LOG and WAL.
+ * Real RocksDB state, the one generator for the demo, the tests, the
+ * benchmarks and the stress harness: a database written by the RocksDB that
+ * the `rocksdb-native` npm package ships (prebuilt N-API addons: the same
+ * binary loads in every supported Node), so the files are genuine SSTs,
+ * MANIFEST, OPTIONS, CURRENT, LOG and WAL.
  *
  * Values are JSON-like records with a seeded random binary field: the
  * structure compresses, the binary part does not, so uncompressed SSTs come
  * out near the LZ4 ratio of ~2 measured on real SST files.
+ *
+ * `rocksdb-native` is a devDependency of chunkpoint, so an installed copy
+ * running `chunkpoint stress` may lack it: it is imported dynamically, and
+ * its absence is a clear error saying which package to install.
  */
-import RocksDB, { type WriteBatch } from 'rocksdb-native';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type RocksDB from 'rocksdb-native';
+import type { WriteBatch } from 'rocksdb-native';
+import { InvalidInputError } from '../src/errors.js';
 import { prng } from '../src/random.js';
 
-// Re-exported for the tests that import the generator from here.
-export { prng };
+/** The package the generator needs and `npm install` must add next to chunkpoint. */
+export const ROCKSDB_PACKAGE = 'rocksdb-native';
+
+let factory: Promise<typeof RocksDB> | undefined;
+
+export async function loadRocksDb(): Promise<typeof RocksDB> {
+  factory ??= import(ROCKSDB_PACKAGE).then(
+    (m: { default: typeof RocksDB }) => m.default,
+    (error: unknown) => {
+      factory = undefined;
+      throw new InvalidInputError(
+        'ROCKSDB_MISSING',
+        `chunkpoint stress writes real RocksDB state and needs the '${ROCKSDB_PACKAGE}' package, which could not be loaded (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); install it next to chunkpoint: npm install ${ROCKSDB_PACKAGE}`,
+        { cause: error },
+      );
+    },
+  );
+  return factory;
+}
 
 export interface StateOptions {
   /** Seed for keys and values: the same seed writes the same logical data. */
@@ -33,12 +59,16 @@ const VALUE_SIZE = 1000;
 const BATCH = 2000;
 
 type Db = RocksDB;
+type BatchOp = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
 
-/** One atomic write of puts; the batch frees itself when it settles (a database with a live batch never closes). */
-function writeBatch(db: Db, records: [key: string, value: Buffer][]): Promise<void> {
+/** One atomic write; the batch frees itself when it settles (a database with a live batch never closes). */
+function writeBatch(db: Db, ops: readonly BatchOp[]): Promise<void> {
   const batch: WriteBatch = db.write({ autoDestroy: true });
   try {
-    for (const [k, v] of records) batch.tryPut(k, v);
+    for (const op of ops) {
+      if (op.type === 'put') batch.tryPut(op.key, op.value);
+      else batch.tryDelete(op.key);
+    }
   } catch (error) {
     batch.destroy();
     throw error;
@@ -62,8 +92,12 @@ const BINARY_LENGTH = 440;
 
 class ValueMaker {
   private readonly pool: Buffer;
-  constructor(private readonly random: () => number) {
-    this.pool = randomPool(random, 8 * 1024 * 1024);
+  /** `poolBytes` above LZ4's 64 KiB window; filling it is most of the cost of a small state. */
+  constructor(
+    private readonly random: () => number,
+    poolBytes = 8 * 1024 * 1024,
+  ) {
+    this.pool = randomPool(random, poolBytes);
   }
 
   /** About half structured text, half binary: LZ4 gets close to the ~2x it gets on real SSTs. */
@@ -96,7 +130,8 @@ async function openDb(dir: string, options: StateOptions): Promise<Db> {
   if (options.compression === true && !SNAPPY_BLOCKS) {
     throw new Error("Snappy-compressed SST blocks are not available: the RocksDB in 'rocksdb-native' is built without block compression");
   }
-  const db = new RocksDB(dir, { writeBufferSize: options.writeBufferSize ?? 32 * 1024 * 1024 });
+  const Database = await loadRocksDb();
+  const db = new Database(dir, { writeBufferSize: options.writeBufferSize ?? 32 * 1024 * 1024 });
   await db.ready();
   return db;
 }
@@ -105,10 +140,10 @@ async function writeRange(db: Db, makeValue: ValueMaker, first: number, count: n
   // The next batch is built while RocksDB writes the previous one (on its own thread): batches still apply in order.
   let writing: Promise<void> = Promise.resolve();
   for (let start = first; start < first + count; start += BATCH) {
-    const records: [string, Buffer][] = [];
-    for (let id = start; id < Math.min(first + count, start + BATCH); id++) records.push([key(id), makeValue.value(id, version)]);
+    const ops: BatchOp[] = [];
+    for (let id = start; id < Math.min(first + count, start + BATCH); id++) ops.push({ type: 'put', key: key(id), value: makeValue.value(id, version) });
     await writing;
-    writing = writeBatch(db, records);
+    writing = writeBatch(db, ops);
   }
   await writing;
 }
@@ -169,4 +204,65 @@ export async function mutateState(dir: string, options: MutateOptions): Promise<
     await db.close();
   }
   return { records: options.records + appended };
+}
+
+export interface RoundChange {
+  puts: number;
+  deletes: number;
+  compactions: number;
+  /** The round found no database and wrote the whole key space. */
+  generated: boolean;
+}
+
+/** Fewest records a stress task's key space holds, however small its state: enough keys for puts, deletes and compactions to mix. */
+const MIN_ROUND_RECORDS = 100;
+
+/**
+ * One round of a running job's writes (the stress harness's tasks): puts and
+ * deletes on random keys of the key space, sometimes a compaction of a
+ * random range (new SSTs replace old ones), then close, so the directory is
+ * stable while it is snapshotted. The first round of a new database fills
+ * the key space. Small memtables make a few MiB of state many SSTs and
+ * compactions.
+ */
+export async function changeState(dir: string, stateBytes: number, seed: number, round: number): Promise<RoundChange> {
+  // A process killed while generating leaves a database with CURRENT; that one is just changed further.
+  const fresh = (await stat(join(dir, 'CURRENT')).catch(() => undefined)) === undefined;
+  // RocksDB creates the database directory, not its parents.
+  await mkdir(dirname(dir), { recursive: true });
+  const db = await openDb(dir, { seed, writeBufferSize: 256 * 1024 });
+  const random = prng((seed ^ Math.imul(round + 1, 0x85ebca6b)) >>> 0);
+  // A stress round writes a few hundred KiB: a smaller pool keeps its values as incompressible, at a fraction of the cost.
+  const maker = new ValueMaker(random, 1024 * 1024);
+  const records = Math.max(MIN_ROUND_RECORDS, recordsFor(stateBytes));
+  const change: RoundChange = { puts: 0, deletes: 0, compactions: 0, generated: false };
+  try {
+    if (fresh) {
+      // A new database is left as its memtable flushes made it; compactions come with the changes.
+      await writeRange(db, maker, 0, records, 0);
+      change.generated = true;
+      change.puts = records;
+      return change;
+    }
+    const puts = Math.floor(records * (0.02 + 0.1 * random()));
+    const deletes = Math.floor(records * 0.03 * random());
+    const ops: BatchOp[] = [];
+    for (let i = 0; i < puts + deletes; i++) {
+      const id = Math.floor(random() * records);
+      ops.push(i < puts ? { type: 'put', key: key(id), value: maker.value(id, round) } : { type: 'del', key: key(id) });
+      if (ops.length >= BATCH) await writeBatch(db, ops.splice(0));
+    }
+    if (ops.length > 0) await writeBatch(db, ops);
+    change.puts = puts;
+    change.deletes = deletes;
+    if (random() < 0.5) {
+      const from = Math.floor(random() * records);
+      const to = Math.min(records, from + Math.floor(records * random()));
+      await db.compactRange(key(from), key(to));
+      change.compactions++;
+    }
+  } finally {
+    await db.close();
+  }
+  return change;
 }

@@ -21,27 +21,27 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
-import { blobEntryPath } from '../cache.js';
-import { Chunkpoint } from '../chunkpoint.js';
-import { commitCheckpoint, committedCheckpointIds, loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../checkpoint.js';
-import { loadHasher } from '../format/content-key.js';
-import { toChunkpointError } from '../errors.js';
-import { collectGarbage } from '../gc.js';
-import type { TaskSnapshot } from '../format/metadata.js';
-import { prng } from '../random.js';
-import { leaseMargin } from '../lease.js';
-import { FORMAT_VERSION } from '../format/envelope.js';
-import { KEY_ALGORITHM } from '../format/manifest.js';
-import { metadataKey } from '../format/names.js';
+import { blobEntryPath } from '../src/cache.js';
+import { Chunkpoint } from '../src/chunkpoint.js';
+import { commitCheckpoint, committedCheckpointIds, loadCheckpoint, loadManifest, nextCheckpointId, readJobState } from '../src/checkpoint.js';
+import { loadHasher } from '../src/format/content-key.js';
+import { toChunkpointError } from '../src/errors.js';
+import { collectGarbage } from '../src/gc.js';
+import type { TaskSnapshot } from '../src/format/metadata.js';
+import { prng } from '../src/random.js';
+import { leaseMargin } from '../src/lease.js';
+import { FORMAT_VERSION } from '../src/format/envelope.js';
+import { KEY_ALGORITHM } from '../src/format/manifest.js';
+import { metadataKey } from '../src/format/names.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { commitTasks } from '../snapshot/index.js';
-import { FAULT_REPORT_CHANNEL, type FaultReport, type FaultSpec } from '../store/faulty.js';
-import { jobRootSpec, openStore } from '../store/open.js';
-import { isS3Url } from '../store/s3.js';
-import type { Store } from '../store/store.js';
+import { commitTasks } from '../src/snapshot/index.js';
+import { FAULT_REPORT_CHANNEL, withFaults, type FaultReport, type FaultSpec } from './faulty-store.js';
+import { jobRootSpec, openStore } from '../src/store/open.js';
+import { isS3Url } from '../src/store/s3.js';
+import type { Store } from '../src/store/store.js';
 import { digestDiff, stateDigest } from './digest.js';
 import { parseFromTask, unhandled, type FromTask, type InjectedFaults, type StateDigest, type ToTask } from './messages.js';
-import { loadRocksDb } from './rocks.js';
+import { loadRocksDb } from './rocks-state.js';
 import type { StressOptions } from './options.js';
 
 export interface Counters {
@@ -222,7 +222,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
   };
   const faultyStore = (): Store => {
     const faults = faultSpec();
-    return openStore({ ...cleanSpec, ...(faults === undefined ? {} : { faults }), retry: { baseDelayMs: 5, maxDelayMs: 200 } });
+    return openStore({ ...(faults === undefined ? cleanSpec : withFaults(cleanSpec, faults)), retry: { baseDelayMs: 5, maxDelayMs: 200 } });
   };
   // The truth: the same job root without faults, for the invariant checks.
   const clean = openStore(cleanSpec);
