@@ -24,7 +24,7 @@ export interface StoreSpecCommon {
 /**
  * Names a module that wraps stores, and what to tell it. `openStore` imports
  * the module in each thread that opens the store, and calls its `wrapStore`
- * (see `StoreWrapperModule` in store/open.ts) innermost, before retries and
+ * (see `StoreWrapperModule` in store/wrapper.ts) innermost, before retries and
  * the rate limit.
  */
 export interface WrapperSpec {
