@@ -99,6 +99,12 @@ export async function loadCheckpointBytes(store: Store, id: number, hasher: Hash
 
 /** Loads one task's manifest and checks it is the very object the checkpoint committed (size and checksum). */
 export async function loadManifest(store: Store, entry: TaskEntry, hasher: Hasher): Promise<{ manifest: TaskManifest; encoded: Buffer }> {
+  const encoded = await loadManifestBytes(store, entry);
+  return { manifest: decodeManifest(encoded, hasher, `${store.location}/${entry.manifest.key}`, { task: entry.task, session: entry.session }), encoded };
+}
+
+/** A manifest's bytes, checked to be the ones `entry` committed (size and checksum), not yet decoded. */
+export async function loadManifestBytes(store: Store, entry: TaskEntry): Promise<Buffer> {
   const where = `${store.location}/${entry.manifest.key}`;
   const damaged = (why: string, cause?: unknown): CorruptDataError =>
     new CorruptDataError('MANIFEST_MISSING', `task manifest ${where} of task '${entry.task}' ${why}; the checkpoint is damaged: restore an older checkpoint or repair the store`, cause === undefined ? {} : { cause });
@@ -114,7 +120,7 @@ export async function loadManifest(store: Store, entry: TaskEntry, hasher: Hashe
   if (data.subarray(16, 24).toString('hex') !== entry.manifest.checksum) {
     throw new CorruptDataError('MANIFEST_MISMATCH', `task manifest ${where} is not the manifest the checkpoint committed (checksum differs); the checkpoint cannot be used`);
   }
-  return { manifest: decodeManifest(data, hasher, where, { task: entry.task, session: entry.session }), encoded: data };
+  return data;
 }
 
 /**

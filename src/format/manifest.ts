@@ -117,12 +117,80 @@ export function manifestChecksum(encoded: Uint8Array): string {
   return Buffer.from(encoded.buffer, encoded.byteOffset + 16, 8).toString('hex');
 }
 
+/** A file of a manifest without its chunks: they are `chunkCount` records of `BinaryManifest.chunks`, from `firstChunk` on. */
+export interface FileHead extends Omit<FileEntry, 'chunks'> {
+  firstChunk: number;
+  chunkCount: number;
+}
+
+/**
+ * The chunk records of a manifest, left in their binary form: a commit checks
+ * millions of them, and an object and a hex string per chunk cost it more
+ * than the check itself.
+ */
+export class ChunkRecords {
+  readonly count: number;
+
+  constructor(readonly data: Buffer) {
+    this.count = data.byteLength / RECORD_SIZE;
+  }
+
+  /** Where chunk `i`'s 16-byte content key starts in `data`. */
+  keyAt(i: number): number {
+    return i * RECORD_SIZE;
+  }
+
+  rawLength(i: number): number {
+    return this.data.readUInt32LE(i * RECORD_SIZE + 16);
+  }
+
+  /** Index into the manifest's pack table. */
+  pack(i: number): number {
+    return this.data.readUInt32LE(i * RECORD_SIZE + 20);
+  }
+
+  offset(i: number): number {
+    const at = i * RECORD_SIZE;
+    return this.data.readUInt32LE(at + 28) * 2 ** 32 + this.data.readUInt32LE(at + 24);
+  }
+
+  length(i: number): number {
+    return this.data.readUInt32LE(i * RECORD_SIZE + 32);
+  }
+}
+
+/** A manifest validated as `decodeManifest` does, with its chunks as binary records. */
+export interface BinaryManifest extends Omit<TaskManifest, 'files' | 'packs'> {
+  packs: (PackRef & { area: Area; name: string })[];
+  files: FileHead[];
+  chunks: ChunkRecords;
+}
+
 /**
  * Decodes and validates a manifest. `expect` is what the referencing
  * `_metadata` (or task snapshot) says about it; a manifest that claims
  * another task or session is refused (a swapped or copied object).
  */
 export function decodeManifest(data: Uint8Array, hasher: Hasher, where: string, expect?: { task: string; session: string }): TaskManifest {
+  const { packs, files, chunks, ...head } = readManifest(data, hasher, where, expect);
+  return {
+    ...head,
+    packs: packs.map((p) => ({ key: p.key, size: p.size })),
+    files: files.map(({ firstChunk, chunkCount, ...file }): FileEntry => {
+      const refs = new Array<ChunkRef>(chunkCount);
+      for (let j = 0; j < chunkCount; j++) {
+        const i = firstChunk + j;
+        const at = chunks.keyAt(i);
+        const pack = packs[chunks.pack(i)] as (typeof packs)[number];
+        refs[j] = { key: chunks.data.toString('hex', at, at + 16), rawLength: chunks.rawLength(i), handle: { area: pack.area, name: pack.name, offset: chunks.offset(i), length: chunks.length(i) } };
+      }
+      return { ...file, chunks: refs };
+    }),
+  };
+}
+
+/** `decodeManifest`'s checks, every one, without an object per chunk. */
+export function readManifest(data: Uint8Array, hasher: Hasher, where: string, expect?: { task: string; session: string }): BinaryManifest {
   const what = `task manifest ${where}`;
   const { json, tail } = decodeEnvelope(data, MANIFEST_MAGIC, hasher, what, 'MANIFEST');
   const v: Validator = new Validator(what, (message) => new CorruptDataError('MANIFEST_INVALID', `${message}; the checkpoint cannot be used`));
@@ -166,9 +234,10 @@ export function decodeManifest(data: Uint8Array, hasher: Hasher, where: string, 
   const rawFiles = v.array(root['files'], '$.files');
   const total = rawFiles.reduce<number>((sum, f, i) => sum + v.int(v.object(f, `$.files[${i}]`)['chunks'], `$.files[${i}].chunks`, 0, MAX_MANIFEST_SIZE), 0);
   if (tail.byteLength !== total * RECORD_SIZE) v.fail('$.files', `declare ${total} chunks but the manifest holds ${tail.byteLength / RECORD_SIZE} chunk records`);
+  const chunks = new ChunkRecords(tail);
 
-  let at = 0;
-  const files = rawFiles.map((f, i): FileEntry => {
+  let next = 0;
+  const files = rawFiles.map((f, i): FileHead => {
     const fat = `$.files[${i}]`;
     const file = v.object(f, fat);
     const path = v.name(file['path'], `${fat}.path`);
@@ -178,26 +247,24 @@ export function decodeManifest(data: Uint8Array, hasher: Hasher, where: string, 
     const mode = v.int(file['mode'], `${fat}.mode`, 0, 0o7777);
     const mtimeMs = v.number(file['mtimeMs'], `${fat}.mtimeMs`, MIN_MTIME_MS, MAX_MTIME_MS);
     const immutable = v.bool(file['immutable'], `${fat}.immutable`);
-    const count = file['chunks'] as number;
-    const chunks = new Array<ChunkRef>(count);
+    const chunkCount = file['chunks'] as number;
+    const firstChunk = next;
     let sum = 0;
-    for (let j = 0; j < count; j++, at += RECORD_SIZE) {
-      const rawLength = tail.readUInt32LE(at + 16);
-      const index = tail.readUInt32LE(at + 20);
-      const high = tail.readUInt32LE(at + 28);
-      const offset = high * 2 ** 32 + tail.readUInt32LE(at + 24);
-      const length = tail.readUInt32LE(at + 32);
+    for (let j = 0; j < chunkCount; j++, next++) {
+      const rawLength = chunks.rawLength(next);
+      const index = chunks.pack(next);
+      const offset = chunks.offset(next);
+      const length = chunks.length(next);
       const pack = packs[index];
       if (pack === undefined) v.fail(`${fat} chunk ${j}`, `names pack ${index} of ${packs.length}`);
       if (rawLength < 1 || rawLength > MAX_CHUNK_SIZE) v.fail(`${fat} chunk ${j}`, `has raw length ${rawLength}, outside 1..${MAX_CHUNK_SIZE}`);
-      if (length < BLOB_HEADER_SIZE || length > MAX_BLOB_LENGTH || high >= 2 ** 21 || offset < PACK_HEADER_SIZE || offset + length > pack.size) {
+      if (length < BLOB_HEADER_SIZE || length > MAX_BLOB_LENGTH || offset >= 2 ** 53 || offset < PACK_HEADER_SIZE || offset + length > pack.size) {
         v.fail(`${fat} chunk ${j}`, `has a blob at ${offset}+${length}, outside its ${pack.size}-byte pack`);
       }
       sum += rawLength;
-      chunks[j] = { key: tail.toString('hex', at, at + 16), rawLength, handle: { area: pack.area, name: pack.name, offset, length } };
     }
     if (sum !== size) v.fail(`${fat}.chunks`, `add up to ${sum} bytes but the file is ${size} bytes`);
-    return { path, size, mode, mtimeMs, immutable, chunks };
+    return { path, size, mode, mtimeMs, immutable, firstChunk, chunkCount };
   });
 
   // A path that is both a file and the parent of another entry cannot be restored.
@@ -209,17 +276,5 @@ export function decodeManifest(data: Uint8Array, hasher: Hasher, where: string, 
       if (fileSet.has(parent)) v.fail('$.files', `has '${printable(parent)}' both as a file and as the parent of '${printable(name)}'`);
     }
   }
-  return {
-    formatVersion: FORMAT_VERSION,
-    jobId,
-    task,
-    session,
-    base,
-    createdAt,
-    keyAlgorithm: KEY_ALGORITHM,
-    chunkSize,
-    directories,
-    packs: packs.map((p) => ({ key: p.key, size: p.size })),
-    files,
-  };
+  return { formatVersion: FORMAT_VERSION, jobId, task, session, base, createdAt, keyAlgorithm: KEY_ALGORITHM, chunkSize, directories, packs, files, chunks };
 }

@@ -160,10 +160,10 @@ export class PackTrailer {
     return -1;
   }
 
-  /** Whether entry `i` is the blob of content key `key` (16 bytes), `rawLength` raw bytes, `length` stored. */
-  matches(i: number, key: Uint8Array, rawLength: number, length: number): boolean {
+  /** Whether entry `i` is the blob of content key `key` (16 bytes from `keyAt`), `rawLength` raw bytes, `length` stored. */
+  matches(i: number, key: Uint8Array, rawLength: number, length: number, keyAt = 0): boolean {
     const at = i * PACK_ENTRY_SIZE;
-    return this.buf.readUInt32LE(at + 16) === rawLength && this.buf.readUInt32LE(at + 20) === length && this.buf.compare(key, 0, 16, at, at + 16) === 0;
+    return this.buf.readUInt32LE(at + 16) === rawLength && this.buf.readUInt32LE(at + 20) === length && this.buf.compare(key, keyAt, keyAt + 16, at, at + 16) === 0;
   }
 
   entry(i: number): PackEntry {

@@ -13,15 +13,15 @@
  * only copies).
  */
 import type { CacheIndex } from '../cache.js';
-import { commitCheckpoint, loadCheckpoint, loadManifest, type JobState } from '../checkpoint.js';
+import { commitCheckpoint, loadCheckpoint, loadManifestBytes, type JobState } from '../checkpoint.js';
 import type { Hasher } from '../format/content-key.js';
 import { ConflictError, InvalidInputError, checkAborted } from '../errors.js';
 import { applyRetention, DEFAULT_GRACE_MS, DEFAULT_RETAIN, type RetentionResult } from '../gc.js';
 import { endSession, readSession, sessionCommittable, type Lease } from '../lease.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
-import { KEY_ALGORITHM, type TaskManifest } from '../format/manifest.js';
+import { KEY_ALGORITHM, readManifest, type BinaryManifest } from '../format/manifest.js';
 import { readPackIndex, type PackTrailer } from '../format/pack.js';
-import { checkpointDirName, printable, type Handle } from '../format/names.js';
+import { checkpointDirName, printable } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
 import { forEachBounded } from '../bounded.js';
 import type { Store } from '../store/store.js';
@@ -205,11 +205,15 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
         details: { task: t.task, session: t.session },
       });
     }
-    const { manifest } = await loadManifest(store, { task: t.task, session: t.session, manifest: t.manifest, packs: t.packs, files: 0, bytes: 0, chunks: 0 }, hasher).catch((error: unknown) => {
+    let manifest: BinaryManifest;
+    try {
+      const entry = { task: t.task, session: t.session, manifest: t.manifest, packs: t.packs, files: 0, bytes: 0, chunks: 0 };
+      manifest = readManifest(await loadManifestBytes(store, entry), hasher, `${store.location}/${t.manifest.key}`, t);
+    } catch (error) {
       throw new ConflictError('TASK_SNAPSHOT_STALE', `the task snapshot of task '${t.task}' references a manifest the store does not hold intact (${error instanceof Error ? error.message : String(error)}); take a new task snapshot`, { cause: error });
-    });
+    }
     const listed = new Map(manifest.packs.map((p) => [p.key, p.size]));
-    if (listed.size !== t.packs.length || t.packs.some((p) => listed.get(p.key) !== p.size) || manifest.files.reduce((n, f) => n + f.chunks.length, 0) !== t.figures.chunks) {
+    if (listed.size !== t.packs.length || t.packs.some((p) => listed.get(p.key) !== p.size) || manifest.chunks.count !== t.figures.chunks) {
       throw new InvalidInputError('INVALID_TASK_SNAPSHOT', `the task snapshot of task '${t.task}' does not match its manifest ${t.manifest.key} (packs or chunks differ); pass the object snapshotTask returned, unchanged`);
     }
     // Checked while this task's manifest is at hand: a thousand tasks' manifests never sit in memory together.
@@ -235,37 +239,36 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
  * facts restore relies on, checked with one small read per pack instead of
  * reading the data.
  */
-async function checkHandles(store: Store, hasher: Hasher, { task, manifest }: { task: string; manifest: TaskManifest }, sizes: ReadonlyMap<string, number>): Promise<void> {
-  const indexes = new Map<string, PackTrailer>();
-  await forEachBounded(manifest.packs, 4, async ({ key }) => {
+async function checkHandles(store: Store, hasher: Hasher, { task, manifest }: { task: string; manifest: BinaryManifest }, sizes: ReadonlyMap<string, number>): Promise<void> {
+  // By position in the manifest's pack table, which is what a chunk record names.
+  const trailers = new Array<PackTrailer | undefined>(manifest.packs.length);
+  await forEachBounded(manifest.packs.map((p, i) => ({ key: p.key, i })), 4, async ({ key, i }) => {
     const size = sizes.get(key) ?? -1;
     const { index } = await readPackIndex(store, key, size, hasher).catch((error: unknown) => {
       throw new ConflictError('TASK_SNAPSHOT_STALE', `pack ${key}, which the task snapshot of task '${task}' references, cannot be read intact from ${store.location} (${error instanceof Error ? error.message : String(error)}); take a new task snapshot`, { cause: error, details: { key, task } });
     });
-    indexes.set(key, index);
+    trailers[i] = index;
   });
-  // Millions of chunks: no string or buffer made per chunk on the way.
-  const key = Buffer.alloc(16);
-  let pack = '';
-  let index: PackTrailer | undefined;
+  // Millions of chunks: compared in their binary records, no string or object made per chunk.
+  const { chunks } = manifest;
+  let pack = -1;
   let next = -1;
-  let last: Handle | undefined;
   for (const file of manifest.files) {
-    for (const [i, c] of file.chunks.entries()) {
-      if (last === undefined || c.handle.name !== last.name || c.handle.area !== last.area) {
-        pack = `${c.handle.area}/${c.handle.name}`;
-        index = indexes.get(pack);
-        next = -1;
-      }
-      last = c.handle;
-      const at = index?.find(c.handle.offset, next) ?? -1;
+    for (let j = 0; j < file.chunkCount; j++) {
+      const i = file.firstChunk + j;
+      const p = chunks.pack(i);
+      if (p !== pack) next = -1;
+      pack = p;
+      const trailer = trailers[p];
+      const offset = chunks.offset(i);
+      const at = trailer?.find(offset, next) ?? -1;
       next = at + 1;
-      key.write(c.key, 0, 16, 'hex');
-      if (index === undefined || at < 0 || !index.matches(at, key, c.rawLength, c.handle.length)) {
+      if (trailer === undefined || at < 0 || !trailer.matches(at, chunks.data, chunks.rawLength(i), chunks.length(i), chunks.keyAt(i))) {
+        const key = manifest.packs[p]?.key ?? `#${p}`;
         throw new InvalidInputError(
           'INVALID_TASK_SNAPSHOT',
-          `the task snapshot of task '${task}' references chunk ${i} of ${printable(file.path)} at offset ${c.handle.offset} of pack ${pack}, which that pack's index ${at < 0 ? 'does not list' : 'lists with another key or length'}; the checkpoint could not restore. Take a new task snapshot`,
-          { details: { task, pack, offset: c.handle.offset } },
+          `the task snapshot of task '${task}' references chunk ${j} of ${printable(file.path)} at offset ${offset} of pack ${key}, which that pack's index ${at < 0 ? 'does not list' : 'lists with another key or length'}; the checkpoint could not restore. Take a new task snapshot`,
+          { details: { task, pack: key, offset } },
         );
       }
     }

@@ -20,7 +20,7 @@ import type { ProgressSink } from '../progress.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
-import { KEY_ALGORITHM, decodeManifest, encodeManifest, manifestChecksum, type ChunkRef, type PackRef, type TaskManifest } from '../format/manifest.js';
+import { KEY_ALGORITHM, encodeManifest, manifestChecksum, readManifest, type ChunkRef, type PackRef, type TaskManifest } from '../format/manifest.js';
 import { TASK_SNAPSHOT_FORMAT, type CheckpointMetadata, type TaskEntry, type TaskSnapshot } from '../format/metadata.js';
 import { DEFAULT_TASK, checkTaskId, checkpointDirName, manifestKey } from '../format/names.js';
 import { DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE } from '../format/pack.js';
@@ -315,7 +315,7 @@ async function storeTask(
     const encoded = encodeManifest(manifest, hasher);
     const key = manifestKey(task, lease.session);
     // What restore will refuse is never written: the reader's own validator checks it first.
-    decodeManifest(encoded, hasher, `${store.location}/${key} (about to be written)`, { task, session: lease.session });
+    readManifest(encoded, hasher, `${store.location}/${key} (about to be written)`, { task, session: lease.session });
     lease.check();
     await store.put(key, [encoded], { ifAbsent: true, durable });
     progress?.update(() => ({ ...figures, bytesWritten: figures.bytesWritten + encoded.byteLength }), true);
