@@ -33,6 +33,7 @@ import type * as Sdk from '@aws-sdk/client-s3';
 import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { forEachBounded } from '../../bounded.js';
 import { ChunkpointError, CorruptDataError, InvalidInputError } from '../../errors.js';
 import { parseStoreKey, printable, unsafeNameReason } from '../../format/names.js';
 import { readAt } from '../../file-range.js';
@@ -124,7 +125,7 @@ export class S3Store implements Store {
       const id = uploadId;
       const count = Math.ceil(size / PART_SIZE);
       const etags = new Array<string>(count);
-      await forEachLimited(count, PART_CONCURRENCY, async (index) => {
+      await forEachBounded(etags.keys(), PART_CONCURRENCY, async (index) => {
         const offset = index * PART_SIZE;
         const body = await part(offset, Math.min(PART_SIZE, size - offset));
         const out = await client.send(
@@ -466,21 +467,4 @@ function parseUploadEntryKey(entry: string): { key: string; uploadId: string } |
   const dot = rest.indexOf('.');
   if (dot <= 0 || dot === rest.length - 1) return undefined;
   return { key: `${entry.slice(0, slash + 1)}${rest.slice(dot + 1)}`, uploadId: Buffer.from(rest.slice(0, dot), 'base64url').toString('utf8') };
-}
-
-async function forEachLimited(count: number, limit: number, task: (index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (failure === undefined && next < count) {
-      const index = next++;
-      try {
-        await task(index);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, lane));
-  if (failure !== undefined) throw failure.error;
 }
