@@ -37,7 +37,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { commitTasks } from '../src/snapshot/index.js';
 import { FAULT_REPORT_CHANNEL, withFaults, type FaultReport, type FaultSpec } from './faulty-store.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
-import { isS3Url } from '../src/store/s3.js';
+import { isS3Url } from '../src/store/s3/location.js';
 import type { Store } from '../src/store/store.js';
 import { digestDiff, stateDigest } from './digest.js';
 import { parseFromTask, unhandled, type FromTask, type InjectedFaults, type StateDigest, type ToTask } from './messages.js';

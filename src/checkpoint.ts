@@ -19,7 +19,7 @@ import { CHECKPOINT_DIR_RE, MAX_CHECKPOINT_ID, checkpointDirName, metadataKey, p
 import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata, type TaskEntry } from './format/metadata.js';
 import { MAX_MANIFEST_SIZE, decodeManifest, type TaskManifest } from './format/manifest.js';
 import { jobRootSpec, jobRootSpecFromDir, openStore, storeSpecOf } from './store/open.js';
-import { isS3Url, parseS3Url, s3Spec } from './store/s3.js';
+import { isS3Url, parseS3Url, s3Spec } from './store/s3/location.js';
 import { isNotFound } from './store/not-found.js';
 import type { Store } from './store/store.js';
 

@@ -11,7 +11,7 @@ import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
 import { jobRootSpec, jobRootSpecFromLocation } from '../src/store/open.js';
-import { LONGEST_OBJECT_NAME, S3_MAX_KEY_BYTES } from '../src/store/s3.js';
+import { LONGEST_OBJECT_NAME, S3_MAX_KEY_BYTES } from '../src/store/s3/location.js';
 import { refusal, removeTempDirs, runCli, tempDir } from './support.js';
 
 afterAll(removeTempDirs);

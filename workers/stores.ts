@@ -6,7 +6,7 @@
  */
 import { openStore } from '../src/store/open.js';
 import type { Store, StoreSpec } from '../src/store/store.js';
-import { s3Location } from '../src/store/s3.js';
+import { s3Location } from '../src/store/s3/location.js';
 import { RelayedStore } from './relayed-store.js';
 
 const open = new Map<string, Store>();

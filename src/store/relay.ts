@@ -8,7 +8,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { InternalError, serializeError } from '../errors.js';
 import type { RelayCall, RelayReply, RelayRequest, RelayValue } from '../protocol.js';
-import { S3Store } from './s3.js';
+import { S3Store } from './s3/store.js';
 import type { StoreSpec } from './spec.js';
 import type { ObjectReader, ObjectWriter, Store } from './store.js';
 

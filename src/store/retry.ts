@@ -3,7 +3,7 @@
  * every caller: bounded exponential backoff with full jitter.
  *
  * Why here and not in the S3 SDK: the SDK's own retries are set to (almost)
- * none (see s3.ts), so one policy decides — a snapshot's hundreds of
+ * none (see s3/client.ts), so one policy decides — a snapshot's hundreds of
  * concurrent requests back off with jitter instead of retrying in lockstep
  * (AWS's "full jitter": delay = random(0, min(cap, base * 2^attempt))), the
  * total time spent retrying is bounded, and retries of put-if-absent,

@@ -1,0 +1,58 @@
+/**
+ * The SDK client an S3 store talks through, configured from its spec.
+ *
+ * Checksums: `requestChecksumCalculation` / `responseChecksumValidation` are
+ * 'WHEN_REQUIRED' because RGW 16.2 does not understand the SDK's default
+ * flexible checksums. Integrity does not depend on them: every blob and every
+ * `_metadata` carries its own hash and is verified on read.
+ *
+ * Retries: the SDK makes a single attempt (`maxAttempts: 1`); failures are
+ * classified by errors.ts (`details.transient`) and retried by
+ * `RetryingStore`, so the policy lives in one place (store/retry.ts).
+ *
+ * The SDK is imported on first use, so directory-store users never load it.
+ */
+import type * as Sdk from '@aws-sdk/client-s3';
+import type { S3StoreSpec } from '../spec.js';
+import { DEFAULT_REGION } from './location.js';
+
+/** Default deadline of one request (until its response starts) and of any silence on its connection. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+const SILENT = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** The SDK module (its command classes) and a client: commands are built with the one and sent with the other. */
+export interface S3Connection {
+  sdk: typeof Sdk;
+  client: Sdk.S3Client;
+}
+
+export async function connectS3(spec: S3StoreSpec): Promise<S3Connection> {
+  const sdk = await import('@aws-sdk/client-s3');
+  const timeout = spec.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const client = new sdk.S3Client({
+    region: spec.region ?? DEFAULT_REGION,
+    ...(spec.endpoint === undefined ? {} : { endpoint: spec.endpoint }),
+    forcePathStyle: spec.forcePathStyle ?? false,
+    maxAttempts: 1,
+    // Failures are reported by the store, classified; the SDK's own console warnings (e.g. on every
+    // refused conditional PUT of a streamed body) would only repeat them on stderr.
+    logger: SILENT,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // One round trip per pack saved: the server answers a PUT it refuses just as well after the body.
+    expectContinueHeader: spec.expectContinue ?? false,
+    // A stalled server must become a (retried) error, never a hang: a deadline for the
+    // response to start, and one for any silence on the connection (a body that stops).
+    requestHandler: {
+      connectionTimeout: Math.min(timeout, 10_000),
+      requestTimeout: timeout,
+      socketTimeout: timeout,
+      throwOnRequestTimeout: true,
+      // Keep-alive connections, enough for every request a restore keeps in flight.
+      httpAgent: { keepAlive: true, maxSockets: 64 },
+      httpsAgent: { keepAlive: true, maxSockets: 64 },
+    },
+  });
+  return { sdk, client };
+}
