@@ -23,7 +23,7 @@ import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../sr
 import { prng } from '../src/random.js';
 import type { TearHook } from '../src/store/fs.js';
 import type { StoreSpec } from '../src/store/spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from '../src/store/store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, WriterOptions } from '../src/store/store.js';
 import type { StoreWrapperModule } from '../src/store/wrapper.js';
 
 /** The operations faults are drawn for: the Store methods, with `write` for object writers and `read` for readers. */
@@ -134,10 +134,10 @@ export class FaultyStore implements Store {
   }
 
   /** Faults strike when the object is finished (before or after it landed), as a failed upload does. */
-  async createWriter(key: string): Promise<ObjectWriter> {
+  async createWriter(key: string, options?: WriterOptions): Promise<ObjectWriter> {
     // A lost response to the creation drops the writer it made, as a caller that never got it
     // would: aborted, so its open file (a spool or staging file) is not left to the garbage collector.
-    const inner = await this.around('write', key, () => this.inner.createWriter(key), (lost) => lost.abort());
+    const inner = await this.around('write', key, () => this.inner.createWriter(key, options), (lost) => lost.abort());
     return {
       key,
       get size() {

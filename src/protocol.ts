@@ -45,6 +45,8 @@ export interface WritePackRequest {
   session: string;
   runs: FileRun[];
   packSize: number;
+  /** Each pack's bytes are made durable as it is finished, in the worker (publish then syncs only names). */
+  durable: boolean;
   /** The base's reusable chunks (dedupe-index.ts), or none on a full snapshot. */
   dedupe?: SharedArrayBuffer;
   /** Task-local copy: also put every chunk stored into this cache. */

@@ -151,7 +151,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const request = { op: 'writePack', store: inner.spec, area: 'shared', task: 't1', session: newId(), runs: [], packSize: 1 << 20 } satisfies WritePackRequest;
+    const request = { op: 'writePack', store: inner.spec, area: 'shared', task: 't1', session: newId(), runs: [], packSize: 1 << 20, durable: false } satisfies WritePackRequest;
     const packs = new PackWriter(failing, request);
     await packs.append('0'.repeat(32), 5, [Buffer.from('hello')]);
     await expect(packs.close()).rejects.toThrow(/trailer write failed/);

@@ -192,7 +192,8 @@ export function storeCompliance(name: string, target: () => ComplianceTarget): v
       const store = await target().fresh();
       await store.put('shared/taken.pack', [Buffer.from('first')]);
       const pieces = [Buffer.from('head:'), randomBytes(1_500_000), Buffer.alloc(0), randomBytes(70_000), Buffer.from(':tail')];
-      const writer = await store.createWriter('shared/new.pack');
+      // Durable: a directory store syncs it as it finishes, and publish then syncs only its name.
+      const writer = await store.createWriter('shared/new.pack', { durable: true });
       for (const piece of pieces) await writer.write([piece]);
       expect(writer.size).toBe(1_570_010);
       const loser = await store.createWriter('shared/taken.pack');

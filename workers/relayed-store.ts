@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { InternalError, deserializeError } from '../src/errors.js';
 import type { RelayCall, RelayReply, RelayRequest, RelayValue } from '../src/protocol.js';
 import type { S3StoreSpec } from '../src/store/spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PutResult, StagedObject, Store } from '../src/store/store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PutResult, StagedObject, Store, WriterOptions } from '../src/store/store.js';
 
 interface Connection {
   port: MessagePort;
@@ -114,7 +114,8 @@ export class RelayedStore implements Store {
     };
   }
 
-  async createWriter(key: string): Promise<ObjectWriter> {
+  // Durability options do not cross: an S3 object is durable once finished.
+  async createWriter(key: string, _options?: WriterOptions): Promise<ObjectWriter> {
     const { handle } = expect(await relay(this.id, { op: 'createWriter', key }), 'handle');
     const id = this.id;
     let size = 0;

@@ -124,7 +124,7 @@ export class PackWriter {
     const length = parts.reduce((sum, p) => sum + p.byteLength, 0);
     if (this.index !== undefined && this.index.entries.length > 0 && this.index.size + length > this.req.packSize) await this.close();
     if (this.writer === undefined || this.index === undefined) {
-      this.writer = await this.store.createWriter(packKey(this.req.area, this.req.task, newId(), this.req.session));
+      this.writer = await this.store.createWriter(packKey(this.req.area, this.req.task, newId(), this.req.session), { durable: this.req.durable });
       this.index = new PackIndex();
       await this.writer.write([encodePackHeader(hasher)]);
     }

@@ -100,6 +100,7 @@ export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]):
             session: ctx.session,
             runs,
             packSize: ctx.packSize,
+            durable: ctx.durable,
             ...(ctx.dedupe === undefined ? {} : { dedupe: ctx.dedupe.table }),
             ...(ctx.cache === undefined ? {} : { cache: { spec: ctx.cache.spec, insert } }),
           },

@@ -293,8 +293,8 @@ export class FileAppender {
     }
   }
 
-  /** Writes what is left and closes the file. */
-  async finish(): Promise<void> {
+  /** Writes what is left and closes the file; `sync`: its data is durable first. */
+  async finish(sync = false): Promise<void> {
     if (this.closed) return;
     try {
       const aligned = this.direct ? this.filled - (this.filled % DIRECT_ALIGN) : this.filled;
@@ -311,6 +311,8 @@ export class FileAppender {
         }
         this.position += tail.byteLength;
       }
+      // Per inode, not per descriptor: this covers the tail written through the other one.
+      if (sync) await this.fh.datasync();
       counts[this.direct ? 'direct' : 'buffered']++;
     } finally {
       await this.close();

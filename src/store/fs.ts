@@ -26,7 +26,7 @@ import { readAt } from '../file-range.js';
 import { FileAppender } from './direct-io.js';
 import { notFound } from './not-found.js';
 import type { FsStoreSpec } from './spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from './store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, WriterOptions } from './store.js';
 
 /**
  * fsyncs in flight while publishing a batch: enough for the filesystem to
@@ -189,7 +189,7 @@ export class FsStore implements Store {
     }
   }
 
-  async createWriter(key: string): Promise<ObjectWriter> {
+  async createWriter(key: string, options: WriterOptions = {}): Promise<ObjectWriter> {
     const dir = dirname(this.pathOf(key));
     const temp = this.tempFor(key);
     let appender: FileAppender;
@@ -202,6 +202,7 @@ export class FsStore implements Store {
     }
     const location = this.location;
     const tear = this.tear;
+    const durable = options.durable === true;
     let staged: StagedObject | undefined;
     // A finish that failed may have left a short temp file (a crash, a torn write): it can never be finished
     // by trying again, so a retry fails at once, permanently, instead of publishing what is left.
@@ -225,13 +226,13 @@ export class FsStore implements Store {
         }
         try {
           const size = appender.size;
-          await appender.finish();
+          await appender.finish(durable);
           const torn = tear?.('write', key);
           if (torn !== undefined) {
             await truncate(temp.path, Math.floor(size / 2));
             throw torn;
           }
-          staged = { key, token: temp.key, size };
+          staged = durable ? { key, token: temp.key, size, synced: true } : { key, token: temp.key, size };
           return staged;
         } catch (error) {
           failed = error;
@@ -272,7 +273,8 @@ export class FsStore implements Store {
     const tmp = this.pathOf(tmpKey);
     try {
       await this.refuseLinkedDirs(final, staged.key);
-      if (durable) {
+      // A durable writer synced the file as it finished, in its own thread, overlapping other work.
+      if (durable && staged.synced !== true) {
         let fh: FileHandle;
         try {
           fh = await open(tmp, READ_FLAGS);

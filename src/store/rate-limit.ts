@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidInputError } from '../errors.js';
 import type { RateLimitSpec } from './spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec, WriterOptions } from './store.js';
 
 const BURST_US = 1_000_000n;
 /** The smallest limit accepted: below it a single pack would take minutes. */
@@ -59,8 +59,8 @@ export class RateLimitedStore implements Store {
     return this.inner.put(key, parts, options);
   }
 
-  async createWriter(key: string): Promise<ObjectWriter> {
-    const inner = await this.inner.createWriter(key);
+  async createWriter(key: string, options?: WriterOptions): Promise<ObjectWriter> {
+    const inner = await this.inner.createWriter(key, options);
     const limit = this.limit;
     return {
       key,

@@ -18,7 +18,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChunkpointError, StoreUnavailableError } from '../errors.js';
 import type { RetryPolicy } from './spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec } from './store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec, WriterOptions } from './store.js';
 
 export type { RetryPolicy } from './spec.js';
 
@@ -93,8 +93,8 @@ export class RetryingStore implements Store {
     });
   }
 
-  async createWriter(key: string): Promise<ObjectWriter> {
-    const inner = await withRetries(this.policy, () => this.inner.createWriter(key));
+  async createWriter(key: string, options?: WriterOptions): Promise<ObjectWriter> {
+    const inner = await withRetries(this.policy, () => this.inner.createWriter(key, options));
     const policy = this.policy;
     const holds = (staged: StagedObject): Promise<boolean> => this.holdsSize(key, staged.size);
     return {

@@ -45,6 +45,17 @@ export interface StagedObject {
    * where a write is durable when it returns (S3), there is nothing to batch.
    */
   published?: PutResult;
+  /** The staged bytes are durable already (written by a durable writer): `publish` makes only the name durable. */
+  synced?: true;
+}
+
+export interface WriterOptions {
+  /**
+   * `finish` makes the bytes durable before it returns (a directory store
+   * syncs the staged file there, in the writing thread, instead of in one
+   * batch at publish time); S3 writes are durable once finished anyway.
+   */
+  durable?: boolean;
 }
 
 export interface PublishOptions {
@@ -90,7 +101,7 @@ export interface Store {
    */
   put(key: string, parts: readonly Uint8Array[], options?: PutOptions): Promise<PutResult>;
   /** Starts streaming a large object (see ObjectWriter). */
-  createWriter(key: string): Promise<ObjectWriter>;
+  createWriter(key: string, options?: WriterOptions): Promise<ObjectWriter>;
   /**
    * Makes finished objects visible with put-if-absent semantics; results in
    * order ('exists': an object of that key was already there and is kept).

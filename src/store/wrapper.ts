@@ -8,7 +8,7 @@
 import { InternalError } from '../errors.js';
 import type { TearHook } from './fs.js';
 import type { WrapperSpec, StoreSpec } from './spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from './store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, WriterOptions } from './store.js';
 
 /** What the module a spec's `wrapper` names exports. */
 export interface StoreWrapperModule {
@@ -58,8 +58,8 @@ export class WrappedStore implements Store {
     return (await this.store()).put(key, parts, options);
   }
 
-  async createWriter(key: string): Promise<ObjectWriter> {
-    return (await this.store()).createWriter(key);
+  async createWriter(key: string, options?: WriterOptions): Promise<ObjectWriter> {
+    return (await this.store()).createWriter(key, options);
   }
 
   async publish(staged: readonly StagedObject[], options?: PublishOptions): Promise<PutResult[]> {

@@ -39,7 +39,7 @@ import { parseStoreKey, printable, unsafeNameReason } from '../../format/names.j
 import { readAt } from '../../file-range.js';
 import { notFound } from '../not-found.js';
 import type { S3StoreSpec } from '../spec.js';
-import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store } from '../store.js';
+import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, WriterOptions } from '../store.js';
 import { connectS3, type S3Connection } from './client.js';
 import { isConditionFailure, isMissingKey, refusedDeletes, s3Failure, statusOf, truncatedBody } from './errors.js';
 import { s3Location } from './location.js';
@@ -161,7 +161,7 @@ export class S3Store implements Store {
    * the PUT knows its length up front, and a failed PUT is resent from the
    * file. Objects of MULTIPART_THRESHOLD or more go up in parts.
    */
-  async createWriter(key: string): Promise<ObjectWriter> {
+  async createWriter(key: string, _options?: WriterOptions): Promise<ObjectWriter> {
     const objectKey = this.objectKey(key);
     const spool = await createSpoolFile(key);
     const path = spool.path;
