@@ -14,7 +14,7 @@
 export type ErrorKind =
   /** The caller asked for something impossible: bad arguments, missing paths, unknown checkpoint. */
   | 'invalid_input'
-  /** Stored bytes failed verification: checksum, hash, format, or an unsafe handle. */
+  /** Stored bytes failed verification (checksum, hash, format, an unsafe handle), or an object the job root should hold is missing. */
   | 'corrupt_data'
   /** The store could not be reached or refused an operation (I/O error, permissions, disk full). */
   | 'store_unavailable'
@@ -125,7 +125,6 @@ export const ERROR_CODES = Object.freeze({
   COPY_SAME_LOCATION: invalidInput('a copy whose source and destination are the same job root'),
 
   // invalid_input: stores and options
-  OBJECT_NOT_FOUND: invalidInput('an object is not in the store (stores report absence with it; callers translate it)'),
   INVALID_STORE: invalidInput('a store location, job root or S3 environment setting that cannot be used'),
   UNSUPPORTED_STORE: invalidInput('a store URL scheme or store type chunkpoint does not support'),
   KEY_TOO_LONG: invalidInput("an S3 job root whose prefix makes chunkpoint's keys longer than S3 allows"),
@@ -147,6 +146,7 @@ export const ERROR_CODES = Object.freeze({
   ROCKSDB_MISSING: invalidInput("(stress tooling) the 'rocksdb-native' package that writes RocksDB state cannot be loaded"),
 
   // corrupt_data
+  OBJECT_NOT_FOUND: corruptData('an object chunkpoint expected in the job root is not there (stores report absence with it; callers translate it where they know better)'),
   CHUNK_CORRUPT: corruptData('a chunk fails verification (header, decompression or content key), or its pack ends before it'),
   CHUNK_MISSING: corruptData('the pack holding a chunk is missing from the store'),
   PACK_CORRUPT: corruptData('a pack being copied is damaged; nothing of it was copied'),

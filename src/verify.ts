@@ -229,7 +229,8 @@ async function whyAbsent(store: Store, key: string): Promise<{ code: CodeOfKind<
   try {
     await store.get(key, { offset: 0, length: 1 });
   } catch (error) {
-    if (error instanceof CorruptDataError) return { code: error.code, message: error.message };
+    // A missing object is a CorruptDataError too; here it is the PACK_MISSING below, not a problem of its own.
+    if (error instanceof CorruptDataError && !isNotFound(error)) return { code: error.code, message: error.message };
     if (!isNotFound(error)) throw error;
   }
   return { code: 'PACK_MISSING', message: `pack ${key} is missing from ${store.location}` };
