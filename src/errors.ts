@@ -162,6 +162,19 @@ export function deserializeError(data: SerializedError): ChunkpointError {
   return err;
 }
 
+/**
+ * What a library message may name of the API for the caller to change: an
+ * option or a method. Messages write these through `apiName`, never as a
+ * command-line flag: an embedder has no flags, and the CLI puts its own
+ * words in their place when it prints an error (src/cli/wording.ts).
+ */
+export type ApiName = 'store' | 'job' | 'task' | 'threads' | 'leaseMs' | 'dropTasks' | 'keepMatching' | 'overwrite' | 'list()' | 'drop()';
+
+/** An API name as messages write it; the backquotes are what lets the CLI find it again in any message, however wrapped. */
+export function apiName(name: ApiName): string {
+  return `\`${name}\``;
+}
+
 /** Wraps anything thrown into the public model; chunkpoint errors pass through unchanged. */
 export function toChunkpointError(error: unknown): ChunkpointError {
   if (error instanceof ChunkpointError) return error;

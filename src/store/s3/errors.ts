@@ -7,7 +7,7 @@
  * what to check, since the SDK's own ("UnknownError", a bare 403) do not;
  * the original error stays as `cause`.
  */
-import { ChunkpointError, StoreUnavailableError, errnoOf, type CodeOfKind } from '../../errors.js';
+import { ChunkpointError, StoreUnavailableError, apiName, errnoOf, type CodeOfKind } from '../../errors.js';
 import type { S3StoreSpec } from '../spec.js';
 import { DEFAULT_REGION, s3Location } from './location.js';
 
@@ -54,7 +54,7 @@ export function s3Failure(spec: S3StoreSpec, operation: string, key: string, err
     return make('STORE_UNREACHABLE', `connection to ${endpoint} failed (${seen}) during ${operation} of ${where}; check that the server runs and AWS_ENDPOINT_URL`, true);
   }
   if (status === 429 || status === 503 || (s3Code !== undefined && THROTTLE_CODES.has(s3Code))) {
-    return make('STORE_THROTTLED', `${endpoint} is throttling requests (${seen}) during ${operation} of ${where}; lower --threads or retry later`, true);
+    return make('STORE_THROTTLED', `${endpoint} is throttling requests (${seen}) during ${operation} of ${where}; lower ${apiName('threads')} or retry later`, true);
   }
   if ((status !== undefined && status >= 500) || (s3Code !== undefined && TRANSIENT_CODES.has(s3Code))) {
     return make('STORE_SERVER_ERROR', `${endpoint} failed (${seen}) during ${operation} of ${where}; retry later`, true);
