@@ -38,7 +38,7 @@ export const LAYERS: Layer[] = [
   { name: 'storage', paths: ['src/format/', 'src/store/', 'src/cache.ts', 'src/local-copy.ts', 'src/dedupe-index.ts'], may: ['leaves'] },
   {
     name: 'leaves',
-    paths: ['src/errors.ts', 'src/progress.ts', 'src/bounded.ts', 'src/random.ts', 'src/file-range.ts', 'src/native.ts', 'src/units.ts', 'src/local-paths.ts'],
+    paths: ['src/errors.ts', 'src/error-codes.ts', 'src/progress.ts', 'src/bounded.ts', 'src/random.ts', 'src/file-range.ts', 'src/native.ts', 'src/units.ts', 'src/local-paths.ts'],
     may: [],
   },
 ];

@@ -163,7 +163,8 @@ export class FaultyStore implements Store {
       injectedInThisThread.torn++;
       if (this.faults.report === true) announce({ kind: 'torn', operation: op });
       return new StoreUnavailableError('STORE_FAULT_INJECTED', `injected torn write: ${op} of ${this.location}/${key} stopped half-way, leaving a temp file (fault injection seed ${this.faults.seed})`, {
-        details: { where: `${this.location}/${key}`, operation: op, injected: true, transient: true, torn: true },
+        transient: true,
+        details: { where: `${this.location}/${key}`, operation: op, injected: true, torn: true },
       });
     };
   }
@@ -269,7 +270,7 @@ export class FaultyStore implements Store {
     return new StoreUnavailableError(
       kind === 'transient' ? 'STORE_FAULT_INJECTED' : 'STORE_FAULT_INJECTED_PERMANENT',
       `injected ${kind} fault: ${op} of ${where} failed ${what} (fault injection seed ${this.faults.seed})`,
-      { details: { where, operation: op, injected: true, transient: kind === 'transient' } },
+      { transient: kind === 'transient', details: { where, operation: op, injected: true } },
     );
   }
 }

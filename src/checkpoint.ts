@@ -14,7 +14,7 @@
 import { lstat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Hasher } from './format/content-key.js';
-import { ConflictError, CorruptDataError, InvalidInputError, errnoOf } from './errors.js';
+import { ConflictError, CorruptDataError, InvalidInputError, apiName, errnoOf } from './errors.js';
 import { CHECKPOINT_DIR_RE, MAX_CHECKPOINT_ID, checkpointDirName, metadataKey, parseStoreKey, tombstoneKey } from './format/names.js';
 import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata, type TaskEntry } from './format/metadata.js';
 import { MAX_MANIFEST_SIZE, decodeManifest, type TaskManifest } from './format/manifest.js';
@@ -87,7 +87,7 @@ export async function loadCheckpointBytes(store: Store, id: number, hasher: Hash
     data = await store.get(key);
   } catch (error) {
     if (isNotFound(error)) {
-      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointDirName(id)} has no committed _metadata at ${where}; run 'chunkpoint list' to see the committed checkpoints`, { cause: error });
+      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint ${checkpointDirName(id)} has no committed _metadata at ${where}; list the committed checkpoints with ${apiName('list()')}`, { cause: error });
     }
     throw error;
   }

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { CacheIndex, cachedCheckpointIds, type CacheOptions, type CacheStats, type PruneResult } from './cache.js';
 import { loadCheckpoint, loadCheckpointBytes, loadManifest, locateCheckpoint, readJobState, removeCheckpoints, resolveLocator, type CheckpointLocator } from './checkpoint.js';
 import { loadHasher, type Hasher } from './format/content-key.js';
-import { ChunkpointError, InternalError, InvalidInputError, toChunkpointError } from './errors.js';
+import { ChunkpointError, InternalError, InvalidInputError, apiName, toChunkpointError } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, throttledSink, type ChunkpointEvent, type EventListener, type ProgressSink } from './events.js';
 import { DEFAULT_TASK, checkpointDirName } from './format/names.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
@@ -203,7 +203,7 @@ export class Chunkpoint {
     this.checkOpen();
     const store = openStore(jobRootSpec(job.store, job.job));
     if (!(await store.exists())) {
-      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check --store and --job`);
+      throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check ${apiName('store')} and ${apiName('job')}`);
     }
     return listCheckpoints(store, await this.hasher);
   }
@@ -249,7 +249,7 @@ export class Chunkpoint {
     op.emit({ type: 'gc.started', job: job.job, dryRun: options.dryRun === true });
     try {
       if (!(await store.exists())) {
-        throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check --store and --job`);
+        throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check ${apiName('store')} and ${apiName('job')}`);
       }
       const result = await collectGarbage(store, await this.hasher, job.job, options, op.sink<GcProgress>((p) => ({ type: 'gc.progress', job: job.job, ...p })));
       op.emit({ type: 'gc.completed', job: job.job, result });
@@ -313,7 +313,7 @@ export class Chunkpoint {
     const store = openStore(jobRootSpec(job.store, job.job));
     const state = await readJobState(store);
     if (!state.ids.includes(checkpointId) && !state.leftovers.includes(checkpointId)) {
-      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `job '${job.job}' in store ${job.store} has no committed checkpoint ${checkpointDirName(checkpointId)}; run 'chunkpoint list' to see them`);
+      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `job '${job.job}' in store ${job.store} has no committed checkpoint ${checkpointDirName(checkpointId)}; list them with ${apiName('list()')}`);
     }
     await removeCheckpoints(store, [checkpointId], state, true);
     return { checkpoint: checkpointDirName(checkpointId), dropped: true };

@@ -1,39 +1,46 @@
 /**
  * The public error model: a handful of coarse kinds that callers branch on,
- * each carrying a stable `code` for the precise case and an optional `cause`.
+ * each carrying a stable `code` for the precise case (listed, with its kind,
+ * in error-codes.ts), whether a retry may help, and an optional `cause`.
  *
  * Errors cross the worker-thread boundary as plain data (`SerializedError`)
  * because structured clone keeps only `Error`'s own fields and drops the
  * subclass, so `instanceof` and `kind` would silently vanish on the way back.
  */
 
-export type ErrorKind =
-  /** The caller asked for something impossible: bad arguments, missing paths, unknown checkpoint. */
-  | 'invalid_input'
-  /** Stored bytes failed verification: checksum, hash, format, or an unsafe handle. */
-  | 'corrupt_data'
-  /** The store could not be reached or refused an operation (I/O error, permissions, disk full). */
-  | 'store_unavailable'
-  /** Someone else got there first: a checkpoint number already committed, state changed under us. */
-  | 'conflict'
-  /** A bug or an environment failure chunkpoint cannot classify (worker crash, invariant broken). */
-  | 'internal';
+import { ERROR_CODES, hasKind, isErrorCode, isMediumErrno, type CodeOfKind, type ErrorCode, type ErrorKind } from './error-codes.js';
+
+export { ERROR_CODES, type CodeOfKind, type CodeSpec, type ErrorCode, type ErrorKind } from './error-codes.js';
 
 export interface ChunkpointErrorOptions {
   cause?: unknown;
+  /**
+   * Whether trying the same operation again may succeed, for this one
+   * failure; without it, the code's entry in the catalogue (error-codes.ts)
+   * decides. A store sets it where it knows better (an S3 response).
+   */
+  transient?: boolean;
   /** Structured context (file, chunk index, key, path…) for logs and `--json` output. */
   details?: Record<string, string | number | boolean>;
 }
 
-export class ChunkpointError extends Error {
+/**
+ * Abstract, and its subclasses take only codes of their own kind: the code
+ * decides the kind (error-codes.ts), so `kind`, the class and the catalogue
+ * cannot disagree.
+ */
+export abstract class ChunkpointError extends Error {
   readonly kind: ErrorKind;
-  readonly code: string;
+  readonly code: ErrorCode;
+  /** Whether a retry may succeed; the retry layer (store/retry.ts) acts on nothing else. */
+  readonly transient: boolean;
   readonly details: Record<string, string | number | boolean>;
 
-  constructor(kind: ErrorKind, code: string, message: string, options: ChunkpointErrorOptions = {}) {
+  protected constructor(code: ErrorCode, message: string, options: ChunkpointErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.kind = kind;
+    this.kind = ERROR_CODES[code].kind;
     this.code = code;
+    this.transient = options.transient ?? ERROR_CODES[code].transient;
     this.details = options.details ?? {};
   }
 
@@ -51,57 +58,72 @@ const KIND_NAMES: Record<ErrorKind, string> = {
 };
 
 export class InvalidInputError extends ChunkpointError {
-  constructor(code: string, message: string, options?: ChunkpointErrorOptions) {
-    super('invalid_input', code, message, options);
+  declare readonly kind: 'invalid_input';
+  declare readonly code: CodeOfKind<'invalid_input'>;
+  constructor(code: CodeOfKind<'invalid_input'>, message: string, options?: ChunkpointErrorOptions) {
+    super(code, message, options);
   }
 }
 
 export class CorruptDataError extends ChunkpointError {
-  constructor(code: string, message: string, options?: ChunkpointErrorOptions) {
-    super('corrupt_data', code, message, options);
+  declare readonly kind: 'corrupt_data';
+  declare readonly code: CodeOfKind<'corrupt_data'>;
+  constructor(code: CodeOfKind<'corrupt_data'>, message: string, options?: ChunkpointErrorOptions) {
+    super(code, message, options);
   }
 }
 
 export class StoreUnavailableError extends ChunkpointError {
-  constructor(code: string, message: string, options?: ChunkpointErrorOptions) {
-    super('store_unavailable', code, message, options);
+  declare readonly kind: 'store_unavailable';
+  declare readonly code: CodeOfKind<'store_unavailable'>;
+  constructor(code: CodeOfKind<'store_unavailable'>, message: string, options?: ChunkpointErrorOptions) {
+    super(code, message, options);
   }
 }
 
 export class ConflictError extends ChunkpointError {
-  constructor(code: string, message: string, options?: ChunkpointErrorOptions) {
-    super('conflict', code, message, options);
+  declare readonly kind: 'conflict';
+  declare readonly code: CodeOfKind<'conflict'>;
+  constructor(code: CodeOfKind<'conflict'>, message: string, options?: ChunkpointErrorOptions) {
+    super(code, message, options);
   }
 }
 
 export class InternalError extends ChunkpointError {
-  constructor(code: string, message: string, options?: ChunkpointErrorOptions) {
-    super('internal', code, message, options);
+  declare readonly kind: 'internal';
+  declare readonly code: CodeOfKind<'internal'>;
+  constructor(code: CodeOfKind<'internal'>, message: string, options?: ChunkpointErrorOptions) {
+    super(code, message, options);
   }
 }
 
-const CLASSES: Record<ErrorKind, new (code: string, message: string, options?: ChunkpointErrorOptions) => ChunkpointError> = {
-  invalid_input: InvalidInputError,
-  corrupt_data: CorruptDataError,
-  store_unavailable: StoreUnavailableError,
-  conflict: ConflictError,
-  internal: InternalError,
-};
+/**
+ * An error of `code`'s own class, for code that re-creates an error it did
+ * not write (context added, retries given up, an error off the wire).
+ */
+export function errorOf(code: ErrorCode, message: string, options?: ChunkpointErrorOptions): ChunkpointError {
+  if (hasKind(code, 'invalid_input')) return new InvalidInputError(code, message, options);
+  if (hasKind(code, 'corrupt_data')) return new CorruptDataError(code, message, options);
+  if (hasKind(code, 'store_unavailable')) return new StoreUnavailableError(code, message, options);
+  if (hasKind(code, 'conflict')) return new ConflictError(code, message, options);
+  return new InternalError(code, message, options);
+}
 
 /**
- * The same error (class, kind, code) with what was being done in front of
+ * The same error (class, kind, code, transient) with what was being done in front of
  * its message and in its details, e.g. which file and chunk a store failure hit.
  */
 export function withContext(error: unknown, context: string, details: Record<string, string | number | boolean>): ChunkpointError {
   const cp = toChunkpointError(error);
-  return new CLASSES[cp.kind](cp.code, `${context}: ${cp.message}`, { cause: error, details: { ...cp.details, ...details } });
+  return errorOf(cp.code, `${context}: ${cp.message}`, { cause: error, transient: cp.transient, details: { ...cp.details, ...details } });
 }
 
 /** The wire form of an error. Causes are flattened to their message chain, never to live objects. */
 export interface SerializedError {
   kind: ErrorKind;
-  code: string;
+  code: ErrorCode;
   message: string;
+  transient: boolean;
   details: Record<string, string | number | boolean>;
   stack?: string;
   cause?: { name: string; message: string; code?: string };
@@ -109,7 +131,7 @@ export interface SerializedError {
 
 export function serializeError(error: unknown): SerializedError {
   const cp = toChunkpointError(error);
-  const out: SerializedError = { kind: cp.kind, code: cp.code, message: cp.message, details: cp.details };
+  const out: SerializedError = { kind: cp.kind, code: cp.code, message: cp.message, transient: cp.transient, details: cp.details };
   if (cp.stack !== undefined) out.stack = cp.stack;
   const cause = cp.cause;
   if (cause instanceof Error) {
@@ -120,9 +142,13 @@ export function serializeError(error: unknown): SerializedError {
 }
 
 export function deserializeError(data: SerializedError): ChunkpointError {
-  const Ctor = CLASSES[data.kind];
-  if (Ctor === undefined) {
+  // Checked, not trusted: the type says what the sender meant, the payload is whatever arrived.
+  const code: unknown = data.code;
+  if (!Object.hasOwn(KIND_NAMES, data.kind)) {
     return new InternalError('BAD_ERROR_PAYLOAD', `a worker sent an error of unknown kind '${String(data.kind)}': ${data.message}`);
+  }
+  if (typeof code !== 'string' || !isErrorCode(code) || ERROR_CODES[code].kind !== data.kind) {
+    return new InternalError('BAD_ERROR_PAYLOAD', `a worker sent an error of unknown code '${String(code)}' for kind '${data.kind}': ${data.message}`);
   }
   let cause: Error | undefined;
   if (data.cause !== undefined) {
@@ -130,9 +156,23 @@ export function deserializeError(data: SerializedError): ChunkpointError {
     cause.name = data.cause.name;
     if (data.cause.code !== undefined) (cause as NodeJS.ErrnoException).code = data.cause.code;
   }
-  const err = new Ctor(data.code, data.message, cause === undefined ? { details: data.details } : { details: data.details, cause });
+  const options: ChunkpointErrorOptions = { details: data.details, transient: data.transient };
+  const err = errorOf(code, data.message, cause === undefined ? options : { ...options, cause });
   if (data.stack !== undefined) err.stack = data.stack;
   return err;
+}
+
+/**
+ * What a library message may name of the API for the caller to change: an
+ * option or a method. Messages write these through `apiName`, never as a
+ * command-line flag: an embedder has no flags, and the CLI puts its own
+ * words in their place when it prints an error (src/cli/wording.ts).
+ */
+export type ApiName = 'store' | 'job' | 'task' | 'threads' | 'leaseMs' | 'dropTasks' | 'keepMatching' | 'overwrite' | 'list()' | 'drop()';
+
+/** An API name as messages write it; the backquotes are what lets the CLI find it again in any message, however wrapped. */
+export function apiName(name: ApiName): string {
+  return `\`${name}\``;
 }
 
 /** Wraps anything thrown into the public model; chunkpoint errors pass through unchanged. */
@@ -143,9 +183,6 @@ export function toChunkpointError(error: unknown): ChunkpointError {
   }
   return new InternalError('UNEXPECTED', `unexpected non-error thrown: ${String(error)}`);
 }
-
-/** Node's errno codes that mean "the storage medium said no", as opposed to a bug. */
-const STORE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EACCES', 'EPERM', 'EROFS', 'EMFILE', 'ENFILE', 'EBUSY', 'ETIMEDOUT']);
 
 export function errnoOf(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
@@ -168,17 +205,15 @@ export function storeIoError(op: string, where: string, error: unknown): Chunkpo
       : errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS'
         ? 'check the permissions of the store directory'
         : 'check the store volume and retry';
-  const message = `${op} failed with ${errno} at ${where}; ${hint}`;
-  if (STORE_ERRNOS.has(errno)) {
-    return new StoreUnavailableError(`STORE_${errno}`, message, { cause: error, details: { where, errno } });
-  }
-  return new StoreUnavailableError('STORE_IO', message, { cause: error, details: { where, errno } });
+  const code = isMediumErrno(errno) ? (`STORE_${errno}` as const) : 'STORE_IO';
+  return new StoreUnavailableError(code, `${op} failed with ${errno} at ${where}; ${hint}`, { cause: error, details: { where, errno } });
 }
 
 /** The local places chunkpoint reads and writes besides the store, each with its own codes and advice. */
 export type LocalPlace = 'state' | 'target' | 'cache';
 
 const PLACE_NAMES: Record<LocalPlace, string> = { state: 'state directory', target: 'restore target', cache: 'local cache' };
+const PLACE_PREFIXES = { state: 'STATE', target: 'TARGET', cache: 'CACHE' } as const satisfies Record<LocalPlace, string>;
 
 /**
  * Classifies a filesystem failure in the state directory, the restore
@@ -197,8 +232,9 @@ export function localIoError(place: LocalPlace, op: string, where: string, error
         : errno === 'ELOOP'
           ? `a symbolic link is in the way in the ${name}; chunkpoint does not follow links there`
           : `check the ${name} and its volume`;
-  const prefix = place.toUpperCase();
-  return new InvalidInputError(STORE_ERRNOS.has(errno) ? `${prefix}_${errno}` : `${prefix}_IO`, `${op} failed with ${errno} at ${where}; ${hint}`, { cause: error, details: { where, errno, place } });
+  const prefix = PLACE_PREFIXES[place];
+  const code = isMediumErrno(errno) ? (`${prefix}_${errno}` as const) : (`${prefix}_IO` as const);
+  return new InvalidInputError(code, `${op} failed with ${errno} at ${where}; ${hint}`, { cause: error, details: { where, errno, place } });
 }
 
 export function stateIoError(op: string, where: string, error: unknown): ChunkpointError {

@@ -24,7 +24,7 @@
  */
 import { loadCheckpoint, readJobState, removeCheckpoints, type JobState } from './checkpoint.js';
 import type { Hasher } from './format/content-key.js';
-import { ChunkpointError, CorruptDataError, InvalidInputError } from './errors.js';
+import { ChunkpointError, CorruptDataError, InvalidInputError, apiName } from './errors.js';
 import { isFormat1BlobKey, parseStoreKey, sessionKey, SESSIONS_PREFIX, type StoreObjectName } from './format/names.js';
 import type { CheckpointMetadata } from './format/metadata.js';
 import { readSession, sessionLive } from './lease.js';
@@ -111,7 +111,7 @@ async function loadAll(store: Store, hasher: Hasher, ids: readonly number[]): Pr
     } catch (error) {
       if (error instanceof InvalidInputError && error.code === 'CHECKPOINT_NOT_FOUND') continue; // removed concurrently
       if (error instanceof ChunkpointError && error.code === 'FORMAT_UNSUPPORTED') throw error;
-      throw new CorruptDataError('GC_UNREADABLE_CHECKPOINT', `garbage collection stopped without deleting anything: chk-${id} in ${store.location} cannot be read (${error instanceof Error ? error.message : String(error)}); repair it, or drop it with 'chunkpoint drop', first`, {
+      throw new CorruptDataError('GC_UNREADABLE_CHECKPOINT', `garbage collection stopped without deleting anything: chk-${id} in ${store.location} cannot be read (${error instanceof Error ? error.message : String(error)}); repair it, or drop it with ${apiName('drop()')}, first`, {
         cause: error,
       });
     }
@@ -315,7 +315,7 @@ export async function applyRetention(
     } catch (error) {
       unreadable.add(id);
       if (error instanceof InvalidInputError && error.code === 'CHECKPOINT_NOT_FOUND') return undefined;
-      out.warnings.push(`chk-${id} cannot be read (${error instanceof Error ? error.message : String(error)}); it is kept, and does not count as one of the ${options.retain} retained: drop it with 'chunkpoint drop' once it is not needed`);
+      out.warnings.push(`chk-${id} cannot be read (${error instanceof Error ? error.message : String(error)}); it is kept, and does not count as one of the ${options.retain} retained: drop it with ${apiName('drop()')} once it is not needed`);
       return undefined;
     }
   };

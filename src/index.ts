@@ -37,5 +37,9 @@ export {
   InternalError,
   InvalidInputError,
   StoreUnavailableError,
+  ERROR_CODES,
+  type CodeOfKind,
+  type CodeSpec,
+  type ErrorCode,
   type ErrorKind,
 } from './errors.js';

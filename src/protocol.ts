@@ -8,7 +8,7 @@
  * error subclasses, and with them `kind` and `code`.
  */
 import type { CacheSpec } from './cache.js';
-import type { SerializedError } from './errors.js';
+import type { CodeOfKind, SerializedError } from './errors.js';
 import type { Area, Handle } from './format/names.js';
 import type { ByteRange, ObjectInfo, StagedObject, StoreSpec } from './store/store.js';
 import type { MessagePort } from 'node:worker_threads';
@@ -200,7 +200,7 @@ export interface CheckSpanResult {
   op: 'checkSpan';
   bytesFetched: number;
   /** Blobs that failed (by offset), as data so a scrub reports every problem. */
-  problems: { at: number; code: string; message: string }[];
+  problems: { at: number; code: CodeOfKind<'corrupt_data'>; message: string }[];
 }
 
 /** Copy one object between job roots (chunkpoint copy); packs are verified on the way (header, every blob, trailer). */

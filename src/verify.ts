@@ -14,7 +14,7 @@
  */
 import { loadManifest } from './checkpoint.js';
 import type { Hasher } from './format/content-key.js';
-import { CorruptDataError, InvalidInputError, checkAborted } from './errors.js';
+import { CorruptDataError, InvalidInputError, checkAborted, type CodeOfKind } from './errors.js';
 import type { CheckpointMetadata } from './format/metadata.js';
 import type { TaskManifest } from './format/manifest.js';
 import { checkpointDirName } from './format/names.js';
@@ -53,7 +53,7 @@ export interface ChunkUse {
 
 export interface VerifyProblem {
   /** CHUNK_CORRUPT, CHUNK_MISSING, PACK_MISSING, PACK_SIZE, MANIFEST_…, … */
-  code: string;
+  code: CodeOfKind<'corrupt_data'>;
   /** What is damaged: `<pack key>` or `<pack key>@<offset>` or a manifest key, relative to the job root. */
   object: string;
   message: string;
@@ -225,11 +225,12 @@ function sampled(key: string, seed: number, fraction: number): boolean {
  * directory. Asking for one byte lets the store say which (it refuses all
  * of those without following or blocking).
  */
-async function whyAbsent(store: Store, key: string): Promise<{ code: string; message: string }> {
+async function whyAbsent(store: Store, key: string): Promise<{ code: CodeOfKind<'corrupt_data'>; message: string }> {
   try {
     await store.get(key, { offset: 0, length: 1 });
   } catch (error) {
-    if (error instanceof CorruptDataError) return { code: error.code, message: error.message };
+    // A missing object is a CorruptDataError too; here it is the PACK_MISSING below, not a problem of its own.
+    if (error instanceof CorruptDataError && !isNotFound(error)) return { code: error.code, message: error.message };
     if (!isNotFound(error)) throw error;
   }
   return { code: 'PACK_MISSING', message: `pack ${key} is missing from ${store.location}` };

@@ -274,7 +274,10 @@ describe('locating checkpoints', () => {
     const where = await newTarget();
     const job = { store, job: 'no-such-job' };
     await expectRefusal(chunkpoint.restore(job, where.target), 'JOB_NOT_FOUND', 'invalid_input');
-    await expectRefusal(chunkpoint.list(job), 'JOB_NOT_FOUND', 'invalid_input');
+    const listed = await expectRefusal(chunkpoint.list(job), 'JOB_NOT_FOUND', 'invalid_input');
+    // The API's names, never a command-line flag (the CLI puts its flags in their place: cli.test.ts).
+    expect(listed.message).toContain('check `store` and `job`');
+    expect(listed.message).not.toMatch(/--[a-z]/);
     await expectRefusal(chunkpoint.inspect(job), 'JOB_NOT_FOUND', 'invalid_input');
     await expectRefusal(chunkpoint.inspect({ ...job, checkpoint: 1 }), 'JOB_NOT_FOUND', 'invalid_input');
     await expectUntouched(where);
@@ -303,7 +306,8 @@ describe('locating checkpoints', () => {
     await expectRefusal(chunkpoint.inspect(job), 'NO_CHECKPOINTS', 'invalid_input');
     expect(await chunkpoint.list(job)).toEqual([]);
     // The uncommitted directory itself is not a checkpoint either.
-    await expectRefusal(chunkpoint.restore({ path: join(emptyStore, 'fresh', 'chk-1') }, where.target), 'CHECKPOINT_NOT_FOUND', 'invalid_input');
+    const uncommitted = await expectRefusal(chunkpoint.restore({ path: join(emptyStore, 'fresh', 'chk-1') }, where.target), 'CHECKPOINT_NOT_FOUND', 'invalid_input');
+    expect(uncommitted.message).toContain('list the committed checkpoints with `list()`');
     await expectUntouched(where);
   });
 
@@ -322,7 +326,9 @@ describe('restore targets', () => {
     const target = await tempDir('nonempty');
     await writeFile(join(target, 'keep.txt'), 'precious');
     const before = await treeDigest(target);
-    await expectRefusal(chunkpoint.restore({ store, job: JOB }, target), 'TARGET_NOT_EMPTY', 'invalid_input');
+    const refused = await expectRefusal(chunkpoint.restore({ store, job: JOB }, target), 'TARGET_NOT_EMPTY', 'invalid_input');
+    expect(refused.message).toContain('pass an empty directory, `keepMatching` to restore in place, or `overwrite` to replace its contents');
+    expect(refused.message).not.toMatch(/--[a-z]/);
     expect(await readdir(target)).toEqual(['keep.txt']);
     expect(await readFile(join(target, 'keep.txt'), 'utf8')).toBe('precious');
     expect(await treeDigest(target)).toEqual(before);

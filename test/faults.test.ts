@@ -111,7 +111,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     await writer.write([Buffer.alloc(1759, 7)]);
     const error = await refusal(writer.finish());
     expect(error.code).toBe('WRITE_FAILED');
-    expect(error.details['transient']).toBe(false);
+    expect(error.transient).toBe(false);
     expect(String((error.cause as Error).message)).toContain('injected torn write');
     const plain = openStore(spec);
     expect(await plain.stat(writer.key)).toBeUndefined();

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { commitCheckpoint, readJobState, removeCheckpoints } from '../src/checkpoint.js';
-import { ChunkpointError } from '../src/errors.js';
+import { ChunkpointError, CorruptDataError } from '../src/errors.js';
 import { BLOB_HEADER_SIZE, Codec, decodeBlob, encodeBlobHeader } from '../src/format/blob.js';
 import { loadHasher } from '../src/format/content-key.js';
 import { FORMAT_VERSION } from '../src/format/envelope.js';
@@ -62,6 +62,9 @@ async function expectNotFound(promise: Promise<unknown>): Promise<void> {
   );
   expect(error, 'expected OBJECT_NOT_FOUND, got success').toBeDefined();
   expect(isNotFound(error), `expected OBJECT_NOT_FOUND, got ${String(error)}`).toBe(true);
+  // Not the caller's invalid input: the caller names jobs and checkpoints, never objects.
+  expect(error).toBeInstanceOf(CorruptDataError);
+  expect(error).toMatchObject({ kind: 'corrupt_data', code: 'OBJECT_NOT_FOUND', transient: false });
 }
 
 /** Runs `task` over 0..count-1 with `limit` in flight. */

@@ -75,7 +75,7 @@ describe('fault injection itself', () => {
     expect(error).toMatchObject({ code: 'STORE_FAULT_INJECTED_PERMANENT', kind: 'store_unavailable' });
     const hopeless = new RetryingStore(new FaultyStore(inner, { seed: 1, transient: { stat: 1 } }), { baseDelayMs: 1, maxAttempts: 3 });
     const gaveUp = await hopeless.stat('chk-1/_metadata').catch((e: unknown) => e);
-    expect(gaveUp).toMatchObject({ code: 'STORE_FAULT_INJECTED', details: { attempts: 3, transient: true } });
+    expect(gaveUp).toMatchObject({ code: 'STORE_FAULT_INJECTED', transient: true, details: { attempts: 3 } });
     expect(String((gaveUp as Error).message)).toContain('after 3 attempts');
   });
 });

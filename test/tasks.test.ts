@@ -144,6 +144,8 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     const missingTasks = await refusal(cp.commit({ store, job: 'multi' }, [a, b]));
     expect(missingTasks.code).toBe('TASK_MISSING');
     expect(missingTasks.details).toMatchObject({ tasks: 't2,t3' });
+    expect(missingTasks.message).toContain('say so (`dropTasks`)');
+    expect(missingTasks.message).not.toContain('--drop-task');
 
     const tampered = structuredClone(b);
     tampered.manifest.key = 'taskowned/t1/../../escape.manifest';
@@ -224,7 +226,7 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     const target = join(dir, 'out');
     const noTask = await runCli(['restore', '--store', store, '--job', 'cli', target]);
     expect(noTask.code).toBe(1);
-    expect(noTask.stderr).toMatch(/^chunkpoint: TASK_REQUIRED: .*t0, t1.*--task/);
+    expect(noTask.stderr).toMatch(/^chunkpoint: TASK_REQUIRED: .*t0, t1.*pick the one to restore \(--task\)$/m);
     const r = await runCli(['restore', '--store', store, '--job', 'cli', '--task', 't1', target, '--json']);
     expect(r.code).toBe(0);
     expect(await treeDigest(target)).toEqual(await treeDigest((states[1] as RocksState).dir));

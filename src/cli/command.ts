@@ -4,7 +4,7 @@
  * function, and the output it reports through. Every command, `stress`
  * included, is one such value in the command table (main.ts).
  */
-import { Chunkpoint, type EventListener } from '../index.js';
+import { Chunkpoint, type ErrorCode, type EventListener } from '../index.js';
 
 /** A mistake in the command line itself: exit status 2, with the usage and a hint to --help. */
 export class UsageError extends Error {}
@@ -53,7 +53,7 @@ export interface Output {
   /** A line shown at once, before the report: on stdout, or on stderr with --json (stdout then holds only the JSON object). */
   announce(line: string): void;
   /** The one stderr line of a command that printed its report but failed. */
-  fail(code: string, message: string): void;
+  fail(code: ErrorCode, message: string): void;
   /** Receives the API's events (drives the progress bar), when anyone listens. */
   onEvent?: EventListener;
   /** Replaces the one live status line on the terminal, when anyone watches; cleared when the command ends. */

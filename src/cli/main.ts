@@ -22,9 +22,10 @@ import { snapshot } from './snapshot.js';
 import { stress } from './stress.js';
 import { renderPairs } from './table.js';
 import { verify } from './verify.js';
+import { inCliWords } from './wording.js';
 
 /** In the order --help lists them. */
-const COMMANDS: Record<string, Command> = { snapshot, commit, restore, list, inspect, verify, gc, drop, copy, cache, stress };
+export const COMMANDS: Record<string, Command> = { snapshot, commit, restore, list, inspect, verify, gc, drop, copy, cache, stress };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -137,7 +138,7 @@ export async function main(argv: string[], io: { stdout: NodeJS.WritableStream; 
     endProgress();
     if (error instanceof UsageError) return usage(error.message);
     const cp: ChunkpointError = toChunkpointError(error);
-    io.stderr.write(`chunkpoint: ${cp.code}: ${cp.message}\n`);
+    io.stderr.write(`chunkpoint: ${cp.code}: ${inCliWords(cp.message)}\n`);
     if (args.values['verbose'] === true && cp.stack !== undefined) io.stderr.write(`${cp.stack}\n`);
     return 1;
   }

@@ -5,6 +5,7 @@ import type { SnapshotOptions, SnapshotResult, TaskSnapshot } from '../index.js'
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../units.js';
 import { UsageError, withChunkpoint, type Command, type Output } from './command.js';
 import { CACHE, COMMON, JOB, LIMIT_RATE, NO_FSYNC, RETENTION, cacheOptions, lifecycleOptions, rateOption, requireJob } from './options.js';
+import { inCliWords } from './wording.js';
 
 export const snapshot: Command = {
   summary: 'snapshot a state directory as the next checkpoint of a job',
@@ -93,5 +94,5 @@ export function printSnapshot(r: SnapshotResult, where: string, out: Output): vo
   if (r.bytesCached > 0) out.print(`  cached    ${formatBytes(r.bytesCached)} added to the local cache`);
   if (r.localCopy !== null) out.print(`  local     ${r.localCopy.files} files (${formatBytes(r.localCopy.bytes)}) kept in the task-local copy`);
   if (r.checkpointsRemoved.length > 0) out.print(`  retention removed ${r.checkpointsRemoved.join(', ')}: ${r.packsRemoved} packs, ${formatBytes(r.bytesFreed)} freed`);
-  for (const w of r.warnings) out.print(`  warning   ${w}`);
+  for (const w of r.warnings) out.print(`  warning   ${inCliWords(w)}`);
 }

@@ -44,9 +44,9 @@ export function encodeEnvelope(magic: Buffer, value: unknown, hasher: Hasher, ta
  * metadata s3://…/chk-3/_metadata"); `codePrefix` makes the codes
  * (METADATA_CHECKSUM, MANIFEST_TRUNCATED…).
  */
-export function decodeEnvelope(data: Uint8Array, magic: Buffer, hasher: Hasher, what: string, codePrefix: string): Envelope {
+export function decodeEnvelope(data: Uint8Array, magic: Buffer, hasher: Hasher, what: string, codePrefix: 'METADATA' | 'MANIFEST' | 'SESSION'): Envelope {
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const corrupt = (code: string, why: string): CorruptDataError =>
+  const corrupt = (code: 'TRUNCATED' | 'BAD_MAGIC' | 'CHECKSUM' | 'SYNTAX', why: string): CorruptDataError =>
     new CorruptDataError(`${codePrefix}_${code}`, `${what} ${why}; it cannot be used (restore an older checkpoint, or re-copy the job root from its source)`);
   if (buf.byteLength < ENVELOPE_HEADER_SIZE) throw corrupt('TRUNCATED', `is ${buf.byteLength} bytes, shorter than its header`);
   if (!buf.subarray(0, 8).equals(magic)) throw corrupt('BAD_MAGIC', `does not start with the chunkpoint magic '${magic.toString('latin1').trim()}'`);

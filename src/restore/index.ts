@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { blobEntryPath, type CacheIndex } from '../cache.js';
-import { ChunkpointError, InvalidInputError, abortedError, checkAborted, errnoOf, targetIoError } from '../errors.js';
+import { ChunkpointError, InvalidInputError, abortedError, apiName, checkAborted, errnoOf, targetIoError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
@@ -132,7 +132,7 @@ export function selectTask(metadata: CheckpointMetadata, task: string | undefine
   if (task === undefined) {
     const [only, ...more] = metadata.tasks;
     if (only !== undefined && more.length === 0) return only;
-    throw new InvalidInputError('TASK_REQUIRED', `${checkpointDirName(metadata.checkpointId)} holds ${metadata.tasks.length} tasks (${names}); pick the one to restore (--task <id>)`);
+    throw new InvalidInputError('TASK_REQUIRED', `${checkpointDirName(metadata.checkpointId)} holds ${metadata.tasks.length} tasks (${names}); pick the one to restore (${apiName('task')})`);
   }
   const found = metadata.tasks.find((t) => t.task === task);
   if (found === undefined) throw new InvalidInputError('TASK_NOT_FOUND', `${checkpointDirName(metadata.checkpointId)} has no task '${printable(task)}' (tasks: ${names})`);

@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, rmdir, utimes } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { InvalidInputError, errnoOf, targetIoError } from '../errors.js';
+import { InvalidInputError, apiName, errnoOf, targetIoError } from '../errors.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import { forEachBounded } from '../bounded.js';
 import { isWithin, resolvedPath } from '../local-paths.js';
@@ -96,7 +96,7 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
     const why = replaced.length > 0 ? `; ${replaced.map((e) => join(real, e)).join(', ')} holds what an interrupted restore was replacing: move out what you need first` : '';
     throw new InvalidInputError(
       'TARGET_NOT_EMPTY',
-      `restore target ${target} is not empty (${entries.length} entries)${why}; pass an empty directory, --keep-matching to restore in place, or --overwrite to replace its contents`,
+      `restore target ${target} is not empty (${entries.length} entries)${why}; pass an empty directory, ${apiName('keepMatching')} to restore in place, or ${apiName('overwrite')} to replace its contents`,
     );
   }
   return { target: real, createdRoot: undefined };

@@ -15,7 +15,7 @@
 import type { CacheIndex } from '../cache.js';
 import { commitCheckpoint, loadCheckpoint, loadManifestBytes, type JobState } from '../checkpoint.js';
 import type { Hasher } from '../format/content-key.js';
-import { ConflictError, InvalidInputError, checkAborted } from '../errors.js';
+import { ConflictError, InvalidInputError, apiName, checkAborted } from '../errors.js';
 import { applyRetention, DEFAULT_GRACE_MS, DEFAULT_RETAIN, type RetentionResult } from '../gc.js';
 import { endSession, readSession, sessionCommittable, type Lease } from '../lease.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
@@ -88,7 +88,7 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
     if (missing.length > 0) {
       throw new InvalidInputError(
         'TASK_MISSING',
-        `${checkpointDirName(checkpointId)} would lack task${missing.length > 1 ? 's' : ''} ${missing.map((t) => `'${t}'`).join(', ')} of ${checkpointDirName(baseMetadata.checkpointId)}: once retention removed the older checkpoints, no checkpoint would hold ${missing.length > 1 ? 'them' : 'it'}. Commit a task snapshot for every task, or, if a task is gone for good, say so (dropTasks / --drop-task)`,
+        `${checkpointDirName(checkpointId)} would lack task${missing.length > 1 ? 's' : ''} ${missing.map((t) => `'${t}'`).join(', ')} of ${checkpointDirName(baseMetadata.checkpointId)}: once retention removed the older checkpoints, no checkpoint would hold ${missing.length > 1 ? 'them' : 'it'}. Commit a task snapshot for every task, or, if a task is gone for good, say so (${apiName('dropTasks')})`,
         { details: { tasks: missing.join(',') } },
       );
     }
@@ -201,7 +201,7 @@ async function checkHandOver(store: Store, hasher: Hasher, parts: readonly TaskS
     const record = await readSession(store, hasher, t.session);
     if (record === undefined || record.task !== t.task || record.checkpointId !== t.checkpointId || !sessionCommittable(record, now)) {
       const why = record === undefined ? 'its session is gone (it expired and gc removed it)' : `its session's lease ${sessionCommittable(record, now) ? 'belongs to another task' : `ran out at ${record.expiresAt}`}`;
-      throw new ConflictError('TASK_SNAPSHOT_EXPIRED', `the task snapshot of task '${t.task}' cannot be committed: ${why}, so gc may have removed what it stored; take a new one (and commit within the lease, see --lease)`, {
+      throw new ConflictError('TASK_SNAPSHOT_EXPIRED', `the task snapshot of task '${t.task}' cannot be committed: ${why}, so gc may have removed what it stored; take a new one (and commit within the lease, see ${apiName('leaseMs')})`, {
         details: { task: t.task, session: t.session },
       });
     }

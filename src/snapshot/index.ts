@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import type { CacheIndex, CacheOptions } from '../cache.js';
 import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState, type JobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
-import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
+import { ChunkpointError, CorruptDataError, InternalError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
 import { isWithin, resolvedPath } from '../local-paths.js';
 import type { ProgressSink } from '../progress.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
@@ -295,7 +295,7 @@ async function storeTask(
         if (seen.has(key)) continue;
         seen.add(key);
         const size = sizes.get(key);
-        if (size === undefined) throw new ChunkpointError('internal', 'UNPLACED_CHUNK', `internal: a chunk of ${entry.path} lives in pack ${key}, whose size is unknown`);
+        if (size === undefined) throw new InternalError('UNPLACED_CHUNK', `internal: a chunk of ${entry.path} lives in pack ${key}, whose size is unknown`);
         packs.push({ key, size });
       }
     }

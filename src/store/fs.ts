@@ -222,7 +222,7 @@ export class FsStore implements Store {
       async finish() {
         if (staged !== undefined) return staged;
         if (failed !== undefined) {
-          throw new StoreUnavailableError('WRITE_FAILED', `writing ${location}/${key} failed and cannot be finished by trying again; write the object again`, { cause: failed, details: { where: `${location}/${key}`, transient: false } });
+          throw new StoreUnavailableError('WRITE_FAILED', `writing ${location}/${key} failed and cannot be finished by trying again; write the object again`, { cause: failed, transient: false, details: { where: `${location}/${key}` } });
         }
         try {
           const size = appender.size;

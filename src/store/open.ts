@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, apiName } from '../errors.js';
 import { checkJobId, printable } from '../format/names.js';
 import { FsStore } from './fs.js';
 import { RateLimitedStore } from './rate-limit.js';
@@ -21,7 +21,7 @@ const STORE_HINT = 'use a directory path or s3://<bucket>/<prefix>';
 export function jobRootSpec(location: string, jobId: string): StoreSpec {
   checkJobId(jobId);
   if (location.length === 0) {
-    throw new InvalidInputError('INVALID_STORE', `the store location is empty; pass --store <directory> or --store s3://<bucket>/<prefix>`);
+    throw new InvalidInputError('INVALID_STORE', `the store location is empty; set ${apiName('store')} to a directory or s3://<bucket>/<prefix>`);
   }
   if (isS3Url(location)) return s3JobRootSpec(location, jobId);
   return { type: 'fs', root: resolve(localPath(location), jobId) };

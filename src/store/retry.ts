@@ -10,13 +10,14 @@
  * listings and faults injected by sim/faulty-store.ts get the same treatment as a
  * real server's 503.
  *
- * What is transient is decided where the failure is understood: a store marks
- * such errors with `details.transient = true` (5xx, throttling, connection
- * resets, timeouts). Everything else — 403, a missing bucket, bad input,
- * corrupt data — fails at once.
+ * What is transient is decided where the failure is understood: each code's
+ * catalogue entry says whether it usually is (error-codes.ts), and a store
+ * that knows better for one failure says so in the error's `transient` (an
+ * S3 response: 5xx, throttling, connection resets, timeouts). Everything
+ * else — 403, a missing bucket, bad input, corrupt data — fails at once.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ChunkpointError, StoreUnavailableError } from '../errors.js';
+import { ChunkpointError, errorOf } from '../errors.js';
 import type { RetryPolicy } from './spec.js';
 import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter, PublishOptions, PutOptions, PutResult, StagedObject, Store, StoreSpec, WriterOptions } from './store.js';
 
@@ -32,9 +33,9 @@ export type { RetryPolicy } from './spec.js';
  */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 10_000, maxElapsedMs: 90_000 };
 
-/** Whether a store marked this failure as worth retrying. */
+/** Whether this failure is worth retrying. */
 export function isTransient(error: unknown): boolean {
-  return error instanceof ChunkpointError && error.details['transient'] === true;
+  return error instanceof ChunkpointError && error.transient;
 }
 
 /** The full-jitter delay before retry number `retry` (0-based). */
@@ -60,8 +61,9 @@ export async function withRetries<T>(policy: RetryPolicy, operation: (attempt: n
 
 /** The last transient error, saying that retrying did not help; still transient, so an outer layer may try again later. */
 function gaveUp(error: ChunkpointError, attempts: number, elapsedMs: number): ChunkpointError {
-  return new StoreUnavailableError(error.code, `${error.message} (still failing after ${attempts} attempts in ${Math.round(elapsedMs / 1000)} s)`, {
+  return errorOf(error.code, `${error.message} (still failing after ${attempts} attempts in ${Math.round(elapsedMs / 1000)} s)`, {
     cause: error.cause ?? error,
+    transient: error.transient,
     details: { ...error.details, attempts },
   });
 }

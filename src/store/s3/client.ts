@@ -7,7 +7,7 @@
  * `_metadata` carries its own hash and is verified on read.
  *
  * Retries: the SDK makes a single attempt (`maxAttempts: 1`); failures are
- * classified by errors.ts (`details.transient`) and retried by
+ * classified by errors.ts (the error's `transient`) and retried by
  * `RetryingStore`, so the policy lives in one place (store/retry.ts).
  *
  * The SDK is imported on first use, so directory-store users never load it.

@@ -2,12 +2,12 @@
  * From what the AWS SDK throws (S3 error responses, HTTP statuses, network
  * errnos, its own timeouts) to chunkpoint's error model. The SDK makes a
  * single attempt (see client.ts); whether a failure is worth retrying is
- * decided here, as `details.transient`, because only here is the failure
- * understood, and `RetryingStore` (store/retry.ts) acts on it. Messages say
+ * decided here, per response, as the error's `transient`, because only here
+ * is the failure understood, and `RetryingStore` (store/retry.ts) acts on it. Messages say
  * what to check, since the SDK's own ("UnknownError", a bare 403) do not;
  * the original error stays as `cause`.
  */
-import { ChunkpointError, StoreUnavailableError, errnoOf } from '../../errors.js';
+import { ChunkpointError, StoreUnavailableError, apiName, errnoOf, type CodeOfKind } from '../../errors.js';
 import type { S3StoreSpec } from '../spec.js';
 import { DEFAULT_REGION, s3Location } from './location.js';
 
@@ -27,9 +27,10 @@ export function s3Failure(spec: S3StoreSpec, operation: string, key: string, err
   const errno = errnoOf(error);
   const endpoint = spec.endpoint ?? `AWS S3 in ${spec.region ?? DEFAULT_REGION}`;
   const seen = status === undefined ? (errno ?? s3Code ?? 'error') : `HTTP ${status}${s3Code === undefined ? '' : ` ${s3Code}`}`;
-  const details = { where, operation, status: status ?? 0, s3Code: s3Code ?? errno ?? '', transient: false };
-  const make = (code: string, message: string, transient = false): StoreUnavailableError =>
-    new StoreUnavailableError(code, message, { cause: error, details: { ...details, transient } });
+  const details = { where, operation, status: status ?? 0, s3Code: s3Code ?? errno ?? '' };
+  // Explicit for every response, not the catalogue's default for the code: an unresolvable host and a reset connection share a code.
+  const make = (code: CodeOfKind<'store_unavailable'>, message: string, transient = false): StoreUnavailableError =>
+    new StoreUnavailableError(code, message, { cause: error, transient, details });
 
   if (s3Code === 'CredentialsProviderError' || (error instanceof Error && error.name === 'CredentialsProviderError')) {
     return make('STORE_CREDENTIALS', `no AWS credentials found for ${operation} of ${where}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)`);
@@ -53,7 +54,7 @@ export function s3Failure(spec: S3StoreSpec, operation: string, key: string, err
     return make('STORE_UNREACHABLE', `connection to ${endpoint} failed (${seen}) during ${operation} of ${where}; check that the server runs and AWS_ENDPOINT_URL`, true);
   }
   if (status === 429 || status === 503 || (s3Code !== undefined && THROTTLE_CODES.has(s3Code))) {
-    return make('STORE_THROTTLED', `${endpoint} is throttling requests (${seen}) during ${operation} of ${where}; lower --threads or retry later`, true);
+    return make('STORE_THROTTLED', `${endpoint} is throttling requests (${seen}) during ${operation} of ${where}; lower ${apiName('threads')} or retry later`, true);
   }
   if ((status !== undefined && status >= 500) || (s3Code !== undefined && TRANSIENT_CODES.has(s3Code))) {
     return make('STORE_SERVER_ERROR', `${endpoint} failed (${seen}) during ${operation} of ${where}; retry later`, true);
@@ -82,7 +83,7 @@ export function refusedDeletes(
   return new StoreUnavailableError(
     transient ? 'STORE_SERVER_ERROR' : 'STORE_S3',
     `S3 refused to delete ${errors.length} of ${batchSize} objects in ${location}, e.g. ${key}: ${first.Code ?? 'error'} ${first.Message ?? ''}`.trim(),
-    { details: { where: `${location}/${key}`, operation: 'delete', s3Code: first.Code ?? '', transient } },
+    { transient, details: { where: `${location}/${key}`, operation: 'delete', s3Code: first.Code ?? '' } },
   );
 }
 
