@@ -35,7 +35,7 @@ import { KEY_ALGORITHM } from '../src/format/manifest.js';
 import { metadataKey } from '../src/format/names.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { commitTasks } from '../src/snapshot/index.js';
-import { FAULT_REPORT_CHANNEL, withFaults, type FaultReport, type FaultSpec } from './faulty-store.js';
+import { FAULT_REPORT_CHANNEL, injectedFault, withFaults, type FaultReport, type FaultSpec } from './faulty-store.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import { isS3Url } from '../src/store/s3/location.js';
 import type { Store } from '../src/store/store.js';
@@ -171,15 +171,6 @@ function zeroCounters(): Counters {
     bytesRead: 0,
     bytesRestored: 0,
   };
-}
-
-/** Whether an error (or anything in its cause chain) is a fault the harness injected. */
-function injectedFault(error: unknown): boolean {
-  for (let c: unknown = error; c !== undefined && c !== null; c = (c as { cause?: unknown }).cause) {
-    if ((c as { details?: Record<string, unknown> }).details?.['injected'] === true) return true;
-    if (/injected/.test((c as { message?: unknown }).message as string)) return true;
-  }
-  return false;
 }
 
 function describe(error: unknown): string {
@@ -507,7 +498,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
         await write('gc-refused', { damaged });
         return;
       }
-      if (!injectedFault(error)) throw new ViolationError('gc', `gc failed without an injected fault: ${describe(error)}`);
+      if (injectedFault(error) === undefined) throw new ViolationError('gc', `gc failed without an injected fault: ${describe(error)}`);
       counters.gcFailed++;
       await write('gc-failed', { error: describe(error) });
     }
@@ -687,7 +678,7 @@ export async function runStress(options: StressOptions, events: StressEvents = {
             // (the commit came too late), a base the harness dropped during the round.
             const leaseRanOut = parts.some((p) => Date.parse(p.expiresAt) - leaseMargin(options.leaseMs) <= Date.now());
             const refusal = (code === 'TASK_SNAPSHOT_EXPIRED' && leaseRanOut) || ((code === 'BASE_REMOVED' || code === 'CHECKPOINT_FENCED' || code === 'TASK_SNAPSHOTS_MIXED') && droppedThisRound !== undefined);
-            if (!injectedFault(error) && !refusal) {
+            if (injectedFault(error) === undefined && !refusal) {
               throw new ViolationError('commit', `commit of round ${round} failed without an injected fault or a cause the harness made: ${describe(error)}`);
             }
             if (refusal) counters.commitsRefused++;
