@@ -19,7 +19,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel, isMainThread, threadId } from 'node:worker_threads';
-import { StoreUnavailableError, storeIoError, type ChunkpointError } from '../src/errors.js';
+import { StoreUnavailableError, errorOf, storeIoError, type ChunkpointError } from '../src/errors.js';
 import { prng } from '../src/random.js';
 import type { TearHook } from '../src/store/fs.js';
 import type { StoreSpec } from '../src/store/spec.js';
@@ -84,10 +84,38 @@ export const wrapStore: StoreWrapperModule['wrapStore'] = (inner, options, hooks
 /** Name of the BroadcastChannel that `report: true` faults are announced on. */
 export const FAULT_REPORT_CHANNEL = 'chunkpoint:injected-faults';
 
+export const FAULT_KINDS = ['transient', 'permanent', 'torn'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
 /** What a reported fault looks like on FAULT_REPORT_CHANNEL. */
 export interface FaultReport {
-  kind: 'transient' | 'permanent' | 'torn';
+  kind: FaultKind;
   operation: StoreOperation;
+}
+
+/**
+ * The details field every error this store injects carries, valued with the
+ * fault's kind. Callers tell an injected fault from a real failure by this
+ * field alone, never by the wording of a message, which any layer above may
+ * rephrase or wrap. Details travel with an error and with each of its causes
+ * across the worker boundary (src/errors.ts), so the mark survives a fault
+ * injected in a worker thread.
+ */
+const INJECTED_FAULT = 'injectedFault';
+
+function isFaultKind(value: unknown): value is FaultKind {
+  return (FAULT_KINDS as readonly unknown[]).includes(value);
+}
+
+/** The kind of the fault this store injected that caused `error` (found anywhere in its cause chain), or undefined for a real failure. */
+export function injectedFault(error: unknown): FaultKind | undefined {
+  // Bounded: a cause chain that loops back on itself must not hang the caller.
+  let c: unknown = error;
+  for (let depth = 0; depth < 32 && typeof c === 'object' && c !== null; depth++, c = (c as { cause?: unknown }).cause) {
+    const mark = (c as { details?: Record<string, unknown> }).details?.[INJECTED_FAULT];
+    if (isFaultKind(mark)) return mark;
+  }
+  return undefined;
 }
 
 let reportChannel: BroadcastChannel | undefined;
@@ -105,11 +133,7 @@ function announce(report: FaultReport): void {
 const LIST_PAGE = 1000;
 const WRITES: ReadonlySet<StoreOperation> = new Set(['put', 'write', 'publish', 'delete']);
 
-export interface FaultCounts {
-  transient: number;
-  permanent: number;
-  torn: number;
-}
+export type FaultCounts = Record<FaultKind, number>;
 
 /** Faults injected by every `FaultyStore` of this thread, for tests to check that faults did happen. */
 export const injectedInThisThread: FaultCounts = { transient: 0, permanent: 0, torn: 0 };
@@ -164,7 +188,7 @@ export class FaultyStore implements Store {
       if (this.faults.report === true) announce({ kind: 'torn', operation: op });
       return new StoreUnavailableError('STORE_FAULT_INJECTED', `injected torn write: ${op} of ${this.location}/${key} stopped half-way, leaving a temp file (fault injection seed ${this.faults.seed})`, {
         transient: true,
-        details: { where: `${this.location}/${key}`, operation: op, injected: true, torn: true },
+        details: { where: `${this.location}/${key}`, operation: op, [INJECTED_FAULT]: 'torn', torn: true },
       });
     };
   }
@@ -264,13 +288,15 @@ export class FaultyStore implements Store {
     const where = key === '' ? this.location : `${this.location}/${key}`;
     if (kind === 'permanent' && this.faults.errno !== undefined) {
       const cause = Object.assign(new Error(`${this.faults.errno}: injected (fault injection seed ${this.faults.seed})`), { code: this.faults.errno });
-      return storeIoError(`${op} (injected fault)`, where, cause);
+      // Exactly what the directory store reports for this errno, plus the mark.
+      const real = storeIoError(`${op} (injected fault)`, where, cause);
+      return errorOf(real.code, real.message, { cause, transient: real.transient, details: { ...real.details, [INJECTED_FAULT]: kind } });
     }
     const what = afterEffect ? 'after it took effect (a lost response)' : 'before it ran';
     return new StoreUnavailableError(
       kind === 'transient' ? 'STORE_FAULT_INJECTED' : 'STORE_FAULT_INJECTED_PERMANENT',
       `injected ${kind} fault: ${op} of ${where} failed ${what} (fault injection seed ${this.faults.seed})`,
-      { transient: kind === 'transient', details: { where, operation: op, injected: true } },
+      { transient: kind === 'transient', details: { where, operation: op, [INJECTED_FAULT]: kind } },
     );
   }
 }

@@ -10,7 +10,7 @@ import { loadHasher } from '../src/format/content-key.js';
 import { toChunkpointError } from '../src/errors.js';
 import { WorkerPool } from '../src/pool.js';
 import { snapshotTask } from '../src/snapshot/index.js';
-import { FAULT_REPORT_CHANNEL, withFaults, type FaultReport } from './faulty-store.js';
+import { FAULT_REPORT_CHANNEL, injectedFault, withFaults, type FaultReport } from './faulty-store.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import { stateDigest } from './digest.js';
 import { parseToTask, unhandled, type FromTask, type InjectedFaults, type ToTask } from './messages.js';
@@ -50,12 +50,7 @@ async function round(n: number): Promise<void> {
   } catch (error) {
     const e = toChunkpointError(error);
     // An injected fault anywhere in the cause chain makes this failure expected.
-    let injected = false;
-    for (let c: unknown = error; c !== undefined && c !== null; c = (c as { cause?: unknown }).cause) {
-      const details = (c as { details?: Record<string, unknown> }).details;
-      if (details?.['injected'] === true || /injected/.test((c as { message?: string }).message ?? '')) injected = true;
-      if (injected) break;
-    }
+    const injected = injectedFault(error) !== undefined;
     send({ type: 'failed', task, round: n, code: e.code, message: e.message, injected, faults: { ...faults } });
   }
 }

@@ -118,7 +118,12 @@ export function withContext(error: unknown, context: string, details: Record<str
   return errorOf(cp.code, `${context}: ${cp.message}`, { cause: error, transient: cp.transient, details: { ...cp.details, ...details } });
 }
 
-/** The wire form of an error. Causes are flattened to their message chain, never to live objects. */
+/**
+ * The wire form of an error. Its causes cross as data too, link by link:
+ * name, message, code and details, so what a layer put in a cause's details
+ * (a caller's own marker, such as the fault injector's) is not lost when a
+ * later layer wrapped that cause in an error of its own. Never live objects.
+ */
 export interface SerializedError {
   kind: ErrorKind;
   code: ErrorCode;
@@ -126,18 +131,57 @@ export interface SerializedError {
   transient: boolean;
   details: Record<string, string | number | boolean>;
   stack?: string;
-  cause?: { name: string; message: string; code?: string };
+  cause?: SerializedCause;
+}
+
+export interface SerializedCause {
+  name: string;
+  message: string;
+  code?: string;
+  details?: Record<string, string | number | boolean>;
+  cause?: SerializedCause;
+}
+
+/** Longer chains are cut here: a cause chain that loops back on itself must still serialize. */
+const MAX_CAUSES = 16;
+
+function serializeCause(cause: unknown, depth: number): SerializedCause | undefined {
+  if (!(cause instanceof Error) || depth >= MAX_CAUSES) return undefined;
+  const out: SerializedCause = { name: cause.name, message: cause.message };
+  const code = (cause as NodeJS.ErrnoException).code;
+  if (code !== undefined) out.code = code;
+  const details = primitiveDetails((cause as { details?: unknown }).details);
+  if (details !== undefined) out.details = details;
+  const next = serializeCause(cause.cause, depth + 1);
+  if (next !== undefined) out.cause = next;
+  return out;
+}
+
+/** A cause need not be ours: of its `details` only plain values cross, anything else might not survive the structured clone. */
+function primitiveDetails(details: unknown): Record<string, string | number | boolean> | undefined {
+  if (typeof details !== 'object' || details === null) return undefined;
+  const out: Record<string, string | number | boolean> = {};
+  for (const [key, value] of Object.entries(details)) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out[key] = value;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function deserializeCause(data: SerializedCause): Error {
+  const next = data.cause === undefined ? undefined : deserializeCause(data.cause);
+  const cause = new Error(data.message, next === undefined ? undefined : { cause: next });
+  cause.name = data.name;
+  if (data.code !== undefined) (cause as NodeJS.ErrnoException).code = data.code;
+  if (data.details !== undefined) Object.assign(cause, { details: data.details });
+  return cause;
 }
 
 export function serializeError(error: unknown): SerializedError {
   const cp = toChunkpointError(error);
   const out: SerializedError = { kind: cp.kind, code: cp.code, message: cp.message, transient: cp.transient, details: cp.details };
   if (cp.stack !== undefined) out.stack = cp.stack;
-  const cause = cp.cause;
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    out.cause = code === undefined ? { name: cause.name, message: cause.message } : { name: cause.name, message: cause.message, code };
-  }
+  const cause = serializeCause(cp.cause, 0);
+  if (cause !== undefined) out.cause = cause;
   return out;
 }
 
@@ -150,12 +194,7 @@ export function deserializeError(data: SerializedError): ChunkpointError {
   if (typeof code !== 'string' || !isErrorCode(code) || ERROR_CODES[code].kind !== data.kind) {
     return new InternalError('BAD_ERROR_PAYLOAD', `a worker sent an error of unknown code '${String(code)}' for kind '${data.kind}': ${data.message}`);
   }
-  let cause: Error | undefined;
-  if (data.cause !== undefined) {
-    cause = new Error(data.cause.message);
-    cause.name = data.cause.name;
-    if (data.cause.code !== undefined) (cause as NodeJS.ErrnoException).code = data.cause.code;
-  }
+  const cause = data.cause === undefined ? undefined : deserializeCause(data.cause);
   const options: ChunkpointErrorOptions = { details: data.details, transient: data.transient };
   const err = errorOf(code, data.message, cause === undefined ? options : { ...options, cause });
   if (data.stack !== undefined) err.stack = data.stack;

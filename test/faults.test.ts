@@ -17,7 +17,8 @@ import { Chunkpoint } from '../src/index.js';
 import { WorkerPool } from '../src/pool.js';
 import { restore, selectTask, type RestoreSource } from '../src/restore/index.js';
 import { snapshot } from '../src/snapshot/index.js';
-import { withFaults } from '../sim/faulty-store.js';
+import { FaultyStore, injectedFault, withFaults } from '../sim/faulty-store.js';
+import { ConflictError, InternalError, deserializeError, serializeError, withContext } from '../src/errors.js';
 import { jobRootSpec, openStore } from '../src/store/open.js';
 import type { ObjectWriter, Store, StoreSpec } from '../src/store/store.js';
 import { newId } from '../src/format/ids.js';
@@ -85,6 +86,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
       expect(error.code, error.message).toBe(`STORE_${errno}`);
       expect(error.kind).toBe('store_unavailable');
       expect(error.message).toContain(errno);
+      expect(injectedFault(error)).toBe('permanent');
       await expectOnlyChk1Restorable(location, job, before);
       const next = await snapshot(pool, hasher, openStore(base), job, local.dir);
       expect(next.checkpoint).toBe('chk-2');
@@ -113,6 +115,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     expect(error.code).toBe('WRITE_FAILED');
     expect(error.transient).toBe(false);
     expect(String((error.cause as Error).message)).toContain('injected torn write');
+    expect(injectedFault(error)).toBe('torn');
     const plain = openStore(spec);
     expect(await plain.stat(writer.key)).toBeUndefined();
     const left: string[] = [];
@@ -287,5 +290,28 @@ describe(`faults during a restore (seed ${SEED})`, () => {
     const pack = String(error.details['pack']);
     expect(await referencedObjects(join(location, 'restore-eio'))).toContain(pack);
     expect(await isEmptyOrMissing(target)).toBe(true);
+  });
+});
+
+describe('an injected fault is recognised by its mark, never by its wording', () => {
+  it('a torn pack write in a worker thread, wrapped by the layers above it, still carries its mark when the snapshot fails on the main thread', async () => {
+    const location = await tempDir('store');
+    const local = await rocksState(1024 * 1024, 104);
+    const base = jobRootSpec(location, 'marked');
+    // Only the worker threads tear: they open the store from its spec, the main thread writes through the clean one.
+    const tornInWorkers = withFaults(base, { seed: SEED, torn: 1 });
+    const clean = openStore({ ...base, retry: FAST_RETRY });
+    const store = new Proxy(clean, { get: (target, property) => (property === 'spec' ? { ...tornInWorkers, retry: FAST_RETRY } : (Reflect.get(target, property) as unknown)) });
+    const error = await refusal(snapshot(pool, hasher, store, 'marked', local.dir));
+    expect(error.code, error.message).toBe('WRITE_FAILED');
+    expect(injectedFault(error), `${error.code}: ${error.message}`).toBe('torn');
+  });
+
+  it('the mark crosses the worker boundary however deep in the cause chain it is; a message that merely says "injected" is no mark', async () => {
+    const store = new FaultyStore(openStore(jobRootSpec(await tempDir('store'), 'marked')), { seed: SEED, permanent: { get: 1 } });
+    const fault = await refusal(store.get('chk-1/_metadata'));
+    const wrapped = withContext(new ConflictError('COPY_CONFLICT', 'an outer layer', { cause: new InternalError('WORKER_FAILED', 'a middle layer', { cause: fault }) }), 'reading', { file: 'x' });
+    expect(injectedFault(deserializeError(serializeError(wrapped)))).toBe('permanent');
+    expect(injectedFault(deserializeError(serializeError(new InternalError('UNEXPECTED', 'injected: a real failure that says so', { cause: new Error('injected') }))))).toBeUndefined();
   });
 });

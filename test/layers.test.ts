@@ -31,7 +31,7 @@ describe('layering check', () => {
   });
 
   it('keeps the stress harness out of the library', () => {
-    const problems = checkLayers(graph({ 'src/store/open.ts': ['sim/faulty-store.ts'], 'src/cli/stress.ts': ['sim/harness.ts'] }));
+    const problems = checkLayers(graph({ 'src/store/open.ts': ['sim/faulty-store.ts'], 'src/cli/stress.ts': ['sim/scenario.ts'] }));
     expect(problems).toEqual(['src/store/open.ts imports sim/faulty-store.ts: storage may not import sim (storage may import leaves)']);
   });
 

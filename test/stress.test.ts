@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { rm, stat } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { StressResult } from '../sim/harness.js';
+import type { StressResult } from '../sim/report.js';
 import { TEST_BUCKET, skipS3, startS3Server, type S3Server } from './s3-server.js';
 import { removeTempDirs, runCli, tempDir } from './support.js';
 

@@ -7,7 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { Counters, StressResult } from '../../sim/harness.js';
+import type { Counters, StressResult } from '../../sim/report.js';
 import { DEFAULTS, PLANTS, type Plant, type StressOptions } from '../../sim/options.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../units.js';
 import { UsageError, type Command, type Parsed } from './command.js';
@@ -75,7 +75,7 @@ package (npm install rocksdb-native). Exit status: 0 every invariant held,
     const command = `chunkpoint stress ${replay.join(' ')}   (or: npm run stress -- ${replay.join(' ')})`;
     // The seed comes first, before anything can go wrong.
     out.announce(`chunkpoint stress: seed ${options.seed}; replay: ${command}`);
-    const { runStress } = await import('../../sim/harness.js');
+    const { runStress } = await import('../../sim/scenario.js');
     const status = out.status;
     const result = await runStress(options, status === undefined ? {} : { progress: (c, elapsedMs) => status(progressLine(c, elapsedMs, options.durationMs)) });
     if (out.json) out.emit({ ...result, ...(result.ok ? {} : { replay: command }) });
