@@ -14,9 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { blobEntryPath, type CacheIndex } from '../cache.js';
+import { blobEntryPath } from '../cache.js';
 import { ChunkpointError, InvalidInputError, abortedError, apiName, checkAborted, errnoOf, targetIoError } from '../errors.js';
-import type { ProgressSink } from '../progress.js';
+import type { Runtime } from '../runtime.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
 import { checkpointDirName, printable } from '../format/names.js';
@@ -24,7 +24,6 @@ import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
 import { findLocalCopies, refreshIdentity, refuseLocalCopyInside, rememberIdentity, stageLocalCopy, type LinkedCopy, type LocalCandidate, type LocalCopyOptions } from '../local-copy.js';
-import { loadHasher } from '../format/content-key.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
 import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageDirectories, stageFiles, stagedPath, swapIntoPlace, syncFile, type GuardedDir } from './target.js';
 
@@ -140,12 +139,10 @@ export function selectTask(metadata: CheckpointMetadata, task: string | undefine
 }
 
 export async function restore(
-  pool: WorkerPool,
+  { pool, hasher, cache, progress }: Runtime<RestoreProgress & { checkpoint: string; task: string }>,
   source: RestoreSource,
   targetDir: string,
-  options: RestoreOptions,
-  cache: CacheIndex | undefined,
-  progress?: ProgressSink<RestoreProgress & { checkpoint: string; task: string }>,
+  options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const started = performance.now();
   const durable = options.durable ?? true;
@@ -186,7 +183,7 @@ export async function restore(
   try {
     if (inPlace) kept = await matchingFiles(pool, target, manifest.files, options.signal);
     if (options.localCopy !== undefined) {
-      const candidates = await findLocalCopies(await loadHasher(), options.localCopy, store.location, manifest.task, manifest.files.filter((f) => !kept.has(f.path)));
+      const candidates = await findLocalCopies(hasher, options.localCopy, store.location, manifest.task, manifest.files.filter((f) => !kept.has(f.path)));
       const unproven = candidates.filter((c) => !c.trusted);
       const proven = await verifiedFiles(pool, unproven.map((c) => ({ file: c.file, path: c.path })), options.signal);
       for (const c of unproven) {

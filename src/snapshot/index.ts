@@ -11,12 +11,11 @@
  * The coordinator never touches chunk bytes itself.
  */
 import { join, resolve } from 'node:path';
-import type { CacheIndex, CacheOptions } from '../cache.js';
+import type { CacheOptions } from '../cache.js';
 import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState, type JobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
 import { ChunkpointError, CorruptDataError, InternalError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
 import { isWithin, resolvedPath } from '../local-paths.js';
-import type { ProgressSink } from '../progress.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
@@ -26,9 +25,9 @@ import { DEFAULT_TASK, checkTaskId, checkpointDirName, manifestKey } from '../fo
 import { DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE } from '../format/pack.js';
 import { DEFAULT_RETAIN } from '../gc.js';
 import { DEFAULT_LEASE_MS, Lease, checkLeaseMs } from '../lease.js';
-import type { WorkerPool } from '../pool.js';
+import type { JobRef, Runtime, TaskRef } from '../runtime.js';
 import type { Store } from '../store/store.js';
-import { commitTasks, type CommitOptions } from './commit.js';
+import { commitOwnTask, type CommitOptions } from './commit.js';
 import { planReuse, planRewrites, type PendingRun } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
 import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
@@ -58,7 +57,7 @@ export interface SnapshotProgress {
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
-export interface SnapshotOptions extends Omit<CommitOptions, 'cache'> {
+export interface SnapshotOptions extends CommitOptions {
   /** Chunk size in bytes (default 1 MiB). */
   chunkSize?: number;
   /** Pack size: at most this many bytes of chunks per pack object (default 32 MiB). */
@@ -104,18 +103,8 @@ interface StoredTask {
  * snapshot (plain data) for `commitTasks`. Commits nothing; the session's
  * lease, extended at hand-over, keeps gc away until the commit.
  */
-export async function snapshotTask(
-  pool: WorkerPool,
-  hasher: Hasher,
-  store: Store,
-  jobId: string,
-  task: string,
-  stateDir: string,
-  options: TaskSnapshotOptions = {},
-  cache?: CacheIndex,
-  progress?: ProgressSink<SnapshotProgress>,
-): Promise<TaskSnapshot> {
-  const stored = await storeTask(pool, hasher, store, jobId, task, stateDir, options, cache, progress);
+export async function snapshotTask(ctx: Runtime<SnapshotProgress>, stateDir: string, task: TaskRef, options: TaskSnapshotOptions = {}): Promise<TaskSnapshot> {
+  const stored = await storeTask(ctx, stateDir, task, options);
   try {
     await stored.lease.renew();
   } catch (error) {
@@ -128,26 +117,14 @@ export async function snapshotTask(
 }
 
 /** Snapshots one state directory as the job's next checkpoint: one task, committed at once. */
-export async function snapshot(
-  pool: WorkerPool,
-  hasher: Hasher,
-  store: Store,
-  jobId: string,
-  stateDir: string,
-  options: SnapshotOptions = {},
-  cache?: CacheIndex,
-  progress?: ProgressSink<SnapshotProgress>,
-): Promise<SnapshotResult> {
+export async function snapshot(ctx: Runtime<SnapshotProgress>, stateDir: string, job: JobRef, options: SnapshotOptions = {}): Promise<SnapshotResult> {
   const retain = options.retain ?? DEFAULT_RETAIN;
   if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
-  const stored = await storeTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache, progress);
+  const stored = await storeTask(ctx, stateDir, { ...job, task: options.task ?? DEFAULT_TASK }, options);
   try {
-    // The commit's cache is the opened index, not the options that name it.
-    const { cache: named, ...rest } = options;
-    void named;
-    const commitOptions: CommitOptions = cache === undefined ? rest : { ...rest, cache };
     const committing = performance.now();
-    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base });
+    // The commit's cache is the opened index (ctx.cache), not the options that name it.
+    const result = await commitOwnTask({ hasher: ctx.hasher, cache: ctx.cache }, job, { snapshot: stored.snapshot, lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base }, options);
     result.warnings.unshift(...stored.warnings);
     const commitMs = Math.round(performance.now() - committing);
     const keeping = performance.now();
@@ -161,17 +138,8 @@ export async function snapshot(
   }
 }
 
-async function storeTask(
-  pool: WorkerPool,
-  hasher: Hasher,
-  store: Store,
-  jobId: string,
-  task: string,
-  stateDir: string,
-  options: TaskSnapshotOptions,
-  cache: CacheIndex | undefined,
-  progress: ProgressSink<SnapshotProgress> | undefined,
-): Promise<StoredTask> {
+async function storeTask(ctx: Runtime<SnapshotProgress>, stateDir: string, { store, jobId, task }: TaskRef, options: TaskSnapshotOptions): Promise<StoredTask> {
+  const { pool, hasher, cache, progress } = ctx;
   const started = performance.now();
   checkTaskId(task);
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
