@@ -180,10 +180,10 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
   it('an aborted snapshot has stopped when it rejects: on a slow store, its tasks in flight cleaned up their packs and write nothing afterwards', async () => {
     const location = await tempDir('store');
     const base = jobRootSpec(location, 'abort-slow');
-    // Every store call of the workers waits up to 30 ms: a pack job in flight takes far longer than the abort path.
+    // Every store call of the workers waits up to 30 ms: a pack batch in flight takes far longer than the abort path.
     const slow = openStore({ ...withFaults(base, { seed: SEED, maxLatencyMs: 30 }), retry: FAST_RETRY });
     const controller = new AbortController();
-    // Aborted as soon as a pack is being written (its temp file exists), with other pack jobs in flight.
+    // Aborted as soon as a pack is being written (its temp file exists), with other pack batches in flight.
     const watch = setInterval(() => {
       void listFiles(join(location, 'abort-slow')).then(
         (files) => files.some((f) => f.includes('.tmp-')) && controller.abort(new Error('stop')),
@@ -197,7 +197,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
       clearInterval(watch);
     }
     expect(error.code, error.message).toBe('ABORTED');
-    // Each task in flight saw the abort, removed the pack it was writing, and answered before the snapshot rejected;
+    // Each worker request in flight saw the abort, removed the pack it was writing, and answered before the snapshot rejected;
     // the session ended on the way out. Nothing is left, and nothing changes later.
     const atRejection = await treeDigest(join(location, 'abort-slow'));
     expect([...atRejection.keys()]).toEqual([]);

@@ -350,7 +350,7 @@ function background(promise: Promise<void>): Promise<void> {
 }
 
 /**
- * Cached chunks in runs, one task each: a task per chunk spent more on
+ * Cached chunks in runs, one request each: a request per chunk spent more on
  * messages and on opening target files than on reading the entries. Runs
  * follow the plan's (file) order and stay small enough that every thread
  * gets several.
@@ -389,7 +389,7 @@ async function matchingFiles(pool: WorkerPool, target: string, files: readonly F
 /** The checkpoint paths of those `candidates` whose local file hashes, chunk by chunk, to the checkpoint's keys. */
 async function verifiedFiles(pool: WorkerPool, candidates: ReadonlyArray<{ file: FileEntry; path: string }>, signal: AbortSignal | undefined): Promise<Set<string>> {
   const mismatched = new Set<string>();
-  function* tasks(): Generator<{ file: FileEntry; path: string; offset: number; length: number; key: string }> {
+  function* ranges(): Generator<{ file: FileEntry; path: string; offset: number; length: number; key: string }> {
     for (const { file, path } of candidates) {
       let offset = 0;
       for (const chunk of file.chunks) {
@@ -398,11 +398,11 @@ async function verifiedFiles(pool: WorkerPool, candidates: ReadonlyArray<{ file:
       }
     }
   }
-  await forEachBounded(tasks(), pool.queueDepth, async (t) => {
-    if (mismatched.has(t.file.path)) return;
+  await forEachBounded(ranges(), pool.queueDepth, async (r) => {
+    if (mismatched.has(r.file.path)) return;
     checkAborted(signal);
-    const result = await pool.run({ op: 'verifyRange', file: t.path, relPath: t.file.path, offset: t.offset, length: t.length, key: t.key }, signal);
-    if (!result.match) mismatched.add(t.file.path);
+    const result = await pool.run({ op: 'verifyRange', file: r.path, relPath: r.file.path, offset: r.offset, length: r.length, key: r.key }, signal);
+    if (!result.match) mismatched.add(r.file.path);
   });
   return new Set(candidates.filter((c) => !mismatched.has(c.file.path)).map((c) => c.file.path));
 }

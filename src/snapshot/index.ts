@@ -31,7 +31,7 @@ import { commitOwnTask, type CommitOptions } from './commit.js';
 import { planReuse, planRewrites, type PendingRun } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
 import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
-import { packJobs, writePending, type WriteOutcome } from './write.js';
+import { packBatches, writePending, type WriteOutcome } from './write.js';
 
 export { commitTasks, type CommitOptions } from './commit.js';
 export type { SnapshotResult, SnapshotStages } from './result.js';
@@ -163,11 +163,11 @@ async function storeTask(ctx: Runtime<SnapshotProgress>, stateDir: string, { sto
   const listing = listStateDir(root, isImmutable);
   listing.catch(() => undefined);
   const warnings: string[] = [];
-  const job = await findBase(store, hasher, task, warnings);
+  const found = await findBase(store, hasher, task, warnings);
   const { files, directories } = await listing;
   const listedAt = performance.now();
   if (files.length === 0) throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
-  const { state, base } = job;
+  const { state, base } = found;
   const checkpointId = nextCheckpointId(state);
   if (state.ids.length === 0 && state.fence === 0) await checkNotNested(store);
 
@@ -201,11 +201,11 @@ async function storeTask(ctx: Runtime<SnapshotProgress>, stateDir: string, { sto
       chunksDeduped: 0,
     };
     progress?.update(() => ({ ...figures }), true);
-    const jobsLeft = new Map<string, number>();
+    const batchesLeft = new Map<string, number>();
     /** Stores `pending` on the pool; `counted` says whether its bytes are new to the progress figures (a rewrite's were counted as reused). */
     const store_ = async (pending: PendingRun[], reusable: readonly ChunkRef[], counted: boolean): Promise<WriteOutcome> => {
-      const jobs = packJobs(pending, packSize);
-      if (counted) for (const job of jobs) for (const { run } of job.parts) jobsLeft.set(run.file.relPath, (jobsLeft.get(run.file.relPath) ?? 0) + 1);
+      const batches = packBatches(pending, packSize);
+      if (counted) for (const batch of batches) for (const { run } of batch.parts) batchesLeft.set(run.file.relPath, (batchesLeft.get(run.file.relPath) ?? 0) + 1);
       return writePending(
         {
           pool,
@@ -217,23 +217,23 @@ async function storeTask(ctx: Runtime<SnapshotProgress>, stateDir: string, { sto
           signal,
           dedupe: reusable.length === 0 ? undefined : { table: buildDedupeIndex(reusable), chunks: reusable },
           cache,
-          onJob(job, result) {
-            if (counted) figures.bytesDone += job.rawBytes;
+          onBatch(batch, result) {
+            if (counted) figures.bytesDone += batch.rawBytes;
             figures.bytesRead += result.bytesRead;
             figures.bytesWritten += result.bytesWritten;
             for (const c of result.chunks) if ('reused' in c || c.repeat === true) figures.chunksDeduped++;
             else figures.chunksNew++;
             if (counted) {
-              for (const { run } of job.parts) {
-                const left = (jobsLeft.get(run.file.relPath) ?? 1) - 1;
-                jobsLeft.set(run.file.relPath, left);
+              for (const { run } of batch.parts) {
+                const left = (batchesLeft.get(run.file.relPath) ?? 1) - 1;
+                batchesLeft.set(run.file.relPath, left);
                 if (left === 0) figures.filesDone++;
               }
             }
             progress?.update(() => ({ ...figures }));
           },
         },
-        jobs,
+        batches,
       ).catch((error: unknown) => {
         throw signal.aborted ? abortedError(signal) : error;
       });
