@@ -8,18 +8,18 @@ import { Scratch } from '../workers/scratch.js';
 import { encodeBlob } from '../workers/write-pack.js';
 
 const hasher = await loadHasher();
-// Tasks here are synchronous: one set of buffers per thread is enough.
+// Requests here are synchronous: one set of buffers per thread is enough.
 const scratch = new Scratch();
 
-export interface CeilingTask {
+export interface CeilingRequest {
   buffer: SharedArrayBuffer;
   offset: number;
   length: number;
 }
 
 /** Returns the stored size of the chunk's blob. */
-export default function encodeChunk(task: CeilingTask): number {
-  const raw = Buffer.from(task.buffer, task.offset, task.length);
+export default function encodeChunk(request: CeilingRequest): number {
+  const raw = Buffer.from(request.buffer, request.offset, request.length);
   const parts = encodeBlob(hasher.contentKey(raw), raw, scratch);
   return parts.reduce((sum, p) => sum + p.byteLength, 0);
 }

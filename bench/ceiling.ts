@@ -1,7 +1,7 @@
 /**
  * The compute ceiling: how fast the snapshot writer's CPU work (content key +
  * LZ4 + blob header, see ceiling-worker.ts) goes on the same number of worker
- * threads, with the same chunks and the same number of tasks in flight as the
+ * threads, with the same chunks and the same number of requests in flight as the
  * coordinator keeps, when the bytes are already in memory. No snapshot can be
  * faster than this on the machine; the gap to it is I/O and coordination.
  */
@@ -10,7 +10,7 @@ import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { forEachBounded } from '../src/bounded.js';
-import type { CeilingTask } from './ceiling-worker.js';
+import type { CeilingRequest } from './ceiling-worker.js';
 
 export interface CeilingResult {
   /** Raw bytes encoded per round. */
@@ -27,7 +27,7 @@ export interface CeilingResult {
 export interface CeilingOptions {
   threads: number;
   chunkSize: number;
-  /** Tasks in flight (default: what the snapshot coordinator keeps, threads x (tasks per thread + 1)). */
+  /** Requests in flight (default: what the snapshot coordinator keeps, threads x (requests per thread + 1)). */
   queueDepth?: number;
   rounds?: number;
   /** Caps the bytes loaded, so a huge state does not need as much memory (default 1 GiB). */
@@ -38,7 +38,7 @@ export interface CeilingOptions {
 export async function computeCeiling(stateDir: string, options: CeilingOptions): Promise<CeilingResult> {
   const maxBytes = options.maxBytes ?? 2 ** 30;
   const queueDepth = options.queueDepth ?? options.threads * (DEFAULT_TASKS_PER_THREAD + 1);
-  const tasks: CeilingTask[] = [];
+  const requests: CeilingRequest[] = [];
   let loaded = 0;
   for (const name of (await readdir(stateDir)).sort()) {
     if (loaded >= maxBytes) break;
@@ -48,7 +48,7 @@ export async function computeCeiling(stateDir: string, options: CeilingOptions):
       if (size === 0) continue;
       const buffer = new SharedArrayBuffer(size);
       await fh.read(new Uint8Array(buffer), 0, size, 0);
-      for (let offset = 0; offset < size; offset += options.chunkSize) tasks.push({ buffer, offset, length: Math.min(options.chunkSize, size - offset) });
+      for (let offset = 0; offset < size; offset += options.chunkSize) requests.push({ buffer, offset, length: Math.min(options.chunkSize, size - offset) });
       loaded += size;
     } finally {
       await fh.close();
@@ -63,13 +63,13 @@ export async function computeCeiling(stateDir: string, options: CeilingOptions):
   });
   try {
     // Warm-up: every thread compiles its wasm and JIT-compiles the path before timing starts.
-    await Promise.all(tasks.slice(0, options.threads * 4).map((t) => pool.run(t) as Promise<number>));
+    await Promise.all(requests.slice(0, options.threads * 4).map((r) => pool.run(r) as Promise<number>));
     const roundsMs: number[] = [];
     let storedBytes = 0;
     for (let round = 0; round < (options.rounds ?? 3); round++) {
       storedBytes = 0;
       const started = performance.now();
-      await forEachBounded(tasks, queueDepth, async (t) => {
+      await forEachBounded(requests, queueDepth, async (t) => {
         // Await first: `storedBytes += await ...` would read the sum before the wait and lose concurrent updates.
         const stored = (await pool.run(t)) as number;
         storedBytes += stored;

@@ -148,7 +148,7 @@ async function phaseCommit(root: string, snapshotsDir: string, tasks: number): P
   const hasher = await loadHasher();
   const store = openStore({ type: 'fs', root });
   const started = performance.now();
-  const result = await commitTasks(store, hasher, 'scale', parts, { retain: 3 });
+  const result = await commitTasks({ hasher }, { store, jobId: 'scale' }, parts, { retain: 3 });
   const ms = performance.now() - started;
   return { phase: 'commit', ms, peakRssBytes: process.resourceUsage().maxRSS * 1024, detail: { tasks: result.tasks, chunks: result.chunksNew, metadataBytes: result.bytesWritten - parts.reduce<number>((n, p) => n + (p as TaskSnapshot).figures.bytesWritten, 0) } };
 }

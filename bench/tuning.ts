@@ -77,7 +77,7 @@ for (const s of settings) {
       if ((await settle(mode, [dataset.stateDir])) === 'warm') pageCache = 'warm';
       const store = openStore(jobRootSpec(storeDir, 'tuning'));
       const started = performance.now();
-      await snapshotTask(pool, hasher, store, 'tuning', 'main', dataset.stateDir, { chunkSize: s.chunkSize, durable: s.durable });
+      await snapshotTask({ pool, hasher }, dataset.stateDir, { store, jobId: 'tuning', task: 'main' }, { chunkSize: s.chunkSize, durable: s.durable });
       runsMs.push(performance.now() - started);
     }
   } finally {

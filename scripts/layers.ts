@@ -28,7 +28,7 @@ export const LAYERS: Layer[] = [
   { name: 'api', paths: ['src/chunkpoint.ts', 'src/index.ts', 'src/events.ts'], may: ['coordinators', 'boundary', 'storage', 'leaves'] },
   {
     name: 'coordinators',
-    paths: ['src/snapshot/', 'src/restore/', 'src/copy.ts', 'src/verify.ts', 'src/gc.ts', 'src/inspect.ts', 'src/checkpoint.ts', 'src/lease.ts', 'src/pool.ts'],
+    paths: ['src/snapshot/', 'src/restore/', 'src/copy.ts', 'src/verify.ts', 'src/gc.ts', 'src/inspect.ts', 'src/checkpoint.ts', 'src/lease.ts', 'src/pool.ts', 'src/runtime.ts'],
     may: ['boundary', 'storage', 'leaves'],
   },
   // The other side of the thread boundary: reached through the pool by file name, never imported.

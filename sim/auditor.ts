@@ -229,7 +229,7 @@ export class Auditor {
     // Sessions of killed tasks hold their packs until their lease runs out (plus the clock margin): wait for that, then gc without grace.
     await sleep(run.options.leaseMs + leaseMargin(run.options.leaseMs) + 500);
     // Nothing writes any more: interrupted writes need no protection either.
-    const gc = await collectGarbage(clean, hasher, run.job, { graceMs: 0, writeGraceMs: 0 });
+    const gc = await collectGarbage({ hasher }, { store: clean, jobId: run.job }, { graceMs: 0, writeGraceMs: 0 });
     counters.gcRuns++;
     await run.log('final-gc', { ...gc });
     const referenced = new Set<string>();

@@ -171,7 +171,7 @@ class Scenario {
     else {
       try {
         await this.plants.loseFreshPack(parts);
-        const r = await commitTasks(run.faultyStore(), run.hasher, run.job, parts, { retain: options.retain, graceMs: options.graceMs, durable: options.durable });
+        const r = await commitTasks({ hasher: run.hasher }, { store: run.faultyStore(), jobId: run.job }, parts, { retain: options.retain, graceMs: options.graceMs, durable: options.durable });
         committed = r.checkpointId;
         // The blobs were counted with the task snapshots; this adds the _metadata.
         counters.bytesWritten += r.bytesWritten - parts.reduce((sum, p) => sum + p.figures.bytesWritten, 0);

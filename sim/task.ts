@@ -45,7 +45,7 @@ async function round(n: number): Promise<void> {
     send({ type: 'snapshotting', task, round: n });
     const plain = jobRootSpec(store, job);
     const spec = init.faults === undefined ? plain : withFaults(plain, init.faults);
-    const snapshot = await snapshotTask(pool, await loadHasher(), openStore(spec), job, task, stateDir, { chunkSize, durable, leaseMs });
+    const snapshot = await snapshotTask({ pool, hasher: await loadHasher() }, stateDir, { store: openStore(spec), jobId: job, task }, { chunkSize, durable, leaseMs });
     send({ type: 'snapshot', task, round: n, snapshot, digest, bytes, faults: { ...faults } });
   } catch (error) {
     const e = toChunkpointError(error);

@@ -1,14 +1,14 @@
 /**
  * Bounded concurrency, on either side of the thread boundary: how many
- * store reads, worker tasks or file system calls one loop keeps in flight.
+ * store reads, worker requests or file system calls one loop keeps in flight.
  */
 
 /**
- * Runs `task` for every item with at most `limit` in flight, so the number of
- * pending task descriptors stays bounded however large the state is. The first
+ * Runs `work` for every item with at most `limit` in flight, so the number of
+ * pending descriptors stays bounded however large the state is. The first
  * failure stops new work, waits for what is in flight, and is rethrown.
  */
-export async function forEachBounded<T>(items: Iterable<T>, limit: number, task: (item: T) => Promise<void>): Promise<void> {
+export async function forEachBounded<T>(items: Iterable<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
   const iterator = items[Symbol.iterator]();
   let failure: { error: unknown } | undefined;
   const lane = async (): Promise<void> => {
@@ -17,7 +17,7 @@ export async function forEachBounded<T>(items: Iterable<T>, limit: number, task:
       const next = iterator.next();
       if (next.done === true) return;
       try {
-        await task(next.value);
+        await work(next.value);
       } catch (error) {
         failure ??= { error };
         return;

@@ -120,7 +120,7 @@ export class Chunkpoint {
     op.emit({ type: 'snapshot.started', job: job.job, task, stateDir });
     try {
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: job.job, task, ...p }));
-      const result = await this.withCache(options.cache, async (cache) => snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache, progress));
+      const result = await this.withCache(options.cache, async (cache) => snapshot({ pool: this.pool, hasher: await this.hasher, cache, progress }, stateDir, { store, jobId: job.job }, options));
       // The last progress event carries the committed figures (bytesWritten now includes _metadata).
       progress?.update(
         () => ({ bytesDone: result.bytes, bytesTotal: result.bytes, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesDone: result.files, filesTotal: result.files, filesReused: result.filesReused, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped }),
@@ -148,7 +148,7 @@ export class Chunkpoint {
     op.emit({ type: 'snapshot.started', job: task.job, task: task.task, stateDir });
     try {
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: task.job, task: task.task, ...p }));
-      const part = await this.withCache(options.cache, async (cache) => snapshotTask(this.pool, await this.hasher, store, task.job, task.task, stateDir, options, cache, progress));
+      const part = await this.withCache(options.cache, async (cache) => snapshotTask({ pool: this.pool, hasher: await this.hasher, cache, progress }, stateDir, { store, jobId: task.job, task: task.task }, options));
       op.emit({ type: 'snapshot.stored', job: task.job, task: task.task, figures: part.figures });
       return part;
     } catch (error) {
@@ -161,13 +161,13 @@ export class Chunkpoint {
    * The coordinator: commits the job's next checkpoint from one task snapshot
    * per task (from this or other processes), then applies retention.
    */
-  async commit(job: JobLocator, taskSnapshots: readonly TaskSnapshot[], options: Omit<CommitOptions, 'cache'> & { cache?: CacheOptions } = {}): Promise<SnapshotResult> {
+  async commit(job: JobLocator, taskSnapshots: readonly TaskSnapshot[], options: CommitOptions & { cache?: CacheOptions } = {}): Promise<SnapshotResult> {
     this.checkOpen();
     const store = openStore(jobRootSpec(job.store, job.job));
     const op = this.scope(store.location);
     try {
       const { cache: cacheOptions, ...rest } = options;
-      const result = await this.withCache(cacheOptions, async (cache) => commitTasks(store, await this.hasher, job.job, taskSnapshots, { ...rest, ...(cache === undefined ? {} : { cache }) }));
+      const result = await this.withCache(cacheOptions, async (cache) => commitTasks({ hasher: await this.hasher, cache }, { store, jobId: job.job }, taskSnapshots, rest));
       op.emit({ type: 'snapshot.committed', job: job.job, result });
       return result;
     } catch (error) {
@@ -188,7 +188,7 @@ export class Chunkpoint {
     try {
       const result = await this.withCache(options.cache, async (cache) => {
         const source = await this.restoreSource(from, cache, options.task, options.limitRate);
-        return restore(this.pool, source, targetDir, options, cache, op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })));
+        return restore({ pool: this.pool, hasher: await this.hasher, cache, progress: op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })) }, source, targetDir, options);
       });
       op.emit({ type: 'restore.completed', result });
       return result;
@@ -205,7 +205,7 @@ export class Chunkpoint {
     if (!(await store.exists())) {
       throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check ${apiName('store')} and ${apiName('job')}`);
     }
-    return listCheckpoints(store, await this.hasher);
+    return listCheckpoints({ hasher: await this.hasher }, store);
   }
 
   /** Files, chunks and sizes of one checkpoint. */
@@ -213,7 +213,7 @@ export class Chunkpoint {
     this.checkOpen();
     const { store, checkpointId } = await locateCheckpoint(from);
     const hasher = await this.hasher;
-    return report(store, hasher, await loadCheckpoint(store, checkpointId, hasher));
+    return report({ hasher }, store, await loadCheckpoint(store, checkpointId, hasher));
   }
 
   /**
@@ -229,7 +229,7 @@ export class Chunkpoint {
       const store = options.limitRate === undefined ? located.store : openStore({ ...located.store.spec, rateLimit: rateLimitSpec(options.limitRate) });
       const hasher = await this.hasher;
       const metadata = await loadCheckpoint(store, located.checkpointId, hasher);
-      const result = await verifyCheckpoint(this.pool, store, hasher, metadata, options, op.sink<VerifyProgress & { checkpoint: string }>((p) => ({ type: 'verify.progress', ...p })));
+      const result = await verifyCheckpoint({ pool: this.pool, hasher, progress: op.sink<VerifyProgress & { checkpoint: string }>((p) => ({ type: 'verify.progress', ...p })) }, store, metadata, options);
       op.emit({ type: 'verify.completed', result });
       return result;
     } catch (error) {
@@ -251,7 +251,7 @@ export class Chunkpoint {
       if (!(await store.exists())) {
         throw new InvalidInputError('JOB_NOT_FOUND', `no job '${job.job}' in store ${job.store} (nothing at ${store.location}); check ${apiName('store')} and ${apiName('job')}`);
       }
-      const result = await collectGarbage(store, await this.hasher, job.job, options, op.sink<GcProgress>((p) => ({ type: 'gc.progress', job: job.job, ...p })));
+      const result = await collectGarbage({ hasher: await this.hasher, progress: op.sink<GcProgress>((p) => ({ type: 'gc.progress', job: job.job, ...p })) }, { store, jobId: job.job }, options);
       op.emit({ type: 'gc.completed', job: job.job, result });
       return result;
     } catch (error) {
@@ -274,7 +274,7 @@ export class Chunkpoint {
     const op = this.scope(source.location);
     op.emit({ type: 'copy.started', to: destination.location });
     try {
-      const result = await copyJobRoot(this.pool, await this.hasher, source, destination, options, op.sink<CopyProgress & { to: string }>((p) => ({ type: 'copy.progress', ...p })));
+      const result = await copyJobRoot({ pool: this.pool, hasher: await this.hasher, progress: op.sink<CopyProgress & { to: string }>((p) => ({ type: 'copy.progress', ...p })) }, source, destination, options);
       op.emit({ type: 'copy.completed', result });
       return result;
     } catch (error) {

@@ -22,14 +22,12 @@
  * retention removed them at the source) is updated, not refused.
  */
 import { loadCheckpointBytes, loadManifest, readJobState } from './checkpoint.js';
-import type { Hasher } from './format/content-key.js';
 import { ConflictError, CorruptDataError, InvalidInputError, checkAborted } from './errors.js';
 import { decodeMetadata, type CheckpointMetadata } from './format/metadata.js';
 import { checkpointDirName, metadataKey } from './format/names.js';
 import { forEachBounded } from './bounded.js';
-import type { WorkerPool } from './pool.js';
 import type { StagedObject, Store } from './store/store.js';
-import type { ProgressSink } from './progress.js';
+import type { Runtime } from './runtime.js';
 
 export interface CopyProgress {
   /** Bytes of the objects and `_metadata` handled so far (copied, or found already there). */
@@ -68,12 +66,10 @@ export interface CopyResult {
 }
 
 export async function copyJobRoot(
-  pool: WorkerPool,
-  hasher: Hasher,
+  { pool, hasher, progress }: Runtime<CopyProgress & { to: string }>,
   from: Store,
   to: Store,
   options: CopyOptions = {},
-  progress?: ProgressSink<CopyProgress & { to: string }>,
 ): Promise<CopyResult> {
   const started = performance.now();
   const durable = options.durable ?? true;

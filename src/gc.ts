@@ -30,7 +30,7 @@ import type { CheckpointMetadata } from './format/metadata.js';
 import { readSession, sessionLive } from './lease.js';
 import type { SessionRecord } from './format/session.js';
 import type { Store } from './store/store.js';
-import type { ProgressSink } from './progress.js';
+import type { JobRef, MainThreadRuntime } from './runtime.js';
 
 /** gc streams the store's listing, so it has no totals: only running counts. */
 export interface GcProgress {
@@ -140,7 +140,7 @@ function sizesOf(metadata: CheckpointMetadata): Map<string, number> {
   return new Map(metadata.tasks.flatMap((t) => [[t.manifest.key, t.manifest.size] as const, ...t.packs.map((p) => [p.key, p.size] as const)]));
 }
 
-export async function collectGarbage(store: Store, hasher: Hasher, jobId: string, options: GcOptions = {}, progress?: ProgressSink<GcProgress>): Promise<GcResult> {
+export async function collectGarbage({ hasher, progress }: MainThreadRuntime<GcProgress>, { store, jobId }: JobRef, options: GcOptions = {}): Promise<GcResult> {
   const started = performance.now();
   checkOptions(options);
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
@@ -293,9 +293,8 @@ export interface RetentionResult {
  * checkpoint cannot be read.
  */
 export async function applyRetention(
-  store: Store,
-  hasher: Hasher,
-  jobId: string,
+  { hasher }: MainThreadRuntime,
+  { store, jobId }: JobRef,
   options: { retain: number; graceMs?: number; claim?: boolean; durable: boolean },
   known: { state: JobState; checkpoints: ReadonlyMap<number, CheckpointMetadata> },
 ): Promise<RetentionResult> {

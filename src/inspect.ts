@@ -4,10 +4,10 @@
  * files, chunks, stored sizes, what is new and what is reused).
  */
 import { loadCheckpoint, loadManifest, readJobState } from './checkpoint.js';
-import type { Hasher } from './format/content-key.js';
 import { ChunkpointError, CorruptDataError } from './errors.js';
 import type { CheckpointMetadata } from './format/metadata.js';
 import { checkpointDirName, parseStoreKey } from './format/names.js';
+import type { MainThreadRuntime } from './runtime.js';
 import type { Store } from './store/store.js';
 
 export interface CheckpointSummary {
@@ -76,7 +76,7 @@ export function summarize(metadata: CheckpointMetadata): CheckpointSummary {
 }
 
 /** Every committed checkpoint, oldest first; one that cannot be read is listed as damaged, not hidden, and does not hide the others. */
-export async function listCheckpoints(store: Store, hasher: Hasher): Promise<CheckpointSummary[]> {
+export async function listCheckpoints({ hasher }: MainThreadRuntime, store: Store): Promise<CheckpointSummary[]> {
   const out: CheckpointSummary[] = [];
   for (const id of (await readJobState(store)).ids) {
     try {
@@ -90,7 +90,7 @@ export async function listCheckpoints(store: Store, hasher: Hasher): Promise<Che
   return out;
 }
 
-export async function report(store: Store, hasher: Hasher, metadata: CheckpointMetadata): Promise<CheckpointReport> {
+export async function report({ hasher }: MainThreadRuntime, store: Store, metadata: CheckpointMetadata): Promise<CheckpointReport> {
   const summary = summarize(metadata);
   const distinct = new Set<string>();
   let storedBytesNew = 0;

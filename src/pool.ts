@@ -5,16 +5,17 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { ChunkpointError, InternalError, InvalidInputError, abortedError, checkAborted, deserializeError } from './errors.js';
-import { relaySpecs, type ResultFor, type WorkerRequest, type WorkerResponse, type WorkerTask } from './protocol.js';
+import { relaySpecs, type ResultFor, type WorkerRequest, type WorkerMessage, type WorkerResponse } from './protocol.js';
 import { StoreRelay } from './store/relay.js';
 
 export interface PoolOptions {
   /** Worker threads (default: the machine's available parallelism). */
   threads?: number;
   /**
-   * Tasks each thread runs at once (default 2): while one waits for its read
-   * or write, another computes. Each running task holds its own scratch
-   * buffers (a few chunks).
+   * Requests each thread runs at once (default 2): while one waits for its
+   * read or write, another computes. Each running request holds its own
+   * scratch buffers (a few chunks). Named after the public
+   * `ChunkpointOptions.tasksPerThread`, although these are no job's tasks.
    */
   tasksPerThread?: number;
   /**
@@ -33,9 +34,9 @@ export class WorkerPool {
   readonly threads: number;
   readonly tasksPerThread: number;
   /**
-   * Tasks a coordinator keeps in flight: every thread busy with its
+   * Requests a coordinator keeps in flight: every thread busy with its
    * `tasksPerThread` plus one queued, so no thread waits for the main
-   * thread between tasks. Bounded, so memory does not grow with the state.
+   * thread between requests. Bounded, so memory does not grow with the state.
    */
   readonly queueDepth: number;
   /** Pack reads in flight for restores, scrubs and copies. */
@@ -43,7 +44,7 @@ export class WorkerPool {
   private closed = false;
   /** Serves the threads' S3 calls: one isolate does the process's HTTP. */
   private readonly relay = new StoreRelay();
-  /** Errors the pool reported with no task to give them to (see the 'error' listener). */
+  /** Errors the pool reported with no request to give them to (see the 'error' listener). */
   strayErrors = 0;
   lastStrayError: unknown;
 
@@ -70,17 +71,17 @@ export class WorkerPool {
       filename: new URL('../workers/worker.js', import.meta.url).href,
       minThreads: this.threads,
       maxThreads: this.threads,
-      // Each running task has its own scratch set (workers/scratch.ts):
-      // memory stays threads x tasks per thread x a few chunks.
+      // Each running request has its own scratch set (workers/scratch.ts):
+      // memory stays threads x requests per thread x a few chunks.
       // Coordinators bound what they keep in flight: CPU-bound work to tasksPerThread per
       // thread, store reads to ioConcurrency in all.
       concurrentTasksPerWorker: Math.max(this.tasksPerThread, Math.ceil(this.ioConcurrency / this.threads)),
       idleTimeout: 30_000,
     });
-    // piscina emits 'error' for what it cannot hand to a task: a reply that
-    // arrives from a thread it is tearing down (close() while a task runs:
+    // piscina emits 'error' for what it cannot hand to a request: a reply that
+    // arrives from a thread it is tearing down (close() while a request runs:
     // the reply can already be queued), or a thread that died while idle
-    // (piscina starts another). Neither concerns a task still waiting, and an
+    // (piscina starts another). Neither concerns a request still waiting, and an
     // EventEmitter without a listener would throw it into the embedding process.
     piscina.on('error', (error: unknown) => {
       this.strayErrors += 1;
@@ -99,10 +100,10 @@ export class WorkerPool {
     if (this.closed) throw new InternalError('POOL_CLOSED', 'the worker pool was closed; create a new Chunkpoint instance');
     checkAborted(signal);
     // The signal is not piscina's. piscina's abort rejects the run at once;
-    // it is documented to terminate the task's thread (killing the other
-    // operations' tasks running there), and in 5.3 leaves the task running,
+    // it is documented to terminate the request's thread (killing the other
+    // operations' requests running there), and in 5.3 leaves the request running,
     // still writing after we returned, its reply arriving for nobody. The
-    // task watches this flag instead, and we settle only after it has.
+    // request watches this flag instead, and we settle only after it has.
     const cancel = new SharedArrayBuffer(4);
     const flag = new Int32Array(cancel);
     const onAbort = (): void => void Atomics.store(flag, 0, 1);
@@ -111,8 +112,8 @@ export class WorkerPool {
     try {
       // A port per S3 request: the thread keeps the first it gets for good and closes the rest.
       const relay = relaySpecs(request).length > 0 ? this.relay.connect() : undefined;
-      const task: WorkerTask = relay === undefined ? { request, cancel } : { request, cancel, relay };
-      response = (await this.piscina.run(task, relay === undefined ? {} : { transferList: [relay] })) as WorkerResponse;
+      const message: WorkerMessage = relay === undefined ? { request, cancel } : { request, cancel, relay };
+      response = (await this.piscina.run(message, relay === undefined ? {} : { transferList: [relay] })) as WorkerResponse;
     } catch (error) {
       if (error instanceof ChunkpointError) throw error;
       const message = error instanceof Error ? error.message : String(error);

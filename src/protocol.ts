@@ -13,7 +13,7 @@ import type { Area, Handle } from './format/names.js';
 import type { ByteRange, ObjectInfo, StagedObject, StoreSpec } from './store/store.js';
 import type { MessagePort } from 'node:worker_threads';
 
-/** How a task may use the local cache. */
+/** How a request may use the local cache. */
 export interface CacheUse {
   spec: CacheSpec;
   /** The coordinator reserved room: the worker may insert missing entries. */
@@ -74,11 +74,11 @@ export interface WritePackResult {
   rawBytesNew: number;
   /** Cache entries inserted (task-local copy), for the coordinator's index. */
   inserted: { key: string; rawLength: number; size: number }[];
-  /** Where this job's time went inside the worker, ms. */
+  /** Where this request's time went inside the worker, ms. */
   stages: WorkerStages;
 }
 
-/** A worker's time per stage of a snapshot job: reading state files, hashing, compressing, writing to the store (the cache insert counts as write). */
+/** A worker's time per stage of a `writePack` request: reading state files, hashing, compressing, writing to the store (the cache insert counts as write). */
 export interface WorkerStages {
   readMs: number;
   hashMs: number;
@@ -139,8 +139,8 @@ export interface CachedChunk {
 }
 
 /**
- * Restore of a run of chunks the local cache holds, in one task (a task per
- * chunk cost more in messages and target-file opens than the reads): each is
+ * Restore of a run of chunks the local cache holds, in one request (a request
+ * per chunk cost more in messages and target-file opens than the reads): each is
  * verified there, and fetched alone from the store if its entry fails.
  */
 export interface RestoreChunksRequest {
@@ -157,7 +157,7 @@ export interface CachedChunkOutcome {
   source: 'cache' | 'remote';
   /** The entry failed verification and was dropped; the chunk came from the store. */
   dropped: boolean;
-  /** Size of the chunk's cache entry after the task (0: it has none). */
+  /** Size of the chunk's cache entry after the request (0: it has none). */
   entryBytes: number;
 }
 
@@ -232,9 +232,10 @@ export type ResultFor<R extends WorkerRequest> = Extract<WorkerResult, { op: R['
 /**
  * What a thread is handed: a request, and a 4-byte flag its operation's
  * abort sets. Aborting never terminates a thread (it runs other operations'
- * tasks too); the task sees the flag between chunks and answers ABORTED.
+ * requests too); the request sees the flag between chunks and answers ABORTED.
+ * (Not "task", piscina's word for it: here a task is always a part of a job's state.)
  */
-export interface WorkerTask {
+export interface WorkerMessage {
   request: WorkerRequest;
   cancel: SharedArrayBuffer;
   /**

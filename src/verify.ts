@@ -13,17 +13,15 @@
  * every missing or damaged pack and blob with the files that use it.
  */
 import { loadManifest } from './checkpoint.js';
-import type { Hasher } from './format/content-key.js';
 import { CorruptDataError, InvalidInputError, checkAborted, type CodeOfKind } from './errors.js';
 import type { CheckpointMetadata } from './format/metadata.js';
 import type { TaskManifest } from './format/manifest.js';
 import { checkpointDirName } from './format/names.js';
 import { forEachBounded } from './bounded.js';
-import type { WorkerPool } from './pool.js';
 import { planReads, type PlannedBlob } from './restore/plan.js';
 import { isNotFound } from './store/not-found.js';
 import type { Store } from './store/store.js';
-import type { ProgressSink } from './progress.js';
+import type { Runtime } from './runtime.js';
 
 export interface VerifyProgress {
   /** Stored bytes of the pack spans checked so far. Ends at `bytesTotal`. */
@@ -92,12 +90,10 @@ interface Blob extends PlannedBlob {
 }
 
 export async function verifyCheckpoint(
-  pool: WorkerPool,
+  { pool, hasher, progress }: Runtime<VerifyProgress & { checkpoint: string }>,
   store: Store,
-  hasher: Hasher,
   metadata: CheckpointMetadata,
   options: VerifyOptions = {},
-  progress?: ProgressSink<VerifyProgress & { checkpoint: string }>,
 ): Promise<VerifyResult> {
   const started = performance.now();
   const sample = options.sample ?? 1;

@@ -50,7 +50,7 @@ async function jobWithOneCheckpoint(job: string): Promise<{ location: string; ba
   const location = await tempDir('store');
   const local = await rocksState(3 * 1024 * 1024, 102);
   const base = jobRootSpec(location, job);
-  await snapshot(pool, hasher, openStore(base), job, local.dir);
+  await snapshot({ pool, hasher }, local.dir, { store: openStore(base), jobId: job });
   const before = await treeDigest(local.dir);
   await mutateRocksState(local, 103);
   return { location, base, before, local };
@@ -71,7 +71,7 @@ async function expectOnlyChk1Restorable(location: string, job: string, before: A
   expect(new Set(await storedObjects(jobRoot))).toEqual(await referencedObjects(jobRoot));
   expect(await listFiles(join(jobRoot, 'sessions'))).toEqual([]);
   const target = join(await tempDir('restore'), 'out');
-  await restore(pool, await sourceOf(clean, 1), target, {}, undefined);
+  await restore({ pool, hasher }, await sourceOf(clean, 1), target, {});
   expect(await treeDigest(target)).toEqual(before);
 }
 
@@ -82,13 +82,13 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
       const { location, base, before, local } = await jobWithOneCheckpoint(job);
       // Every third pack write fails, in the worker threads (and the session, manifest and commit puts).
       const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { write: 0.34, put: 0.34 }, errno }), retry: FAST_RETRY });
-      const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
+      const error = await refusal(snapshot({ pool, hasher }, local.dir, { store: faulty, jobId: job }));
       expect(error.code, error.message).toBe(`STORE_${errno}`);
       expect(error.kind).toBe('store_unavailable');
       expect(error.message).toContain(errno);
       expect(injectedFault(error)).toBe('permanent');
       await expectOnlyChk1Restorable(location, job, before);
-      const next = await snapshot(pool, hasher, openStore(base), job, local.dir);
+      const next = await snapshot({ pool, hasher }, local.dir, { store: openStore(base), jobId: job });
       expect(next.checkpoint).toBe('chk-2');
     });
   }
@@ -97,7 +97,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     const job = 'fault-publish';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
     const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { publish: 1 }, errno: 'EIO' }), retry: FAST_RETRY });
-    const error = await refusal(snapshot(pool, hasher, faulty, job, local.dir));
+    const error = await refusal(snapshot({ pool, hasher }, local.dir, { store: faulty, jobId: job }));
     expect(error.code, error.message).toBe('STORE_EIO');
     const leftovers: string[] = [];
     for await (const o of openStore(base).listIncomplete('')) leftovers.push(o.key);
@@ -166,24 +166,24 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     const job = 'worker-death';
     const { location, base, before, local } = await jobWithOneCheckpoint(job);
     const dying = openStore({ ...withFaults(base, { seed: SEED, workerExit: { write: 0.3 } }), retry: FAST_RETRY });
-    const error = await refusal(snapshot(pool, hasher, dying, job, local.dir));
+    const error = await refusal(snapshot({ pool, hasher }, local.dir, { store: dying, jobId: job }));
     expect(error.code, error.message).toBe('WORKER_FAILED');
     expect(error.kind).toBe('internal');
     await expectOnlyChk1Restorable(location, job, before);
-    const next = await snapshot(pool, hasher, openStore(base), job, local.dir);
+    const next = await snapshot({ pool, hasher }, local.dir, { store: openStore(base), jobId: job });
     expect(next.checkpoint).toBe('chk-2');
     const target = join(await tempDir('restore'), 'next');
-    await restore(pool, await sourceOf(openStore(base), 2), target, {}, undefined);
+    await restore({ pool, hasher }, await sourceOf(openStore(base), 2), target, {});
     expect(await treeDigest(target)).toEqual(await treeDigest(local.dir));
   });
 
   it('an aborted snapshot has stopped when it rejects: on a slow store, its tasks in flight cleaned up their packs and write nothing afterwards', async () => {
     const location = await tempDir('store');
     const base = jobRootSpec(location, 'abort-slow');
-    // Every store call of the workers waits up to 30 ms: a pack job in flight takes far longer than the abort path.
+    // Every store call of the workers waits up to 30 ms: a pack batch in flight takes far longer than the abort path.
     const slow = openStore({ ...withFaults(base, { seed: SEED, maxLatencyMs: 30 }), retry: FAST_RETRY });
     const controller = new AbortController();
-    // Aborted as soon as a pack is being written (its temp file exists), with other pack jobs in flight.
+    // Aborted as soon as a pack is being written (its temp file exists), with other pack batches in flight.
     const watch = setInterval(() => {
       void listFiles(join(location, 'abort-slow')).then(
         (files) => files.some((f) => f.includes('.tmp-')) && controller.abort(new Error('stop')),
@@ -192,19 +192,19 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     }, 5);
     let error;
     try {
-      error = await refusal(snapshot(pool, hasher, slow, 'abort-slow', state.dir, { signal: controller.signal, chunkSize: 64 * 1024, packSize: 1024 * 1024 }));
+      error = await refusal(snapshot({ pool, hasher }, state.dir, { store: slow, jobId: 'abort-slow' }, { signal: controller.signal, chunkSize: 64 * 1024, packSize: 1024 * 1024 }));
     } finally {
       clearInterval(watch);
     }
     expect(error.code, error.message).toBe('ABORTED');
-    // Each task in flight saw the abort, removed the pack it was writing, and answered before the snapshot rejected;
+    // Each worker request in flight saw the abort, removed the pack it was writing, and answered before the snapshot rejected;
     // the session ended on the way out. Nothing is left, and nothing changes later.
     const atRejection = await treeDigest(join(location, 'abort-slow'));
     expect([...atRejection.keys()]).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(await treeDigest(join(location, 'abort-slow'))).toEqual(atRejection);
     // The pool, whose threads were never terminated, runs the next snapshot.
-    const next = await snapshot(pool, hasher, openStore(base), 'abort-slow', state.dir);
+    const next = await snapshot({ pool, hasher }, state.dir, { store: openStore(base), jobId: 'abort-slow' });
     expect(next.checkpoint).toBe('chk-1');
   });
 
@@ -222,8 +222,8 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     try {
       const options = { chunkSize: 64 * 1024, packSize: 1024 * 1024 };
       const [kept, aborted] = await Promise.allSettled([
-        snapshot(one, hasher, slowJob('kept'), 'kept', state.dir, options),
-        snapshot(one, hasher, slowJob('aborted'), 'aborted', state.dir, { ...options, signal: controller.signal }),
+        snapshot({ pool: one, hasher }, state.dir, { store: slowJob('kept'), jobId: 'kept' }, options),
+        snapshot({ pool: one, hasher }, state.dir, { store: slowJob('aborted'), jobId: 'aborted' }, { ...options, signal: controller.signal }),
       ]);
       expect(controller.signal.aborted).toBe(true);
       expect(aborted.status === 'rejected' && (aborted.reason as { code?: string }).code).toBe('ABORTED');
@@ -235,7 +235,7 @@ describe(`faults during a snapshot (seed ${SEED})`, () => {
     }
     const target = await tempDir('target');
     const store = openStore(jobRootSpec(location, 'kept'));
-    await restore(pool, await sourceOf(store, 1), target, {}, undefined);
+    await restore({ pool, hasher }, await sourceOf(store, 1), target, {});
     expect(await treeDigest(target)).toEqual(await treeDigest(state.dir));
   });
 
@@ -280,10 +280,10 @@ describe(`faults during a restore (seed ${SEED})`, () => {
   it('EIO reading packs fails the restore with STORE_EIO naming the file and chunk; no partial file is left in the target', async () => {
     const location = await tempDir('store');
     const base = jobRootSpec(location, 'restore-eio');
-    await snapshot(pool, hasher, openStore(base), 'restore-eio', state.dir);
+    await snapshot({ pool, hasher }, state.dir, { store: openStore(base), jobId: 'restore-eio' });
     const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { read: 0.3 }, errno: 'EIO' }), retry: FAST_RETRY });
     const target = join(await tempDir('restore'), 'out');
-    const error = await refusal(restore(pool, await sourceOf(faulty, 1, openStore(base)), target, {}, undefined));
+    const error = await refusal(restore({ pool, hasher }, await sourceOf(faulty, 1, openStore(base)), target, {}));
     expect(error.code, error.message).toBe('STORE_EIO');
     expect(error.message).toMatch(/fetching chunk \d+ of \S+/);
     // The pack being read is in the details, and it is one the checkpoint references.
@@ -302,7 +302,7 @@ describe('an injected fault is recognised by its mark, never by its wording', ()
     const tornInWorkers = withFaults(base, { seed: SEED, torn: 1 });
     const clean = openStore({ ...base, retry: FAST_RETRY });
     const store = new Proxy(clean, { get: (target, property) => (property === 'spec' ? { ...tornInWorkers, retry: FAST_RETRY } : (Reflect.get(target, property) as unknown)) });
-    const error = await refusal(snapshot(pool, hasher, store, 'marked', local.dir));
+    const error = await refusal(snapshot({ pool, hasher }, local.dir, { store, jobId: 'marked' }));
     expect(error.code, error.message).toBe('WRITE_FAILED');
     expect(injectedFault(error), `${error.code}: ${error.message}`).toBe('torn');
   });

@@ -179,7 +179,7 @@ describe('checkpoint lifecycle (real RocksDB state)', () => {
   it('an aborted snapshot commits nothing, leaves nothing behind, and the next snapshot succeeds', async () => {
     const store = await tempDir('store');
     const controller = new AbortController();
-    // Aborted mid-snapshot: as soon as the first pack job has stored chunks (small packs: several jobs), before anything is published.
+    // Aborted mid-snapshot: as soon as the first pack batch has stored chunks (small packs: several batches), before anything is published.
     const aborting = new Chunkpoint({
       threads: 2,
       progressIntervalMs: 0,

@@ -142,7 +142,7 @@ describe.skipIf(skipS3('S3 end-to-end tests (test/s3-roundtrip.test.ts)'))('snap
       const spec: StoreSpec = { ...withFaults(jobRootSpec(location, 'flaky'), { seed: SEED, transient: { '*': 0.2 } }), retry: { baseDelayMs: 5, maxDelayMs: 100, maxAttempts: 12 } };
       const faulty = openStore(spec);
       const injectedBefore = injectedInThisThread.transient;
-      const result = await snapshot(pool, hasher, faulty, 'flaky', state.dir, {});
+      const result = await snapshot({ pool, hasher }, state.dir, { store: faulty, jobId: 'flaky' }, {});
       expect(result.checkpoint).toBe('chk-1');
       console.log(`coordinator-side transient faults injected: ${injectedInThisThread.transient - injectedBefore}`);
       const clean = openStore(jobRootSpec(location, 'flaky'));
@@ -163,13 +163,13 @@ describe.skipIf(skipS3('S3 end-to-end tests (test/s3-roundtrip.test.ts)'))('snap
       const location = store();
       const base = jobRootSpec(location, 'broken');
       const clean = openStore(base);
-      await snapshot(pool, hasher, clean, 'broken', local.dir, {});
+      await snapshot({ pool, hasher }, local.dir, { store: clean, jobId: 'broken' }, {});
       const digest1 = await treeDigest(local.dir);
       await mutateRocksState(local, 75);
       const faulty = openStore({ ...withFaults(base, { seed: SEED, permanent: { write: 0.5, put: 0.5 } }), retry: { baseDelayMs: 5 } });
       let outcome: 'committed' | 'failed';
       try {
-        await snapshot(pool, hasher, faulty, 'broken', local.dir, {});
+        await snapshot({ pool, hasher }, local.dir, { store: faulty, jobId: 'broken' }, {});
         outcome = 'committed';
       } catch (error) {
         expect(error).toBeInstanceOf(ChunkpointError);

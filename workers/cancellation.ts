@@ -1,11 +1,11 @@
 /**
- * A running task's view of its operation's abort. The coordinator cannot
- * stop a task by terminating its thread: the thread runs other operations'
- * tasks too, and a killed task leaves a half-written pack or target file
+ * A running request's view of its operation's abort. The coordinator cannot
+ * stop a request by terminating its thread: the thread runs other operations'
+ * requests too, and a killed request leaves a half-written pack or target file
  * behind after the operation has already returned. So an abort sets a flag
- * the coordinator shares with the task, and the task checks it between
+ * the coordinator shares with the request, and the request checks it between
  * chunks, cleans up as on any failure, and answers ABORTED; the operation
- * settles only after its tasks have.
+ * settles only after its requests have.
  */
 import { InternalError } from '../src/errors.js';
 

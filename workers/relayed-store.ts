@@ -1,7 +1,7 @@
 /**
  * A worker's S3 store: every call goes to the main thread's store relay
  * (src/store/relay.ts), which alone loads the SDK and holds the sockets.
- * Only what worker tasks use is relayed (ranged reads, streaming writes,
+ * Only what worker requests use is relayed (ranged reads, streaming writes,
  * stat, delete); listing, publishing and the rest stay coordinator calls.
  */
 import type { MessagePort } from 'node:worker_threads';

@@ -1,12 +1,12 @@
 /**
- * Scratch memory of the tasks a worker runs. A worker runs up to
- * `tasksPerThread` tasks at once (one computes while another waits for its
- * read or write), so each running task holds its own set of named buffers,
+ * Scratch memory of the requests a worker runs. A worker runs up to
+ * `tasksPerThread` requests at once (one computes while another waits for its
+ * read or write), so each running request holds its own set of named buffers,
  * taken from a free list and given back when it ends: memory stays
- * threads x tasks per thread x a few chunks, whatever the state size.
+ * threads x requests per thread x a few chunks, whatever the state size.
  */
 
-/** One task's buffers: valid until the task that was handed this set ends. */
+/** One request's buffers: valid until the request that was handed this set ends. */
 export class Scratch {
   private readonly buffers = new Map<string, Buffer>();
 
@@ -23,11 +23,11 @@ export class Scratch {
 
 const free: Scratch[] = [];
 
-/** Runs `task` with a scratch set no other running task holds. */
-export async function withScratch<T>(task: (scratch: Scratch) => Promise<T>): Promise<T> {
+/** Runs `work` with a scratch set no other running request holds. */
+export async function withScratch<T>(work: (scratch: Scratch) => Promise<T>): Promise<T> {
   const scratch = free.pop() ?? new Scratch();
   try {
-    return await task(scratch);
+    return await work(scratch);
   } finally {
     free.push(scratch);
   }

@@ -4,7 +4,7 @@
  * being ignored. Errors go back as data so their kind and code survive.
  */
 import { InternalError, serializeError } from '../src/errors.js';
-import type { WorkerRequest, WorkerResponse, WorkerResult, WorkerTask } from '../src/protocol.js';
+import type { WorkerMessage, WorkerRequest, WorkerResponse, WorkerResult } from '../src/protocol.js';
 import { Cancellation } from './cancellation.js';
 import { adoptRelay } from './relayed-store.js';
 import { checkSpan } from './check-span.js';
@@ -15,12 +15,12 @@ import { withScratch, type Scratch } from './scratch.js';
 import { verifyRange } from './verify-range.js';
 import { writePack } from './write-pack.js';
 
-export default async function handle(task: WorkerTask): Promise<WorkerResponse> {
+export default async function handle(message: WorkerMessage): Promise<WorkerResponse> {
   try {
-    adoptRelay(task.relay);
-    const cancel = new Cancellation(task.cancel);
+    adoptRelay(message.relay);
+    const cancel = new Cancellation(message.cancel);
     cancel.check();
-    return { ok: true, result: await withScratch((scratch) => dispatch(task.request, scratch, cancel)) };
+    return { ok: true, result: await withScratch((scratch) => dispatch(message.request, scratch, cancel)) };
   } catch (error) {
     return { ok: false, error: serializeError(error) };
   }

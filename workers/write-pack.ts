@@ -160,8 +160,8 @@ export class PackWriter {
 }
 
 /**
- * Header + payload, as parts that share the task's scratch buffers (valid
- * until the task ends). Exported so the benchmark's compute ceiling runs
+ * Header + payload, as parts that share the request's scratch buffers (valid
+ * until the request ends). Exported so the benchmark's compute ceiling runs
  * exactly the writer's CPU work.
  */
 export function encodeBlob(key: string, raw: Buffer, scratch: Scratch): Buffer[] {

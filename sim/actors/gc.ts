@@ -10,7 +10,7 @@ import type { StressRun } from '../run.js';
 
 export async function collectBeside(run: StressRun, auditor: Auditor): Promise<void> {
   try {
-    const r = await collectGarbage(run.faultyStore(), run.hasher, run.job, { graceMs: run.options.gcGraceMs });
+    const r = await collectGarbage({ hasher: run.hasher }, { store: run.faultyStore(), jobId: run.job }, { graceMs: run.options.gcGraceMs });
     run.counters.gcRuns++;
     await run.log('gc', { packsRemoved: r.packsRemoved, manifestsRemoved: r.manifestsRemoved, sessionsRemoved: r.sessionsRemoved, incompleteRemoved: r.incompleteRemoved, liveKept: r.liveKept, youngKept: r.youngKept });
   } catch (error) {

@@ -30,7 +30,7 @@ export class Plants {
     this.planted = true;
     const expires = Math.max(...parts.map((p) => Date.parse(p.expiresAt)));
     await sleep(Math.max(0, expires + leaseMargin(run.options.leaseMs) - Date.now() + 200));
-    const gc = await collectGarbage(run.clean, run.hasher, run.job, { graceMs: 0 });
+    const gc = await collectGarbage({ hasher: run.hasher }, { store: run.clean, jobId: run.job }, { graceMs: 0 });
     await run.log('planted', { kind: 'skip-lease-check', packsCollected: gc.packsRemoved });
     await commitCheckpoint(
       run.clean,

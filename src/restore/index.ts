@@ -14,9 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { blobEntryPath, type CacheIndex } from '../cache.js';
+import { blobEntryPath } from '../cache.js';
 import { ChunkpointError, InvalidInputError, abortedError, apiName, checkAborted, errnoOf, targetIoError } from '../errors.js';
-import type { ProgressSink } from '../progress.js';
+import type { Runtime } from '../runtime.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
 import { checkpointDirName, printable } from '../format/names.js';
@@ -24,7 +24,6 @@ import { forEachBounded } from '../bounded.js';
 import type { WorkerPool } from '../pool.js';
 import type { Store } from '../store/store.js';
 import { findLocalCopies, refreshIdentity, refuseLocalCopyInside, rememberIdentity, stageLocalCopy, type LinkedCopy, type LocalCandidate, type LocalCopyOptions } from '../local-copy.js';
-import { loadHasher } from '../format/content-key.js';
 import { blobsOf, planReads, type PlannedBlob, type Span } from './plan.js';
 import { STAGING_PREFIX, finishFiles, isPlainFile, prepareTarget, refuseGuardedTarget, removeCreatedDirs, stageDirectories, stageFiles, stagedPath, swapIntoPlace, syncFile, type GuardedDir } from './target.js';
 
@@ -139,14 +138,15 @@ export function selectTask(metadata: CheckpointMetadata, task: string | undefine
   return found;
 }
 
-export async function restore(
-  pool: WorkerPool,
-  source: RestoreSource,
-  targetDir: string,
-  options: RestoreOptions,
-  cache: CacheIndex | undefined,
-  progress?: ProgressSink<RestoreProgress & { checkpoint: string; task: string }>,
-): Promise<RestoreResult> {
+type RestoreFigures = RestoreProgress & { checkpoint: string; task: string };
+
+/**
+ * The stages, in order: check and prepare the target, find what need not be
+ * fetched (files kept in place, proven local copies), stage every file,
+ * fetch the rest into the staged files, swap them into place.
+ */
+export async function restore(ctx: Runtime<RestoreFigures>, source: RestoreSource, targetDir: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+  const { pool, progress } = ctx;
   const started = performance.now();
   const durable = options.durable ?? true;
   const { store, metadata } = source;
@@ -164,7 +164,7 @@ export async function restore(
   const { target, createdRoot } = await prepareTarget(resolve(targetDir), options.overwrite === true || inPlace);
   const staging = join(target, `${STAGING_PREFIX}${randomBytes(6).toString('hex')}`);
   const bytesTotal = manifest.files.reduce((sum, f) => sum + f.size, 0);
-  const figures = {
+  const figures: RestoreFigures = {
     checkpoint: checkpointDirName(metadata.checkpointId),
     task: manifest.task,
     bytesDone: 0,
@@ -175,42 +175,19 @@ export async function restore(
     filesTotal: manifest.files.length,
     chunks: 0,
   };
-  let storeReads = 0;
-  let cacheEntriesDropped = 0;
+  let fetched = { storeReads: 0, cacheEntriesDropped: 0 };
   let previousNotRemoved: string | undefined;
   let kept = new Set<string>();
   let local: LocalCandidate[] = [];
   const linked: LinkedCopy[] = [];
-  const localFigures = { verified: 0, rejected: 0 };
+  let localFigures = { verified: 0, rejected: 0 };
   const syncing = new Map<string, Promise<void>>();
   try {
     if (inPlace) kept = await matchingFiles(pool, target, manifest.files, options.signal);
-    if (options.localCopy !== undefined) {
-      const candidates = await findLocalCopies(await loadHasher(), options.localCopy, store.location, manifest.task, manifest.files.filter((f) => !kept.has(f.path)));
-      const unproven = candidates.filter((c) => !c.trusted);
-      const proven = await verifiedFiles(pool, unproven.map((c) => ({ file: c.file, path: c.path })), options.signal);
-      for (const c of unproven) {
-        if (proven.has(c.file.path)) {
-          await rememberIdentity(c.path);
-          localFigures.verified++;
-        } else localFigures.rejected++;
-      }
-      local = candidates.filter((c) => c.trusted || proven.has(c.file.path));
-    }
+    if (options.localCopy !== undefined) ({ local, localFigures } = await provenLocalCopies(ctx, options.localCopy, store.location, manifest.task, manifest.files.filter((f) => !kept.has(f.path)), options.signal));
     await mkdir(staging, { mode: 0o700 });
     await stageDirectories(staging, manifest.files);
-    // Local copies go in first: one that vanished meanwhile (a snapshot replaced the local copy) is fetched instead.
-    const staged: LocalCandidate[] = [];
-    for (const c of local) {
-      try {
-        const l = await stageLocalCopy(c, stagedPath(staging, c.file.path));
-        if (l !== undefined) linked.push(l);
-        staged.push(c);
-      } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw error;
-      }
-    }
-    local = staged;
+    local = await stageLocalCopies(staging, local, linked);
     const fromLocal = new Set(local.map((c) => c.file.path));
     const toRestore = manifest.files.filter((f) => !kept.has(f.path) && !fromLocal.has(f.path));
     await stageFiles(staging, toRestore);
@@ -218,93 +195,7 @@ export async function restore(
     figures.filesDone = manifest.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
     progress?.update(() => ({ ...figures }), true);
 
-    const entryOf = (b: PlannedBlob): string | undefined => (cache === undefined ? undefined : blobEntryPath(cache.spec, b.key, b.rawLength));
-    const plan = planReads(blobsOf(toRestore, staging), (b) => {
-      const entry = entryOf(b);
-      return entry !== undefined && cache?.has(entry) === true;
-    });
-    // A file is done when every blob writing into it is.
-    const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
-    const done = (blobs: readonly PlannedBlob[]): void => {
-      for (const b of blobs) {
-        for (const t of b.targets) {
-          const n = (left.get(t.path) ?? 1) - 1;
-          left.set(t.path, n);
-          if (n === 0) {
-            figures.filesDone++;
-            // Synced now, while the other files are still being restored, rather than all at the end.
-            if (durable) syncing.set(t.path, background(syncFile(t.path)));
-          }
-          figures.bytesDone += b.rawLength;
-          figures.chunks++;
-        }
-      }
-      progress?.update(() => ({ ...figures }));
-    };
-
-    type Item = { span: Span } | { cached: PlannedBlob[] };
-    const items: Item[] = [...plan.spans.map((span) => ({ span })), ...runsOf(plan.cached, pool.threads).map((cached) => ({ cached }))];
-    await forEachBounded(items, pool.ioConcurrency, async (item) => {
-      checkAborted(options.signal);
-      if ('span' in item) {
-        const { span } = item;
-        // Room is reserved before a worker may insert, so the cap holds at every moment; a span larger
-        // than the room gets its first blobs cached, not none.
-        const reserve = cache === undefined ? 0 : await cache.reserveUpTo(span.blobs.reduce((sum, b) => sum + b.length, 0));
-        const insert = reserve > 0;
-        const result = await pool
-          .run(
-            {
-              op: 'restoreSpan',
-              store: store.spec,
-              key: span.key,
-              offset: span.offset,
-              length: span.length,
-              blobs: span.blobs.map(({ at, length, key, rawLength, targets, where }) => ({ at, length, key, rawLength, targets, where })),
-              ...(insert && cache !== undefined ? { cache: cache.spec, cacheBudget: reserve } : {}),
-            },
-            options.signal,
-          )
-          .finally(() => {
-            if (insert) cache?.release(reserve);
-          });
-        for (const e of result.inserted) cache?.record(blobEntryPath(cache.spec, e.key, e.rawLength), e.size);
-        storeReads++;
-        figures.bytesFromRemote += result.bytesFetched;
-        done(span.blobs);
-        return;
-      }
-      const { cached } = item;
-      if (cache === undefined) throw new Error('internal: a cached chunk without a cache');
-      const entries = cached.map((b) => blobEntryPath(cache.spec, b.key, b.rawLength));
-      // Room for the case an entry is bad and the store's copy goes back in its place.
-      for (const entry of entries) cache.forget(entry);
-      const reserve = cached.reduce((sum, b) => sum + b.length, 0);
-      const insert = await cache.reserve(reserve);
-      const result = await pool
-        .run(
-          {
-            op: 'restoreChunks',
-            store: store.spec,
-            chunks: cached.map(({ handle, key, rawLength, targets, where }) => ({ handle, key, rawLength, targets, where })),
-            cache: cache.spec,
-            insert,
-          },
-          options.signal,
-        )
-        .finally(() => {
-          if (insert) cache.release(reserve);
-        });
-      result.outcomes.forEach((outcome, i) => {
-        const entry = entries[i];
-        if (entry !== undefined && outcome.entryBytes > 0) cache.record(entry, outcome.entryBytes);
-        if (outcome.source === 'remote') storeReads++;
-        if (outcome.dropped) cacheEntriesDropped++;
-      });
-      figures.bytesFromRemote += result.bytesFetched;
-      figures.bytesFromCache += result.bytesFromCache;
-      done(cached);
-    });
+    fetched = await fetchChunks(ctx, { store, staging, durable, signal: options.signal, syncing }, toRestore, figures);
     checkAborted(options.signal);
 
     await finishFiles(staging, [...toRestore, ...local.map((c) => c.file)], durable, syncing);
@@ -331,10 +222,10 @@ export async function restore(
     chunks: figures.chunks,
     bytesFromRemote: figures.bytesFromRemote,
     bytesFromCache: figures.bytesFromCache,
-    storeReads,
+    storeReads: fetched.storeReads,
     bytesKept: keptFiles.reduce((sum, f) => sum + f.size, 0),
     filesKept: keptFiles.length,
-    cacheEntriesDropped,
+    cacheEntriesDropped: fetched.cacheEntriesDropped,
     filesFromLocalCopy: local.length,
     bytesFromLocalCopy: local.reduce((sum, c) => sum + c.file.size, 0),
     localCopiesVerified: localFigures.verified,
@@ -346,6 +237,157 @@ export async function restore(
   };
 }
 
+/** The task-local copies of `files` that can be used: trusted as they are, or read and found to hold every chunk. */
+async function provenLocalCopies(
+  { pool, hasher }: Runtime<RestoreFigures>,
+  localCopy: LocalCopyOptions,
+  location: string,
+  task: string,
+  files: FileEntry[],
+  signal: AbortSignal | undefined,
+): Promise<{ local: LocalCandidate[]; localFigures: { verified: number; rejected: number } }> {
+  const localFigures = { verified: 0, rejected: 0 };
+  const candidates = await findLocalCopies(hasher, localCopy, location, task, files);
+  const unproven = candidates.filter((c) => !c.trusted);
+  const proven = await verifiedFiles(pool, unproven.map((c) => ({ file: c.file, path: c.path })), signal);
+  for (const c of unproven) {
+    if (proven.has(c.file.path)) {
+      await rememberIdentity(c.path);
+      localFigures.verified++;
+    } else localFigures.rejected++;
+  }
+  return { local: candidates.filter((c) => c.trusted || proven.has(c.file.path)), localFigures };
+}
+
+/** Links or copies the local copies into the staging directory; returns those that were still there. */
+async function stageLocalCopies(staging: string, local: readonly LocalCandidate[], linked: LinkedCopy[]): Promise<LocalCandidate[]> {
+  // Local copies go in first: one that vanished meanwhile (a snapshot replaced the local copy) is fetched instead.
+  const staged: LocalCandidate[] = [];
+  for (const c of local) {
+    try {
+      const l = await stageLocalCopy(c, stagedPath(staging, c.file.path));
+      if (l !== undefined) linked.push(l);
+      staged.push(c);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw error;
+    }
+  }
+  return staged;
+}
+
+/** Where fetched chunks go, and what a file finished meanwhile leaves to await. */
+interface FetchTarget {
+  store: Store;
+  staging: string;
+  durable: boolean;
+  signal: AbortSignal | undefined;
+  /** The fsync of each file finished so far, started at once. */
+  syncing: Map<string, Promise<void>>;
+}
+
+/**
+ * Fetches every chunk of `toRestore` into its staged file on the pool:
+ * coalesced pack reads from the store, and runs of chunks the cache holds.
+ * `figures` advance as they land.
+ */
+async function fetchChunks(
+  { pool, cache, progress }: Runtime<RestoreFigures>,
+  { store, staging, durable, signal, syncing }: FetchTarget,
+  toRestore: readonly FileEntry[],
+  figures: RestoreFigures,
+): Promise<{ storeReads: number; cacheEntriesDropped: number }> {
+  let storeReads = 0;
+  let cacheEntriesDropped = 0;
+  const entryOf = (b: PlannedBlob): string | undefined => (cache === undefined ? undefined : blobEntryPath(cache.spec, b.key, b.rawLength));
+  const plan = planReads(blobsOf(toRestore, staging), (b) => {
+    const entry = entryOf(b);
+    return entry !== undefined && cache?.has(entry) === true;
+  });
+  // A file is done when every blob writing into it is.
+  const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
+  const done = (blobs: readonly PlannedBlob[]): void => {
+    for (const b of blobs) {
+      for (const t of b.targets) {
+        const n = (left.get(t.path) ?? 1) - 1;
+        left.set(t.path, n);
+        if (n === 0) {
+          figures.filesDone++;
+          // Synced now, while the other files are still being restored, rather than all at the end.
+          if (durable) syncing.set(t.path, background(syncFile(t.path)));
+        }
+        figures.bytesDone += b.rawLength;
+        figures.chunks++;
+      }
+    }
+    progress?.update(() => ({ ...figures }));
+  };
+
+  type Item = { span: Span } | { cached: PlannedBlob[] };
+  const items: Item[] = [...plan.spans.map((span) => ({ span })), ...runsOf(plan.cached, pool.threads).map((cached) => ({ cached }))];
+  await forEachBounded(items, pool.ioConcurrency, async (item) => {
+    checkAborted(signal);
+    if ('span' in item) {
+      const { span } = item;
+      // Room is reserved before a worker may insert, so the cap holds at every moment; a span larger
+      // than the room gets its first blobs cached, not none.
+      const reserve = cache === undefined ? 0 : await cache.reserveUpTo(span.blobs.reduce((sum, b) => sum + b.length, 0));
+      const insert = reserve > 0;
+      const result = await pool
+        .run(
+          {
+            op: 'restoreSpan',
+            store: store.spec,
+            key: span.key,
+            offset: span.offset,
+            length: span.length,
+            blobs: span.blobs.map(({ at, length, key, rawLength, targets, where }) => ({ at, length, key, rawLength, targets, where })),
+            ...(insert && cache !== undefined ? { cache: cache.spec, cacheBudget: reserve } : {}),
+          },
+          signal,
+        )
+        .finally(() => {
+          if (insert) cache?.release(reserve);
+        });
+      for (const e of result.inserted) cache?.record(blobEntryPath(cache.spec, e.key, e.rawLength), e.size);
+      storeReads++;
+      figures.bytesFromRemote += result.bytesFetched;
+      done(span.blobs);
+      return;
+    }
+    const { cached } = item;
+    if (cache === undefined) throw new Error('internal: a cached chunk without a cache');
+    const entries = cached.map((b) => blobEntryPath(cache.spec, b.key, b.rawLength));
+    // Room for the case an entry is bad and the store's copy goes back in its place.
+    for (const entry of entries) cache.forget(entry);
+    const reserve = cached.reduce((sum, b) => sum + b.length, 0);
+    const insert = await cache.reserve(reserve);
+    const result = await pool
+      .run(
+        {
+          op: 'restoreChunks',
+          store: store.spec,
+          chunks: cached.map(({ handle, key, rawLength, targets, where }) => ({ handle, key, rawLength, targets, where })),
+          cache: cache.spec,
+          insert,
+        },
+        signal,
+      )
+      .finally(() => {
+        if (insert) cache.release(reserve);
+      });
+    result.outcomes.forEach((outcome, i) => {
+      const entry = entries[i];
+      if (entry !== undefined && outcome.entryBytes > 0) cache.record(entry, outcome.entryBytes);
+      if (outcome.source === 'remote') storeReads++;
+      if (outcome.dropped) cacheEntriesDropped++;
+    });
+    figures.bytesFromRemote += result.bytesFetched;
+    figures.bytesFromCache += result.bytesFromCache;
+    done(cached);
+  });
+  return { storeReads, cacheEntriesDropped };
+}
+
 /** A promise awaited later: its rejection is handled there (or dropped with a failed restore), never unhandled. */
 function background(promise: Promise<void>): Promise<void> {
   promise.catch(() => undefined);
@@ -353,7 +395,7 @@ function background(promise: Promise<void>): Promise<void> {
 }
 
 /**
- * Cached chunks in runs, one task each: a task per chunk spent more on
+ * Cached chunks in runs, one request each: a request per chunk spent more on
  * messages and on opening target files than on reading the entries. Runs
  * follow the plan's (file) order and stay small enough that every thread
  * gets several.
@@ -392,7 +434,7 @@ async function matchingFiles(pool: WorkerPool, target: string, files: readonly F
 /** The checkpoint paths of those `candidates` whose local file hashes, chunk by chunk, to the checkpoint's keys. */
 async function verifiedFiles(pool: WorkerPool, candidates: ReadonlyArray<{ file: FileEntry; path: string }>, signal: AbortSignal | undefined): Promise<Set<string>> {
   const mismatched = new Set<string>();
-  function* tasks(): Generator<{ file: FileEntry; path: string; offset: number; length: number; key: string }> {
+  function* ranges(): Generator<{ file: FileEntry; path: string; offset: number; length: number; key: string }> {
     for (const { file, path } of candidates) {
       let offset = 0;
       for (const chunk of file.chunks) {
@@ -401,11 +443,11 @@ async function verifiedFiles(pool: WorkerPool, candidates: ReadonlyArray<{ file:
       }
     }
   }
-  await forEachBounded(tasks(), pool.queueDepth, async (t) => {
-    if (mismatched.has(t.file.path)) return;
+  await forEachBounded(ranges(), pool.queueDepth, async (r) => {
+    if (mismatched.has(r.file.path)) return;
     checkAborted(signal);
-    const result = await pool.run({ op: 'verifyRange', file: t.path, relPath: t.file.path, offset: t.offset, length: t.length, key: t.key }, signal);
-    if (!result.match) mismatched.add(t.file.path);
+    const result = await pool.run({ op: 'verifyRange', file: r.path, relPath: r.file.path, offset: r.offset, length: r.length, key: r.key }, signal);
+    if (!result.match) mismatched.add(r.file.path);
   });
   return new Set(candidates.filter((c) => !mismatched.has(c.file.path)).map((c) => c.file.path));
 }

@@ -2,7 +2,7 @@
  * The read plan of a restore: which blobs to fetch, in how few requests.
  *
  * Each distinct blob is fetched once, however many files or offsets use it.
- * Blobs the local cache holds are read from there (one small task each).
+ * Blobs the local cache holds are read from there (one small request each).
  * The rest are grouped by pack, sorted by offset, and coalesced into spans —
  * one ranged read per stretch of a pack, reading over small gaps rather
  * than paying a request for each side — so a restore costs about one

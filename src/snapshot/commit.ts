@@ -12,7 +12,6 @@
  * task its base checkpoint had (retention would later delete that task's
  * only copies).
  */
-import type { CacheIndex } from '../cache.js';
 import { commitCheckpoint, loadCheckpoint, loadManifestBytes, type JobState } from '../checkpoint.js';
 import type { Hasher } from '../format/content-key.js';
 import { ConflictError, InvalidInputError, apiName, checkAborted } from '../errors.js';
@@ -24,6 +23,7 @@ import { readPackIndex, type PackTrailer } from '../format/pack.js';
 import { checkpointDirName, printable } from '../format/names.js';
 import { validateTaskSnapshot, type CheckpointMetadata, type TaskFigures, type TaskSnapshot } from '../format/metadata.js';
 import { forEachBounded } from '../bounded.js';
+import type { JobRef, MainThreadRuntime } from '../runtime.js';
 import type { Store } from '../store/store.js';
 import type { SnapshotResult } from './result.js';
 
@@ -43,8 +43,6 @@ export interface CommitOptions {
    * delete that task's only checkpoints.
    */
   dropTasks?: readonly string[];
-  /** Local cache: a copy of the committed metadata goes there too. */
-  cache?: CacheIndex;
   signal?: AbortSignal;
 }
 
@@ -55,7 +53,22 @@ export interface TrustedTask {
   base: CheckpointMetadata | undefined;
 }
 
-export async function commitTasks(store: Store, hasher: Hasher, jobId: string, taskSnapshots: readonly unknown[], options: CommitOptions = {}, trusted?: TrustedTask): Promise<SnapshotResult> {
+/**
+ * Commits the checkpoint from task snapshots handed over by other processes
+ * (or this one, as plain data): each is checked as strictly as a restore will
+ * read it. With a cache in `ctx`, a copy of the committed metadata goes there too.
+ */
+export async function commitTasks(ctx: MainThreadRuntime, job: JobRef, taskSnapshots: readonly unknown[], options: CommitOptions = {}): Promise<SnapshotResult> {
+  return commit(ctx, job, taskSnapshots, options, undefined);
+}
+
+/** Commits this process's own task snapshot, which it need not check: it holds the lease and the base. */
+export async function commitOwnTask(ctx: MainThreadRuntime, job: JobRef, own: TrustedTask & { snapshot: TaskSnapshot }, options: CommitOptions = {}): Promise<SnapshotResult> {
+  const { snapshot, ...trusted } = own;
+  return commit(ctx, job, [snapshot], options, trusted);
+}
+
+async function commit({ hasher, cache }: MainThreadRuntime, { store, jobId }: JobRef, taskSnapshots: readonly unknown[], options: CommitOptions, trusted: TrustedTask | undefined): Promise<SnapshotResult> {
   const started = performance.now();
   const durable = options.durable ?? true;
   const retain = options.retain ?? DEFAULT_RETAIN;
@@ -123,15 +136,15 @@ export async function commitTasks(store: Store, hasher: Hasher, jobId: string, t
   const ending = trusted !== undefined ? trusted.lease.end() : Promise.all(parts.map((t) => endSession(store, t.session)));
 
   const warnings: string[] = [];
-  if (options.cache !== undefined) {
+  if (cache !== undefined) {
     // A cache that cannot be written never fails a commit; it only misses this copy.
-    await options.cache.putMetadata(store.location, checkpointId, encoded).catch((error: unknown) => warnings.push(`the local cache did not take a copy of the metadata (${error instanceof Error ? error.message : String(error)})`));
+    await cache.putMetadata(store.location, checkpointId, encoded).catch((error: unknown) => warnings.push(`the local cache did not take a copy of the metadata (${error instanceof Error ? error.message : String(error)})`));
   }
   const known = new Map<number, CheckpointMetadata>([[checkpointId, metadata]]);
   if (baseMetadata !== undefined) known.set(baseMetadata.checkpointId, baseMetadata);
   let retention: RetentionResult = { checkpointsRemoved: [], packsRemoved: 0, bytesFreed: 0, warnings: [] };
   try {
-    retention = await applyRetention(store, hasher, jobId, { retain, graceMs, durable, ...(options.claim === undefined ? {} : { claim: options.claim }) }, { state: stateWith(state, checkpointId), checkpoints: known });
+    retention = await applyRetention({ hasher }, { store, jobId }, { retain, graceMs, durable, ...(options.claim === undefined ? {} : { claim: options.claim }) }, { state: stateWith(state, checkpointId), checkpoints: known });
   } catch (error) {
     // The checkpoint is committed whatever retention does: say so, and what went wrong.
     warnings.push(`retention did not run to the end (${error instanceof Error ? error.message : String(error)}); ${checkpointDirName(checkpointId)} is committed, and gc will remove what retention left`);

@@ -11,28 +11,27 @@
  * The coordinator never touches chunk bytes itself.
  */
 import { join, resolve } from 'node:path';
-import type { CacheIndex, CacheOptions } from '../cache.js';
+import type { CacheOptions } from '../cache.js';
 import { checkNotNested, loadCheckpoint, loadManifest, nextCheckpointId, readJobState, type JobState } from '../checkpoint.js';
 import { buildDedupeIndex } from '../dedupe-index.js';
 import { ChunkpointError, CorruptDataError, InternalError, InvalidInputError, abortedError, checkAborted } from '../errors.js';
 import { isWithin, resolvedPath } from '../local-paths.js';
-import type { ProgressSink } from '../progress.js';
 import { MAX_CHUNK_SIZE } from '../format/blob.js';
 import type { Hasher } from '../format/content-key.js';
 import { FORMAT_VERSION } from '../format/envelope.js';
-import { KEY_ALGORITHM, encodeManifest, manifestChecksum, readManifest, type ChunkRef, type PackRef, type TaskManifest } from '../format/manifest.js';
+import { KEY_ALGORITHM, encodeManifest, manifestChecksum, readManifest, type ChunkRef, type FileEntry, type PackRef, type TaskManifest } from '../format/manifest.js';
 import { TASK_SNAPSHOT_FORMAT, type CheckpointMetadata, type TaskEntry, type TaskSnapshot } from '../format/metadata.js';
 import { DEFAULT_TASK, checkTaskId, checkpointDirName, manifestKey } from '../format/names.js';
 import { DEFAULT_PACK_SIZE, MAX_PACK_SIZE, MIN_PACK_SIZE } from '../format/pack.js';
 import { DEFAULT_RETAIN } from '../gc.js';
 import { DEFAULT_LEASE_MS, Lease, checkLeaseMs } from '../lease.js';
-import type { WorkerPool } from '../pool.js';
+import type { JobRef, Runtime, TaskRef } from '../runtime.js';
 import type { Store } from '../store/store.js';
-import { commitTasks, type CommitOptions } from './commit.js';
-import { planReuse, planRewrites, type PendingRun } from './plan.js';
-import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir } from './state-dir.js';
+import { commitOwnTask, type CommitOptions } from './commit.js';
+import { planReuse, planRewrites, type PendingRun, type ReusePlan } from './plan.js';
+import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir, type StateFile } from './state-dir.js';
 import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
-import { packJobs, writePending, type WriteOutcome } from './write.js';
+import { packBatches, writePending, type WriteOutcome } from './write.js';
 
 export { commitTasks, type CommitOptions } from './commit.js';
 export type { SnapshotResult, SnapshotStages } from './result.js';
@@ -58,7 +57,7 @@ export interface SnapshotProgress {
 
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 
-export interface SnapshotOptions extends Omit<CommitOptions, 'cache'> {
+export interface SnapshotOptions extends CommitOptions {
   /** Chunk size in bytes (default 1 MiB). */
   chunkSize?: number;
   /** Pack size: at most this many bytes of chunks per pack object (default 32 MiB). */
@@ -104,18 +103,8 @@ interface StoredTask {
  * snapshot (plain data) for `commitTasks`. Commits nothing; the session's
  * lease, extended at hand-over, keeps gc away until the commit.
  */
-export async function snapshotTask(
-  pool: WorkerPool,
-  hasher: Hasher,
-  store: Store,
-  jobId: string,
-  task: string,
-  stateDir: string,
-  options: TaskSnapshotOptions = {},
-  cache?: CacheIndex,
-  progress?: ProgressSink<SnapshotProgress>,
-): Promise<TaskSnapshot> {
-  const stored = await storeTask(pool, hasher, store, jobId, task, stateDir, options, cache, progress);
+export async function snapshotTask(ctx: Runtime<SnapshotProgress>, stateDir: string, task: TaskRef, options: TaskSnapshotOptions = {}): Promise<TaskSnapshot> {
+  const stored = await storeTask(ctx, stateDir, task, options);
   try {
     await stored.lease.renew();
   } catch (error) {
@@ -128,26 +117,14 @@ export async function snapshotTask(
 }
 
 /** Snapshots one state directory as the job's next checkpoint: one task, committed at once. */
-export async function snapshot(
-  pool: WorkerPool,
-  hasher: Hasher,
-  store: Store,
-  jobId: string,
-  stateDir: string,
-  options: SnapshotOptions = {},
-  cache?: CacheIndex,
-  progress?: ProgressSink<SnapshotProgress>,
-): Promise<SnapshotResult> {
+export async function snapshot(ctx: Runtime<SnapshotProgress>, stateDir: string, job: JobRef, options: SnapshotOptions = {}): Promise<SnapshotResult> {
   const retain = options.retain ?? DEFAULT_RETAIN;
   if (!Number.isSafeInteger(retain) || retain < 1) throw new InvalidInputError('INVALID_RETAIN', `retain ${retain} must be a whole number of checkpoints, at least 1`);
-  const stored = await storeTask(pool, hasher, store, jobId, options.task ?? DEFAULT_TASK, stateDir, options, cache, progress);
+  const stored = await storeTask(ctx, stateDir, { ...job, task: options.task ?? DEFAULT_TASK }, options);
   try {
-    // The commit's cache is the opened index, not the options that name it.
-    const { cache: named, ...rest } = options;
-    void named;
-    const commitOptions: CommitOptions = cache === undefined ? rest : { ...rest, cache };
     const committing = performance.now();
-    const result = await commitTasks(store, hasher, jobId, [stored.snapshot], commitOptions, { lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base });
+    // The commit's cache is the opened index (ctx.cache), not the options that name it.
+    const result = await commitOwnTask({ hasher: ctx.hasher, cache: ctx.cache }, job, { snapshot: stored.snapshot, lease: stored.lease, leaseMs: stored.leaseMs, base: stored.base }, options);
     result.warnings.unshift(...stored.warnings);
     const commitMs = Math.round(performance.now() - committing);
     const keeping = performance.now();
@@ -161,19 +138,16 @@ export async function snapshot(
   }
 }
 
-async function storeTask(
-  pool: WorkerPool,
-  hasher: Hasher,
-  store: Store,
-  jobId: string,
-  task: string,
-  stateDir: string,
-  options: TaskSnapshotOptions,
-  cache: CacheIndex | undefined,
-  progress: ProgressSink<SnapshotProgress> | undefined,
-): Promise<StoredTask> {
-  const started = performance.now();
-  checkTaskId(task);
+/** Validated settings of one task snapshot. */
+interface TaskSettings {
+  chunkSize: number;
+  packSize: number;
+  leaseMs: number;
+  durable: boolean;
+  isImmutable: (relPath: string) => boolean;
+}
+
+function taskSettings(options: TaskSnapshotOptions): TaskSettings {
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE) {
     throw new InvalidInputError('INVALID_CHUNK_SIZE', `chunk size ${chunkSize} is out of range; use 4 KiB..${MAX_CHUNK_SIZE / (1024 * 1024)} MiB`);
@@ -185,6 +159,29 @@ async function storeTask(
   const leaseMs = checkLeaseMs(options.leaseMs ?? DEFAULT_LEASE_MS);
   const durable = options.durable ?? true;
   const isImmutable = immutableMatcher(options.immutable ?? DEFAULT_IMMUTABLE);
+  return { chunkSize, packSize, leaseMs, durable, isImmutable };
+}
+
+/** What the stages after the lease share: where they write, under which session, and what stops them. */
+interface TaskSession {
+  ref: TaskRef;
+  settings: TaskSettings;
+  lease: Lease;
+  /** The caller's signal, or the lease's loss. */
+  signal: AbortSignal;
+}
+
+/**
+ * The stages, in order: list the state directory and find the base (at
+ * once), take the session's lease, plan reuse, store the rest, write the
+ * manifest. Returns the task snapshot with what this process still holds of it.
+ */
+async function storeTask(ctx: Runtime<SnapshotProgress>, stateDir: string, ref: TaskRef, options: TaskSnapshotOptions): Promise<StoredTask> {
+  const { pool, hasher, progress } = ctx;
+  const { store, jobId, task } = ref;
+  const started = performance.now();
+  checkTaskId(task);
+  const settings = taskSettings(options);
   checkAborted(options.signal);
 
   const root = resolve(stateDir);
@@ -192,14 +189,14 @@ async function storeTask(
   if (options.localCopy !== undefined) await refuseLocalCopyInside(options.localCopy, root, 'state directory');
   pool.warm();
   // The state directory and the job are independent: list both at once.
-  const listing = listStateDir(root, isImmutable);
+  const listing = listStateDir(root, settings.isImmutable);
   listing.catch(() => undefined);
   const warnings: string[] = [];
-  const job = await findBase(store, hasher, task, warnings);
+  const found = await findBase(store, hasher, task, warnings);
   const { files, directories } = await listing;
   const listedAt = performance.now();
   if (files.length === 0) throw new InvalidInputError('STATE_DIR_EMPTY', `state directory ${root} holds no files; there is nothing to snapshot (check the path)`);
-  const { state, base } = job;
+  const { state, base } = found;
   const checkpointId = nextCheckpointId(state);
   if (state.ids.length === 0 && state.fence === 0) await checkNotNested(store);
 
@@ -213,111 +210,21 @@ async function storeTask(
   const listing2 = baseTask === undefined ? Promise.resolve(new Map<string, number>()) : listPacks(store, task);
   loading.catch(() => undefined);
   listing2.catch(() => undefined);
-  const lease = await Lease.acquire(store, hasher, { jobId, task, base: base?.checkpointId ?? null, checkpointId, leaseMs, durable }, (error) => abort.abort(error));
+  const lease = await Lease.acquire(store, hasher, { jobId, task, base: base?.checkpointId ?? null, checkpointId, leaseMs: settings.leaseMs, durable: settings.durable }, (error) => abort.abort(error));
+  const session: TaskSession = { ref, settings, lease, signal };
   try {
     const baseManifest = await loading;
     const listed = await listing2;
-    const plan = planReuse(files, baseManifest, listed, chunkSize);
+    const plan = planReuse(files, baseManifest, listed, settings.chunkSize);
     for (const key of plan.packsDamaged) warnings.push(`pack ${key} of ${checkpointDirName(base?.checkpointId ?? 0)} is missing or damaged in the store; its chunks were read again from the state directory`);
-
-    const bytesTotal = files.reduce((sum, f) => sum + f.size, 0);
-    const figures = {
-      bytesDone: plan.bytesReused,
-      bytesTotal,
-      bytesRead: 0,
-      bytesWritten: 0,
-      filesDone: plan.filesReused + files.filter((f) => f.size === 0).length,
-      filesTotal: files.length,
-      filesReused: plan.filesReused,
-      chunksNew: 0,
-      chunksDeduped: 0,
-    };
+    const figures = initialFigures(files, plan);
     progress?.update(() => ({ ...figures }), true);
-    const jobsLeft = new Map<string, number>();
-    /** Stores `pending` on the pool; `counted` says whether its bytes are new to the progress figures (a rewrite's were counted as reused). */
-    const store_ = async (pending: PendingRun[], reusable: readonly ChunkRef[], counted: boolean): Promise<WriteOutcome> => {
-      const jobs = packJobs(pending, packSize);
-      if (counted) for (const job of jobs) for (const { run } of job.parts) jobsLeft.set(run.file.relPath, (jobsLeft.get(run.file.relPath) ?? 0) + 1);
-      return writePending(
-        {
-          pool,
-          store,
-          task,
-          session: lease.session,
-          packSize,
-          durable,
-          signal,
-          dedupe: reusable.length === 0 ? undefined : { table: buildDedupeIndex(reusable), chunks: reusable },
-          cache,
-          onJob(job, result) {
-            if (counted) figures.bytesDone += job.rawBytes;
-            figures.bytesRead += result.bytesRead;
-            figures.bytesWritten += result.bytesWritten;
-            for (const c of result.chunks) if ('reused' in c || c.repeat === true) figures.chunksDeduped++;
-            else figures.chunksNew++;
-            if (counted) {
-              for (const { run } of job.parts) {
-                const left = (jobsLeft.get(run.file.relPath) ?? 1) - 1;
-                jobsLeft.set(run.file.relPath, left);
-                if (left === 0) figures.filesDone++;
-              }
-            }
-            progress?.update(() => ({ ...figures }));
-          },
-        },
-        jobs,
-      ).catch((error: unknown) => {
-        throw signal.aborted ? abortedError(signal) : error;
-      });
-    };
     const plannedAt = performance.now();
-    const written = await store_(plan.pending, plan.reusable, true);
-    // Space: base packs the new checkpoint would keep alive for less than half of their bytes are not
-    // kept alive by it; their chunks go into new packs (and are not deduplicated back into them).
-    const basePacks = new Map((baseManifest?.packs ?? []).filter((p) => !plan.packsDamaged.includes(p.key)).map((p) => [p.key, p.size] as const));
-    const rewrites = planRewrites(files, plan.entries, basePacks);
-    if (rewrites.pending.length > 0) {
-      const again = await store_(rewrites.pending, plan.reusable.filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`)), false);
-      for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
-      for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) written.stages[k] += again.stages[k];
-      written.packs.push(...again.packs);
-    }
-    const packsRewritten = plan.packsRewritten + rewrites.sparse.size;
+    const stored = await storeChunks(ctx, session, files, plan, baseManifest, figures);
+    const { written } = stored;
     const wroteAt = performance.now();
 
-    // The manifest: every pack a chunk of this task lives in, with its size (checked at every reuse).
-    const sizes = new Map<string, number>([...(baseManifest?.packs ?? []).map((p) => [p.key, p.size] as const), ...written.packs.map((p) => [p.key, p.size] as const)]);
-    const packs: PackRef[] = [];
-    const seen = new Set<string>();
-    for (const entry of plan.entries) {
-      for (const c of entry.chunks) {
-        const key = `${c.handle.area}/${c.handle.name}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const size = sizes.get(key);
-        if (size === undefined) throw new InternalError('UNPLACED_CHUNK', `internal: a chunk of ${entry.path} lives in pack ${key}, whose size is unknown`);
-        packs.push({ key, size });
-      }
-    }
-    const manifest: TaskManifest = {
-      formatVersion: FORMAT_VERSION,
-      jobId,
-      task,
-      session: lease.session,
-      base: base?.checkpointId ?? null,
-      createdAt: new Date().toISOString(),
-      keyAlgorithm: KEY_ALGORITHM,
-      chunkSize,
-      directories,
-      packs,
-      files: plan.entries,
-    };
-    const encoded = encodeManifest(manifest, hasher);
-    const key = manifestKey(task, lease.session);
-    // What restore will refuse is never written: the reader's own validator checks it first.
-    readManifest(encoded, hasher, `${store.location}/${key} (about to be written)`, { task, session: lease.session });
-    lease.check();
-    await store.put(key, [encoded], { ifAbsent: true, durable });
+    const { key, encoded, packs } = await writeManifest(ctx, session, { base, directories, entries: plan.entries, baseManifest, written });
     progress?.update(() => ({ ...figures, bytesWritten: figures.bytesWritten + encoded.byteLength }), true);
 
     // The local copy is updated once the snapshot holds (snapshot: after its commit), so a failed
@@ -329,7 +236,6 @@ async function storeTask(
         ? undefined
         : () => keepLocalCopy(hasher, localCopyOptions, store.location, task, plan.entries.map((entry) => ({ entry, absPath: absPaths.get(entry.path) ?? join(root, ...entry.path.split('/')) })));
 
-    const chunks = plan.entries.reduce((n, f) => n + f.chunks.length, 0);
     const snapshot: TaskSnapshot = {
       format: TASK_SNAPSHOT_FORMAT,
       jobId,
@@ -344,20 +250,20 @@ async function storeTask(
       packs,
       figures: {
         files: files.length,
-        bytes: bytesTotal,
+        bytes: figures.bytesTotal,
         bytesRead: written.bytesRead,
         bytesWritten: written.bytesWritten + encoded.byteLength,
         filesReused: plan.filesReused,
         bytesReused: plan.bytesReused,
         chunksNew: written.chunksNew,
         chunksDeduped: written.chunksDeduped,
-        chunks,
+        chunks: plan.entries.reduce((n, f) => n + f.chunks.length, 0),
         bytesCached: written.bytesCached,
         rawBytesNew: written.rawBytesNew,
         packBytes: written.bytesWritten,
         packsWritten: written.packs.length,
-        packsRewritten,
-        bytesRewritten: plan.bytesRewritten + rewrites.bytes,
+        packsRewritten: plan.packsRewritten + stored.packsRewritten,
+        bytesRewritten: plan.bytesRewritten + stored.bytesRewritten,
         durationMs: Math.round(performance.now() - started),
       },
     };
@@ -370,12 +276,137 @@ async function storeTask(
       manifestMs: round(performance.now() - wroteAt),
       workers: { readMs: round(written.stages.readMs), hashMs: round(written.stages.hashMs), compressMs: round(written.stages.compressMs), writeMs: round(written.stages.writeMs) },
     };
-    return { snapshot, lease, leaseMs, base, warnings, keepLocal, stages };
+    return { snapshot, lease, leaseMs: settings.leaseMs, base, warnings, keepLocal, stages };
   } catch (error) {
     await lease.end();
     if (signal.aborted && !(error instanceof ChunkpointError && error.code === 'LEASE_LOST')) throw abortedError(signal);
     throw error;
   }
+}
+
+/** The progress figures once the plan is known: what it reuses is done already. */
+function initialFigures(files: readonly StateFile[], plan: ReusePlan): SnapshotProgress {
+  return {
+    bytesDone: plan.bytesReused,
+    bytesTotal: files.reduce((sum, f) => sum + f.size, 0),
+    bytesRead: 0,
+    bytesWritten: 0,
+    filesDone: plan.filesReused + files.filter((f) => f.size === 0).length,
+    filesTotal: files.length,
+    filesReused: plan.filesReused,
+    chunksNew: 0,
+    chunksDeduped: 0,
+  };
+}
+
+/**
+ * Stores what the plan leaves pending on the pool, then rewrites what would
+ * keep base packs alive for too few of their bytes. `figures` advance as
+ * batches complete.
+ */
+async function storeChunks(
+  { pool, cache, progress }: Runtime<SnapshotProgress>,
+  { ref, settings, lease, signal }: TaskSession,
+  files: readonly StateFile[],
+  plan: ReusePlan,
+  baseManifest: TaskManifest | undefined,
+  figures: SnapshotProgress,
+): Promise<{ written: WriteOutcome; packsRewritten: number; bytesRewritten: number }> {
+  const batchesLeft = new Map<string, number>();
+  /** Stores `pending` on the pool; `counted` says whether its bytes are new to the progress figures (a rewrite's were counted as reused). */
+  const store_ = async (pending: PendingRun[], reusable: readonly ChunkRef[], counted: boolean): Promise<WriteOutcome> => {
+    const batches = packBatches(pending, settings.packSize);
+    if (counted) for (const batch of batches) for (const { run } of batch.parts) batchesLeft.set(run.file.relPath, (batchesLeft.get(run.file.relPath) ?? 0) + 1);
+    return writePending(
+      {
+        pool,
+        store: ref.store,
+        task: ref.task,
+        session: lease.session,
+        packSize: settings.packSize,
+        durable: settings.durable,
+        signal,
+        dedupe: reusable.length === 0 ? undefined : { table: buildDedupeIndex(reusable), chunks: reusable },
+        cache,
+        onBatch(batch, result) {
+          if (counted) figures.bytesDone += batch.rawBytes;
+          figures.bytesRead += result.bytesRead;
+          figures.bytesWritten += result.bytesWritten;
+          for (const c of result.chunks) if ('reused' in c || c.repeat === true) figures.chunksDeduped++;
+          else figures.chunksNew++;
+          if (counted) {
+            for (const { run } of batch.parts) {
+              const left = (batchesLeft.get(run.file.relPath) ?? 1) - 1;
+              batchesLeft.set(run.file.relPath, left);
+              if (left === 0) figures.filesDone++;
+            }
+          }
+          progress?.update(() => ({ ...figures }));
+        },
+      },
+      batches,
+    ).catch((error: unknown) => {
+      throw signal.aborted ? abortedError(signal) : error;
+    });
+  };
+  const written = await store_(plan.pending, plan.reusable, true);
+  // Space: base packs the new checkpoint would keep alive for less than half of their bytes are not
+  // kept alive by it; their chunks go into new packs (and are not deduplicated back into them).
+  const basePacks = new Map((baseManifest?.packs ?? []).filter((p) => !plan.packsDamaged.includes(p.key)).map((p) => [p.key, p.size] as const));
+  const rewrites = planRewrites(files, plan.entries, basePacks);
+  if (rewrites.pending.length > 0) {
+    const again = await store_(rewrites.pending, plan.reusable.filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`)), false);
+    for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
+    for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) written.stages[k] += again.stages[k];
+    written.packs.push(...again.packs);
+  }
+  return { written, packsRewritten: rewrites.sparse.size, bytesRewritten: rewrites.bytes };
+}
+
+/**
+ * Writes the task's manifest: every file's chunks, and every pack a chunk
+ * lives in with its size (checked at every reuse). What restore would refuse
+ * is never written: the reader's own validator checks it first.
+ */
+async function writeManifest(
+  { hasher }: Runtime<SnapshotProgress>,
+  { ref, settings, lease }: TaskSession,
+  parts: { base: CheckpointMetadata | undefined; directories: TaskManifest['directories']; entries: FileEntry[]; baseManifest: TaskManifest | undefined; written: WriteOutcome },
+): Promise<{ key: string; encoded: Buffer; packs: PackRef[] }> {
+  const { store, jobId, task } = ref;
+  const { base, directories, entries, baseManifest, written } = parts;
+  const sizes = new Map<string, number>([...(baseManifest?.packs ?? []).map((p) => [p.key, p.size] as const), ...written.packs.map((p) => [p.key, p.size] as const)]);
+  const packs: PackRef[] = [];
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    for (const c of entry.chunks) {
+      const key = `${c.handle.area}/${c.handle.name}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const size = sizes.get(key);
+      if (size === undefined) throw new InternalError('UNPLACED_CHUNK', `internal: a chunk of ${entry.path} lives in pack ${key}, whose size is unknown`);
+      packs.push({ key, size });
+    }
+  }
+  const manifest: TaskManifest = {
+    formatVersion: FORMAT_VERSION,
+    jobId,
+    task,
+    session: lease.session,
+    base: base?.checkpointId ?? null,
+    createdAt: new Date().toISOString(),
+    keyAlgorithm: KEY_ALGORITHM,
+    chunkSize: settings.chunkSize,
+    directories,
+    packs,
+    files: entries,
+  };
+  const encoded = encodeManifest(manifest, hasher);
+  const key = manifestKey(task, lease.session);
+  readManifest(encoded, hasher, `${store.location}/${key} (about to be written)`, { task, session: lease.session });
+  lease.check();
+  await store.put(key, [encoded], { ifAbsent: true, durable: settings.durable });
+  return { key, encoded, packs };
 }
 
 /** The job's state and its base: the newest checkpoint that can be read (a damaged newest one is routed around, and said). */

@@ -1,7 +1,7 @@
 /**
  * Storing a snapshot task's pending chunks: runs of chunks are grouped into
- * pack jobs of about one pack each (chunks of a file together and in order,
- * small files sharing a job), run on the worker pool, and their results put
+ * pack batches of about one pack each (chunks of a file together and in order,
+ * small files sharing a batch), each one `writePack` request on the worker pool, and their results put
  * back into the file entries. The packs are published in one batch at the
  * end, so a pack's name becomes visible only once its bytes are durable.
  */
@@ -28,11 +28,11 @@ export interface WriteContext {
   /** The dedupe table and the chunks its entries stand for. */
   dedupe: { table: SharedArrayBuffer; chunks: readonly ChunkRef[] } | undefined;
   cache: CacheIndex | undefined;
-  /** Called as each job completes, for progress. */
-  onJob(job: PackJob, result: WritePackResult): void;
+  /** Called as each batch completes, for progress. */
+  onBatch(batch: PackBatch, result: WritePackResult): void;
 }
 
-export interface PackJob {
+export interface PackBatch {
   area: Area;
   parts: { run: PendingRun; chunks: ChunkWork[] }[];
   rawBytes: number;
@@ -47,47 +47,47 @@ export interface WriteOutcome {
   chunksNew: number;
   chunksDeduped: number;
   bytesCached: number;
-  /** Worker time per stage, summed over jobs, and the coordinator's wall time publishing the packs. */
+  /** Worker time per stage, summed over batches, and the coordinator's wall time publishing the packs. */
   stages: WorkerStages;
   publishMs: number;
 }
 
-/** Groups pending runs into jobs of at most `packSize` raw bytes, per area, in order; a large file spans consecutive jobs. */
-export function packJobs(pending: readonly PendingRun[], packSize: number): PackJob[] {
-  const jobs: PackJob[] = [];
+/** Groups pending runs into batches of at most `packSize` raw bytes, per area, in order; a large file spans consecutive batches. */
+export function packBatches(pending: readonly PendingRun[], packSize: number): PackBatch[] {
+  const batches: PackBatch[] = [];
   for (const area of ['shared', 'taskowned'] as const) {
-    let job: PackJob | undefined;
+    let batch: PackBatch | undefined;
     for (const run of pending) {
       if (run.area !== area) continue;
       let part: { run: PendingRun; chunks: ChunkWork[] } | undefined;
       for (const chunk of run.chunks) {
-        if (job === undefined || (job.rawBytes > 0 && job.rawBytes + chunk.length > packSize)) {
-          job = { area, parts: [], rawBytes: 0 };
-          jobs.push(job);
+        if (batch === undefined || (batch.rawBytes > 0 && batch.rawBytes + chunk.length > packSize)) {
+          batch = { area, parts: [], rawBytes: 0 };
+          batches.push(batch);
           part = undefined;
         }
         if (part === undefined) {
           part = { run, chunks: [] };
-          job.parts.push(part);
+          batch.parts.push(part);
         }
         part.chunks.push(chunk);
-        job.rawBytes += chunk.length;
+        batch.rawBytes += chunk.length;
       }
     }
   }
-  return jobs;
+  return batches;
 }
 
-export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]): Promise<WriteOutcome> {
+export async function writePending(ctx: WriteContext, batches: readonly PackBatch[]): Promise<WriteOutcome> {
   const out: WriteOutcome = { packs: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, chunksNew: 0, chunksDeduped: 0, bytesCached: 0, stages: { readMs: 0, hashMs: 0, compressMs: 0, writeMs: 0 }, publishMs: 0 };
   const staged: StagedObject[] = [];
   try {
-    // Pack jobs are CPU-bound (hash, compress) and large: one per task slot, none queued.
-    await forEachBounded(jobs, ctx.pool.threads * ctx.pool.tasksPerThread, async (job) => {
+    // Pack batches are CPU-bound (hash, compress) and large: one per request slot of the pool, none queued.
+    await forEachBounded(batches, ctx.pool.threads * ctx.pool.tasksPerThread, async (batch) => {
       checkAborted(ctx.signal);
-      const runs: FileRun[] = job.parts.map(({ run, chunks }) => ({ file: run.file.absPath, relPath: run.file.relPath, expect: { size: run.file.size, mtimeMs: run.file.mtimeMs }, chunks }));
+      const runs: FileRun[] = batch.parts.map(({ run, chunks }) => ({ file: run.file.absPath, relPath: run.file.relPath, expect: { size: run.file.size, mtimeMs: run.file.mtimeMs }, chunks }));
       // Room for the task-local copy is held before a worker may insert; the largest an entry can be.
-      const reserve = ctx.cache === undefined ? 0 : job.rawBytes + job.parts.reduce((n, p) => n + p.chunks.length, 0) * (BLOB_HEADER_SIZE + 1024) + Math.ceil(job.rawBytes / 255);
+      const reserve = ctx.cache === undefined ? 0 : batch.rawBytes + batch.parts.reduce((n, p) => n + p.chunks.length, 0) * (BLOB_HEADER_SIZE + 1024) + Math.ceil(batch.rawBytes / 255);
       const insert = ctx.cache !== undefined && (await ctx.cache.reserve(reserve));
       let result: WritePackResult;
       try {
@@ -95,7 +95,7 @@ export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]):
           {
             op: 'writePack',
             store: ctx.store.spec,
-            area: job.area,
+            area: batch.area,
             task: ctx.task,
             session: ctx.session,
             runs,
@@ -114,10 +114,10 @@ export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]):
         out.packs.push({ key: p.staged.key, size: p.staged.size });
       }
       let i = 0;
-      for (const { run, chunks } of job.parts) {
+      for (const { run, chunks } of batch.parts) {
         for (const work of chunks) {
           const written = result.chunks[i++];
-          if (written === undefined) throw new Error(`internal: worker returned ${result.chunks.length} chunks for a job of more`);
+          if (written === undefined) throw new Error(`internal: worker returned ${result.chunks.length} chunks for a batch of more`);
           let ref: ChunkRef | undefined;
           if ('reused' in written) {
             ref = ctx.dedupe?.chunks[written.reused];
@@ -126,7 +126,7 @@ export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]):
             const pack = result.packs[written.pack];
             if (pack !== undefined) {
               const slash = pack.staged.key.indexOf('/');
-              ref = { key: written.key, rawLength: written.rawLength, handle: { area: job.area, name: pack.staged.key.slice(slash + 1), offset: written.offset, length: written.length } };
+              ref = { key: written.key, rawLength: written.rawLength, handle: { area: batch.area, name: pack.staged.key.slice(slash + 1), offset: written.offset, length: written.length } };
             }
             if (written.repeat === true) out.chunksDeduped++;
             else out.chunksNew++;
@@ -141,7 +141,7 @@ export async function writePending(ctx: WriteContext, jobs: readonly PackJob[]):
       out.bytesWritten += result.bytesWritten;
       out.rawBytesNew += result.rawBytesNew;
       for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) out.stages[k] += result.stages[k];
-      ctx.onJob(job, result);
+      ctx.onBatch(batch, result);
     });
     checkAborted(ctx.signal);
     // One batch: every pack's bytes and name become durable before any manifest can reference them.
