@@ -23,6 +23,7 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf, storeIoError } from '../errors.js';
 import { AREAS, TEMP_PREFIX, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
+import { forEachBounded } from '../bounded.js';
 import { FileAppender } from './direct-io.js';
 import { notFound } from './not-found.js';
 import type { FsStoreSpec } from './spec.js';
@@ -250,15 +251,9 @@ export class FsStore implements Store {
 
   async publish(staged: readonly StagedObject[], options: PublishOptions = {}): Promise<PutResult[]> {
     const results = new Array<PutResult>(staged.length);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(PUBLISH_CONCURRENCY, staged.length) }, async () => {
-        while (next < staged.length) {
-          const index = next++;
-          results[index] = await this.publishOne(staged[index] as StagedObject, options.durable === true);
-        }
-      }),
-    );
+    await forEachBounded(staged.keys(), PUBLISH_CONCURRENCY, async (index) => {
+      results[index] = await this.publishOne(staged[index] as StagedObject, options.durable === true);
+    });
     if (options.durable === true && staged.length > 0) await this.syncNames(staged.map((s) => s.key));
     return results;
   }
