@@ -388,6 +388,11 @@ export class CacheIndex {
     return readEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), undefined, MAX_METADATA_SIZE);
   }
 
+  /** Removes a cached `_metadata` copy that cannot be used. */
+  async dropMetadata(jobRootLocation: string, checkpointId: number): Promise<void> {
+    await dropEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId));
+  }
+
   /** Stores a copy of a task manifest (already verified by the caller), under its store key: unique per writer session. */
   async putManifest(jobRootLocation: string, key: string, encoded: Buffer): Promise<void> {
     await writeEntry(manifestEntryPath(this.spec, jobRootLocation, key), [encoded], this.spec.shared === true);

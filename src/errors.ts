@@ -97,6 +97,11 @@ export function withContext(error: unknown, context: string, details: Record<str
   return new CLASSES[cp.kind](cp.code, `${context}: ${cp.message}`, { cause: error, details: { ...cp.details, ...details } });
 }
 
+/** The same error (class, kind, code) with a reason appended to its message, e.g. why a fallback was not taken. */
+export function withReason(error: ChunkpointError, reason: string): ChunkpointError {
+  return new CLASSES[error.kind](error.code, `${error.message}; ${reason}`, { cause: error, details: error.details });
+}
+
 /** The wire form of an error. Causes are flattened to their message chain, never to live objects. */
 export interface SerializedError {
   kind: ErrorKind;

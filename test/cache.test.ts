@@ -90,6 +90,43 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     await expect(cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } })).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
   });
 
+  it('with the store down, the cache serves the newest checkpoint it holds of the job root\'s current history, never a copy an older job of the same id left (issue #16 item 1)', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const other = await rocksState(3 * 1024 * 1024, 43);
+    // An old job 'j': chk-1 and chk-2, both restored through the cache.
+    await cp.snapshot(other.dir, { store, job: 'j' });
+    await writeFile(join(other.dir, 'extra.sst'), 'the old job, second checkpoint');
+    await cp.snapshot(other.dir, { store, job: 'j' });
+    for (const checkpoint of [1, 2]) await cp.restore({ store, job: 'j', checkpoint }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    // 'j' is deleted and recreated: its chk-1 is new state, restored once through the cache.
+    await rm(join(store, 'j'), { recursive: true });
+    await cp.snapshot(state.dir, { store, job: 'j' });
+    await cp.restore({ store, job: 'j' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    const away = `${store}-away`;
+    await rename(store, away);
+    await symlink(store, store);
+    try {
+      // 'latest' is the newest checkpoint the cache has seen (the new chk-1), not the highest cached id (the old chk-2).
+      const target = join(await tempDir('restore'), 'out');
+      const offline = await cp.restore({ store, job: 'j' }, target, { cache: { dir: cache } });
+      expect(offline.checkpoint).toBe('chk-1');
+      expect(offline.metadataFromCache).toBe(true);
+      expect(offline.metadataNote).toMatch(/chk-1, the newest checkpoint of .* the local cache holds; the store could not be asked for its latest/);
+      expect(await treeDigest(target)).toEqual(expected);
+      // The old chk-2 predates a checkpoint the cache saw later with a lower id: it is another job's history, refused.
+      const stale = await cp.restore({ store, job: 'j', checkpoint: 2 }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(stale).toMatchObject({ kind: 'store_unavailable' });
+      expect((stale as Error).message).toContain('the local cache\'s copy of chk-2 was committed before chk-1');
+    } finally {
+      await rm(store);
+      await rename(away, store);
+    }
+  });
+
   it('a corrupted cache entry is dropped and exactly that chunk is fetched from the store', async () => {
     const store = await tempDir('store');
     const cache = await tempDir('cache');

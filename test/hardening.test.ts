@@ -385,6 +385,52 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('a job recreated under the same id is never restored from the cached copies of the old one: an unreadable manifest or _metadata fails; a cached manifest is used only when it is the one the store\'s _metadata names (item 1)', async () => {
+    const oldState = await smallState();
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const restored = await tempDir('restored');
+    for (const dir of [join(oldState, '..'), store, cache, restored]) handOver(dir);
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', oldState, ...job], AS_USER)).code).toBe(0);
+    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], AS_USER);
+    expect(first.code, first.stderr).toBe(0);
+    // The job is deleted and recreated under the same id: a new chk-1 with other bytes.
+    await rm(join(store, 'j'), { recursive: true });
+    const newState = await smallState();
+    handOver(join(newState, '..'));
+    expect((await runCli(['snapshot', newState, ...job], AS_USER)).code).toBe(0);
+    const manifests = (await readdir(join(store, 'j'), { recursive: true })).filter((p) => p.endsWith('.manifest'));
+    expect(manifests.length).toBe(1);
+    const manifest = join(store, 'j', manifests[0] ?? '');
+    const metadata = join(store, 'j', 'chk-1', '_metadata');
+    const newBytes = await readFile(join(newState, '000001.sst'));
+    // The new _metadata cannot be read (the listing can): the cached chk-1 is the old job's, refused as such.
+    await chmod(metadata, 0o000);
+    const noMetadata = await runCli(['restore', ...job, join(restored, 'md'), '--cache', cache], AS_USER);
+    expect(noMetadata.code, noMetadata.stdout).toBe(1);
+    expect(noMetadata.stderr).toContain('STORE_EACCES');
+    expect(noMetadata.stderr).toMatch(/the local cache's copy of chk-1 is not the store's chk-1/);
+    await chmod(metadata, 0o600);
+    // The new manifest cannot be read (the store's _metadata can): the cache's manifest is the old job's, so nothing is restored.
+    await chmod(manifest, 0o000);
+    const noManifest = await runCli(['restore', ...job, join(restored, 'm'), '--cache', cache], AS_USER);
+    expect(noManifest.code, noManifest.stdout).toBe(1);
+    expect(noManifest.stderr).toContain('STORE_EACCES');
+    expect(noManifest.stderr).toContain(manifests[0]?.split(sep).at(-1));
+    expect(noManifest.stdout).not.toContain('local cache');
+    await chmod(manifest, 0o600);
+    // Once the cache holds the new checkpoint's manifest, an unreadable manifest is served from it, beside the store's _metadata.
+    const warm = await runCli(['restore', ...job, join(restored, 'new'), '--cache', cache], AS_USER);
+    expect(warm.code, warm.stderr).toBe(0);
+    await chmod(manifest, 0o000);
+    const fromCache = await runCli(['restore', ...job, join(restored, 'new2'), '--cache', cache], AS_USER);
+    expect(fromCache.code, fromCache.stderr).toBe(0);
+    expect(fromCache.stdout).toMatch(/metadata +the task manifest from the local cache \(the store could not be read: STORE_EACCES\); _metadata from the store/);
+    expect(await readFile(join(restored, 'new2', '000001.sst'))).toEqual(newBytes);
+    await chmod(manifest, 0o600);
+  });
+
   it('a state file replaced by a FIFO after the listing fails the snapshot at once (STATE_SPECIAL_FILE), never blocking in open (item 2)', async () => {
     const state = await smallState();
     const store = await tempDir('store');

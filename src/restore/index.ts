@@ -107,8 +107,10 @@ export interface RestoreResult {
   localCopiesVerified: number;
   /** Local copies that did not hold the checkpoint's bytes (changed behind chunkpoint's back): not used. */
   localCopiesRejected: number;
-  /** The metadata came from the local cache because the store was unreachable. */
+  /** Some of the checkpoint's metadata (its `_metadata`, its task manifest) came from the local cache because the store could not be read. */
   metadataFromCache: boolean;
+  /** What came from the cache, why, and which checkpoint it is; null when everything came from the store. */
+  metadataNote: string | null;
   /**
    * Set when the target's previous entries, moved aside once the new ones
    * were in place, could not be deleted: the directory holding them. The
@@ -124,6 +126,8 @@ export interface RestoreSource {
   metadata: CheckpointMetadata;
   manifest: TaskManifest;
   metadataFromCache: boolean;
+  /** What came from the cache and why (see RestoreResult.metadataNote). */
+  metadataNote?: string;
 }
 
 /** The one task a restore is about: named, or the only one. */
@@ -340,6 +344,7 @@ export async function restore(
     localCopiesVerified: localFigures.verified,
     localCopiesRejected: localFigures.rejected,
     metadataFromCache: source.metadataFromCache,
+    metadataNote: source.metadataNote ?? null,
     previousContentsLeftAt: previousNotRemoved ?? null,
     durationMs: Math.round(durationMs),
     throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
