@@ -63,11 +63,17 @@ export function blobEntryPath(spec: CacheSpec, key: string, rawLength: number): 
 }
 
 /**
- * Reads a cache entry, or undefined on a miss (absent or expired). A hit
- * resets the entry's TTL and LRU position. The bytes are NOT verified here:
- * the caller must verify them and call `dropEntry` if they fail.
- */
-/**
+ * Reads a cache entry, or undefined on a miss. A hit resets the entry's TTL
+ * and LRU position when it can. The bytes are NOT verified here: the caller
+ * must verify them and call `dropEntry` if they fail.
+ *
+ * A cache is never needed for correctness, so whatever keeps an entry from
+ * being read is a miss: absent, expired, larger than it can be, not a regular
+ * file (a FIFO, a directory: evicted, as they would otherwise shadow the
+ * entry forever), or not readable by this user (a cache shared with the
+ * group, or an entry someone made private). A recency refresh that fails (an
+ * entry another user owns may not have its times set) is ignored.
+ *
  * `maxSize`: the most an entry of this kind can hold; a larger one (grown, or
  * not ours) is a miss and is evicted. `into` supplies the memory to read into
  * (see Store.get).
@@ -78,33 +84,47 @@ export async function readEntry(path: string, ttlMs: number | undefined, maxSize
     // Non-blocking: a FIFO planted in the cache opens at once (and is a miss below) instead of hanging the restore.
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
-    if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') return undefined;
-    throw cacheIoError('reading cache entry', path, error);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return undefined;
-    if (st.size > maxSize) {
-      await unlink(path).catch(() => undefined);
+    const errno = errnoOf(error);
+    if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'EPERM') return undefined;
+    // ELOOP: a symbolic link where an entry belongs; never followed, evicted.
+    if (errno === 'ELOOP') {
+      await evictOddEntry(path);
       return undefined;
     }
-    if (ttlMs !== undefined && Date.now() - st.mtimeMs > ttlMs) {
-      await unlink(path).catch(() => undefined);
+    throw cacheIoError('reading cache entry', path, error);
+  }
+  let evict = false;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > maxSize || (ttlMs !== undefined && Date.now() - st.mtimeMs > ttlMs)) {
+      evict = true;
       return undefined;
     }
     const data = into?.(st.size) ?? Buffer.allocUnsafe(st.size);
     const done = await readAt(fh, data, 0);
     // Recency to the minute is all LRU needs; an entry used a moment ago (just filled, or hit by the previous restore) is not touched again.
     const now = Date.now();
-    if (now - st.mtimeMs > Math.min(RECENCY_RESOLUTION_MS, (ttlMs ?? Infinity) / 10)) await fh.utimes(new Date(now), new Date(now));
+    if (now - st.mtimeMs > Math.min(RECENCY_RESOLUTION_MS, (ttlMs ?? Infinity) / 10)) await fh.utimes(new Date(now), new Date(now)).catch(() => undefined);
     return done === st.size ? data : data.subarray(0, done);
   } catch (error) {
-    // An entry evicted by another process under us is just a miss.
-    if (errnoOf(error) === 'ENOENT') return undefined;
+    // An entry evicted by another process under us is just a miss, as is one this user may not read.
+    const errno = errnoOf(error);
+    if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'EPERM') return undefined;
+    // A directory opens but cannot be read.
+    if (errno === 'EISDIR') {
+      evict = true;
+      return undefined;
+    }
     throw cacheIoError('reading cache entry', path, error);
   } finally {
     await fh.close();
+    if (evict) await evictOddEntry(path);
   }
+}
+
+/** Removes whatever sits where an entry belongs (a file, a link, a FIFO, a directory tree); never fails. */
+async function evictOddEntry(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true }).catch(() => undefined);
 }
 
 export async function dropEntry(path: string): Promise<void> {

@@ -235,6 +235,53 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('a cache shared with the group serves another member\'s restore: entries it may not touch or read are misses, never CACHE_EPERM or CACHE_EACCES (item 2)', async () => {
+    if (AS_USER.uid === undefined) {
+      console.warn('item 2 (group-shared cache): not root, so the restore as another user was SKIPPED');
+      return;
+    }
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cacheParent = await tempDir('cache');
+    const cache = join(cacheParent, 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const entries = (await readdir(cache, { recursive: true })).filter((p) => p.split(sep).includes('blobs') && /-\d+$/.test(p)).map((p) => join(cache, p));
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    // Shared with nobody's group: readable, not writable, owned by root. Entries used an hour ago, so a hit would refresh their time.
+    execFileSync('chown', ['-R', '0:65534', cacheParent]);
+    execFileSync('chmod', ['-R', 'g+rX', cacheParent]);
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const entry of entries) utimesSync(entry, hourAgo, hourAgo);
+    const unreadable = entries[0] ?? '';
+    await chmod(unreadable, 0o000);
+    handOver(store);
+    const targetParent = await tempDir('restore');
+    handOver(targetParent);
+    const target = join(targetParent, 'db');
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--cache', cache, '--json'], AS_USER);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { bytesFromCache: number; bytesFromRemote: number };
+    expect(result.bytesFromCache).toBeGreaterThan(0);
+    expect(result.bytesFromRemote).toBeGreaterThan(0);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+  });
+
+  it('a cache entry that is a directory is evicted, not only missed: the restore puts the verified blob in its place (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cache = join(await tempDir('cache'), 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const entries = (await readdir(cache, { recursive: true })).filter((p) => p.split(sep).includes('blobs') && /-\d+$/.test(p)).map((p) => join(cache, p));
+    const entry = entries[0] ?? '';
+    await rm(entry);
+    await mkdir(join(entry, 'inside'), { recursive: true });
+    await writeFile(join(entry, 'inside', 'file'), 'not a blob');
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), join(await tempDir('restore'), 'db'), '--cache', cache, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { bytesFromRemote: number }).bytesFromRemote).toBeGreaterThan(0);
+    expect((await stat(entry)).isFile()).toBe(true);
+  });
+
   it('a restore target that is a dangling or looping link fails with a target error naming the link, not UNEXPECTED (item 13)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
