@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
 import { jobRootSpec, jobRootSpecFromLocation } from '../src/store/open.js';
 import { LONGEST_OBJECT_NAME, S3_MAX_KEY_BYTES } from '../src/store/s3.js';
-import { refusal, removeTempDirs, runCli, tempDir } from './support.js';
+import { checkpointFiles, refusal, removeTempDirs, runCli, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 
@@ -476,6 +476,35 @@ describe('hardening (issue #16)', () => {
     expect(fromCache.stdout).toMatch(/metadata +the task manifest from the local cache \(the store could not be read: STORE_EACCES\); _metadata from the store/);
     expect(await readFile(join(restored, 'new2', '000001.sst'))).toEqual(newBytes);
     await chmod(manifest, 0o600);
+  });
+
+  it('a damaged blob is named once in every message, never "blob blob" or its location twice: verify, restore and copy (item 13)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const chunk = (await checkpointFiles(join(store, 'j'), 1)).find((f) => f.path === '000001.sst')?.chunks[0];
+    expect(chunk).toBeDefined();
+    const { area, name, offset } = chunk?.handle ?? { area: '', name: '', offset: 0 };
+    const pack = `${area}/${name}`;
+    const path = join(store, 'j', area, name);
+    const bytes = await readFile(path);
+    bytes[offset] = (bytes[offset] ?? 0) ^ 0xff; // the blob's magic
+    await writeFile(path, bytes);
+    const count = (text: string, what: string): number => text.split(what).length - 1;
+    const verified = await runCli(['verify', '--store', store, '--job', 'j']);
+    expect(verified.code).toBe(1);
+    const line = verified.stdout.split('\n').find((l) => l.includes('magic')) ?? '';
+    expect(line.trim()).toBe(`chunk 0 of 000001.sst: blob at ${offset} of pack ${pack} does not start with the chunkpoint blob magic (not a chunkpoint blob, or damaged); the checkpoint is damaged: restore an older checkpoint or repair the store`);
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain(`chunk 0 of 000001.sst (pack ${pack} at ${offset}) does not start with the chunkpoint blob magic`);
+    const copied = await runCli(['copy', join(store, 'j'), join(await tempDir('copy'), 'j')]);
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain(`blob at ${offset} of pack ${join(store, 'j', area, name)} does not start with the chunkpoint blob magic`);
+    for (const [what, text] of [['verify', line], ['restore', restored.stderr], ['copy', copied.stderr]] as const) {
+      expect(text, what).not.toMatch(/blob blob/);
+      expect(count(text, name), `${what}: ${text}`).toBe(1);
+    }
   });
 
   it('a state file replaced by a FIFO after the listing fails the snapshot at once (STATE_SPECIAL_FILE), never blocking in open (item 2)', async () => {
