@@ -300,6 +300,24 @@ describe('hardening (issue #16)', () => {
     expect(loop.stderr).not.toContain('UNEXPECTED');
   });
 
+  it('an existing restore target this user may not read fails with TARGET_EACCES naming it, not UNEXPECTED (item 13b)', async () => {
+    if (AS_USER.uid === undefined) console.warn('item 13b: not root, so the restore runs as this user, who may read a 0700 directory of its own; the EACCES case is SKIPPED');
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    handOver(store);
+    const parent = await tempDir('restore');
+    handOver(parent);
+    // Someone else's private directory: the restoring user may see it exists, not list it.
+    const target = join(parent, 'theirs');
+    await mkdir(target, { mode: 0o700 });
+    if (AS_USER.uid === undefined) return;
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--overwrite'], AS_USER);
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('UNEXPECTED');
+    expect(r.stderr).toMatch(new RegExp(`^chunkpoint: TARGET_EACCES: listing restore target failed with EACCES at ${target}; check the permissions of the restore target\\n$`));
+  });
+
   it('a job root inside the state directory is refused before anything is written (STORE_INSIDE_STATE), and cache stats/prune of a missing cache create nothing (item 13)', async () => {
     const state = await smallState();
     const before = (await readdir(state)).sort();
