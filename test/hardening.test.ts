@@ -593,6 +593,45 @@ describe('hardening (issue #16)', () => {
     expect((await readdir(elsewhere)).sort()).toEqual(packs);
   });
 
+  it('verify reports every pack that is a directory, a symbolic link, or behind a link loop under the job root, and goes on (items 4 and 13l)', async () => {
+    const state = await smallState();
+    const base = await tempDir('odd-packs');
+    const store = join(base, 'st');
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await writeFile(join(state, `00000${i + 1}.sst`), randomBytes(200_000));
+      expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    }
+    const shared = join(store, 'j', 'shared');
+    const packs = (await readdir(shared)).sort();
+    expect(packs.length).toBe(3);
+    const [asDir = '', asLink = '', whole = ''] = packs;
+    // One pack is a directory, one a link to a good copy of itself elsewhere: neither is read, both are reported.
+    await copyFile(join(shared, asLink), join(base, 'elsewhere.pack'));
+    await rm(join(shared, asLink));
+    await symlink(join(base, 'elsewhere.pack'), join(shared, asLink));
+    await rm(join(shared, asDir));
+    await mkdir(join(shared, asDir));
+    const odd = await runCli(['verify', '--store', store, '--job', 'j', '--checkpoint', '3']);
+    expect(odd.code, odd.stderr).toBe(1);
+    expect(odd.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${asDir}`));
+    expect(odd.stdout).toMatch(new RegExp(`shared/${asDir} is a directory`));
+    expect(odd.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${asLink}`));
+    expect(odd.stdout).toMatch(new RegExp(`shared/${asLink} is a symbolic link`));
+    expect(odd.stdout).not.toContain(whole);
+    // shared/ itself a link loop: every pack behind it is reported, not 'STORE_IO … ELOOP … check the store volume'.
+    await rm(shared, { recursive: true });
+    await symlink(join(store, 'j', 'loop'), shared);
+    await symlink(shared, join(store, 'j', 'loop'));
+    const looped = await runCli(['verify', '--store', store, '--job', 'j', '--checkpoint', '3']);
+    expect(looped.code, looped.stderr).toBe(1);
+    expect(looped.stderr).not.toContain('STORE_IO');
+    for (const pack of packs) expect(looped.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${pack}`));
+    expect(looped.stdout).toContain('a loop of symbolic links');
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(base, 'target')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain('NOT_A_REGULAR_FILE');
+  });
+
   it('damaged checkpoints never block the job: list shows the rest, a snapshot routes around a damaged latest, retention keeps them without counting them, drop removes them (item 5)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
