@@ -257,13 +257,19 @@ export class CacheIndex {
     return CacheIndex.open(options);
   }
 
-  static async open(options: CacheOptions): Promise<CacheIndex> {
+  /** Refuses options that make no sense (the caller's mistake, unlike a cache that cannot be created). */
+  static checkOptions(options: CacheOptions): void {
     if (options.maxBytes !== undefined && (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 0)) {
       throw new InvalidInputError('INVALID_CACHE_SIZE', `cache size cap ${options.maxBytes} is not a byte count; use e.g. 10GiB`);
     }
     if (options.ttlMs !== undefined && (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0)) {
       throw new InvalidInputError('INVALID_CACHE_TTL', `cache TTL ${options.ttlMs} ms is not a positive duration; use e.g. 7d`);
     }
+  }
+
+  /** Opens (creating it if missing) and scans a cache; a failure to do so is a CACHE_… error (details.place 'cache'). */
+  static async open(options: CacheOptions): Promise<CacheIndex> {
+    CacheIndex.checkOptions(options);
     const dir = cacheSpec(options).dir;
     try {
       await mkdir(join(dir, CACHE_LAYOUT_VERSION, 'blobs'), { recursive: true, mode: createModesFor(false).dir });

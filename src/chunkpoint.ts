@@ -92,8 +92,9 @@ export class Chunkpoint {
    * every moment. (Processes sharing a cache each hold it for what they see;
    * the next operation to open the cache evicts back under it.)
    */
-  private readonly caches = new Map<string, { index: Promise<CacheIndex>; users: number }>();
+  private readonly caches = new Map<string, { index: Promise<CacheIndex | ChunkpointError>; users: number }>();
   private cacheWarned = false;
+  private readonly cacheUnusableWarned = new Set<string>();
   private listenerFailed = false;
 
   constructor(options: ChunkpointOptions = {}) {
@@ -120,7 +121,11 @@ export class Chunkpoint {
     op.emit({ type: 'snapshot.started', job: job.job, task, stateDir });
     try {
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: job.job, task, ...p }));
-      const result = await this.withCache(options.cache, async (cache) => snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache, progress));
+      const result = await this.withCache(options.cache, async (cache, unusable) => {
+        const done = await snapshot(this.pool, await this.hasher, store, job.job, stateDir, options, cache, progress);
+        if (unusable !== undefined) done.warnings.push(`${unusable}; the snapshot went on without it`);
+        return done;
+      });
       // The last progress event carries the committed figures (bytesWritten now includes _metadata).
       progress?.update(
         () => ({ bytesDone: result.bytes, bytesTotal: result.bytes, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesDone: result.files, filesTotal: result.files, filesReused: result.filesReused, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped }),
@@ -148,7 +153,10 @@ export class Chunkpoint {
     op.emit({ type: 'snapshot.started', job: task.job, task: task.task, stateDir });
     try {
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: task.job, task: task.task, ...p }));
-      const part = await this.withCache(options.cache, async (cache) => snapshotTask(this.pool, await this.hasher, store, task.job, task.task, stateDir, options, cache, progress));
+      const part = await this.withCache(options.cache, async (cache, unusable) => {
+        this.warnCacheUnusable(unusable, 'snapshot');
+        return snapshotTask(this.pool, await this.hasher, store, task.job, task.task, stateDir, options, cache, progress);
+      });
       op.emit({ type: 'snapshot.stored', job: task.job, task: task.task, figures: part.figures });
       return part;
     } catch (error) {
@@ -167,7 +175,11 @@ export class Chunkpoint {
     const op = this.scope(store.location);
     try {
       const { cache: cacheOptions, ...rest } = options;
-      const result = await this.withCache(cacheOptions, async (cache) => commitTasks(store, await this.hasher, job.job, taskSnapshots, { ...rest, ...(cache === undefined ? {} : { cache }) }));
+      const result = await this.withCache(cacheOptions, async (cache, unusable) => {
+        const done = await commitTasks(store, await this.hasher, job.job, taskSnapshots, { ...rest, ...(cache === undefined ? {} : { cache }) });
+        if (unusable !== undefined) done.warnings.push(`${unusable}; the commit went on without it`);
+        return done;
+      });
       op.emit({ type: 'snapshot.committed', job: job.job, result });
       return result;
     } catch (error) {
@@ -186,7 +198,8 @@ export class Chunkpoint {
     const op = this.scope(locationOf(from));
     op.emit({ type: 'restore.started', targetDir });
     try {
-      const result = await this.withCache(options.cache, async (cache) => {
+      const result = await this.withCache(options.cache, async (cache, unusable) => {
+        this.warnCacheUnusable(unusable, 'restore');
         const source = await this.restoreSource(from, cache, options.task, options.limitRate);
         return restore(this.pool, source, targetDir, options, cache, op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })));
       });
@@ -407,21 +420,42 @@ export class Chunkpoint {
     return { store, metadata, manifest, metadataFromCache: true, metadataNote: note };
   }
 
-  /** Runs `use` with this instance's shared index of the cache `options` names (none without options). */
-  private async withCache<T>(options: CacheOptions | undefined, use: (cache: CacheIndex | undefined) => Promise<T>): Promise<T> {
+  /**
+   * Runs `use` with this instance's shared index of the cache `options` names
+   * (none without options). Options that make no sense are the caller's
+   * mistake and fail; a cache that cannot be created or read (a read-only or
+   * full volume, a path through a file, another user's directory) is not: a
+   * cache is never needed for correctness, so `use` runs without one and is
+   * told why (`unusable`), to say so in its result or as a warning.
+   */
+  private async withCache<T>(options: CacheOptions | undefined, use: (cache: CacheIndex | undefined, unusable?: string) => Promise<T>): Promise<T> {
     if (options === undefined) return use(undefined);
+    CacheIndex.checkOptions(options);
     const key = JSON.stringify([resolve(options.dir), options.maxBytes ?? null, options.ttlMs ?? null]);
     let shared = this.caches.get(key);
     if (shared === undefined) {
-      shared = { index: CacheIndex.open(options), users: 0 };
+      const index = CacheIndex.open(options).catch((error: unknown) => {
+        if (error instanceof ChunkpointError && error.details['place'] === 'cache') return error;
+        throw error;
+      });
+      shared = { index, users: 0 };
       this.caches.set(key, shared);
     }
     shared.users++;
     try {
-      return await use(await shared.index);
+      const opened = await shared.index;
+      if (opened instanceof CacheIndex) return await use(opened);
+      return await use(undefined, `the local cache at ${resolve(options.dir)} cannot be used (${opened.code}: ${opened.message})`);
     } finally {
       if (--shared.users === 0) this.caches.delete(key);
     }
+  }
+
+  /** Says once per cache directory and instance that an operation goes on without its cache. */
+  private warnCacheUnusable(unusable: string | undefined, operation: string): void {
+    if (unusable === undefined || this.cacheUnusableWarned.has(unusable)) return;
+    this.cacheUnusableWarned.add(unusable);
+    process.emitWarning(`chunkpoint: ${unusable}; the ${operation} goes on without it`, 'ChunkpointWarning');
   }
 
   private warnCache(error: unknown): void {

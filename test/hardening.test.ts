@@ -525,6 +525,41 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('a cache that cannot be created is a warning: snapshot and restore go on without it (item 1a)', async () => {
+    const state = await smallState();
+    const base = await tempDir('no-cache');
+    const store = join(base, 'st');
+    // The cache path runs through a regular file, so the cache can never be created (CACHE_IO, ENOTDIR).
+    await writeFile(join(base, 'file'), 'in the way');
+    const cache = join(base, 'file', 'cache');
+    const snap = await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache]);
+    expect(snap.code, snap.stderr).toBe(0);
+    expect(snap.stdout).toContain('chk-1 committed');
+    expect(snap.stdout).toMatch(/warning +the local cache at .*cache cannot be used \(CACHE_IO: creating cache directory failed with ENOTDIR .*\); the snapshot went on without it/);
+    const target = join(base, 'restored');
+    const restored = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--cache', cache]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toMatch(/the local cache at .*cache cannot be used \(CACHE_IO: creating cache directory failed with ENOTDIR .*\); the restore goes on without it/);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+    // The same as another user in a directory it may not write (CACHE_EACCES).
+    if (AS_USER.uid === undefined) {
+      console.warn('item 1a: not root, so the unwritable cache as another user was SKIPPED');
+      return;
+    }
+    const parent = await tempDir('root-owned');
+    await chmod(parent, 0o755);
+    handOver(base, join(state, '..'));
+    const targetParent = await tempDir('restore');
+    handOver(targetParent);
+    const asUser = await runCli(['restore', join(store, 'j', 'chk-1'), join(targetParent, 'db'), '--cache', join(parent, 'cache')], AS_USER);
+    expect(asUser.code, asUser.stderr).toBe(0);
+    expect(asUser.stderr).toContain('CACHE_EACCES');
+    expect(asUser.stderr).toContain('goes on without it');
+    const again = await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', join(parent, 'cache')], AS_USER);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('chk-2 committed');
+  });
+
   it('a state file replaced by a FIFO after the listing fails the snapshot at once (STATE_SPECIAL_FILE), never blocking in open (item 2)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
