@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync, utimesSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { constants, rmSync, utimesSync } from 'node:fs';
+import { chmod, copyFile, cp, mkdir, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
@@ -577,6 +577,60 @@ describe('hardening (issue #16)', () => {
       expect(error.code).toBe('STATE_SPECIAL_FILE');
       expect(error.message).toContain('000001.sst');
     } finally {
+      await cp.close();
+    }
+  });
+
+  it('the task-local copy never blocks on a FIFO: an identity record replaced by one, or a mutable state file replaced by one before it is copied (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const local = join(await tempDir('local'), 'copy');
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', state, ...job, '--local-copy', local])).code).toBe(0);
+    const records = (await readdir(local, { recursive: true })).filter((p) => p.endsWith('.id'));
+    expect(records.length).toBe(2);
+    for (const record of records) {
+      await rm(join(local, record));
+      execFileSync('mkfifo', [join(local, record)]);
+    }
+    // The copies can no longer be trusted by identity: they are read and checked, then used.
+    const target = join(await tempDir('restore'), 'db');
+    const restored = await runCli(['restore', ...job, target, '--local-copy', local, '--json'], { timeoutMs: 60_000 });
+    expect(restored.code, restored.stderr).toBe(0);
+    const result = JSON.parse(restored.stdout) as { filesFromLocalCopy: number; localCopiesVerified: number; bytesFromRemote: number };
+    expect(result.filesFromLocalCopy).toBe(2);
+    expect(result.localCopiesVerified).toBe(2);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+    for (const record of records) await rm(join(local, record), { force: true });
+    for (const record of records) execFileSync('mkfifo', [join(local, record)]);
+    await writeFile(join(state, 'MANIFEST-000001'), randomBytes(1000));
+    const again = await runCli(['snapshot', state, ...job, '--local-copy', local], { timeoutMs: 60_000 });
+    expect(again.code, again.stderr).toBe(0);
+
+    // A mutable file replaced by a FIFO once the snapshot has read it: not kept, said in a warning, nothing blocks.
+    await writeFile(join(state, 'MANIFEST-000001'), randomBytes(1000));
+    const fifo = join(state, 'MANIFEST-000001');
+    let planted = false;
+    const cp = new Chunkpoint({ threads: 1, onEvent: (event) => {
+      // Every chunk is read when bytesDone reaches bytesTotal; the local copy is kept after the commit.
+      if (event.type !== 'snapshot.progress' || planted || event.bytesDone !== event.bytesTotal) return;
+      planted = true;
+      rmSync(fifo);
+      execFileSync('mkfifo', [fifo]);
+    } });
+    // Should the copy block in open, this opens the FIFO's other end after 20 s so the test fails instead of hanging.
+    let blocked = false;
+    const unblock = setTimeout(() => {
+      blocked = true;
+      void open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).then((fh) => fh.close(), () => undefined);
+    }, 20_000);
+    try {
+      const snap = await cp.snapshot(state, { store, job: 'j' }, { localCopy: { dir: local } });
+      expect(planted).toBe(true);
+      expect(blocked).toBe(false);
+      expect(snap.warnings.join('\n')).toMatch(/1 file\(s\) were not kept in the local copy .* \(first: MANIFEST-000001: state file .*MANIFEST-000001 was replaced by something that is not a regular file after the snapshot read it/);
+    } finally {
+      clearTimeout(unblock);
       await cp.close();
     }
   });

@@ -203,11 +203,12 @@ export async function restore(
     }
     await mkdir(staging, { mode: 0o700 });
     await stageDirectories(staging, manifest.files);
-    // Local copies go in first: one that vanished meanwhile (a snapshot replaced the local copy) is fetched instead.
+    // Local copies go in first: one that vanished or was replaced meanwhile (a snapshot replaced the local copy) is fetched instead.
     const staged: LocalCandidate[] = [];
     for (const c of local) {
       try {
         const l = await stageLocalCopy(c, stagedPath(staging, c.file.path));
+        if (l === null) continue;
         if (l !== undefined) linked.push(l);
         staged.push(c);
       } catch (error) {

@@ -230,7 +230,10 @@ async function applyAttributes(path: string, file: FileEntry): Promise<void> {
  */
 export async function swapIntoPlace(staging: string, target: string, state: Pick<TaskManifest, 'files' | 'directories'>, kept: ReadonlySet<string>, durable: boolean): Promise<string | undefined> {
   for (const dir of state.directories) await mkdir(stagedPath(staging, dir), { recursive: true, mode: 0o755 });
-  for (const path of kept) await linkOrCopy(join(target, ...path.split('/')), stagedPath(staging, path));
+  for (const path of kept) {
+    const from = join(target, ...path.split('/'));
+    await linkOrCopy(from, stagedPath(staging, path), () => new InvalidInputError('TARGET_SPECIAL_FILE', `target file ${from}, kept because it verified, was replaced by something that is not a regular file during the restore; restore again`));
+  }
 
   const stagingName = basename(staging);
   const replaced = join(target, `${REPLACED_PREFIX}${randomBytes(6).toString('hex')}`);
