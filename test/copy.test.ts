@@ -170,6 +170,34 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     expect(copied.stderr).toContain(pack);
   });
 
+  it('updates a copy after a checkpoint in the middle was dropped at the source: the source\'s fence says it removed that id (issue #16 item 11)', async () => {
+    const own = await rocksState(3 * 1024 * 1024, 75);
+    const source = await tempDir('copy-middle');
+    const job = { store: source, job: 'm' };
+    for (const seed of [76, 77, 78]) {
+      await cp.snapshot(own.dir, job);
+      await mutateRocksState(own, seed);
+    }
+    const backupStore = await tempDir('copy-backup');
+    expect((await cp.copy(job, { store: backupStore, job: 'm' })).checkpointsCopied).toEqual(['chk-1', 'chk-2', 'chk-3']);
+    // chk-2 is dropped at the source (damaged, say), and the source moves on.
+    await cp.drop(job, 2);
+    await cp.snapshot(own.dir, job);
+    expect((await cp.list(job)).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-3', 'chk-4']);
+    const update = await cp.copy(job, { store: backupStore, job: 'm' });
+    expect(update.checkpointsCopied).toEqual(['chk-4']);
+    expect(update.checkpointsPresent).toEqual(['chk-1', 'chk-3']);
+    expect((await cp.list({ store: backupStore, job: 'm' })).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2', 'chk-3', 'chk-4']);
+    const restored = join(await tempDir('copy-restore'), 'out');
+    await cp.restore({ store: backupStore, job: 'm' }, restored);
+    expect(await treeDigest(restored)).toEqual(await treeDigest(own.dir));
+    // A checkpoint the source never removed and does not have (past its newest) is still another history.
+    const other = await tempDir('copy-other');
+    await cp.copy(job, { store: other, job: 'm' });
+    expect((await cp.snapshot(own.dir, { store: other, job: 'm' })).checkpoint).toBe('chk-5');
+    await expect(cp.copy(job, { store: other, job: 'm' })).rejects.toMatchObject({ code: 'COPY_CONFLICT' });
+  });
+
   it('is listed in --help, and usage errors exit 2', async () => {
     const help = await runCli(['--help']);
     expect(help.stdout).toMatch(/^ {2}copy +copy a job root/m);
