@@ -157,7 +157,7 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     expect(await treeDigest(restored)).toEqual(await treeDigest(own.dir));
 
     // Trailing bytes after a pack's trailer: its size is not the recorded one, so it is not whole,
-    // whichever command looks (restore still reads each chunk by its handle and verifies its key).
+    // whichever command looks (restore too: hardening.test.ts, item 11).
     const pack = (await checkpointFiles(join(source, 'h'), 4)).flatMap((f) => f.chunks).map(packOf).find((key) => key.startsWith('shared/'));
     if (pack === undefined) throw new Error('test setup: chk-4 references no shared pack');
     await writeFile(objectPath(join(source, 'h'), pack), Buffer.concat([await readFile(objectPath(join(source, 'h'), pack)), Buffer.from('trailing')]));

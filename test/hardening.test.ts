@@ -721,6 +721,29 @@ describe('hardening (issue #16)', () => {
     expect(restored.stderr).toContain('NOT_A_REGULAR_FILE');
   });
 
+  it('a pack with trailing bytes is not whole for restore either: one rule with verify and copy, PACK_SIZE naming the pack (item 11)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cache = join(await tempDir('cache'), 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const pack = (await readdir(join(store, 'j', 'shared')))[0] ?? '';
+    const path = join(store, 'j', 'shared', pack);
+    await writeFile(path, Buffer.concat([await readFile(path), Buffer.from('trailing')]));
+    const verified = await runCli(['verify', '--store', store, '--job', 'j']);
+    expect(verified.code).toBe(1);
+    expect(verified.stdout).toMatch(new RegExp(`PACK_SIZE\\s+shared/${pack}`));
+    const copied = await runCli(['copy', join(store, 'j'), join(await tempDir('copy'), 'j')]);
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain('SOURCE_DAMAGED');
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toMatch(new RegExp(`^chunkpoint: PACK_SIZE: pack shared/${pack} is \\d+ bytes in .*, not the \\d+ the checkpoint recorded \\(truncated, overwritten or replaced\\); the checkpoint is damaged: restore an older checkpoint or repair the store\\n$`));
+    // A restore that reads nothing of that pack (every chunk in the cache) does not depend on it.
+    const cached = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db'), '--cache', cache, '--json']);
+    expect(cached.code, cached.stderr).toBe(0);
+    expect((JSON.parse(cached.stdout) as { bytesFromRemote: number }).bytesFromRemote).toBe(0);
+  });
+
   it('damaged checkpoints never block the job: list shows the rest, a snapshot routes around a damaged latest, retention keeps them without counting them, drop removes them (item 5)', async () => {
     const state = await smallState();
     const store = await tempDir('store');

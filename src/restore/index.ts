@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { blobEntryPath, type CacheIndex } from '../cache.js';
-import { ChunkpointError, InvalidInputError, abortedError, checkAborted, errnoOf, targetIoError } from '../errors.js';
+import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, checkAborted, errnoOf, targetIoError } from '../errors.js';
 import type { ProgressSink } from '../progress.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
@@ -228,6 +228,7 @@ export async function restore(
       const entry = entryOf(b);
       return entry !== undefined && cache?.has(entry) === true;
     });
+    await refuseResizedPacks(store, manifest, plan.spans);
     // A file is done when every blob writing into it is.
     const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
     const done = (blobs: readonly PlannedBlob[]): void => {
@@ -350,6 +351,44 @@ export async function restore(
     durationMs: Math.round(durationMs),
     throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
   };
+}
+
+/**
+ * One rule for every pack, in every command: a pack is whole only at the
+ * size its checkpoint records (snapshot reuse, commit, verify and copy check
+ * it by listing; so does restore). Bytes after the recorded end — appended,
+ * or another object in its place — mean the pack is not the one committed,
+ * even though every chunk restore reads is verified by its content key. The
+ * check costs one listing of each area the restore reads packs from, and
+ * only when it reads any (a restore served by the cache pays nothing). An
+ * absent pack, or one cut short inside what is read, is left to the read,
+ * which says more: missing, a link or a FIFO; which file and chunk lost bytes.
+ */
+async function refuseResizedPacks(store: Store, manifest: TaskManifest, spans: readonly Span[]): Promise<void> {
+  if (spans.length === 0) return;
+  const recorded = new Map(manifest.packs.map((p) => [p.key, p.size]));
+  const read = new Set(spans.map((s) => s.key));
+  const reach = new Map<string, number>();
+  for (const s of spans) reach.set(s.key, Math.max(reach.get(s.key) ?? 0, s.offset + s.length));
+  const prefixes = new Set([...read].map((key) => key.slice(0, key.lastIndexOf('/') + 1)));
+  const stored = new Map<string, number>();
+  await Promise.all(
+    [...prefixes].map(async (prefix) => {
+      for await (const o of store.list(prefix)) if (read.has(o.key)) stored.set(o.key, o.size);
+    }),
+  );
+  for (const key of read) {
+    const found = stored.get(key);
+    const size = recorded.get(key);
+    if (found === undefined || size === undefined || found === size) continue;
+    // Cut short where this restore reads: the read itself says which file and chunk lost bytes.
+    if (found < size && (reach.get(key) ?? 0) > found) continue;
+    throw new CorruptDataError(
+      'PACK_SIZE',
+      `pack ${key} is ${found} bytes in ${store.location}, not the ${size} the checkpoint recorded (truncated, overwritten or replaced); the checkpoint is damaged: restore an older checkpoint or repair the store`,
+      { details: { key, size: found, recorded: size } },
+    );
+  }
 }
 
 /** A promise awaited later: its rejection is handled there (or dropped with a failed restore), never unhandled. */
