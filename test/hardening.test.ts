@@ -829,6 +829,25 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('--grace takes 0 in any unit and nothing that is not a duration: 0xyz is refused, not read as 0 (item 13h)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    for (const grace of ['0', '0s', '0.0h', '00ms']) {
+      const r = await runCli(['gc', '--store', store, '--job', 'j', '--grace', grace, '--dry-run']);
+      expect(r.code, `${grace}: ${r.stderr}`).toBe(0);
+    }
+    for (const grace of ['0xyz', '0 parsecs', '0.', 'soon']) {
+      const r = await runCli(['gc', '--store', store, '--job', 'j', '--grace', grace, '--dry-run']);
+      expect(r.code, grace).toBe(1);
+      expect(r.stderr, grace).toContain(`INVALID_DURATION: --grace '${grace}' is not a duration; use e.g. 30s, 10m, 2h, 7d`);
+    }
+    // Where 0 makes no sense it is still refused.
+    const ttl = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db'), '--cache', join(await tempDir('cache'), 'c'), '--cache-ttl', '0s']);
+    expect(ttl.code).toBe(1);
+    expect(ttl.stderr).toContain("INVALID_DURATION: --cache-ttl '0s' must be a positive duration");
+  });
+
   it('a snapshot with a cache it cannot write commits, warns once about the cache, and leaves no temp file in the store (item 13)', async () => {
     const state = await smallState();
     const base = await tempDir('ro-cache');
