@@ -318,6 +318,44 @@ describe('hardening (issue #16)', () => {
     expect(r.stderr).toMatch(new RegExp(`^chunkpoint: TARGET_EACCES: listing restore target failed with EACCES at ${target}; check the permissions of the restore target\\n$`));
   });
 
+  it('a cache this user may not read fails cache stats and prune with CACHE_EACCES naming it and the fix (item 13c)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const parent = await tempDir('cache');
+    const cache = join(parent, 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    await chmod(parent, 0o755);
+    // Root's private cache, seen by another user (as this user when not root: its own, made unreadable).
+    if (AS_USER.uid === undefined) await chmod(cache, 0o000);
+    for (const args of [['stats', cache], ['prune', cache, '--max-bytes', '1MiB']]) {
+      const r = await runCli(['cache', ...args], AS_USER);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toMatch(new RegExp(`^chunkpoint: CACHE_EACCES: \\w[\\w ]* failed with EACCES at ${cache}\\S*; check the permissions of the local cache\\n$`));
+    }
+    if (AS_USER.uid === undefined) await chmod(cache, 0o700);
+  });
+
+  it('a _metadata replaced by a FIFO is refused at once by restore and verify, and list does not wait on it (item 2d)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', state, ...job])).code).toBe(0);
+    await writeFile(join(state, '000002.sst'), randomBytes(100_000));
+    expect((await runCli(['snapshot', state, ...job])).code).toBe(0);
+    const metadata = join(store, 'j', 'chk-2', '_metadata');
+    await rm(metadata);
+    execFileSync('mkfifo', [metadata]);
+    const restored = await runCli(['restore', join(store, 'j', 'chk-2'), join(await tempDir('restore'), 'db')], { timeoutMs: 60_000 });
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toMatch(/NOT_A_REGULAR_FILE: .*chk-2\/_metadata is not a regular file/);
+    const verified = await runCli(['verify', join(store, 'j', 'chk-2')], { timeoutMs: 60_000 });
+    expect(verified.code).toBe(1);
+    expect(verified.stderr).toContain('NOT_A_REGULAR_FILE');
+    // A listing never opens what it lists: it completes (a FIFO is not an object, so chk-2 is not listed).
+    const listed = await runCli(['list', ...job, '--json'], { timeoutMs: 60_000 });
+    expect(listed.code, listed.stderr).toBe(0);
+  });
+
   it('a job root inside the state directory is refused before anything is written (STORE_INSIDE_STATE), and cache stats/prune of a missing cache create nothing (item 13)', async () => {
     const state = await smallState();
     const before = (await readdir(state)).sort();
