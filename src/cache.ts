@@ -15,12 +15,13 @@
  * insert it, so the cap holds after every insert of this process.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { constants, type Dirent } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { cacheIoError, errnoOf, InvalidInputError } from './errors.js';
 import { readAt } from './file-range.js';
+import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './format/blob.js';
 import { MAX_MANIFEST_SIZE } from './format/manifest.js';
 import { MAX_METADATA_SIZE } from './format/metadata.js';
 import { forEachBounded } from './bounded.js';
@@ -63,11 +64,17 @@ export function blobEntryPath(spec: CacheSpec, key: string, rawLength: number): 
 }
 
 /**
- * Reads a cache entry, or undefined on a miss (absent or expired). A hit
- * resets the entry's TTL and LRU position. The bytes are NOT verified here:
- * the caller must verify them and call `dropEntry` if they fail.
- */
-/**
+ * Reads a cache entry, or undefined on a miss. A hit resets the entry's TTL
+ * and LRU position when it can. The bytes are NOT verified here: the caller
+ * must verify them and call `dropEntry` if they fail.
+ *
+ * A cache is never needed for correctness, so whatever keeps an entry from
+ * being read is a miss: absent, expired, larger than it can be, not a regular
+ * file (a FIFO, a directory: evicted, as they would otherwise shadow the
+ * entry forever), or not readable by this user (a cache shared with the
+ * group, or an entry someone made private). A recency refresh that fails (an
+ * entry another user owns may not have its times set) is ignored.
+ *
  * `maxSize`: the most an entry of this kind can hold; a larger one (grown, or
  * not ours) is a miss and is evicted. `into` supplies the memory to read into
  * (see Store.get).
@@ -78,33 +85,47 @@ export async function readEntry(path: string, ttlMs: number | undefined, maxSize
     // Non-blocking: a FIFO planted in the cache opens at once (and is a miss below) instead of hanging the restore.
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
-    if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ELOOP') return undefined;
-    throw cacheIoError('reading cache entry', path, error);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) return undefined;
-    if (st.size > maxSize) {
-      await unlink(path).catch(() => undefined);
+    const errno = errnoOf(error);
+    if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'EPERM') return undefined;
+    // ELOOP: a symbolic link where an entry belongs; never followed, evicted.
+    if (errno === 'ELOOP') {
+      await evictOddEntry(path);
       return undefined;
     }
-    if (ttlMs !== undefined && Date.now() - st.mtimeMs > ttlMs) {
-      await unlink(path).catch(() => undefined);
+    throw cacheIoError('reading cache entry', path, error);
+  }
+  let evict = false;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > maxSize || (ttlMs !== undefined && Date.now() - st.mtimeMs > ttlMs)) {
+      evict = true;
       return undefined;
     }
     const data = into?.(st.size) ?? Buffer.allocUnsafe(st.size);
     const done = await readAt(fh, data, 0);
     // Recency to the minute is all LRU needs; an entry used a moment ago (just filled, or hit by the previous restore) is not touched again.
     const now = Date.now();
-    if (now - st.mtimeMs > Math.min(RECENCY_RESOLUTION_MS, (ttlMs ?? Infinity) / 10)) await fh.utimes(new Date(now), new Date(now));
+    if (now - st.mtimeMs > Math.min(RECENCY_RESOLUTION_MS, (ttlMs ?? Infinity) / 10)) await fh.utimes(new Date(now), new Date(now)).catch(() => undefined);
     return done === st.size ? data : data.subarray(0, done);
   } catch (error) {
-    // An entry evicted by another process under us is just a miss.
-    if (errnoOf(error) === 'ENOENT') return undefined;
+    // An entry evicted by another process under us is just a miss, as is one this user may not read.
+    const errno = errnoOf(error);
+    if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'EPERM') return undefined;
+    // A directory opens but cannot be read.
+    if (errno === 'EISDIR') {
+      evict = true;
+      return undefined;
+    }
     throw cacheIoError('reading cache entry', path, error);
   } finally {
     await fh.close();
+    if (evict) await evictOddEntry(path);
   }
+}
+
+/** Removes whatever sits where an entry belongs (a file, a link, a FIFO, a directory tree); never fails. */
+async function evictOddEntry(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true }).catch(() => undefined);
 }
 
 export async function dropEntry(path: string): Promise<void> {
@@ -159,32 +180,52 @@ export async function cachedCheckpointIds(spec: CacheSpec, jobRootLocation: stri
   }
 }
 
+/** A chunk (blob) entry, or a copy of a checkpoint's `_metadata` or a task manifest: both count against the cap. */
+type EntryKind = 'blob' | 'checkpoint';
+
 interface Entry {
   path: string;
   size: number;
   mtimeMs: number;
+  kind: EntryKind;
 }
 
 export interface CacheStats {
   dir: string;
+  /** Chunk entries and their bytes. */
   entries: number;
   bytes: number;
+  /** Copies of checkpoint `_metadata`. */
   checkpoints: number;
+  /** Bytes of the copies of `_metadata` and task manifests; with `bytes`, what the size cap bounds. */
+  checkpointBytes: number;
   oldestUseMs?: number;
   newestUseMs?: number;
 }
 
 export interface PruneResult {
+  /** Entries of any kind removed (chunks and checkpoint copies), and their bytes. */
   removedEntries: number;
   removedBytes: number;
+  /** Chunk entries left, and their bytes. */
   entries: number;
   bytes: number;
+  /** Bytes of the checkpoint copies left. */
+  checkpointBytes: number;
+}
+
+/** The largest a blob entry named for `rawLength` raw bytes can be: its header and LZ4's worst case. */
+function maxBlobEntrySize(rawLength: number): number {
+  return BLOB_HEADER_SIZE + rawLength + Math.floor(rawLength / 255) + 16;
 }
 
 /**
- * The coordinator's view of a cache: sizes and recency of every blob entry,
- * loaded once by scanning, kept current from worker results, and used to
- * make room before an insert.
+ * The coordinator's view of a cache: sizes and recency of every entry (blobs
+ * and the copies of checkpoint metadata and manifests, which count against
+ * the cap alike), loaded once by scanning, kept current from worker results
+ * and its own inserts, and used to make room before an insert. A scan
+ * evicts what can never be an entry (larger than its kind allows, or not a
+ * regular file), so it is never counted and never makes good entries go.
  */
 export class CacheIndex {
   readonly spec: CacheSpec;
@@ -216,13 +257,19 @@ export class CacheIndex {
     return CacheIndex.open(options);
   }
 
-  static async open(options: CacheOptions): Promise<CacheIndex> {
+  /** Refuses options that make no sense (the caller's mistake, unlike a cache that cannot be created). */
+  static checkOptions(options: CacheOptions): void {
     if (options.maxBytes !== undefined && (!Number.isSafeInteger(options.maxBytes) || options.maxBytes < 0)) {
       throw new InvalidInputError('INVALID_CACHE_SIZE', `cache size cap ${options.maxBytes} is not a byte count; use e.g. 10GiB`);
     }
     if (options.ttlMs !== undefined && (!Number.isFinite(options.ttlMs) || options.ttlMs <= 0)) {
       throw new InvalidInputError('INVALID_CACHE_TTL', `cache TTL ${options.ttlMs} ms is not a positive duration; use e.g. 7d`);
     }
+  }
+
+  /** Opens (creating it if missing) and scans a cache; a failure to do so is a CACHE_… error (details.place 'cache'). */
+  static async open(options: CacheOptions): Promise<CacheIndex> {
+    CacheIndex.checkOptions(options);
     const dir = cacheSpec(options).dir;
     try {
       await mkdir(join(dir, CACHE_LAYOUT_VERSION, 'blobs'), { recursive: true, mode: createModesFor(false).dir });
@@ -234,6 +281,7 @@ export class CacheIndex {
     return index;
   }
 
+  /** Bytes of every entry, chunks and checkpoint copies: what the cap bounds. */
   get bytes(): number {
     return this.total;
   }
@@ -242,31 +290,54 @@ export class CacheIndex {
     return this.entries.size;
   }
 
-  /** Re-reads the directory: picks up what other processes added or removed, and drops expired entries. */
+  /**
+   * Re-reads the directory: picks up what other processes added or removed,
+   * drops expired entries, and evicts what can never be an entry: a file
+   * larger than its kind allows (a 100 GiB entry counted in the total would
+   * make LRU evict every good entry before it), and anything that is not a
+   * regular file (FIFOs, directories and links where an entry belongs).
+   * Nothing is followed: sizes come from lstat.
+   */
   async rescan(): Promise<void> {
     this.entries.clear();
     this.total = 0;
-    const root = join(this.spec.dir, CACHE_LAYOUT_VERSION, 'blobs');
-    let fanout: string[];
-    try {
-      fanout = await readdir(root);
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return;
-      throw cacheIoError('scanning cache', root, error);
-    }
     const now = Date.now();
-    // In parallel: one call at a time, a cache of 100,000 entries took seconds to open.
-    const paths: { path: string; name: string }[] = [];
+    const found: { path: string; name: string; kind: EntryKind; maxSize: number }[] = [];
+    // blobs/<fanout>/<key>-<rawLength>: in parallel, as one call at a time took seconds on a cache of 100,000 entries.
+    const blobs = join(this.spec.dir, CACHE_LAYOUT_VERSION, 'blobs');
+    const fanout = await this.listDir(blobs);
     await forEachBounded(fanout, SCAN_CONCURRENCY, async (sub) => {
-      const names = await readdir(join(root, sub)).catch(() => []);
-      for (const name of names) paths.push({ path: join(root, sub, name), name });
+      const dir = join(blobs, sub.name);
+      if (!sub.isDirectory()) {
+        await evictOddEntry(dir);
+        return;
+      }
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const raw = /-(\d{1,9})$/.exec(entry.name)?.[1];
+        const maxSize = raw === undefined ? BLOB_HEADER_SIZE + MAX_CHUNK_SIZE + 65536 : maxBlobEntrySize(Number(raw));
+        found.push({ path: join(dir, entry.name), name: entry.name, kind: 'blob', maxSize });
+      }
     });
-    await forEachBounded(paths, SCAN_CONCURRENCY, async ({ path, name }) => {
-      const st = await stat(path).catch(() => undefined);
+    // checkpoints/<job root>/chk-<n> and checkpoints/<job root>/manifests/<key…>.
+    const checkpoints = join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints');
+    const walk = async (dir: string, inManifests: boolean): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path, inManifests || (dir !== checkpoints && entry.name === 'manifests'));
+        else found.push({ path, name: entry.name, kind: 'checkpoint', maxSize: inManifests ? MAX_MANIFEST_SIZE : MAX_METADATA_SIZE });
+      }
+    };
+    await walk(checkpoints, false);
+    await forEachBounded(found, SCAN_CONCURRENCY, async ({ path, name, kind, maxSize }) => {
+      const st = await lstat(path).catch(() => undefined);
       if (st === undefined) return;
       if (name.startsWith(TEMP_PREFIX)) {
         // A crashed insert; anything older than a minute is not in progress.
-        if (now - st.mtimeMs > 60_000) await dropEntry(path);
+        if (now - st.mtimeMs > 60_000) await evictOddEntry(path);
+        return;
+      }
+      if (!st.isFile() || st.size > maxSize) {
+        await evictOddEntry(path);
         return;
       }
       if (this.ttlMs !== undefined && now - st.mtimeMs > this.ttlMs) {
@@ -275,9 +346,19 @@ export class CacheIndex {
         this.expired.bytes += st.size;
         return;
       }
-      this.entries.set(path, { path, size: st.size, mtimeMs: st.mtimeMs });
+      this.entries.set(path, { path, size: st.size, mtimeMs: st.mtimeMs, kind });
       this.total += st.size;
     });
+  }
+
+  /** The entries of a cache directory, none when it does not exist. */
+  private async listDir(dir: string): Promise<Dirent[]> {
+    try {
+      return await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return [];
+      throw cacheIoError('scanning cache', dir, error);
+    }
   }
 
   has(path: string): boolean {
@@ -320,10 +401,10 @@ export class CacheIndex {
   }
 
   /** Records a hit or an insert made under a reservation. */
-  record(path: string, size: number): void {
+  record(path: string, size: number, kind: EntryKind = 'blob'): void {
     const old = this.entries.get(path);
     if (old !== undefined) this.total -= old.size;
-    this.entries.set(path, { path, size, mtimeMs: Date.now() });
+    this.entries.set(path, { path, size, mtimeMs: Date.now(), kind });
     this.total += size;
   }
 
@@ -354,43 +435,77 @@ export class CacheIndex {
   async prune(): Promise<PruneResult> {
     await this.rescan(); // drops expired entries
     const evicted = Number.isFinite(this.maxBytes) ? await this.evictTo(this.maxBytes) : { removedEntries: 0, removedBytes: 0 };
+    const { entries, bytes, checkpointBytes } = this.sizes();
     return {
       removedEntries: this.expired.entries + evicted.removedEntries,
       removedBytes: this.expired.bytes + evicted.removedBytes,
-      entries: this.entries.size,
-      bytes: this.total,
+      entries,
+      bytes,
+      checkpointBytes,
     };
   }
 
-  async stats(): Promise<CacheStats> {
-    let checkpoints = 0;
-    try {
-      const jobs = await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints'));
-      for (const job of jobs) checkpoints += (await readdir(join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints', job))).filter((n) => n.startsWith('chk-')).length;
-    } catch (error) {
-      if (errnoOf(error) !== 'ENOENT') throw cacheIoError('scanning cache', this.spec.dir, error);
-    }
-    const times = [...this.entries.values()].map((e) => e.mtimeMs);
-    const out: CacheStats = { dir: this.spec.dir, entries: this.entries.size, bytes: this.total, checkpoints };
+  /** From the index (the scan that opened it is current). */
+  stats(): Promise<CacheStats> {
+    const { entries, bytes, checkpoints, checkpointBytes } = this.sizes();
+    const times = [...this.entries.values()].filter((e) => e.kind === 'blob').map((e) => e.mtimeMs);
+    const out: CacheStats = { dir: this.spec.dir, entries, bytes, checkpoints, checkpointBytes };
     if (times.length > 0) {
       out.oldestUseMs = Math.min(...times);
       out.newestUseMs = Math.max(...times);
     }
+    return Promise.resolve(out);
+  }
+
+  private sizes(): { entries: number; bytes: number; checkpoints: number; checkpointBytes: number } {
+    const out = { entries: 0, bytes: 0, checkpoints: 0, checkpointBytes: 0 };
+    const checkpointsRoot = join(this.spec.dir, CACHE_LAYOUT_VERSION, 'checkpoints');
+    for (const e of this.entries.values()) {
+      if (e.kind === 'blob') {
+        out.entries++;
+        out.bytes += e.size;
+      } else {
+        if (/^chk-\d+$/.test(basename(e.path)) && dirname(dirname(e.path)) === checkpointsRoot) out.checkpoints++;
+        out.checkpointBytes += e.size;
+      }
+    }
     return out;
+  }
+
+  /**
+   * Inserts a copy of checkpoint metadata or a manifest under a reservation,
+   * so the cap holds for these as for chunks; one that cannot fit is not
+   * kept (the cache is never needed for correctness).
+   */
+  private async putCheckpointCopy(path: string, encoded: Buffer): Promise<void> {
+    if (!(await this.reserve(encoded.byteLength))) return;
+    try {
+      await writeEntry(path, [encoded], this.spec.shared === true);
+      this.record(path, encoded.byteLength, 'checkpoint');
+    } finally {
+      this.release(encoded.byteLength);
+    }
   }
 
   /** Stores a copy of a checkpoint's `_metadata` (already verified by the caller). */
   async putMetadata(jobRootLocation: string, checkpointId: number, encoded: Buffer): Promise<void> {
-    await writeEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), [encoded], this.spec.shared === true);
+    await this.putCheckpointCopy(metadataEntryPath(this.spec, jobRootLocation, checkpointId), encoded);
   }
 
   async getMetadata(jobRootLocation: string, checkpointId: number): Promise<Buffer | undefined> {
     return readEntry(metadataEntryPath(this.spec, jobRootLocation, checkpointId), undefined, MAX_METADATA_SIZE);
   }
 
+  /** Removes a cached `_metadata` copy that cannot be used. */
+  async dropMetadata(jobRootLocation: string, checkpointId: number): Promise<void> {
+    const path = metadataEntryPath(this.spec, jobRootLocation, checkpointId);
+    await dropEntry(path);
+    this.forget(path);
+  }
+
   /** Stores a copy of a task manifest (already verified by the caller), under its store key: unique per writer session. */
   async putManifest(jobRootLocation: string, key: string, encoded: Buffer): Promise<void> {
-    await writeEntry(manifestEntryPath(this.spec, jobRootLocation, key), [encoded], this.spec.shared === true);
+    await this.putCheckpointCopy(manifestEntryPath(this.spec, jobRootLocation, key), encoded);
   }
 
   async getManifest(jobRootLocation: string, key: string): Promise<Buffer | undefined> {

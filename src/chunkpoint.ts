@@ -5,14 +5,14 @@
  */
 import { resolve } from 'node:path';
 import { CacheIndex, cachedCheckpointIds, type CacheOptions, type CacheStats, type PruneResult } from './cache.js';
-import { loadCheckpoint, loadCheckpointBytes, loadManifest, locateCheckpoint, readJobState, removeCheckpoints, resolveLocator, type CheckpointLocator } from './checkpoint.js';
+import { loadCheckpoint, loadCheckpointBytes, loadManifest, locateCheckpoint, readJobState, removeCheckpoints, resolveLocator, type CheckpointLocator, type LocatedCheckpoint } from './checkpoint.js';
 import { loadHasher, type Hasher } from './format/content-key.js';
-import { ChunkpointError, InternalError, InvalidInputError, apiName, toChunkpointError } from './errors.js';
+import { ChunkpointError, InternalError, InvalidInputError, apiName, toChunkpointError, withReason } from './errors.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, throttledSink, type ChunkpointEvent, type EventListener, type ProgressSink } from './events.js';
 import { DEFAULT_TASK, checkpointDirName } from './format/names.js';
 import { listCheckpoints, report, type CheckpointReport, type CheckpointSummary } from './inspect.js';
-import { decodeMetadata, type TaskSnapshot } from './format/metadata.js';
-import { decodeManifest } from './format/manifest.js';
+import { decodeMetadata, type CheckpointMetadata, type TaskEntry, type TaskSnapshot } from './format/metadata.js';
+import { decodeManifest, type TaskManifest } from './format/manifest.js';
 import { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 import { WorkerPool } from './pool.js';
 import { restore, selectTask, type RestoreOptions, type RestoreResult, type RestoreSource } from './restore/index.js';
@@ -92,8 +92,9 @@ export class Chunkpoint {
    * every moment. (Processes sharing a cache each hold it for what they see;
    * the next operation to open the cache evicts back under it.)
    */
-  private readonly caches = new Map<string, { index: Promise<CacheIndex>; users: number }>();
+  private readonly caches = new Map<string, { index: Promise<CacheIndex | ChunkpointError>; users: number }>();
   private cacheWarned = false;
+  private readonly cacheUnusableWarned = new Set<string>();
   private listenerFailed = false;
 
   constructor(options: ChunkpointOptions = {}) {
@@ -120,7 +121,11 @@ export class Chunkpoint {
     op.emit({ type: 'snapshot.started', job: job.job, task, stateDir });
     try {
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: job.job, task, ...p }));
-      const result = await this.withCache(options.cache, async (cache) => snapshot({ pool: this.pool, hasher: await this.hasher, cache, progress }, stateDir, { store, jobId: job.job }, options));
+      const result = await this.withCache(options.cache, async (cache, unusable) => {
+        const done = await snapshot({ pool: this.pool, hasher: await this.hasher, cache, progress }, stateDir, { store, jobId: job.job }, options);
+        if (unusable !== undefined) done.warnings.push(`${unusable}; the snapshot went on without it`);
+        return done;
+      });
       // The last progress event carries the committed figures (bytesWritten now includes _metadata).
       progress?.update(
         () => ({ bytesDone: result.bytes, bytesTotal: result.bytes, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesDone: result.files, filesTotal: result.files, filesReused: result.filesReused, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped }),
@@ -148,7 +153,10 @@ export class Chunkpoint {
     op.emit({ type: 'snapshot.started', job: task.job, task: task.task, stateDir });
     try {
       const progress = op.sink<SnapshotProgress>((p) => ({ type: 'snapshot.progress', job: task.job, task: task.task, ...p }));
-      const part = await this.withCache(options.cache, async (cache) => snapshotTask({ pool: this.pool, hasher: await this.hasher, cache, progress }, stateDir, { store, jobId: task.job, task: task.task }, options));
+      const part = await this.withCache(options.cache, async (cache, unusable) => {
+        this.warnCacheUnusable(unusable, 'snapshot');
+        return snapshotTask({ pool: this.pool, hasher: await this.hasher, cache, progress }, stateDir, { store, jobId: task.job, task: task.task }, options);
+      });
       op.emit({ type: 'snapshot.stored', job: task.job, task: task.task, figures: part.figures });
       return part;
     } catch (error) {
@@ -167,7 +175,11 @@ export class Chunkpoint {
     const op = this.scope(store.location);
     try {
       const { cache: cacheOptions, ...rest } = options;
-      const result = await this.withCache(cacheOptions, async (cache) => commitTasks({ hasher: await this.hasher, cache }, { store, jobId: job.job }, taskSnapshots, rest));
+      const result = await this.withCache(cacheOptions, async (cache, unusable) => {
+        const done = await commitTasks({ hasher: await this.hasher, cache }, { store, jobId: job.job }, taskSnapshots, rest);
+        if (unusable !== undefined) done.warnings.push(`${unusable}; the commit went on without it`);
+        return done;
+      });
       op.emit({ type: 'snapshot.committed', job: job.job, result });
       return result;
     } catch (error) {
@@ -186,7 +198,8 @@ export class Chunkpoint {
     const op = this.scope(locationOf(from));
     op.emit({ type: 'restore.started', targetDir });
     try {
-      const result = await this.withCache(options.cache, async (cache) => {
+      const result = await this.withCache(options.cache, async (cache, unusable) => {
+        this.warnCacheUnusable(unusable, 'restore');
         const source = await this.restoreSource(from, cache, options.task, options.limitRate);
         return restore({ pool: this.pool, hasher: await this.hasher, cache, progress: op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })) }, source, targetDir, options);
       });
@@ -321,58 +334,128 @@ export class Chunkpoint {
 
   /**
    * The checkpoint and its task's manifest: from the store, and — local-first —
-   * from the cache's copies only when the store cannot be read (a copy the
-   * cache fails to take is a warning, never a reason to read an old one).
+   * from the cache's copies only when reading the store fails for want of the
+   * store (never for damage, a missing job or any other refusal). A copy the
+   * cache fails to take is a warning, never a reason to read an old one.
+   *
+   * A cached copy must be the store's very checkpoint, not one an earlier job
+   * of the same id left at the same location: once the store's `_metadata`
+   * was read, it is kept and only the manifest it names (size and checksum)
+   * may come from the cache; a cached `_metadata` is used for the id the
+   * store listed (never simply the highest cached one), must not predate a
+   * copy the cache took later of a lower id (that order only arises when the
+   * job was recreated), and is refused when the store, asked, does not hold
+   * its manifest.
    */
   private async restoreSource(from: CheckpointLocator, cache: CacheIndex | undefined, task: string | undefined, limitRate: number | undefined): Promise<RestoreSource> {
     const hasher = await this.hasher;
-    let located;
-    let fromStore: { store: Store; checkpointId: number; metadataBytes: Buffer; manifestBytes: Buffer } | undefined;
+    let located: LocatedCheckpoint | undefined;
+    let store: Store;
+    let loaded: { metadata: CheckpointMetadata; encoded: Buffer };
     try {
       located = await locateCheckpoint(from);
-      const store = limitRate === undefined ? located.store : openStore({ ...located.store.spec, rateLimit: rateLimitSpec(limitRate) });
-      const { metadata, encoded } = await loadCheckpointBytes(store, located.checkpointId, hasher);
-      const entry = selectTask(metadata, task);
-      const manifest = await loadManifest(store, entry, hasher);
-      fromStore = { store, checkpointId: located.checkpointId, metadataBytes: encoded, manifestBytes: manifest.encoded };
-      if (cache !== undefined) {
-        await cache.putMetadata(store.location, located.checkpointId, encoded).catch((error: unknown) => this.warnCache(error));
-        await cache.putManifest(store.location, entry.manifest.key, manifest.encoded).catch((error: unknown) => this.warnCache(error));
-      }
-      return { store, metadata, manifest: manifest.manifest, metadataFromCache: false };
+      store = limitRate === undefined ? located.store : openStore({ ...located.store.spec, rateLimit: rateLimitSpec(limitRate) });
+      loaded = await loadCheckpointBytes(store, located.checkpointId, hasher);
     } catch (error) {
-      // Only a store that cannot be reached sends a restore to the cache's copies.
-      if (fromStore !== undefined || cache === undefined || !(error instanceof ChunkpointError) || error.kind !== 'store_unavailable') throw error;
-      const { store, wanted } = resolveLocator(from);
-      const ids = await cachedCheckpointIds(cache.spec, store.location);
-      const id = wanted === 'latest' ? ids.at(-1) : ids.includes(wanted) ? wanted : undefined;
-      if (id === undefined) throw error;
-      const data = await cache.getMetadata(store.location, id);
-      if (data === undefined) throw error;
-      const metadata = decodeMetadata(data, hasher, `cached copy of ${store.location}/${checkpointDirName(id)}/_metadata`, id);
-      const entry = selectTask(metadata, task);
-      const manifestData = await cache.getManifest(store.location, entry.manifest.key);
-      if (manifestData === undefined || manifestData.subarray(16, 24).toString('hex') !== entry.manifest.checksum) throw error;
-      const manifest = decodeManifest(manifestData, hasher, `cached copy of ${store.location}/${entry.manifest.key}`, { task: entry.task, session: entry.session });
-      return { store, metadata, manifest, metadataFromCache: true };
+      if (cache === undefined || !isStoreUnavailable(error)) throw error;
+      return this.restoreSourceFromCache(from, located, cache, task, error);
     }
+    const { metadata, encoded } = loaded;
+    const entry = selectTask(metadata, task);
+    if (cache !== undefined) await cache.putMetadata(store.location, metadata.checkpointId, encoded).catch((error: unknown) => this.warnCache(error));
+    let manifest;
+    try {
+      manifest = await loadManifest(store, entry, hasher);
+    } catch (error) {
+      if (cache === undefined || !isStoreUnavailable(error)) throw error;
+      // The store's _metadata stays the truth: only the very manifest it names may stand in.
+      const cached = await cachedManifest(cache, store.location, entry, hasher);
+      if (cached === undefined) throw error;
+      return { store, metadata, manifest: cached, metadataFromCache: true, metadataNote: `the task manifest from the local cache (the store could not be read: ${error.code}); _metadata from the store` };
+    }
+    if (cache !== undefined) await cache.putManifest(store.location, entry.manifest.key, manifest.encoded).catch((error: unknown) => this.warnCache(error));
+    return { store, metadata, manifest: manifest.manifest, metadataFromCache: false };
   }
 
-  /** Runs `use` with this instance's shared index of the cache `options` names (none without options). */
-  private async withCache<T>(options: CacheOptions | undefined, use: (cache: CacheIndex | undefined) => Promise<T>): Promise<T> {
+  /** The cache's copies of a checkpoint the store could not give (`failure`: why), when they are provably the store's checkpoint or the store cannot be asked. */
+  private async restoreSourceFromCache(from: CheckpointLocator, located: LocatedCheckpoint | undefined, cache: CacheIndex, task: string | undefined, failure: ChunkpointError): Promise<RestoreSource> {
+    const hasher = await this.hasher;
+    const { store, wanted } = resolveLocator(from);
+    const refuse = (why: string): ChunkpointError => withReason(failure, why);
+    const copies = await cachedCheckpoints(cache, store.location, hasher);
+    // Ids grow with time within one job's history; a copy committed before a lower-numbered one the cache also holds is of an earlier job under this id.
+    const newerLower = (c: CachedCheckpoint): CachedCheckpoint | undefined => copies.find((o) => o.id < c.id && o.createdAtMs > c.createdAtMs);
+    const id = located?.checkpointId ?? (wanted === 'latest' ? undefined : wanted);
+    let copy: CachedCheckpoint | undefined;
+    let note = `_metadata and the task manifest from the local cache (the store could not be read: ${failure.code})`;
+    if (id === undefined) {
+      // 'latest' with no listing of the store: the newest checkpoint the cache has seen, said as such.
+      copy = copies.reduce<CachedCheckpoint | undefined>((best, c) => (best === undefined || c.createdAtMs > best.createdAtMs || (c.createdAtMs === best.createdAtMs && c.id > best.id) ? c : best), undefined);
+      if (copy === undefined) throw failure;
+      note += `: ${checkpointDirName(copy.id)}, the newest checkpoint of ${store.location} the local cache holds; the store could not be asked for its latest`;
+    } else {
+      copy = copies.find((c) => c.id === id);
+      if (copy === undefined) throw failure;
+      const later = newerLower(copy);
+      if (later !== undefined) {
+        throw refuse(`the local cache's copy of ${checkpointDirName(copy.id)} was committed before ${checkpointDirName(later.id)}, which the cache also holds: it is of an earlier job under this id, so it is not used`);
+      }
+    }
+    const { metadata } = copy;
+    const entry = selectTask(metadata, task);
+    // Ask the store, if it answers at all, whether it holds this checkpoint's manifest: a recreated job does not.
+    let held;
+    try {
+      held = await store.stat(entry.manifest.key);
+    } catch (error) {
+      if (!isStoreUnavailable(error)) throw refuse(`the local cache's copy of ${checkpointDirName(copy.id)} could not be checked against the store (${toChunkpointError(error).message}), so it is not used`);
+      held = 'unknown' as const;
+    }
+    if (held !== 'unknown' && (held === undefined || held.size !== entry.manifest.size)) {
+      throw refuse(`the local cache's copy of ${checkpointDirName(copy.id)} is not the store's ${checkpointDirName(copy.id)} (the store does not hold its manifest ${entry.manifest.key} at its size: the job was recreated under this id, or the store lost it), so it is not used`);
+    }
+    if (held === 'unknown') note += '; the store could not confirm it';
+    const manifest = await cachedManifest(cache, store.location, entry, hasher);
+    if (manifest === undefined) throw failure;
+    return { store, metadata, manifest, metadataFromCache: true, metadataNote: note };
+  }
+
+  /**
+   * Runs `use` with this instance's shared index of the cache `options` names
+   * (none without options). Options that make no sense are the caller's
+   * mistake and fail; a cache that cannot be created or read (a read-only or
+   * full volume, a path through a file, another user's directory) is not: a
+   * cache is never needed for correctness, so `use` runs without one and is
+   * told why (`unusable`), to say so in its result or as a warning.
+   */
+  private async withCache<T>(options: CacheOptions | undefined, use: (cache: CacheIndex | undefined, unusable?: string) => Promise<T>): Promise<T> {
     if (options === undefined) return use(undefined);
+    CacheIndex.checkOptions(options);
     const key = JSON.stringify([resolve(options.dir), options.maxBytes ?? null, options.ttlMs ?? null]);
     let shared = this.caches.get(key);
     if (shared === undefined) {
-      shared = { index: CacheIndex.open(options), users: 0 };
+      const index = CacheIndex.open(options).catch((error: unknown) => {
+        if (error instanceof ChunkpointError && error.details['place'] === 'cache') return error;
+        throw error;
+      });
+      shared = { index, users: 0 };
       this.caches.set(key, shared);
     }
     shared.users++;
     try {
-      return await use(await shared.index);
+      const opened = await shared.index;
+      if (opened instanceof CacheIndex) return await use(opened);
+      return await use(undefined, `the local cache at ${resolve(options.dir)} cannot be used (${opened.code}: ${opened.message})`);
     } finally {
       if (--shared.users === 0) this.caches.delete(key);
     }
+  }
+
+  /** Says once per cache directory and instance that an operation goes on without its cache. */
+  private warnCacheUnusable(unusable: string | undefined, operation: string): void {
+    if (unusable === undefined || this.cacheUnusableWarned.has(unusable)) return;
+    this.cacheUnusableWarned.add(unusable);
+    process.emitWarning(`chunkpoint: ${unusable}; the ${operation} goes on without it`, 'ChunkpointWarning');
   }
 
   private warnCache(error: unknown): void {
@@ -412,6 +495,44 @@ export class Chunkpoint {
 
   private checkOpen(): void {
     if (this.closed) throw new InternalError('CLOSED', 'this Chunkpoint instance was closed; create a new one');
+  }
+}
+
+/** A failure to reach or read the store (as opposed to damage, a refusal or a missing object): the only reason to turn to the cache's copies. */
+function isStoreUnavailable(error: unknown): error is ChunkpointError {
+  return error instanceof ChunkpointError && error.kind === 'store_unavailable';
+}
+
+interface CachedCheckpoint {
+  id: number;
+  metadata: CheckpointMetadata;
+  createdAtMs: number;
+}
+
+/** Every cached `_metadata` copy of a job root that decodes; one that does not is dropped (it can never be used). */
+async function cachedCheckpoints(cache: CacheIndex, location: string, hasher: Hasher): Promise<CachedCheckpoint[]> {
+  const out: CachedCheckpoint[] = [];
+  for (const id of await cachedCheckpointIds(cache.spec, location).catch(() => [])) {
+    const data = await cache.getMetadata(location, id).catch(() => undefined);
+    if (data === undefined) continue;
+    try {
+      const metadata = decodeMetadata(data, hasher, `cached copy of ${location}/${checkpointDirName(id)}/_metadata`, id);
+      out.push({ id, metadata, createdAtMs: Date.parse(metadata.createdAt) });
+    } catch {
+      await cache.dropMetadata(location, id);
+    }
+  }
+  return out;
+}
+
+/** The cache's copy of the manifest `entry` names, only if it is that very manifest (size and checksum). */
+async function cachedManifest(cache: CacheIndex, location: string, entry: TaskEntry, hasher: Hasher): Promise<TaskManifest | undefined> {
+  const data = await cache.getManifest(location, entry.manifest.key).catch(() => undefined);
+  if (data?.byteLength !== entry.manifest.size || data.subarray(16, 24).toString('hex') !== entry.manifest.checksum) return undefined;
+  try {
+    return decodeManifest(data, hasher, `cached copy of ${location}/${entry.manifest.key}`, { task: entry.task, session: entry.session });
+  } catch {
+    return undefined;
   }
 }
 

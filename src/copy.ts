@@ -18,8 +18,9 @@
  * 3. Write each checkpoint's `_metadata` last, oldest first, put-if-absent:
  *    a reader of the destination never sees a checkpoint whose data is not
  *    all there, and an interrupted copy run again continues where it stopped.
- * A destination holding older checkpoints of the same job (copied before
- * retention removed them at the source) is updated, not refused.
+ * A destination holding checkpoints of the same job that the source has since
+ * removed (by retention, or a drop in the middle: the source's fence records
+ * it) is updated, not refused.
  */
 import { loadCheckpointBytes, loadManifest, readJobState } from './checkpoint.js';
 import { ConflictError, CorruptDataError, InvalidInputError, checkAborted } from './errors.js';
@@ -77,7 +78,7 @@ export async function copyJobRoot(
     throw new InvalidInputError('COPY_SAME_LOCATION', `cannot copy ${from.location} onto itself; name another job root as the destination`);
   }
   if (!(await from.exists())) throw new InvalidInputError('JOB_NOT_FOUND', `nothing to copy: no job root at ${from.location}; check the source location`);
-  const { ids } = await readJobState(from);
+  const { ids, fence } = await readJobState(from);
   if (ids.length === 0) throw new InvalidInputError('NO_CHECKPOINTS', `${from.location} has no committed checkpoint to copy`);
   // Every source checkpoint, fully validated, before anything is written.
   const source = new Map<number, { metadata: CheckpointMetadata; encoded: Buffer }>();
@@ -94,9 +95,12 @@ export async function copyJobRoot(
         present.push(id);
         continue;
       }
-      // Older history of the same job, copied before retention removed it at the source: keep it.
+      // History of the same job the source no longer has — copied before retention removed the oldest, or
+      // before a drop removed one in the middle — is kept. The source's own record says it removed that id:
+      // an id below its oldest, or at or below its fence (ids are never reused, so every such id the source
+      // lacks was removed there). An id above both is a checkpoint the source never had: another history.
       let older = false;
-      if (mine === undefined && id < oldest) {
+      if (mine === undefined && (id < oldest || id <= fence)) {
         try {
           older = jobIds.has(decodeMetadata(theirs, hasher, `${to.location}/${metadataKey(id)}`, id).jobId);
         } catch {

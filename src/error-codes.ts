@@ -70,10 +70,12 @@ export const ERROR_CODES = Object.freeze({
   STATE_IO: invalidInput('I/O in the state directory failed with another errno (in details.errno)'),
   STORE_INSIDE_STATE: invalidInput('the job root lies inside the state directory being snapshotted'),
   LOCAL_COPY_INSIDE_STATE: invalidInput('the task-local copy and the state directory overlap'),
+  LOCAL_COPY_SPECIAL_FILE: invalidInput('a file of the task-local copy was replaced by something that is not a regular file (a FIFO, a link); the restore fetches that file instead'),
 
   // invalid_input: the restore target
   TARGET_NOT_EMPTY: invalidInput('the restore target is not empty, and neither overwrite nor keepMatching was asked for'),
   TARGET_NOT_DIRECTORY: invalidInput('the restore target exists and is not a directory'),
+  TARGET_SPECIAL_FILE: invalidInput('a target file kept because it verified was replaced by something that is not a regular file during the restore'),
   TARGET_DANGLING_LINK: invalidInput('the restore target is a symbolic link to a directory that does not exist'),
   TARGET_OVERLAPS_STORE: invalidInput('the restore target is, holds or lies inside the job root being restored'),
   TARGET_OVERLAPS_CACHE: invalidInput('the restore target is, holds or lies inside the local cache'),

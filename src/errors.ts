@@ -118,6 +118,11 @@ export function withContext(error: unknown, context: string, details: Record<str
   return errorOf(cp.code, `${context}: ${cp.message}`, { cause: error, transient: cp.transient, details: { ...cp.details, ...details } });
 }
 
+/** The same error (class, kind, code) with a reason appended to its message, e.g. why a fallback was not taken. */
+export function withReason(error: ChunkpointError, reason: string): ChunkpointError {
+  return errorOf(error.code, `${error.message}; ${reason}`, { cause: error, transient: error.transient, details: error.details });
+}
+
 /**
  * The wire form of an error. Its causes cross as data too, link by link:
  * name, message, code and details, so what a layer put in a cause's details

@@ -20,7 +20,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, link, lstat, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { errnoOf, InvalidInputError } from './errors.js';
 import { forEachBounded } from './bounded.js';
@@ -37,6 +37,61 @@ const LAYOUT_VERSION = 'v1';
 const IDENTITY_SUFFIX = '.id';
 const TEMP_PREFIX = '.tmp-';
 const CONCURRENCY = 8;
+/** Far above a recorded identity's few hundred bytes. */
+const MAX_IDENTITY_SIZE = 4096;
+const COPY_BUFFER = 1024 * 1024;
+/** Never follows a link, never blocks on a FIFO (a FIFO opens at once and is refused by fstat). */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** A file that is not (or is no longer) a regular file where one was expected: `code` names the place. */
+export class NotRegularFileError extends InvalidInputError {}
+
+/**
+ * Opens a regular file for reading without following a link or blocking on
+ * a FIFO; a FIFO, device, directory or link there is refused with `refuse`.
+ */
+async function openRegular(path: string, refuse: () => Error): Promise<{ fh: FileHandle; size: number; mode: number }> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, READ_FLAGS);
+  } catch (error) {
+    if (errnoOf(error) === 'ELOOP') throw refuse();
+    throw error;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw refuse();
+    return { fh, size: st.size, mode: st.mode & 0o777 };
+  } catch (error) {
+    await fh.close();
+    throw error;
+  }
+}
+
+/**
+ * Copies a regular file from the descriptor it was checked on, so a file
+ * swapped for a FIFO or a link can neither block the copy nor be followed.
+ * `exclusive`: the destination must not exist.
+ */
+async function copyRegular(from: string, to: string, exclusive: boolean, refuse: () => Error): Promise<void> {
+  const source = await openRegular(from, refuse);
+  try {
+    const out = await open(to, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (exclusive ? constants.O_EXCL : constants.O_TRUNC), source.mode);
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(COPY_BUFFER, Math.max(1, source.size)));
+      for (let position = 0; ; ) {
+        const { bytesRead } = await source.fh.read(buf, 0, buf.byteLength, position);
+        if (bytesRead === 0) break;
+        await out.write(buf, 0, bytesRead, position);
+        position += bytesRead;
+      }
+    } finally {
+      await out.close();
+    }
+  } finally {
+    await source.fh.close();
+  }
+}
 
 /** What proves a local copy unchanged: all of it must be as recorded. */
 interface Identity {
@@ -71,9 +126,20 @@ function sameIdentity(a: Identity | undefined, b: Identity | undefined): boolean
   return a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
+/** The identity recorded beside a copy; none when it is missing, unreadable, or not a regular file (a FIFO there must not block). */
 async function recordedIdentity(path: string): Promise<Identity | undefined> {
   try {
-    const value = JSON.parse(await readFile(path + IDENTITY_SUFFIX, 'utf8')) as Partial<Identity>;
+    const { fh, size } = await openRegular(path + IDENTITY_SUFFIX, () => new Error('not a regular file'));
+    let text: string;
+    try {
+      if (size > MAX_IDENTITY_SIZE) return undefined;
+      const buf = Buffer.alloc(size);
+      const { bytesRead } = await fh.read(buf, 0, size, 0);
+      text = buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
+    const value = JSON.parse(text) as Partial<Identity>;
     const fields = ['dev', 'ino', 'size', 'mtimeNs', 'ctimeNs'] as const;
     return fields.every((f) => typeof value[f] === 'string') ? (value as Identity) : undefined;
   } catch {
@@ -141,14 +207,18 @@ export async function keepLocalCopy(
           return;
         }
         await rm(dest, { force: true });
+        const special = (): Error =>
+          new NotRegularFileError('STATE_SPECIAL_FILE', `state file ${absPath} was replaced by something that is not a regular file after the snapshot read it`);
         if (entry.immutable) {
-          await linkOrCopy(absPath, dest);
+          await linkOrCopy(absPath, dest, special);
           const st = await lstat(dest);
+          if (!st.isFile()) throw special();
           if (st.size !== entry.size || st.mtimeMs !== entry.mtimeMs) throw new Error(`it changed after the snapshot read it`);
         } else {
-          const before = await stat(absPath);
-          await copyFile(absPath, dest, constants.COPYFILE_FICLONE);
-          const after = await stat(absPath);
+          const before = await lstat(absPath);
+          if (!before.isFile()) throw special();
+          await copyRegular(absPath, dest, false, special);
+          const after = await lstat(absPath);
           if (before.size !== entry.size || before.mtimeMs !== entry.mtimeMs || after.size !== entry.size || after.mtimeMs !== entry.mtimeMs) throw new Error(`it changed after the snapshot read it`);
           // The checkpoint's mtime, so a restore that links the copy in has nothing to change on it.
           await utimes(dest, entry.mtimeMs / 1000, entry.mtimeMs / 1000);
@@ -178,6 +248,8 @@ export interface LocalCandidate {
   file: FileEntry;
   path: string;
   trusted: boolean;
+  /** The copy's identity when it was found: what is staged must be this very file. */
+  identity: Identity;
 }
 
 /** The local copies a restore may use for `files`: regular files of the right size, trusted when their identity is as recorded. */
@@ -191,7 +263,7 @@ export async function findLocalCopies(hasher: Hasher, options: LocalCopyOptions,
       const path = join(dir, fileKey(hasher, file));
       const identity = await identityOf(path);
       if (identity === undefined || identity.size !== String(file.size)) return;
-      out.push({ file, path, trusted: sameIdentity(identity, await recordedIdentity(path)) });
+      out.push({ file, path, trusted: sameIdentity(identity, await recordedIdentity(path)), identity });
     },
   );
   return out;
@@ -202,16 +274,41 @@ export async function findLocalCopies(hasher: Hasher, options: LocalCopyOptions,
  * as a link where it can, a mutable one as a copy. Returns the copy's identity from before the link when it linked: the
  * link, and the swap's rename after it, move the copy's ctime, and
  * `refreshIdentity` records the new one once the restore is done.
+ * Returns null, staging nothing, when the copy is no longer the very
+ * regular file that was found (replaced, by a FIFO or a link say): the
+ * restore fetches that file instead. Nothing here follows a link or blocks.
  */
-export async function stageLocalCopy(candidate: LocalCandidate, staged: string): Promise<LinkedCopy | undefined> {
-  // A mutable file is copied: linked, the database's next append to the restored file would change the local copy too.
-  if (!candidate.file.immutable) {
-    await copyFile(candidate.path, staged, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+export async function stageLocalCopy(candidate: LocalCandidate, staged: string): Promise<LinkedCopy | undefined | null> {
+  const found = candidate.identity;
+  const unusable = (): Error => new NotRegularFileError('LOCAL_COPY_SPECIAL_FILE', `local copy ${candidate.path} is no longer the regular file that was found`);
+  try {
+    // A mutable file is copied: linked, the database's next append to the restored file would change the local copy too.
+    if (!candidate.file.immutable) {
+      await copyRegular(candidate.path, staged, true, unusable);
+    } else {
+      const before = await identityOf(candidate.path);
+      if (before === undefined || before.dev !== found.dev || before.ino !== found.ino) return null;
+      if ((await linkOrCopy(candidate.path, staged, unusable)) === 'linked') {
+        const st = await lstat(staged, { bigint: true });
+        // The link is of whatever the name held at that moment: it must still be the file that was found.
+        if (!st.isFile() || String(st.dev) !== found.dev || String(st.ino) !== found.ino || String(st.size) !== found.size || String(st.mtimeNs) !== found.mtimeNs) {
+          await rm(staged, { force: true });
+          return null;
+        }
+        return { path: candidate.path, before };
+      }
+    }
+    const st = await lstat(staged);
+    if (!st.isFile() || st.size !== candidate.file.size) {
+      await rm(staged, { force: true });
+      return null;
+    }
     return undefined;
+  } catch (error) {
+    if (!(error instanceof NotRegularFileError)) throw error;
+    await rm(staged, { force: true }).catch(() => undefined);
+    return null;
   }
-  const before = await identityOf(candidate.path);
-  if ((await linkOrCopy(candidate.path, staged)) === 'copied' || before === undefined) return undefined;
-  return { path: candidate.path, before };
 }
 
 /** A local copy a restore linked into its target, and its identity from before. */
@@ -232,15 +329,19 @@ export async function refreshIdentity(linked: LinkedCopy): Promise<void> {
   if (now !== undefined && now.dev === before.dev && now.ino === before.ino && now.size === before.size && now.mtimeNs === before.mtimeNs) await rememberIdentity(linked.path);
 }
 
-/** A local file joins the staged tree as a hard link (same volume: free); a copy where links are refused or cross volumes. */
-export async function linkOrCopy(from: string, to: string): Promise<'linked' | 'copied'> {
+/**
+ * A local file joins the staged tree as a hard link (same volume: free); a
+ * copy where links are refused or cross volumes, from a checked descriptor
+ * (`refuse` names what is wrong when `from` is not a regular file).
+ */
+export async function linkOrCopy(from: string, to: string, refuse: () => Error): Promise<'linked' | 'copied'> {
   try {
     await link(from, to);
     return 'linked';
   } catch (error) {
     const errno = errnoOf(error);
     if (errno !== 'EPERM' && errno !== 'EMLINK' && errno !== 'ENOTSUP' && errno !== 'EOPNOTSUPP' && errno !== 'EXDEV') throw error;
-    await copyFile(from, to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    await copyRegular(from, to, true, refuse);
     return 'copied';
   }
 }

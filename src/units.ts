@@ -79,8 +79,13 @@ export function formatDuration(ms: number): string {
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** Parses `500ms`, `30s`, `10m`, `2h`, `7d`, `1w` (a bare number is seconds). */
-export function parseDuration(text: string, what: string): number {
+/**
+ * Parses `500ms`, `30s`, `10m`, `2h`, `7d`, `1w` (a bare number is seconds).
+ * A duration must be positive unless `allowZero` (e.g. a grace period that
+ * may be none), which accepts 0 in any unit (`0`, `0s`, `0.0h`) and nothing
+ * else that is not a duration.
+ */
+export function parseDuration(text: string, what: string, options: { allowZero?: boolean } = {}): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = match?.[2] === undefined || match[2] === '' ? 's' : match[2].toLowerCase();
   const factor = DURATION_UNITS[unit];
@@ -88,6 +93,7 @@ export function parseDuration(text: string, what: string): number {
     throw new InvalidInputError('INVALID_DURATION', `${what} '${text}' is not a duration; use e.g. 30s, 10m, 2h, 7d`);
   }
   const ms = Number(match[1]) * factor;
-  if (!(ms > 0) || !Number.isFinite(ms)) throw new InvalidInputError('INVALID_DURATION', `${what} '${text}' must be a positive duration`);
+  if (ms === 0 && options.allowZero === true) return 0;
+  if (!(ms > 0) || !Number.isFinite(ms)) throw new InvalidInputError('INVALID_DURATION', `${what} '${text}' must be a positive duration${options.allowZero === true ? ' or 0' : ''}`);
   return ms;
 }

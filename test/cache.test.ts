@@ -1,4 +1,5 @@
-import { readdir, readFile, rename, rm, symlink, utimes, writeFile, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readdir, readFile, rename, rm, symlink, truncate, utimes, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CACHE_LAYOUT_VERSION } from '../src/cache.js';
@@ -9,6 +10,16 @@ import { copyTree, listFiles, objectPath, rocksState, removeTempDirs, storedPack
 async function cacheEntries(cacheDir: string): Promise<string[]> {
   const root = join(cacheDir, CACHE_LAYOUT_VERSION, 'blobs');
   return (await listFiles(root)).filter((p) => !p.split('/').at(-1)?.startsWith('.tmp-')).map((p) => join(root, p));
+}
+
+/** Bytes of every regular file under a directory (links and special files not followed). */
+async function bytesUnder(dir: string): Promise<number> {
+  let bytes = 0;
+  for (const rel of await readdir(dir, { recursive: true })) {
+    const st = await lstat(join(dir, rel));
+    if (st.isFile()) bytes += st.size;
+  }
+  return bytes;
 }
 
 describe('local-first restore with a verified local cache (real RocksDB state)', () => {
@@ -88,6 +99,43 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     // A job root that is gone (deleted, not unreachable) is not restored from old copies: the store is the truth.
     await rm(join(store, 'cold'), { recursive: true, force: true });
     await expect(cp.restore({ store, job: 'cold' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } })).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+  });
+
+  it('with the store down, the cache serves the newest checkpoint it holds of the job root\'s current history, never a copy an older job of the same id left (issue #16 item 1)', async () => {
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const other = await rocksState(3 * 1024 * 1024, 43);
+    // An old job 'j': chk-1 and chk-2, both restored through the cache.
+    await cp.snapshot(other.dir, { store, job: 'j' });
+    await writeFile(join(other.dir, 'extra.sst'), 'the old job, second checkpoint');
+    await cp.snapshot(other.dir, { store, job: 'j' });
+    for (const checkpoint of [1, 2]) await cp.restore({ store, job: 'j', checkpoint }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    // 'j' is deleted and recreated: its chk-1 is new state, restored once through the cache.
+    await rm(join(store, 'j'), { recursive: true });
+    await cp.snapshot(state.dir, { store, job: 'j' });
+    await cp.restore({ store, job: 'j' }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } });
+    const away = `${store}-away`;
+    await rename(store, away);
+    await symlink(store, store);
+    try {
+      // 'latest' is the newest checkpoint the cache has seen (the new chk-1), not the highest cached id (the old chk-2).
+      const target = join(await tempDir('restore'), 'out');
+      const offline = await cp.restore({ store, job: 'j' }, target, { cache: { dir: cache } });
+      expect(offline.checkpoint).toBe('chk-1');
+      expect(offline.metadataFromCache).toBe(true);
+      expect(offline.metadataNote).toMatch(/chk-1, the newest checkpoint of .* the local cache holds; the store could not be asked for its latest/);
+      expect(await treeDigest(target)).toEqual(expected);
+      // The old chk-2 predates a checkpoint the cache saw later with a lower id: it is another job's history, refused.
+      const stale = await cp.restore({ store, job: 'j', checkpoint: 2 }, join(await tempDir('restore'), 'out'), { cache: { dir: cache } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(stale).toMatchObject({ kind: 'store_unavailable' });
+      expect((stale as Error).message).toContain('the local cache\'s copy of chk-2 was committed before chk-1');
+    } finally {
+      await rm(store);
+      await rename(away, store);
+    }
   });
 
   it('a corrupted cache entry is dropped and exactly that chunk is fetched from the store', async () => {
@@ -198,6 +246,55 @@ describe('local-first restore with a verified local cache (real RocksDB state)',
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThanOrEqual(cap);
     expect((await cp.cacheStats({ dir: cache })).bytes).toBeLessThanOrEqual(cap);
+  });
+
+  it('the cap counts the cache\'s copies of _metadata and manifests, and a scan evicts entries that are oversized or not files instead of evicting good ones for them (issue #16 item 8)', async () => {
+    const store = await tempDir('store');
+    await cp.snapshot(state.dir, { store, job: 'copies' });
+    // The job's chunk bytes, from an uncapped cache.
+    const full = await tempDir('cache');
+    await cp.restore({ store, job: 'copies' }, join(await tempDir('restore'), 'out'), { cache: { dir: full } });
+    const chunkBytes = (await cp.cacheStats({ dir: full })).bytes;
+    // A cap of exactly the chunk bytes: the metadata and manifest copies must fit under it too.
+    const capped = await tempDir('cache');
+    await cp.restore({ store, job: 'copies' }, join(await tempDir('restore'), 'out'), { cache: { dir: capped, maxBytes: chunkBytes } });
+    expect(await bytesUnder(capped)).toBeLessThanOrEqual(chunkBytes);
+    const cappedStats = await cp.cacheStats({ dir: capped });
+    expect(cappedStats.bytes + cappedStats.checkpointBytes).toBe(await bytesUnder(capped));
+    // The index counts the copies as the directory holds them, and a prune to 0 leaves nothing.
+    const stats = await cp.cacheStats({ dir: full });
+    expect(stats.checkpoints).toBe(1);
+    expect(stats.checkpointBytes).toBeGreaterThan(0);
+    expect(stats.bytes + stats.checkpointBytes).toBe(await bytesUnder(full));
+    await cp.cachePrune({ dir: capped, maxBytes: 0 });
+    expect(await bytesUnder(capped)).toBe(0);
+
+    // Bad entries in the full cache: the most recently used one grown to 100 GiB, a FIFO, a directory,
+    // a link to a large file, and a metadata copy grown past any real one.
+    const entries = await cacheEntries(full);
+    expect(entries.length).toBeGreaterThanOrEqual(5);
+    const [giant, fifo, dir, link, ...good] = entries as [string, string, string, string, ...string[]];
+    const old = new Date(Date.now() - 600_000);
+    for (const p of good) await utimes(p, old, old);
+    await truncate(giant, 100 * 2 ** 30);
+    await rm(fifo);
+    execFileSync('mkfifo', [fifo]);
+    await rm(dir);
+    await mkdir(join(dir, 'x'), { recursive: true });
+    const big = join(await tempDir('big'), 'big');
+    await writeFile(big, '');
+    await truncate(big, 10 * 2 ** 30);
+    await rm(link);
+    await symlink(big, link);
+    const metadataCopy = (await listFiles(join(full, CACHE_LAYOUT_VERSION, 'checkpoints'))).find((p) => p.endsWith('chk-1')) ?? '';
+    await truncate(join(full, CACHE_LAYOUT_VERSION, 'checkpoints', metadataCopy), 300 * 2 ** 20);
+    const pruned = await cp.cachePrune({ dir: full, maxBytes: chunkBytes });
+    for (const p of [giant, fifo, dir, link]) await expect(lstat(p), p).rejects.toThrow();
+    await expect(lstat(join(full, CACHE_LAYOUT_VERSION, 'checkpoints', metadataCopy))).rejects.toThrow();
+    // Every good entry is still there: none was evicted to make room for what was never an entry.
+    for (const p of good) expect((await lstat(p)).isFile(), p).toBe(true);
+    expect(pruned.entries).toBe(good.length);
+    expect(await bytesUnder(full)).toBeLessThanOrEqual(chunkBytes);
   });
 
   it('two restores sharing one cache directory at once both succeed', async () => {

@@ -157,7 +157,7 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     expect(await treeDigest(restored)).toEqual(await treeDigest(own.dir));
 
     // Trailing bytes after a pack's trailer: its size is not the recorded one, so it is not whole,
-    // whichever command looks (restore still reads each chunk by its handle and verifies its key).
+    // whichever command looks (restore too: hardening.test.ts, item 11).
     const pack = (await checkpointFiles(join(source, 'h'), 4)).flatMap((f) => f.chunks).map(packOf).find((key) => key.startsWith('shared/'));
     if (pack === undefined) throw new Error('test setup: chk-4 references no shared pack');
     await writeFile(objectPath(join(source, 'h'), pack), Buffer.concat([await readFile(objectPath(join(source, 'h'), pack)), Buffer.from('trailing')]));
@@ -168,6 +168,34 @@ describe('copy between directory job roots (real RocksDB state)', () => {
     expect(copied.code).toBe(1);
     expect(copied.stderr).toMatch(/^chunkpoint: SOURCE_DAMAGED: /);
     expect(copied.stderr).toContain(pack);
+  });
+
+  it('updates a copy after a checkpoint in the middle was dropped at the source: the source\'s fence says it removed that id (issue #16 item 11)', async () => {
+    const own = await rocksState(3 * 1024 * 1024, 75);
+    const source = await tempDir('copy-middle');
+    const job = { store: source, job: 'm' };
+    for (const seed of [76, 77, 78]) {
+      await cp.snapshot(own.dir, job);
+      await mutateRocksState(own, seed);
+    }
+    const backupStore = await tempDir('copy-backup');
+    expect((await cp.copy(job, { store: backupStore, job: 'm' })).checkpointsCopied).toEqual(['chk-1', 'chk-2', 'chk-3']);
+    // chk-2 is dropped at the source (damaged, say), and the source moves on.
+    await cp.drop(job, 2);
+    await cp.snapshot(own.dir, job);
+    expect((await cp.list(job)).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-3', 'chk-4']);
+    const update = await cp.copy(job, { store: backupStore, job: 'm' });
+    expect(update.checkpointsCopied).toEqual(['chk-4']);
+    expect(update.checkpointsPresent).toEqual(['chk-1', 'chk-3']);
+    expect((await cp.list({ store: backupStore, job: 'm' })).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2', 'chk-3', 'chk-4']);
+    const restored = join(await tempDir('copy-restore'), 'out');
+    await cp.restore({ store: backupStore, job: 'm' }, restored);
+    expect(await treeDigest(restored)).toEqual(await treeDigest(own.dir));
+    // A checkpoint the source never removed and does not have (past its newest) is still another history.
+    const other = await tempDir('copy-other');
+    await cp.copy(job, { store: other, job: 'm' });
+    expect((await cp.snapshot(own.dir, { store: other, job: 'm' })).checkpoint).toBe('chk-5');
+    await expect(cp.copy(job, { store: other, job: 'm' })).rejects.toMatchObject({ code: 'COPY_CONFLICT' });
   });
 
   it('is listed in --help, and usage errors exit 2', async () => {

@@ -5,14 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { rmSync, utimesSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { constants, rmSync, utimesSync } from 'node:fs';
+import { chmod, copyFile, cp, mkdir, open, readFile, readdir, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Chunkpoint, ChunkpointError } from '../src/index.js';
 import { jobRootSpec, jobRootSpecFromLocation } from '../src/store/open.js';
 import { LONGEST_OBJECT_NAME, S3_MAX_KEY_BYTES } from '../src/store/s3/location.js';
-import { refusal, removeTempDirs, runCli, tempDir } from './support.js';
+import { checkpointFiles, refusal, removeTempDirs, runCli, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 
@@ -235,6 +235,53 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('a cache shared with the group serves another member\'s restore: entries it may not touch or read are misses, never CACHE_EPERM or CACHE_EACCES (item 2)', async () => {
+    if (AS_USER.uid === undefined) {
+      console.warn('item 2 (group-shared cache): not root, so the restore as another user was SKIPPED');
+      return;
+    }
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cacheParent = await tempDir('cache');
+    const cache = join(cacheParent, 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const entries = (await readdir(cache, { recursive: true })).filter((p) => p.split(sep).includes('blobs') && /-\d+$/.test(p)).map((p) => join(cache, p));
+    expect(entries.length).toBeGreaterThanOrEqual(2);
+    // Shared with nobody's group: readable, not writable, owned by root. Entries used an hour ago, so a hit would refresh their time.
+    execFileSync('chown', ['-R', '0:65534', cacheParent]);
+    execFileSync('chmod', ['-R', 'g+rX', cacheParent]);
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const entry of entries) utimesSync(entry, hourAgo, hourAgo);
+    const unreadable = entries[0] ?? '';
+    await chmod(unreadable, 0o000);
+    handOver(store);
+    const targetParent = await tempDir('restore');
+    handOver(targetParent);
+    const target = join(targetParent, 'db');
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--cache', cache, '--json'], AS_USER);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { bytesFromCache: number; bytesFromRemote: number };
+    expect(result.bytesFromCache).toBeGreaterThan(0);
+    expect(result.bytesFromRemote).toBeGreaterThan(0);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+  });
+
+  it('a cache entry that is a directory is evicted, not only missed: the restore puts the verified blob in its place (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cache = join(await tempDir('cache'), 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const entries = (await readdir(cache, { recursive: true })).filter((p) => p.split(sep).includes('blobs') && /-\d+$/.test(p)).map((p) => join(cache, p));
+    const entry = entries[0] ?? '';
+    await rm(entry);
+    await mkdir(join(entry, 'inside'), { recursive: true });
+    await writeFile(join(entry, 'inside', 'file'), 'not a blob');
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), join(await tempDir('restore'), 'db'), '--cache', cache, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { bytesFromRemote: number }).bytesFromRemote).toBeGreaterThan(0);
+    expect((await stat(entry)).isFile()).toBe(true);
+  });
+
   it('a restore target that is a dangling or looping link fails with a target error naming the link, not UNEXPECTED (item 13)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
@@ -251,6 +298,62 @@ describe('hardening (issue #16)', () => {
     expect(loop.stderr).toMatch(/TARGET_\w+/);
     expect(loop.stderr).toContain('ELOOP');
     expect(loop.stderr).not.toContain('UNEXPECTED');
+  });
+
+  it('an existing restore target this user may not read fails with TARGET_EACCES naming it, not UNEXPECTED (item 13b)', async () => {
+    if (AS_USER.uid === undefined) console.warn('item 13b: not root, so the restore runs as this user, who may read a 0700 directory of its own; the EACCES case is SKIPPED');
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    handOver(store);
+    const parent = await tempDir('restore');
+    handOver(parent);
+    // Someone else's private directory: the restoring user may see it exists, not list it.
+    const target = join(parent, 'theirs');
+    await mkdir(target, { mode: 0o700 });
+    if (AS_USER.uid === undefined) return;
+    const r = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--overwrite'], AS_USER);
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('UNEXPECTED');
+    expect(r.stderr).toMatch(new RegExp(`^chunkpoint: TARGET_EACCES: listing restore target failed with EACCES at ${target}; check the permissions of the restore target\\n$`));
+  });
+
+  it('a cache this user may not read fails cache stats and prune with CACHE_EACCES naming it and the fix (item 13c)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const parent = await tempDir('cache');
+    const cache = join(parent, 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    await chmod(parent, 0o755);
+    // Root's private cache, seen by another user (as this user when not root: its own, made unreadable).
+    if (AS_USER.uid === undefined) await chmod(cache, 0o000);
+    for (const args of [['stats', cache], ['prune', cache, '--max-bytes', '1MiB']]) {
+      const r = await runCli(['cache', ...args], AS_USER);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toMatch(new RegExp(`^chunkpoint: CACHE_EACCES: \\w[\\w ]* failed with EACCES at ${cache}\\S*; check the permissions of the local cache\\n$`));
+    }
+    if (AS_USER.uid === undefined) await chmod(cache, 0o700);
+  });
+
+  it('a _metadata replaced by a FIFO is refused at once by restore and verify, and list does not wait on it (item 2d)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', state, ...job])).code).toBe(0);
+    await writeFile(join(state, '000002.sst'), randomBytes(100_000));
+    expect((await runCli(['snapshot', state, ...job])).code).toBe(0);
+    const metadata = join(store, 'j', 'chk-2', '_metadata');
+    await rm(metadata);
+    execFileSync('mkfifo', [metadata]);
+    const restored = await runCli(['restore', join(store, 'j', 'chk-2'), join(await tempDir('restore'), 'db')], { timeoutMs: 60_000 });
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toMatch(/NOT_A_REGULAR_FILE: .*chk-2\/_metadata is not a regular file/);
+    const verified = await runCli(['verify', join(store, 'j', 'chk-2')], { timeoutMs: 60_000 });
+    expect(verified.code).toBe(1);
+    expect(verified.stderr).toContain('NOT_A_REGULAR_FILE');
+    // A listing never opens what it lists: it completes (a FIFO is not an object, so chk-2 is not listed).
+    const listed = await runCli(['list', ...job, '--json'], { timeoutMs: 60_000 });
+    expect(listed.code, listed.stderr).toBe(0);
   });
 
   it('a job root inside the state directory is refused before anything is written (STORE_INSIDE_STATE), and cache stats/prune of a missing cache create nothing (item 13)', async () => {
@@ -385,6 +488,116 @@ describe('hardening (issue #16)', () => {
     }
   });
 
+  it('a job recreated under the same id is never restored from the cached copies of the old one: an unreadable manifest or _metadata fails; a cached manifest is used only when it is the one the store\'s _metadata names (item 1)', async () => {
+    const oldState = await smallState();
+    const store = await tempDir('store');
+    const cache = await tempDir('cache');
+    const restored = await tempDir('restored');
+    for (const dir of [join(oldState, '..'), store, cache, restored]) handOver(dir);
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', oldState, ...job], AS_USER)).code).toBe(0);
+    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], AS_USER);
+    expect(first.code, first.stderr).toBe(0);
+    // The job is deleted and recreated under the same id: a new chk-1 with other bytes.
+    await rm(join(store, 'j'), { recursive: true });
+    const newState = await smallState();
+    handOver(join(newState, '..'));
+    expect((await runCli(['snapshot', newState, ...job], AS_USER)).code).toBe(0);
+    const manifests = (await readdir(join(store, 'j'), { recursive: true })).filter((p) => p.endsWith('.manifest'));
+    expect(manifests.length).toBe(1);
+    const manifest = join(store, 'j', manifests[0] ?? '');
+    const metadata = join(store, 'j', 'chk-1', '_metadata');
+    const newBytes = await readFile(join(newState, '000001.sst'));
+    // The new _metadata cannot be read (the listing can): the cached chk-1 is the old job's, refused as such.
+    await chmod(metadata, 0o000);
+    const noMetadata = await runCli(['restore', ...job, join(restored, 'md'), '--cache', cache], AS_USER);
+    expect(noMetadata.code, noMetadata.stdout).toBe(1);
+    expect(noMetadata.stderr).toContain('STORE_EACCES');
+    expect(noMetadata.stderr).toMatch(/the local cache's copy of chk-1 is not the store's chk-1/);
+    await chmod(metadata, 0o600);
+    // The new manifest cannot be read (the store's _metadata can): the cache's manifest is the old job's, so nothing is restored.
+    await chmod(manifest, 0o000);
+    const noManifest = await runCli(['restore', ...job, join(restored, 'm'), '--cache', cache], AS_USER);
+    expect(noManifest.code, noManifest.stdout).toBe(1);
+    expect(noManifest.stderr).toContain('STORE_EACCES');
+    expect(noManifest.stderr).toContain(manifests[0]?.split(sep).at(-1));
+    expect(noManifest.stdout).not.toContain('local cache');
+    await chmod(manifest, 0o600);
+    // Once the cache holds the new checkpoint's manifest, an unreadable manifest is served from it, beside the store's _metadata.
+    const warm = await runCli(['restore', ...job, join(restored, 'new'), '--cache', cache], AS_USER);
+    expect(warm.code, warm.stderr).toBe(0);
+    await chmod(manifest, 0o000);
+    const fromCache = await runCli(['restore', ...job, join(restored, 'new2'), '--cache', cache], AS_USER);
+    expect(fromCache.code, fromCache.stderr).toBe(0);
+    expect(fromCache.stdout).toMatch(/metadata +the task manifest from the local cache \(the store could not be read: STORE_EACCES\); _metadata from the store/);
+    expect(await readFile(join(restored, 'new2', '000001.sst'))).toEqual(newBytes);
+    await chmod(manifest, 0o600);
+  });
+
+  it('a damaged blob is named once in every message, never "blob blob" or its location twice: verify, restore and copy (item 13)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const chunk = (await checkpointFiles(join(store, 'j'), 1)).find((f) => f.path === '000001.sst')?.chunks[0];
+    expect(chunk).toBeDefined();
+    const { area, name, offset } = chunk?.handle ?? { area: '', name: '', offset: 0 };
+    const pack = `${area}/${name}`;
+    const path = join(store, 'j', area, name);
+    const bytes = await readFile(path);
+    bytes[offset] = (bytes[offset] ?? 0) ^ 0xff; // the blob's magic
+    await writeFile(path, bytes);
+    const count = (text: string, what: string): number => text.split(what).length - 1;
+    const verified = await runCli(['verify', '--store', store, '--job', 'j']);
+    expect(verified.code).toBe(1);
+    const line = verified.stdout.split('\n').find((l) => l.includes('magic')) ?? '';
+    expect(line.trim()).toBe(`chunk 0 of 000001.sst: blob at ${offset} of pack ${pack} does not start with the chunkpoint blob magic (not a chunkpoint blob, or damaged); the checkpoint is damaged: restore an older checkpoint or repair the store`);
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain(`chunk 0 of 000001.sst (pack ${pack} at ${offset}) does not start with the chunkpoint blob magic`);
+    const copied = await runCli(['copy', join(store, 'j'), join(await tempDir('copy'), 'j')]);
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain(`blob at ${offset} of pack ${join(store, 'j', area, name)} does not start with the chunkpoint blob magic`);
+    for (const [what, text] of [['verify', line], ['restore', restored.stderr], ['copy', copied.stderr]] as const) {
+      expect(text, what).not.toMatch(/blob blob/);
+      expect(count(text, name), `${what}: ${text}`).toBe(1);
+    }
+  });
+
+  it('a cache that cannot be created is a warning: snapshot and restore go on without it (item 1a)', async () => {
+    const state = await smallState();
+    const base = await tempDir('no-cache');
+    const store = join(base, 'st');
+    // The cache path runs through a regular file, so the cache can never be created (CACHE_IO, ENOTDIR).
+    await writeFile(join(base, 'file'), 'in the way');
+    const cache = join(base, 'file', 'cache');
+    const snap = await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache]);
+    expect(snap.code, snap.stderr).toBe(0);
+    expect(snap.stdout).toContain('chk-1 committed');
+    expect(snap.stdout).toMatch(/warning +the local cache at .*cache cannot be used \(CACHE_IO: creating cache directory failed with ENOTDIR .*\); the snapshot went on without it/);
+    const target = join(base, 'restored');
+    const restored = await runCli(['restore', join(store, 'j', 'chk-1'), target, '--cache', cache]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toMatch(/the local cache at .*cache cannot be used \(CACHE_IO: creating cache directory failed with ENOTDIR .*\); the restore goes on without it/);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+    // The same as another user in a directory it may not write (CACHE_EACCES).
+    if (AS_USER.uid === undefined) {
+      console.warn('item 1a: not root, so the unwritable cache as another user was SKIPPED');
+      return;
+    }
+    const parent = await tempDir('root-owned');
+    await chmod(parent, 0o755);
+    handOver(base, join(state, '..'));
+    const targetParent = await tempDir('restore');
+    handOver(targetParent);
+    const asUser = await runCli(['restore', join(store, 'j', 'chk-1'), join(targetParent, 'db'), '--cache', join(parent, 'cache')], AS_USER);
+    expect(asUser.code, asUser.stderr).toBe(0);
+    expect(asUser.stderr).toContain('CACHE_EACCES');
+    expect(asUser.stderr).toContain('goes on without it');
+    const again = await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', join(parent, 'cache')], AS_USER);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('chk-2 committed');
+  });
+
   it('a state file replaced by a FIFO after the listing fails the snapshot at once (STATE_SPECIAL_FILE), never blocking in open (item 2)', async () => {
     const state = await smallState();
     const store = await tempDir('store');
@@ -402,6 +615,60 @@ describe('hardening (issue #16)', () => {
       expect(error.code).toBe('STATE_SPECIAL_FILE');
       expect(error.message).toContain('000001.sst');
     } finally {
+      await cp.close();
+    }
+  });
+
+  it('the task-local copy never blocks on a FIFO: an identity record replaced by one, or a mutable state file replaced by one before it is copied (item 2)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const local = join(await tempDir('local'), 'copy');
+    const job = ['--store', store, '--job', 'j'];
+    expect((await runCli(['snapshot', state, ...job, '--local-copy', local])).code).toBe(0);
+    const records = (await readdir(local, { recursive: true })).filter((p) => p.endsWith('.id'));
+    expect(records.length).toBe(2);
+    for (const record of records) {
+      await rm(join(local, record));
+      execFileSync('mkfifo', [join(local, record)]);
+    }
+    // The copies can no longer be trusted by identity: they are read and checked, then used.
+    const target = join(await tempDir('restore'), 'db');
+    const restored = await runCli(['restore', ...job, target, '--local-copy', local, '--json'], { timeoutMs: 60_000 });
+    expect(restored.code, restored.stderr).toBe(0);
+    const result = JSON.parse(restored.stdout) as { filesFromLocalCopy: number; localCopiesVerified: number; bytesFromRemote: number };
+    expect(result.filesFromLocalCopy).toBe(2);
+    expect(result.localCopiesVerified).toBe(2);
+    for (const name of await readdir(state)) expect((await readFile(join(target, name))).equals(await readFile(join(state, name))), name).toBe(true);
+    for (const record of records) await rm(join(local, record), { force: true });
+    for (const record of records) execFileSync('mkfifo', [join(local, record)]);
+    await writeFile(join(state, 'MANIFEST-000001'), randomBytes(1000));
+    const again = await runCli(['snapshot', state, ...job, '--local-copy', local], { timeoutMs: 60_000 });
+    expect(again.code, again.stderr).toBe(0);
+
+    // A mutable file replaced by a FIFO once the snapshot has read it: not kept, said in a warning, nothing blocks.
+    await writeFile(join(state, 'MANIFEST-000001'), randomBytes(1000));
+    const fifo = join(state, 'MANIFEST-000001');
+    let planted = false;
+    const cp = new Chunkpoint({ threads: 1, onEvent: (event) => {
+      // Every chunk is read when bytesDone reaches bytesTotal; the local copy is kept after the commit.
+      if (event.type !== 'snapshot.progress' || planted || event.bytesDone !== event.bytesTotal) return;
+      planted = true;
+      rmSync(fifo);
+      execFileSync('mkfifo', [fifo]);
+    } });
+    // Should the copy block in open, this opens the FIFO's other end after 20 s so the test fails instead of hanging.
+    let blocked = false;
+    const unblock = setTimeout(() => {
+      blocked = true;
+      void open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).then((fh) => fh.close(), () => undefined);
+    }, 20_000);
+    try {
+      const snap = await cp.snapshot(state, { store, job: 'j' }, { localCopy: { dir: local } });
+      expect(planted).toBe(true);
+      expect(blocked).toBe(false);
+      expect(snap.warnings.join('\n')).toMatch(/1 file\(s\) were not kept in the local copy .* \(first: MANIFEST-000001: state file .*MANIFEST-000001 was replaced by something that is not a regular file after the snapshot read it/);
+    } finally {
+      clearTimeout(unblock);
       await cp.close();
     }
   });
@@ -451,6 +718,68 @@ describe('hardening (issue #16)', () => {
     expect(third.code).toBe(1);
     expect(third.stderr).toContain('NOT_A_REGULAR_FILE');
     expect((await readdir(elsewhere)).sort()).toEqual(packs);
+  });
+
+  it('verify reports every pack that is a directory, a symbolic link, or behind a link loop under the job root, and goes on (items 4 and 13l)', async () => {
+    const state = await smallState();
+    const base = await tempDir('odd-packs');
+    const store = join(base, 'st');
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await writeFile(join(state, `00000${i + 1}.sst`), randomBytes(200_000));
+      expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    }
+    const shared = join(store, 'j', 'shared');
+    const packs = (await readdir(shared)).sort();
+    expect(packs.length).toBe(3);
+    const [asDir = '', asLink = '', whole = ''] = packs;
+    // One pack is a directory, one a link to a good copy of itself elsewhere: neither is read, both are reported.
+    await copyFile(join(shared, asLink), join(base, 'elsewhere.pack'));
+    await rm(join(shared, asLink));
+    await symlink(join(base, 'elsewhere.pack'), join(shared, asLink));
+    await rm(join(shared, asDir));
+    await mkdir(join(shared, asDir));
+    const odd = await runCli(['verify', '--store', store, '--job', 'j', '--checkpoint', '3']);
+    expect(odd.code, odd.stderr).toBe(1);
+    expect(odd.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${asDir}`));
+    expect(odd.stdout).toMatch(new RegExp(`shared/${asDir} is a directory`));
+    expect(odd.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${asLink}`));
+    expect(odd.stdout).toMatch(new RegExp(`shared/${asLink} is a symbolic link`));
+    expect(odd.stdout).not.toContain(whole);
+    // shared/ itself a link loop: every pack behind it is reported, not 'STORE_IO … ELOOP … check the store volume'.
+    await rm(shared, { recursive: true });
+    await symlink(join(store, 'j', 'loop'), shared);
+    await symlink(shared, join(store, 'j', 'loop'));
+    const looped = await runCli(['verify', '--store', store, '--job', 'j', '--checkpoint', '3']);
+    expect(looped.code, looped.stderr).toBe(1);
+    expect(looped.stderr).not.toContain('STORE_IO');
+    for (const pack of packs) expect(looped.stdout).toMatch(new RegExp(`NOT_A_REGULAR_FILE\\s+shared/${pack}`));
+    expect(looped.stdout).toContain('a loop of symbolic links');
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(base, 'target')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain('NOT_A_REGULAR_FILE');
+  });
+
+  it('a pack with trailing bytes is not whole for restore either: one rule with verify and copy, PACK_SIZE naming the pack (item 11)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    const cache = join(await tempDir('cache'), 'c');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j', '--cache', cache])).code).toBe(0);
+    const pack = (await readdir(join(store, 'j', 'shared')))[0] ?? '';
+    const path = join(store, 'j', 'shared', pack);
+    await writeFile(path, Buffer.concat([await readFile(path), Buffer.from('trailing')]));
+    const verified = await runCli(['verify', '--store', store, '--job', 'j']);
+    expect(verified.code).toBe(1);
+    expect(verified.stdout).toMatch(new RegExp(`PACK_SIZE\\s+shared/${pack}`));
+    const copied = await runCli(['copy', join(store, 'j'), join(await tempDir('copy'), 'j')]);
+    expect(copied.code).toBe(1);
+    expect(copied.stderr).toContain('SOURCE_DAMAGED');
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db')]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toMatch(new RegExp(`^chunkpoint: PACK_SIZE: pack shared/${pack} is \\d+ bytes in .*, not the \\d+ the checkpoint recorded \\(truncated, overwritten or replaced\\); the checkpoint is damaged: restore an older checkpoint or repair the store\\n$`));
+    // A restore that reads nothing of that pack (every chunk in the cache) does not depend on it.
+    const cached = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db'), '--cache', cache, '--json']);
+    expect(cached.code, cached.stderr).toBe(0);
+    expect((JSON.parse(cached.stdout) as { bytesFromRemote: number }).bytesFromRemote).toBe(0);
   });
 
   it('damaged checkpoints never block the job: list shows the rest, a snapshot routes around a damaged latest, retention keeps them without counting them, drop removes them (item 5)', async () => {
@@ -536,6 +865,25 @@ describe('hardening (issue #16)', () => {
       const r = await runCli([...args, '--store', store, '--job', 'j', '--grace', '0s']);
       expect(r.code, `${args[0] ?? ''}: ${r.stderr}`).toBe(0);
     }
+  });
+
+  it('--grace takes 0 in any unit and nothing that is not a duration: 0xyz is refused, not read as 0 (item 13h)', async () => {
+    const state = await smallState();
+    const store = await tempDir('store');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    for (const grace of ['0', '0s', '0.0h', '00ms']) {
+      const r = await runCli(['gc', '--store', store, '--job', 'j', '--grace', grace, '--dry-run']);
+      expect(r.code, `${grace}: ${r.stderr}`).toBe(0);
+    }
+    for (const grace of ['0xyz', '0 parsecs', '0.', 'soon']) {
+      const r = await runCli(['gc', '--store', store, '--job', 'j', '--grace', grace, '--dry-run']);
+      expect(r.code, grace).toBe(1);
+      expect(r.stderr, grace).toContain(`INVALID_DURATION: --grace '${grace}' is not a duration; use e.g. 30s, 10m, 2h, 7d`);
+    }
+    // Where 0 makes no sense it is still refused.
+    const ttl = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db'), '--cache', join(await tempDir('cache'), 'c'), '--cache-ttl', '0s']);
+    expect(ttl.code).toBe(1);
+    expect(ttl.stderr).toContain("INVALID_DURATION: --cache-ttl '0s' must be a positive duration");
   });
 
   it('a snapshot with a cache it cannot write commits, warns once about the cache, and leaves no temp file in the store (item 13)', async () => {

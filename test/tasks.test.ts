@@ -177,6 +177,22 @@ describe('a job of 4 tasks, each in its own process, committed by one coordinato
     expect(bentError.code, bentError.message).toBe('INVALID_TASK_SNAPSHOT');
     expect(bentError.message).toContain("pack's index lists with another key or length");
 
+    // The same with a chunk's content key changed (item 10a): a manifest whose key the pack's trailer does not
+    // list at that handle would restore a chunk that fails verification, so it is refused at the commit.
+    const rekeyed = await take(3);
+    const rekeyedFile = objectPath(join(store, 'multi'), rekeyed.manifest.key);
+    const rekeyedManifest = decodeManifest(await readFile(rekeyedFile), hasher, rekeyedFile, { task: rekeyed.task, session: rekeyed.session });
+    const file = rekeyedManifest.files.find((f) => f.chunks.length > 0);
+    const first = file?.chunks[0];
+    if (file === undefined || first === undefined) throw new Error('test setup: task t3 has no chunk');
+    first.key = `${first.key.startsWith('0') ? '1' : '0'}${first.key.slice(1)}`;
+    const rekeyedEncoded = encodeManifest(rekeyedManifest, hasher);
+    await writeFile(rekeyedFile, rekeyedEncoded);
+    const rekeyedSnapshot = { ...rekeyed, manifest: { ...rekeyed.manifest, size: rekeyedEncoded.byteLength, checksum: manifestChecksum(rekeyedEncoded) } };
+    const rekeyedError = await refusal(cp.commit({ store, job: 'multi' }, [a, b, c, rekeyedSnapshot]));
+    expect(rekeyedError.code, rekeyedError.message).toBe('INVALID_TASK_SNAPSHOT');
+    expect(rekeyedError.message).toContain(`references chunk 0 of ${file.path} at offset ${first.handle.offset} of pack ${first.handle.area}/${first.handle.name}, which that pack's index lists with another key or length`);
+
     // A task whose session's lease ran out: gc may have taken its packs. What the task snapshot claims does not matter.
     const short = await take(2, { leaseMs: 1000 });
     await new Promise((resolve) => setTimeout(resolve, 1100));

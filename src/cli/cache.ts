@@ -27,7 +27,7 @@ export const cache: Command = {
       if (out.json) out.emit(stats);
       else {
         out.print(`cache ${stats.dir}`);
-        out.print(`  ${stats.entries} chunks, ${formatBytes(stats.bytes)}; ${stats.checkpoints} checkpoint metadata copies`);
+        out.print(`  ${stats.entries} chunks, ${formatBytes(stats.bytes)}; ${stats.checkpoints} checkpoint metadata copies, ${formatBytes(stats.checkpointBytes)} with their manifests`);
         if (stats.oldestUseMs !== undefined && stats.newestUseMs !== undefined) {
           out.print(`  least recently used ${new Date(stats.oldestUseMs).toISOString()}, most recently ${new Date(stats.newestUseMs).toISOString()}`);
         }
@@ -37,6 +37,6 @@ export const cache: Command = {
     if (options.maxBytes === undefined && options.ttlMs === undefined) throw new UsageError('cache prune needs --max-bytes and/or --ttl');
     const result = await withChunkpoint(args, out, (cp) => cp.cachePrune(options));
     if (out.json) out.emit(result);
-    else out.print(`removed ${result.removedEntries} entries (${formatBytes(result.removedBytes)}); ${result.entries} entries, ${formatBytes(result.bytes)} remain`);
+    else out.print(`removed ${result.removedEntries} entries (${formatBytes(result.removedBytes)}); ${result.entries} chunks, ${formatBytes(result.bytes)}, and ${formatBytes(result.checkpointBytes)} of checkpoint copies remain`);
   },
 };

@@ -47,7 +47,7 @@ export function lifecycleOptions(args: Parsed): { retain?: number; graceMs?: num
     out.retain = Number(retain);
   }
   const grace = args.values['grace'];
-  if (typeof grace === 'string') out.graceMs = /^0+(?:\.0*)?[a-z]*$/i.test(grace) ? 0 : parseDuration(grace, '--grace');
+  if (typeof grace === 'string') out.graceMs = parseDuration(grace, '--grace', { allowZero: true });
   if (args.values['claim'] === true) out.claim = true;
   return out;
 }

@@ -57,6 +57,6 @@ function printRestore(r: RestoreResult, target: string, out: Output): void {
     const rejected = r.localCopiesRejected > 0 ? `; ${r.localCopiesRejected} no longer held the checkpoint's bytes and were fetched instead` : '';
     out.print(`  local     ${r.filesFromLocalCopy} files (${formatBytes(r.bytesFromLocalCopy)}) from the task-local copy${read}${rejected}`);
   }
-  if (r.metadataFromCache) out.print('  metadata  from the local cache (the store was unreachable)');
+  if (r.metadataFromCache) out.print(`  metadata  ${r.metadataNote ?? 'from the local cache (the store could not be read)'}`);
   if (r.previousContentsLeftAt !== null) out.print(`  warning   the target's previous contents were moved to ${r.previousContentsLeftAt} and could not be deleted; remove that directory by hand`);
 }

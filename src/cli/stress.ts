@@ -133,8 +133,8 @@ function stressOptions(args: Parsed): { options: StressOptions; replay: string[]
   take('chunk-size', (t) => (options.chunkSize = usageValue(() => parseSize(t, '--chunk-size'))));
   take('threads', (t) => (options.threads = wholeNumber(t, '--threads', 1, 256)));
   take('retain', (t) => (options.retain = wholeNumber(t, '--retain', 1, 1000)));
-  take('grace', (t) => (options.graceMs = t === '0' ? 0 : usageValue(() => parseDuration(t, '--grace'))));
-  take('gc-grace', (t) => (options.gcGraceMs = t === '0' ? 0 : usageValue(() => parseDuration(t, '--gc-grace'))));
+  take('grace', (t) => (options.graceMs = usageValue(() => parseDuration(t, '--grace', { allowZero: true }))));
+  take('gc-grace', (t) => (options.gcGraceMs = usageValue(() => parseDuration(t, '--gc-grace', { allowZero: true }))));
   take('lease', (t) => (options.leaseMs = usageValue(() => parseDuration(t, '--lease'))));
   take('drop', (t) => (options.drop = probability(t, '--drop')));
   if (v['no-faults'] === true) {
@@ -144,7 +144,7 @@ function stressOptions(args: Parsed): { options: StressOptions; replay: string[]
   take('transient', (t) => (options.transient = probability(t, '--transient')));
   take('permanent', (t) => (options.permanent = probability(t, '--permanent')));
   take('torn', (t) => (options.torn = probability(t, '--torn')));
-  take('latency', (t) => (options.maxLatencyMs = t === '0' ? 0 : usageValue(() => parseDuration(t, '--latency'))));
+  take('latency', (t) => (options.maxLatencyMs = usageValue(() => parseDuration(t, '--latency', { allowZero: true }))));
   take('kill', (t) => (options.kill = probability(t, '--kill')));
   take('gc', (t) => (options.gc = probability(t, '--gc')));
   take('restores', (t) => {

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { blobEntryPath } from '../cache.js';
-import { ChunkpointError, InvalidInputError, abortedError, apiName, checkAborted, errnoOf, targetIoError } from '../errors.js';
+import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, apiName, checkAborted, errnoOf, targetIoError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
@@ -106,8 +106,10 @@ export interface RestoreResult {
   localCopiesVerified: number;
   /** Local copies that did not hold the checkpoint's bytes (changed behind chunkpoint's back): not used. */
   localCopiesRejected: number;
-  /** The metadata came from the local cache because the store was unreachable. */
+  /** Some of the checkpoint's metadata (its `_metadata`, its task manifest) came from the local cache because the store could not be read. */
   metadataFromCache: boolean;
+  /** What came from the cache, why, and which checkpoint it is; null when everything came from the store. */
+  metadataNote: string | null;
   /**
    * Set when the target's previous entries, moved aside once the new ones
    * were in place, could not be deleted: the directory holding them. The
@@ -123,6 +125,8 @@ export interface RestoreSource {
   metadata: CheckpointMetadata;
   manifest: TaskManifest;
   metadataFromCache: boolean;
+  /** What came from the cache and why (see RestoreResult.metadataNote). */
+  metadataNote?: string;
 }
 
 /** The one task a restore is about: named, or the only one. */
@@ -195,7 +199,7 @@ export async function restore(ctx: Runtime<RestoreFigures>, source: RestoreSourc
     figures.filesDone = manifest.files.length - toRestore.length + toRestore.filter((f) => f.chunks.length === 0).length;
     progress?.update(() => ({ ...figures }), true);
 
-    fetched = await fetchChunks(ctx, { store, staging, durable, signal: options.signal, syncing }, toRestore, figures);
+    fetched = await fetchChunks(ctx, { store, staging, durable, signal: options.signal, syncing }, toRestore, figures, manifest);
     checkAborted(options.signal);
 
     await finishFiles(staging, [...toRestore, ...local.map((c) => c.file)], durable, syncing);
@@ -231,6 +235,7 @@ export async function restore(ctx: Runtime<RestoreFigures>, source: RestoreSourc
     localCopiesVerified: localFigures.verified,
     localCopiesRejected: localFigures.rejected,
     metadataFromCache: source.metadataFromCache,
+    metadataNote: source.metadataNote ?? null,
     previousContentsLeftAt: previousNotRemoved ?? null,
     durationMs: Math.round(durationMs),
     throughputMBps: Math.round((bytesTotal / 1e6 / (durationMs / 1000)) * 100) / 100,
@@ -261,11 +266,12 @@ async function provenLocalCopies(
 
 /** Links or copies the local copies into the staging directory; returns those that were still there. */
 async function stageLocalCopies(staging: string, local: readonly LocalCandidate[], linked: LinkedCopy[]): Promise<LocalCandidate[]> {
-  // Local copies go in first: one that vanished meanwhile (a snapshot replaced the local copy) is fetched instead.
+  // Local copies go in first: one that vanished or was replaced meanwhile (a snapshot replaced the local copy) is fetched instead.
   const staged: LocalCandidate[] = [];
   for (const c of local) {
     try {
       const l = await stageLocalCopy(c, stagedPath(staging, c.file.path));
+      if (l === null) continue;
       if (l !== undefined) linked.push(l);
       staged.push(c);
     } catch (error) {
@@ -295,6 +301,7 @@ async function fetchChunks(
   { store, staging, durable, signal, syncing }: FetchTarget,
   toRestore: readonly FileEntry[],
   figures: RestoreFigures,
+  manifest: TaskManifest,
 ): Promise<{ storeReads: number; cacheEntriesDropped: number }> {
   let storeReads = 0;
   let cacheEntriesDropped = 0;
@@ -303,6 +310,7 @@ async function fetchChunks(
     const entry = entryOf(b);
     return entry !== undefined && cache?.has(entry) === true;
   });
+  await refuseResizedPacks(store, manifest, plan.spans);
   // A file is done when every blob writing into it is.
   const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
   const done = (blobs: readonly PlannedBlob[]): void => {
@@ -386,6 +394,44 @@ async function fetchChunks(
     done(cached);
   });
   return { storeReads, cacheEntriesDropped };
+}
+
+/**
+ * One rule for every pack, in every command: a pack is whole only at the
+ * size its checkpoint records (snapshot reuse, commit, verify and copy check
+ * it by listing; so does restore). Bytes after the recorded end — appended,
+ * or another object in its place — mean the pack is not the one committed,
+ * even though every chunk restore reads is verified by its content key. The
+ * check costs one listing of each area the restore reads packs from, and
+ * only when it reads any (a restore served by the cache pays nothing). An
+ * absent pack, or one cut short inside what is read, is left to the read,
+ * which says more: missing, a link or a FIFO; which file and chunk lost bytes.
+ */
+async function refuseResizedPacks(store: Store, manifest: TaskManifest, spans: readonly Span[]): Promise<void> {
+  if (spans.length === 0) return;
+  const recorded = new Map(manifest.packs.map((p) => [p.key, p.size]));
+  const read = new Set(spans.map((s) => s.key));
+  const reach = new Map<string, number>();
+  for (const s of spans) reach.set(s.key, Math.max(reach.get(s.key) ?? 0, s.offset + s.length));
+  const prefixes = new Set([...read].map((key) => key.slice(0, key.lastIndexOf('/') + 1)));
+  const stored = new Map<string, number>();
+  await Promise.all(
+    [...prefixes].map(async (prefix) => {
+      for await (const o of store.list(prefix)) if (read.has(o.key)) stored.set(o.key, o.size);
+    }),
+  );
+  for (const key of read) {
+    const found = stored.get(key);
+    const size = recorded.get(key);
+    if (found === undefined || size === undefined || found === size) continue;
+    // Cut short where this restore reads: the read itself says which file and chunk lost bytes.
+    if (found < size && (reach.get(key) ?? 0) > found) continue;
+    throw new CorruptDataError(
+      'PACK_SIZE',
+      `pack ${key} is ${found} bytes in ${store.location}, not the ${size} the checkpoint recorded (truncated, overwritten or replaced); the checkpoint is damaged: restore an older checkpoint or repair the store`,
+      { details: { key, size: found, recorded: size } },
+    );
+  }
 }
 
 /** A promise awaited later: its rejection is handled there (or dropped with a failed restore), never unhandled. */

@@ -50,19 +50,22 @@ export async function refuseGuardedTarget(target: string, guarded: readonly Guar
   }
 }
 
+/**
+ * Makes or checks the target directory. Every file system call here is on
+ * the target, so every failure is a target error (TARGET_…, naming the path
+ * and the fix), never UNEXPECTED or a store error.
+ */
 export async function prepareTarget(target: string, allowNonEmpty: boolean): Promise<{ target: string; createdRoot: string | undefined }> {
   let st;
   try {
     st = await lstat(target);
   } catch (error) {
     if (errnoOf(error) !== 'ENOENT') throw targetIoError('inspecting restore target', target, error);
-    let createdRoot: string | undefined;
-    try {
-      createdRoot = await mkdir(target, { recursive: true });
-    } catch (mkdirError) {
-      throw targetIoError('creating restore target', target, mkdirError);
-    }
-    return { target: await realpath(target), createdRoot: createdRoot === undefined ? undefined : await realpath(createdRoot) };
+    const createdRoot = await onTarget('creating restore target', target, () => mkdir(target, { recursive: true }));
+    return {
+      target: await onTarget('resolving restore target', target, () => realpath(target)),
+      createdRoot: createdRoot === undefined ? undefined : await onTarget('resolving restore target', createdRoot, () => realpath(createdRoot)),
+    };
   }
   // A target given as a symlink to a directory is the user's choice; resolve it once, here.
   let real = target;
@@ -75,10 +78,10 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
       throw new InvalidInputError('TARGET_DANGLING_LINK', `restore target ${target} is a symbolic link to ${to}, which does not exist; create that directory, or pass another target`);
     }
   }
-  if (!(await lstat(real)).isDirectory()) {
+  if (!(await onTarget('inspecting restore target', real, () => lstat(real))).isDirectory()) {
     throw new InvalidInputError('TARGET_NOT_DIRECTORY', `restore target ${target} exists and is not a directory; pass a new or empty directory`);
   }
-  let entries = await readdir(real);
+  let entries = await onTarget('listing restore target', real, () => readdir(real));
   // A restore that was killed leaves its private staging directory behind; nothing else
   // uses that name, so it is cleared here rather than making the target look non-empty.
   const leftovers = entries.filter((e) => e.startsWith(STAGING_PREFIX));
@@ -90,7 +93,7 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
       throw targetIoError('removing the leftover of an interrupted restore', path, error);
     }
   }
-  if (leftovers.length > 0) entries = await readdir(real);
+  if (leftovers.length > 0) entries = await onTarget('listing restore target', real, () => readdir(real));
   if (entries.length > 0 && !allowNonEmpty) {
     const replaced = entries.filter((e) => e.startsWith(REPLACED_PREFIX));
     const why = replaced.length > 0 ? `; ${replaced.map((e) => join(real, e)).join(', ')} holds what an interrupted restore was replacing: move out what you need first` : '';
@@ -100,6 +103,15 @@ export async function prepareTarget(target: string, allowNonEmpty: boolean): Pro
     );
   }
   return { target: real, createdRoot: undefined };
+}
+
+/** Runs one file system call on the target; its failure is a target error. */
+async function onTarget<T>(op: string, where: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw targetIoError(op, where, error);
+  }
 }
 
 /** Removes the directories this restore created, deepest first, and only while they are empty. */
@@ -218,7 +230,10 @@ async function applyAttributes(path: string, file: FileEntry): Promise<void> {
  */
 export async function swapIntoPlace(staging: string, target: string, state: Pick<TaskManifest, 'files' | 'directories'>, kept: ReadonlySet<string>, durable: boolean): Promise<string | undefined> {
   for (const dir of state.directories) await mkdir(stagedPath(staging, dir), { recursive: true, mode: 0o755 });
-  for (const path of kept) await linkOrCopy(join(target, ...path.split('/')), stagedPath(staging, path));
+  for (const path of kept) {
+    const from = join(target, ...path.split('/'));
+    await linkOrCopy(from, stagedPath(staging, path), () => new InvalidInputError('TARGET_SPECIAL_FILE', `target file ${from}, kept because it verified, was replaced by something that is not a regular file during the restore; restore again`));
+  }
 
   const stagingName = basename(staging);
   const replaced = join(target, `${REPLACED_PREFIX}${randomBytes(6).toString('hex')}`);

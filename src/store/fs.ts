@@ -128,9 +128,15 @@ export class FsStore implements Store {
         real = await realpath(dir);
       } catch (error) {
         if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') continue;
+        // A loop below a job root that resolves is a link planted in the store, refused like any link;
+        // a job root that does not resolve itself is the store's own failure (a broken mount, say).
+        if (errnoOf(error) === 'ELOOP' && (await this.resolvedRoot().then(() => true, () => false))) {
+          this.realDirs.delete(dir);
+          throw notRegular(this.location, key, `reached through a loop of symbolic links (at ${relative(this.root, dir)} or above it)`);
+        }
         throw storeIoError('inspecting', `${this.location}/${relative(this.root, dir)}`, error);
       }
-      this.realRoot ??= await realpath(this.root);
+      this.realRoot ??= await this.resolvedRoot();
       if (real !== join(this.realRoot, relative(this.root, dir))) {
         this.realDirs.delete(dir);
         throw notRegular(this.location, key, `reached through a symbolic link (${relative(this.root, dir)} leads to ${real})`);
@@ -138,6 +144,15 @@ export class FsStore implements Store {
       if (this.realDirs.size > 10_000) this.realDirs.clear();
       this.realDirs.set(dir, performance.now());
       return;
+    }
+  }
+
+  /** The job root with links resolved; a failure is the store's. */
+  private async resolvedRoot(): Promise<string> {
+    try {
+      return await realpath(this.root);
+    } catch (error) {
+      throw storeIoError('inspecting', this.location, error);
     }
   }
 
