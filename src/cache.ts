@@ -25,17 +25,34 @@ import { BLOB_HEADER_SIZE, MAX_CHUNK_SIZE } from './format/blob.js';
 import { MAX_MANIFEST_SIZE } from './format/manifest.js';
 import { MAX_METADATA_SIZE } from './format/metadata.js';
 import { forEachBounded } from './bounded.js';
+import { CHECKPOINT_DIR_RE, TEMP_PREFIX } from './format/names.js';
 import { createWithContent } from './store/direct-io.js';
 import { createModesFor, isSharedRoot } from './store/fs.js';
 
 export const CACHE_LAYOUT_VERSION = 'v2';
-const TEMP_PREFIX = '.tmp-';
 /** Evict to this fraction of the cap, so a full cache is not rescanned on every insert. */
 const LOW_WATERMARK = 0.9;
 /** A hit refreshes an entry's mtime only when it is older than this. */
 const RECENCY_RESOLUTION_MS = 60_000;
 /** File system calls a scan keeps in flight (libuv runs four at a time by default). */
 const SCAN_CONCURRENCY = 8;
+
+/**
+ * How a request may use the local cache: read its entries, and write new
+ * ones while their sizes add up to at most `bytes`, the room the
+ * coordinator's index granted for this request (cache.ts `CacheGrant`).
+ */
+export interface CacheUse {
+  spec: CacheSpec;
+  bytes: number;
+}
+
+/** A blob entry a request left in the cache (written, or read and kept), for the coordinator's index. */
+export interface CachedBlob {
+  key: string;
+  rawLength: number;
+  size: number;
+}
 
 export interface CacheOptions {
   /** Cache directory (created if missing). */
@@ -170,7 +187,7 @@ export async function cachedCheckpointIds(spec: CacheSpec, jobRootLocation: stri
   try {
     const names = await readdir(metadataDirFor(spec, jobRootLocation));
     return names
-      .map((n) => /^chk-([1-9]\d{0,14})$/.exec(n)?.[1])
+      .map((n) => CHECKPOINT_DIR_RE.exec(n)?.[1])
       .filter((n): n is string => n !== undefined)
       .map(Number)
       .sort((a, b) => a - b);
@@ -365,11 +382,35 @@ export class CacheIndex {
     return this.entries.has(path);
   }
 
+  /** Whether the index holds an entry for this blob (a worker still verifies it when it reads it). */
+  holds(key: string, rawLength: number): boolean {
+    return this.entries.has(blobEntryPath(this.spec, key, rawLength));
+  }
+
+  /** Drops a blob entry from the index (not from disk): a request is about to read it, and settles what it left. */
+  forgetBlob(key: string, rawLength: number): void {
+    this.forget(blobEntryPath(this.spec, key, rawLength));
+  }
+
   /**
-   * Makes room for an insert of up to `bytes` and holds it until `settle`.
+   * Room for a request to write up to `bytes` of entries: all of it, or
+   * none when it cannot fit under the cap (`bytes` 0). Workers write the
+   * entries; this index learns of them when the grant is settled.
+   */
+  async grant(bytes: number): Promise<CacheGrant> {
+    return new CacheGrant(this, bytes > 0 && (await this.reserve(bytes)) ? bytes : 0);
+  }
+
+  /** As much of `bytes` as there is room for (possibly 0): for a request whose first entries are worth caching alone. */
+  async grantUpTo(bytes: number): Promise<CacheGrant> {
+    return new CacheGrant(this, await this.reserveUpTo(bytes));
+  }
+
+  /**
+   * Makes room for an insert of up to `bytes` and holds it until `release`.
    * Returns false when the entry can never fit (larger than the cap).
    */
-  async reserve(bytes: number): Promise<boolean> {
+  private async reserve(bytes: number): Promise<boolean> {
     if (bytes > this.maxBytes) return false;
     if (this.total + this.reserved + bytes > this.maxBytes) {
       await this.evictTo(Math.min(this.maxBytes * LOW_WATERMARK, this.maxBytes - this.reserved - bytes));
@@ -384,7 +425,7 @@ export class CacheIndex {
    * evicting what it can), and returns that amount, possibly 0: for an
    * insert of many entries of which only some need to fit.
    */
-  async reserveUpTo(bytes: number): Promise<number> {
+  private async reserveUpTo(bytes: number): Promise<number> {
     const want = Math.min(bytes, this.maxBytes);
     if (want <= 0) return 0;
     if (this.total + this.reserved + want > this.maxBytes) {
@@ -395,7 +436,7 @@ export class CacheIndex {
     return room;
   }
 
-  /** Releases a reservation once the worker is done (what it inserted is then `record`ed). */
+  /** Gives back reserved room; CacheGrant.settle's half of a grant (what the worker wrote is then `record`ed). */
   release(reservedBytes: number): void {
     this.reserved -= reservedBytes;
   }
@@ -517,4 +558,33 @@ export class CacheIndex {
 export async function touchEntry(path: string): Promise<void> {
   const now = new Date();
   await utimes(path, now, now).catch(() => undefined);
+}
+
+/**
+ * The one way a request uses the cache, in snapshot and restore alike: the
+ * coordinator takes a grant of room under the cap before the request (so
+ * the cap holds at every moment, whatever the workers write), hands the
+ * worker `use` (spec and room), and settles the grant when the request is
+ * over, with the entries it left, failed requests included (with none).
+ */
+export class CacheGrant {
+  private settled = false;
+
+  constructor(
+    private readonly index: CacheIndex,
+    readonly bytes: number,
+  ) {}
+
+  /** What the worker gets: where the cache is and how much it may write. */
+  get use(): CacheUse {
+    return { spec: this.index.spec, bytes: this.bytes };
+  }
+
+  /** Gives back the room and records `blobs` in the index; only the first call counts. */
+  settle(blobs: readonly CachedBlob[] = []): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.index.release(this.bytes);
+    for (const b of blobs) if (b.size > 0) this.index.record(blobEntryPath(this.index.spec, b.key, b.rawLength), b.size);
+  }
 }

@@ -26,6 +26,7 @@ import { errnoOf, InvalidInputError } from './errors.js';
 import { forEachBounded } from './bounded.js';
 import { keyToBytes, type Hasher } from './format/content-key.js';
 import type { FileEntry } from './format/manifest.js';
+import { TEMP_PREFIX } from './format/names.js';
 import { isWithin, resolvedPath } from './local-paths.js';
 
 export interface LocalCopyOptions {
@@ -35,7 +36,6 @@ export interface LocalCopyOptions {
 
 const LAYOUT_VERSION = 'v1';
 const IDENTITY_SUFFIX = '.id';
-const TEMP_PREFIX = '.tmp-';
 const CONCURRENCY = 8;
 /** Far above a recorded identity's few hundred bytes. */
 const MAX_IDENTITY_SIZE = 4096;

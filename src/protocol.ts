@@ -7,18 +7,13 @@
  * Errors come back as data (`SerializedError`) because structured clone drops
  * error subclasses, and with them `kind` and `code`.
  */
-import type { CacheSpec } from './cache.js';
+import type { CacheUse, CachedBlob } from './cache.js';
+
+export type { CacheUse, CachedBlob } from './cache.js';
 import type { CodeOfKind, SerializedError } from './errors.js';
 import type { Area, Handle } from './format/names.js';
 import type { ByteRange, ObjectInfo, StagedObject, StoreSpec } from './store/store.js';
 import type { MessagePort } from 'node:worker_threads';
-
-/** How a request may use the local cache. */
-export interface CacheUse {
-  spec: CacheSpec;
-  /** The coordinator reserved room: the worker may insert missing entries. */
-  insert: boolean;
-}
 
 /** A run of chunks of one state file, all to be stored. */
 export interface FileRun {
@@ -73,7 +68,7 @@ export interface WritePackResult {
   /** Raw bytes of the chunks stored (for the compression ratio). */
   rawBytesNew: number;
   /** Cache entries inserted (task-local copy), for the coordinator's index. */
-  inserted: { key: string; rawLength: number; size: number }[];
+  inserted: CachedBlob[];
   /** Where this request's time went inside the worker, ms. */
   stages: WorkerStages;
 }
@@ -117,16 +112,15 @@ export interface RestoreSpanRequest {
   length: number;
   /** In pack order, within [offset, offset + length). */
   blobs: SpanBlob[];
-  /** Insert blobs into this cache, in pack order, while their sizes add up to at most `cacheBudget` (the room reserved). */
-  cache?: CacheSpec;
-  cacheBudget?: number;
+  /** Blobs go into this cache too, in pack order, while the grant lasts. */
+  cache?: CacheUse;
 }
 
 export interface RestoreSpanResult {
   op: 'restoreSpan';
   bytesFetched: number;
-  /** Cache entries inserted: their content key, raw length and size, for the coordinator's index. */
-  inserted: { key: string; rawLength: number; size: number }[];
+  /** Cache entries inserted, for the coordinator's index. */
+  inserted: CachedBlob[];
 }
 
 /** A chunk the local cache holds, and where the store has it should the entry fail. */
@@ -147,9 +141,8 @@ export interface RestoreChunksRequest {
   op: 'restoreChunks';
   store: StoreSpec;
   chunks: CachedChunk[];
-  cache: CacheSpec;
-  /** Room was reserved for every chunk: one fetched from the store (its entry was bad or gone) goes back into the cache. */
-  insert: boolean;
+  /** Granted room for every chunk, or none: one fetched from the store (its entry was bad or gone) then goes back into the cache. */
+  cache: CacheUse;
 }
 
 /** What became of one chunk of a `restoreChunks` request. */

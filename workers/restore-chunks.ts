@@ -37,9 +37,9 @@ export async function restoreChunks(req: RestoreChunksRequest, scratch: Scratch,
 }
 
 async function restoreOne(req: RestoreChunksRequest, chunk: CachedChunk, scratch: Scratch, files: TargetFiles, totals: RestoreChunksResult): Promise<CachedChunkOutcome> {
-  const entry = blobEntryPath(req.cache, chunk.key, chunk.rawLength);
+  const entry = blobEntryPath(req.cache.spec, chunk.key, chunk.rawLength);
   // The entry is the blob as the pack holds it: exactly the handle's length, never more.
-  const cached = await readEntry(entry, req.cache.ttlMs, chunk.handle.length, (n) => scratch.buffer('blob', n));
+  const cached = await readEntry(entry, req.cache.spec.ttlMs, chunk.handle.length, (n) => scratch.buffer('blob', n));
   let dropped = false;
   if (cached !== undefined) {
     let raw: Buffer | undefined;
@@ -62,7 +62,7 @@ async function restoreOne(req: RestoreChunksRequest, chunk: CachedChunk, scratch
   await files.write(chunk.targets, raw, chunk.where);
   totals.bytesFetched += blob.byteLength;
   // The verified copy replaces the bad (or vanished) entry; a cache that cannot be written stays without it.
-  const entryBytes = req.insert ? await writeEntry(entry, [blob], req.cache.shared === true).then(() => blob.byteLength, () => 0) : 0;
+  const entryBytes = req.cache.bytes > 0 ? await writeEntry(entry, [blob], req.cache.spec.shared === true).then(() => blob.byteLength, () => 0) : 0;
   return { source: 'remote', dropped, entryBytes };
 }
 

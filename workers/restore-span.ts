@@ -29,7 +29,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch, can
   const end = req.offset + req.length;
   const result: RestoreSpanResult = { op: 'restoreSpan', bytesFetched: 0, inserted: [] };
   let position = req.offset;
-  let budget = req.cacheBudget ?? 0;
+  let budget = req.cache?.bytes ?? 0;
   const files = new TargetFiles();
   let reader: ObjectReader;
   try {
@@ -55,9 +55,9 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch, can
       const raw = decodeBlob(data, blob, hasher, (size) => scratch.buffer('raw', size), `${blob.where} (pack ${req.key} at ${blob.at})`, { pack: req.key, offset: blob.at });
       await files.write(blob.targets, raw, blob.where);
       if (req.cache !== undefined && budget >= data.byteLength) {
-        const entry = blobEntryPath(req.cache, blob.key, blob.rawLength);
+        const entry = blobEntryPath(req.cache.spec, blob.key, blob.rawLength);
         if ((await stat(entry).catch(() => undefined)) === undefined) {
-          await writeEntry(entry, [data], req.cache.shared === true).then(
+          await writeEntry(entry, [data], req.cache.spec.shared === true).then(
             () => {
               budget -= data.byteLength;
               result.inserted.push({ key: blob.key, rawLength: blob.rawLength, size: data.byteLength });

@@ -80,7 +80,7 @@ export async function writePack(req: WritePackRequest, scratch: Scratch, cancel:
           }
           mark('writeMs');
           out.chunks.push(chunk);
-          if (req.cache?.insert === true) {
+          if (req.cache !== undefined && req.cache.bytes > 0) {
             // The task-local copy: a later restore on this machine reads nothing remote.
             const entry = blobEntryPath(req.cache.spec, key, c.length);
             if ((await stat(entry).catch(() => undefined)) === undefined) {

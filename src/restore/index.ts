@@ -14,8 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { blobEntryPath } from '../cache.js';
 import { ChunkpointError, CorruptDataError, InvalidInputError, abortedError, apiName, checkAborted, errnoOf, targetIoError } from '../errors.js';
+import type { RestoreChunksResult, RestoreSpanResult } from '../protocol.js';
 import type { Runtime } from '../runtime.js';
 import type { FileEntry, TaskManifest } from '../format/manifest.js';
 import type { CheckpointMetadata, TaskEntry } from '../format/metadata.js';
@@ -305,11 +305,7 @@ async function fetchChunks(
 ): Promise<{ storeReads: number; cacheEntriesDropped: number }> {
   let storeReads = 0;
   let cacheEntriesDropped = 0;
-  const entryOf = (b: PlannedBlob): string | undefined => (cache === undefined ? undefined : blobEntryPath(cache.spec, b.key, b.rawLength));
-  const plan = planReads(blobsOf(toRestore, staging), (b) => {
-    const entry = entryOf(b);
-    return entry !== undefined && cache?.has(entry) === true;
-  });
+  const plan = planReads(blobsOf(toRestore, staging), (b) => cache?.holds(b.key, b.rawLength) === true);
   await refuseResizedPacks(store, manifest, plan.spans);
   // A file is done when every blob writing into it is.
   const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
@@ -336,12 +332,11 @@ async function fetchChunks(
     checkAborted(signal);
     if ('span' in item) {
       const { span } = item;
-      // Room is reserved before a worker may insert, so the cap holds at every moment; a span larger
-      // than the room gets its first blobs cached, not none.
-      const reserve = cache === undefined ? 0 : await cache.reserveUpTo(span.blobs.reduce((sum, b) => sum + b.length, 0));
-      const insert = reserve > 0;
-      const result = await pool
-        .run(
+      // A span larger than the room the cache has gets its first blobs cached, not none.
+      const grant = await cache?.grantUpTo(span.blobs.reduce((sum, b) => sum + b.length, 0));
+      let result: RestoreSpanResult | undefined;
+      try {
+        result = await pool.run(
           {
             op: 'restoreSpan',
             store: store.spec,
@@ -349,14 +344,13 @@ async function fetchChunks(
             offset: span.offset,
             length: span.length,
             blobs: span.blobs.map(({ at, length, key, rawLength, targets, where }) => ({ at, length, key, rawLength, targets, where })),
-            ...(insert && cache !== undefined ? { cache: cache.spec, cacheBudget: reserve } : {}),
+            ...(grant !== undefined && grant.bytes > 0 ? { cache: grant.use } : {}),
           },
           signal,
-        )
-        .finally(() => {
-          if (insert) cache?.release(reserve);
-        });
-      for (const e of result.inserted) cache?.record(blobEntryPath(cache.spec, e.key, e.rawLength), e.size);
+        );
+      } finally {
+        grant?.settle(result?.inserted);
+      }
       storeReads++;
       figures.bytesFromRemote += result.bytesFetched;
       done(span.blobs);
@@ -364,28 +358,30 @@ async function fetchChunks(
     }
     const { cached } = item;
     if (cache === undefined) throw new Error('internal: a cached chunk without a cache');
-    const entries = cached.map((b) => blobEntryPath(cache.spec, b.key, b.rawLength));
-    // Room for the case an entry is bad and the store's copy goes back in its place.
-    for (const entry of entries) cache.forget(entry);
-    const reserve = cached.reduce((sum, b) => sum + b.length, 0);
-    const insert = await cache.reserve(reserve);
-    const result = await pool
-      .run(
+    // The request settles what it leaves of these entries; room for the case an entry is bad and the
+    // store's copy goes back in its place.
+    for (const b of cached) cache.forgetBlob(b.key, b.rawLength);
+    const grant = await cache.grant(cached.reduce((sum, b) => sum + b.length, 0));
+    let result: RestoreChunksResult | undefined;
+    try {
+      result = await pool.run(
         {
           op: 'restoreChunks',
           store: store.spec,
           chunks: cached.map(({ handle, key, rawLength, targets, where }) => ({ handle, key, rawLength, targets, where })),
-          cache: cache.spec,
-          insert,
+          cache: grant.use,
         },
         signal,
-      )
-      .finally(() => {
-        if (insert) cache.release(reserve);
-      });
-    result.outcomes.forEach((outcome, i) => {
-      const entry = entries[i];
-      if (entry !== undefined && outcome.entryBytes > 0) cache.record(entry, outcome.entryBytes);
+      );
+    } finally {
+      grant.settle(
+        result?.outcomes.flatMap((o, i) => {
+          const b = cached[i];
+          return b === undefined ? [] : [{ key: b.key, rawLength: b.rawLength, size: o.entryBytes }];
+        }),
+      );
+    }
+    result.outcomes.forEach((outcome) => {
       if (outcome.source === 'remote') storeReads++;
       if (outcome.dropped) cacheEntriesDropped++;
     });

@@ -7,7 +7,6 @@
  */
 import { BLOB_HEADER_SIZE } from '../format/blob.js';
 import type { CacheIndex } from '../cache.js';
-import { blobEntryPath } from '../cache.js';
 import { checkAborted } from '../errors.js';
 import type { ChunkRef, PackRef } from '../format/manifest.js';
 import type { Area } from '../format/names.js';
@@ -87,9 +86,8 @@ export async function writePending(ctx: WriteContext, batches: readonly PackBatc
       checkAborted(ctx.signal);
       const runs: FileRun[] = batch.parts.map(({ run, chunks }) => ({ file: run.file.absPath, relPath: run.file.relPath, expect: { size: run.file.size, mtimeMs: run.file.mtimeMs }, chunks }));
       // Room for the task-local copy is held before a worker may insert; the largest an entry can be.
-      const reserve = ctx.cache === undefined ? 0 : batch.rawBytes + batch.parts.reduce((n, p) => n + p.chunks.length, 0) * (BLOB_HEADER_SIZE + 1024) + Math.ceil(batch.rawBytes / 255);
-      const insert = ctx.cache !== undefined && (await ctx.cache.reserve(reserve));
-      let result: WritePackResult;
+      const grant = await ctx.cache?.grant(batch.rawBytes + batch.parts.reduce((n, p) => n + p.chunks.length, 0) * (BLOB_HEADER_SIZE + 1024) + Math.ceil(batch.rawBytes / 255));
+      let result: WritePackResult | undefined;
       try {
         result = await ctx.pool.run(
           {
@@ -102,12 +100,12 @@ export async function writePending(ctx: WriteContext, batches: readonly PackBatc
             packSize: ctx.packSize,
             durable: ctx.durable,
             ...(ctx.dedupe === undefined ? {} : { dedupe: ctx.dedupe.table }),
-            ...(ctx.cache === undefined ? {} : { cache: { spec: ctx.cache.spec, insert } }),
+            ...(grant === undefined ? {} : { cache: grant.use }),
           },
           ctx.signal,
         );
       } finally {
-        if (insert) ctx.cache?.release(reserve);
+        grant?.settle(result?.inserted);
       }
       for (const p of result.packs) {
         staged.push(p.staged);
@@ -135,7 +133,6 @@ export async function writePending(ctx: WriteContext, batches: readonly PackBatc
           run.entry.chunks[work.index] = ref;
         }
       }
-      for (const entry of result.inserted) ctx.cache?.record(blobEntryPath(ctx.cache.spec, entry.key, entry.rawLength), entry.size);
       out.bytesCached += result.inserted.reduce((sum, e) => sum + e.size, 0);
       out.bytesRead += result.bytesRead;
       out.bytesWritten += result.bytesWritten;
