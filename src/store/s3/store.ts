@@ -235,9 +235,14 @@ export class S3Store implements Store {
     return Promise.resolve(results);
   }
 
-  async get(key: string, range?: ByteRange): Promise<Buffer> {
+  /**
+   * One ranged GetObject, its failures mapped once for `get` and
+   * `openReader`: undefined for an empty range, or one starting at or past
+   * the end (zero bytes, as a short file read gives).
+   */
+  private async getBody(key: string, range: ByteRange | undefined): Promise<{ body: NonNullable<Sdk.GetObjectCommandOutput['Body']>; length: number | undefined } | undefined> {
+    if (range !== undefined && range.length === 0) return undefined;
     const objectKey = this.objectKey(key);
-    if (range !== undefined && range.length === 0) return Buffer.alloc(0);
     const { sdk, client } = await this.connect();
     try {
       const out = await client.send(
@@ -248,43 +253,32 @@ export class S3Store implements Store {
         }),
       );
       if (out.Body === undefined) throw new Error('GetObject returned no body');
-      const bytes = await out.Body.transformToByteArray();
-      if (out.ContentLength !== undefined && bytes.byteLength !== out.ContentLength) {
-        throw truncatedBody(bytes.byteLength, out.ContentLength);
-      }
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return { body: out.Body, length: out.ContentLength };
     } catch (error) {
       if (isMissingKey(error)) throw notFound(key, this.location);
-      // A range starting at or past the end: zero bytes, as a short file read gives.
-      if (statusOf(error) === 416) return Buffer.alloc(0);
+      if (statusOf(error) === 416) return undefined;
+      throw this.failure('get', key, error);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    const got = await this.getBody(key, range);
+    if (got === undefined) return Buffer.alloc(0);
+    try {
+      const bytes = await got.body.transformToByteArray();
+      if (got.length !== undefined && bytes.byteLength !== got.length) throw truncatedBody(bytes.byteLength, got.length);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (error) {
       throw this.failure('get', key, error);
     }
   }
 
   /** One ranged GET whose body is copied into the caller's memory as it arrives. */
   async openReader(key: string, range?: ByteRange): Promise<ObjectReader> {
-    const objectKey = this.objectKey(key);
-    const empty: ObjectReader = { read: () => Promise.resolve(0), close: () => Promise.resolve() };
-    if (range !== undefined && range.length === 0) return empty;
-    const { sdk, client } = await this.connect();
-    let body: Readable;
-    let expected: number | undefined;
-    try {
-      const out = await client.send(
-        new sdk.GetObjectCommand({
-          Bucket: this.bucket,
-          Key: objectKey,
-          ...(range === undefined ? {} : { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` }),
-        }),
-      );
-      if (out.Body === undefined) throw new Error('GetObject returned no body');
-      body = out.Body as Readable;
-      expected = out.ContentLength;
-    } catch (error) {
-      if (isMissingKey(error)) throw notFound(key, this.location);
-      if (statusOf(error) === 416) return empty;
-      throw this.failure('get', key, error);
-    }
+    const got = await this.getBody(key, range);
+    if (got === undefined) return { read: () => Promise.resolve(0), close: () => Promise.resolve() };
+    const body = got.body as Readable;
+    const expected = got.length;
     const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     let pending: Buffer | undefined;
     let received = 0;
