@@ -18,9 +18,11 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parseScriptArgs } from '../scripts/usage.js';
-import { DEFAULT_CHUNK_SIZE, type RestoreResult, type SnapshotResult, type SnapshotStages } from '../src/index.js';
+import { DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, type RestoreResult, type SnapshotResult, type SnapshotStages } from '../src/index.js';
 import { formatBytes, formatDuration, parseDuration, parseSize } from '../src/units.js';
 import { SNAPPY_BLOCKS, mutateState } from '../sim/rocks-state.js';
+import { DEFAULT_IO_CONCURRENCY, DEFAULT_TASKS_PER_THREAD } from '../src/pool.js';
+import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { computeCeiling } from './ceiling.js';
 import { ensureDataset, listState, workingCopy, type Dataset, type DatasetSpec, type StateFileInfo } from './datasets.js';
 import { fixedChunkDigests, newChunks } from './fixed-chunks.js';
@@ -31,8 +33,9 @@ import { missingS3Binaries, startS3Server, type S3Server } from '../scripts/s3-s
 
 const exec = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'chunkpoint');
+const SERVER_LIMIT = join(import.meta.dirname, 's3-server-limit.js');
 /** The issue's targets. */
-const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3, peakRssBytes: 150e6, s3FullVsRestic: 1.5, s3RestoreVsRestic: 1.5, s3UnchangedVsRestic: 1, localRestoreMs: 300 };
+const TARGET = { fullVsBorg: 3, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3, peakRssBytes: 150e6, s3FullVsRestic: 1.5, s3RestoreVsRestic: 1.5, s3UnchangedVsRestic: 1, s3VsServer: 0.8, localRestoreMs: 300 };
 /** S3 request budgets for 1 GiB of state (issue #15), counted by the server. */
 const S3_BUDGET = { full: 60, unchanged: 15, restore: 60, gc: 10 };
 /** The change between the full and the incremental snapshot, as the demo makes it. */
@@ -394,7 +397,13 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
           return value.result;
         };
         await place.put(before);
-        await snap('full', 'chunkpoint full snapshot to S3', ['before']);
+        const full = await snap('full', 'chunkpoint full snapshot to S3', ['before']);
+        // The server's own limit for the same bytes: PUTs of pack-sized objects, as many in flight as the workers keep.
+        await settled();
+        const limitPrefix = `server-limit-r${round}/`;
+        const put = await counted(() => measure(process.execPath, [SERVER_LIMIT, 'put', 'bench', limitPrefix, String(full.bytesWritten), String(threads * DEFAULT_TASKS_PER_THREAD), String(DEFAULT_PACK_SIZE)]));
+        record(fromMeasured(`${name}:server-put`, 'server limit: PutObject of the same bytes', name, 'server', full.bytes, put.value, { requests: put.requests, serverCpuMs: put.serverCpuMs }), round);
+        await deletePrefix(server, 'bench', limitPrefix);
         await snap('unchanged', 'chunkpoint incremental, nothing changed', ['before']);
         await place.put(after);
         await snap('incremental', 'chunkpoint incremental to S3', ['after']);
@@ -406,6 +415,10 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
         record(fromMeasured(`${name}:restore`, 'chunkpoint restore from S3, no cache', name, 'chunkpoint', restored.value.result.bytes, restored.value.m, { inProcessMs: restored.value.result.durationMs, requests: restored.requests, serverCpuMs: restored.serverCpuMs, details: { storeReads: restored.value.result.storeReads } }), round);
         await expectSameFiles(afterFiles, target, 'restore from S3');
         await rm(target, { recursive: true, force: true });
+        // ...and for the restore: GETs of as many stored bytes as it fetched, as many in flight as it keeps.
+        await settled();
+        const get = await counted(() => measure(process.execPath, [SERVER_LIMIT, 'get', 'bench', `chunkpoint-r${round}/bench/shared/`, String(restored.value.result.bytesFromRemote), String(DEFAULT_IO_CONCURRENCY)]));
+        record(fromMeasured(`${name}:server-get`, 'server limit: GetObject of the same bytes', name, 'server', restored.value.result.bytes, get.value, { requests: get.requests, serverCpuMs: get.serverCpuMs }), round);
         // Local-first: the second restore through a cache fetches only the metadata.
         const s3Cache = join(run, `s3-cache-r${round}`);
         for (const [id, label] of [
@@ -453,6 +466,17 @@ async function s3Dataset(peers: Peers): Promise<S3Outcome | undefined> {
   }
   void beforeFiles;
   return outcome;
+}
+
+/** Removes a yardstick's objects, so the server's RAM-backed store keeps room for the phases after it. */
+async function deletePrefix(server: S3Server, bucket: string, prefix: string): Promise<void> {
+  let token: string | undefined;
+  do {
+    const page = await server.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    const keys = (page.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ Key: o.Key }]));
+    if (keys.length > 0) await server.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+    token = page.NextContinuationToken;
+  } while (token !== undefined);
 }
 
 async function snappyDataset(ds: Dataset, peers: Peers): Promise<void> {
@@ -523,8 +547,10 @@ async function main(): Promise<void> {
   const peersOf = (id: string): PeerIds => {
     const [ds, phase] = id.split(':') as [string, string];
     if (ds === 's3') {
+      if (phase === 'restore') return { restic: 's3:restic-restore', server: 's3:server-get' };
       if (phase.startsWith('restore')) return { restic: 's3:restic-restore' };
-      return phase === 'full' || phase === 'unchanged' || phase === 'incremental' ? { restic: `s3:restic-${phase}` } : {};
+      if (phase === 'full') return { restic: 's3:restic-full', server: 's3:server-put' };
+      return phase === 'unchanged' || phase === 'incremental' ? { restic: `s3:restic-${phase}` } : {};
     }
     if (phase === 'full' || phase === 'full-nofsync') return { borg: `${ds}:borg-full`, tar: `${ds}:tar`, ceiling: `${ds}:ceiling` };
     if (phase === 'incremental') return { borg: `${ds}:borg-incremental` };
@@ -604,6 +630,8 @@ async function main(): Promise<void> {
     budget('S3 requests: unchanged incremental', s3?.requests.unchanged, S3_BUDGET.unchanged),
     budget('S3 requests: restore', s3?.requests.restore, S3_BUDGET.restore),
     budget('S3 requests: gc with nothing to delete', s3?.requests.gc, S3_BUDGET.gc + (s3?.kept ?? 0)),
+    atLeast('S3: full snapshot vs the server\'s PutObject limit', ratio('s3:full', 's3:server-put'), TARGET.s3VsServer, 'the same bytes PUT in 32 MiB objects with nothing else done; the server shares the 2 cores', true),
+    atLeast('S3: restore vs the server\'s GetObject limit', ratio('s3:restore', 's3:server-get'), TARGET.s3VsServer, 'the same bytes read and dropped; the server shares the 2 cores', true),
     {
       name: 'Snappy full snapshot vs uncompressed',
       measured:

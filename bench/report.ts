@@ -4,7 +4,8 @@
  */
 import { formatBytes, formatDuration } from '../src/units.js';
 
-export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'restic' | 'ceiling';
+/** 'server': what the S3 server serves for the same bytes with nothing else done (s3-server-limit.ts). */
+export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'restic' | 'ceiling' | 'server';
 
 export interface Phase {
   id: string;
@@ -76,10 +77,11 @@ export interface PeerIds {
   tar?: string;
   restic?: string;
   ceiling?: string;
+  server?: string;
 }
 
 export function renderTable(phases: readonly Phase[], peersOf: (id: string) => PeerIds, rowTargets: RowTargets): string {
-  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'CPU', 'srv CPU', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'target', 'result'];
+  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'CPU', 'srv CPU', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'vs server', 'target', 'result'];
   const rows = phases.map((p) => {
     const peers = peersOf(p.id);
     const t = rowTargets[p.id];
@@ -99,6 +101,7 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => P
       peers.tar === undefined ? '-' : ratioText(compare(phases, p.id, peers.tar)),
       peers.restic === undefined ? '-' : ratioText(compare(phases, p.id, peers.restic)),
       peers.ceiling === undefined ? '-' : ratioText(compare(phases, p.id, peers.ceiling), true),
+      peers.server === undefined ? '-' : ratioText(compare(phases, p.id, peers.server), true),
       t?.text ?? '',
       t === undefined ? '' : t.met === undefined ? 'n/a' : t.met ? 'pass' : 'MISS',
     ];
@@ -107,7 +110,7 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => P
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
     r
-      .map((c, i) => (i === 0 || i >= 14 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .map((c, i) => (i === 0 || i >= 15 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');

@@ -1,0 +1,84 @@
+/**
+ * What the S3 server itself serves, as a yardstick for chunkpoint's S3
+ * phases: plain GetObject / PutObject of large objects through the same SDK,
+ * with the same number of requests in flight, and nothing else done with the
+ * bytes (bodies read and dropped; uploads from one buffer in memory). On this
+ * machine the server shares the client's two cores, so this is the most any
+ * client could get from it; issue #17 asks for 80% of it.
+ *
+ *   node dist/bench/s3-server-limit.js get <bucket> <prefix> <bytes> <in-flight>
+ *     reads whole objects under <prefix> (a ranged read for the last one) until <bytes> were read
+ *   node dist/bench/s3-server-limit.js put <bucket> <prefix> <bytes> <in-flight> <object size>
+ *     writes <bytes> as objects of <object size> under <prefix>
+ *
+ * The server comes from the AWS_* environment (as for chunkpoint). Prints
+ * one JSON line: {objects, bytes}.
+ */
+import { randomFillSync } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { forEachBounded } from '../src/bounded.js';
+
+function usage(message: string): never {
+  process.stderr.write(`s3-server-limit: ${message}\nusage: s3-server-limit get <bucket> <prefix> <bytes> <in-flight> | put <bucket> <prefix> <bytes> <in-flight> <object size>\n`);
+  process.exit(2);
+}
+
+function count(text: string | undefined, what: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) usage(`${what} must be a positive integer, got '${text ?? ''}'`);
+  return n;
+}
+
+const [mode, bucket, prefix, bytesArg, inFlightArg, objectSizeArg] = process.argv.slice(2);
+if ((mode !== 'get' && mode !== 'put') || bucket === undefined || prefix === undefined) usage('expected get or put, a bucket and a prefix');
+const total = count(bytesArg, 'bytes');
+const inFlight = count(inFlightArg, 'in-flight');
+const client = new S3Client({
+  region: process.env['AWS_REGION'] ?? 'us-east-1',
+  forcePathStyle: true,
+  maxAttempts: 1,
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
+  requestHandler: { httpAgent: { keepAlive: true, maxSockets: 64 } },
+});
+
+let objects = 0;
+let moved = 0;
+if (mode === 'get') {
+  const reads: { key: string; length: number }[] = [];
+  let wanted = total;
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) {
+      if (wanted === 0 || o.Key === undefined || o.Size === undefined || o.Size === 0) continue;
+      const length = Math.min(o.Size, wanted);
+      reads.push({ key: o.Key, length });
+      wanted -= length;
+    }
+    token = page.NextContinuationToken;
+  } while (token !== undefined && wanted > 0);
+  if (wanted > 0) usage(`only ${total - wanted} bytes are stored under s3://${bucket}/${prefix}, fewer than the ${total} asked for`);
+  await forEachBounded(reads, inFlight, async ({ key, length }) => {
+    const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${length - 1}` }));
+    for await (const piece of out.Body as Readable) moved += (piece as Buffer).byteLength;
+    objects++;
+  });
+} else {
+  const objectSize = count(objectSizeArg, 'object size');
+  const source = randomFillSync(Buffer.allocUnsafe(objectSize));
+  const sizes: number[] = [];
+  for (let left = total; left > 0; left -= objectSize) sizes.push(Math.min(objectSize, left));
+  await forEachBounded(
+    sizes.map((size, i) => ({ size, i })),
+    inFlight,
+    async ({ size, i }) => {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${String(i).padStart(6, '0')}`, Body: source.subarray(0, size), ContentLength: size }));
+      moved += size;
+      objects++;
+    },
+  );
+}
+client.destroy();
+process.stdout.write(`${JSON.stringify({ objects, bytes: moved })}\n`);
