@@ -274,8 +274,11 @@ export function relaySpecs(request: WorkerRequest): StoreSpec[] {
 export type RelayCall =
   | { op: 'get'; key: string; range?: ByteRange }
   | { op: 'openReader'; key: string; range?: ByteRange }
-  /** Reads up to `length` bytes into the worker's shared buffer: no garbage in the worker's isolate. */
-  | { op: 'read'; reader: number; into: SharedArrayBuffer; length: number }
+  /**
+   * Reads up to `length` bytes into the worker's shared buffer at `offset`: no garbage in the
+   * worker's isolate, and no copy there when the buffer is the worker's own scratch memory.
+   */
+  | { op: 'read'; reader: number; into: SharedArrayBuffer; offset: number; length: number }
   | { op: 'closeReader'; reader: number }
   | { op: 'createWriter'; key: string }
   /** Writes the first `length` bytes of the worker's shared buffer, done with them when it answers. */

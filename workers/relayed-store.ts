@@ -100,8 +100,12 @@ export class RelayedStore implements Store {
     let closed = false;
     return {
       async read(into: Uint8Array): Promise<number> {
+        // Scratch memory is shared (workers/scratch.ts): the main thread fills it in place.
+        if (into.buffer instanceof SharedArrayBuffer) {
+          return expect(await relay(id, { op: 'read', reader: handle, into: into.buffer, offset: into.byteOffset, length: into.byteLength }), 'count').count;
+        }
         return withShared(into.byteLength, async (shared) => {
-          const { count } = expect(await relay(id, { op: 'read', reader: handle, into: shared, length: into.byteLength }), 'count');
+          const { count } = expect(await relay(id, { op: 'read', reader: handle, into: shared, offset: 0, length: into.byteLength }), 'count');
           into.set(new Uint8Array(shared, 0, count));
           return count;
         });

@@ -14,7 +14,8 @@ export class Scratch {
   buffer(name: string, size: number): Buffer {
     let buf = this.buffers.get(name);
     if (buf === undefined || buf.byteLength < size) {
-      buf = Buffer.allocUnsafeSlow(size);
+      // Shared memory: a store relay (relayed-store.ts) reads bodies straight into it, without a copy here.
+      buf = Buffer.from(new SharedArrayBuffer(size));
       this.buffers.set(name, buf);
     }
     return buf.subarray(0, size);

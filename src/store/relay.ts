@@ -41,7 +41,7 @@ export class StoreRelay {
           return { value: { kind: 'handle', handle } };
         }
         case 'read':
-          return { value: { kind: 'count', count: await handleOf(readers, call.reader, 'reader').read(new Uint8Array(call.into, 0, call.length)) } };
+          return { value: { kind: 'count', count: await handleOf(readers, call.reader, 'reader').read(new Uint8Array(call.into, call.offset, call.length)) } };
         case 'closeReader': {
           const reader = readers.get(call.reader);
           readers.delete(call.reader);
