@@ -1005,3 +1005,42 @@ describe('hardening: what a job root holds where a checkpoint belongs', () => {
     });
   }
 });
+
+describe('hardening: a store this user may not read', () => {
+  it('a checkpoint directory, or the job root above it, this user may not read is a permission error naming the path and the fix (STORE_EACCES), never CHECKPOINT_NOT_FOUND', async () => {
+    // As root, the CLI runs as nobody on files handed over to it (root reads through any mode bits).
+    const state = await smallState();
+    const base = await tempDir('unreadable');
+    const store = join(base, 'st');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const targets = join(base, 'targets');
+    await mkdir(targets);
+    handOver(base);
+    const jobRoot = join(store, 'j');
+    const checkpoint = join(jobRoot, 'chk-1');
+    const byJob = ['--store', store, '--job', 'j'];
+    const cases: [string, string[][]][] = [
+      [checkpoint, [['restore', ...byJob], ['restore', ...byJob, '--checkpoint', '1'], ['restore', checkpoint], ['list', ...byJob], ['inspect', checkpoint], ['verify', checkpoint]]],
+      // A path below a job root this user may not search: lstat fails with EACCES, which is no answer to whether chk-1 exists.
+      [jobRoot, [['restore', checkpoint], ['inspect', checkpoint], ['verify', checkpoint], ['restore', ...byJob]]],
+    ];
+    for (const [locked, commands] of cases) {
+      await chmod(locked, 0o000);
+      try {
+        for (const [index, args] of commands.entries()) {
+          const target = join(targets, `t${index}`);
+          const run = args[0] === 'restore' ? [...args, target] : args;
+          const r = await runCli(run, AS_USER);
+          const what = `${run.join(' ')} (${locked} unreadable)`;
+          expect(r.code, what).toBe(1);
+          expect(r.stderr, what).toMatch(/^chunkpoint: STORE_EACCES: \w+ failed with EACCES at /);
+          expect(r.stderr, what).toContain(` at ${locked}`);
+          expect(r.stderr, what).toMatch(/; check the permissions of the store directory\n$/);
+          await expect(stat(target), what).rejects.toThrow();
+        }
+      } finally {
+        await chmod(locked, 0o700);
+      }
+    }
+  });
+});
