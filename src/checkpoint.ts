@@ -14,7 +14,7 @@
 import { lstat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import type { Hasher } from './format/content-key.js';
-import { ConflictError, CorruptDataError, InvalidInputError, apiName, errnoOf } from './errors.js';
+import { ConflictError, CorruptDataError, InvalidInputError, apiName, errnoOf, storeIoError } from './errors.js';
 import { CHECKPOINT_DIR_RE, MAX_CHECKPOINT_ID, checkpointDirName, metadataKey, parseStoreKey, tombstoneKey } from './format/names.js';
 import { MAX_METADATA_SIZE, decodeMetadata, encodeMetadata, type CheckpointMetadata, type TaskEntry } from './format/metadata.js';
 import { MAX_MANIFEST_SIZE, decodeManifest, type TaskManifest } from './format/manifest.js';
@@ -242,11 +242,18 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
   }
   if ('path' in locator) {
     const dir = label;
+    let isDirectory: boolean;
     try {
-      if (!(await lstat(dir)).isDirectory()) throw new Error('not a directory');
+      isDirectory = (await lstat(dir)).isDirectory();
     } catch (error) {
-      throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (${errnoOf(error) ?? 'not a directory'}); check the path`, { cause: error });
+      const errno = errnoOf(error);
+      if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'ELOOP' || errno === 'ENAMETOOLONG') {
+        throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (${errno}); check the path`, { cause: error });
+      }
+      // EACCES on a directory above it, an I/O error: the store cannot be read, which says nothing about the checkpoint.
+      throw storeIoError('inspecting', dir, error);
     }
+    if (!isDirectory) throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (not a directory); check the path`);
     return { store, checkpointId: wanted as number };
   }
   if (!(await store.exists())) {

@@ -1,6 +1,8 @@
 /**
  * Bad input and damaged stores: every refusal carries its stable `code`, and
  * nothing is written into the restore target (or the store) when it happens.
+ * The refusals of one bad input each are rows of one table (REFUSALS), run by
+ * one loop that checks code, kind, message and what must stay unchanged.
  * One real RocksDB state, one committed checkpoint; every corruption works on
  * its own copy of the job root, so the cases cannot interfere.
  */
@@ -8,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { cp, lstat, mkdir, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { Chunkpoint, ChunkpointError, type ErrorKind } from '../src/index.js';
+import { Chunkpoint, ChunkpointError, type ErrorCode, type ErrorKind } from '../src/index.js';
 import { loadHasher } from '../src/format/content-key.js';
 import { ENVELOPE_HEADER_SIZE, encodeEnvelope } from '../src/format/envelope.js';
 import { MANIFEST_MAGIC, type ChunkRef, type FileEntry, type TaskManifest } from '../src/format/manifest.js';
@@ -199,58 +201,429 @@ async function restoreCopy(jobCopy: string, target: string): Promise<unknown> {
   return chunkpoint.restore({ path: join(jobCopy, 'chk-1') }, target);
 }
 
-describe('snapshot refuses bad state directories and job ids', () => {
-  it('refuses a missing state directory (STATE_DIR_MISSING)', async () => {
-    const snapStore = await tempDir('store');
-    const missing = join(await tempDir('missing'), 'no-such-dir');
-    await expectRefusal(chunkpoint.snapshot(missing, { store: snapStore, job: JOB }), 'STATE_DIR_MISSING', 'invalid_input');
-    expect(await readdir(snapStore)).toEqual([]);
-  });
+/**
+ * Every refusal of one bad input has the same shape: make the input in places no other case uses,
+ * make the call, expect its code, kind and message pieces, and check that nothing was lost or changed.
+ * The cases are rows of one table (REFUSALS), run by one loop; what does not fit that shape (several
+ * entry points and inputs at once, successes, controls) stays a test of its own below.
+ */
+interface RefusalCase {
+  name: string;
+  /** Makes the bad input (and notes what must not change); returns the call to refuse and how to check it. */
+  setup: () => Promise<Scene>;
+  code: ErrorCode;
+  kind: ErrorKind;
+  /** Pieces the message must contain. */
+  message?: string[];
+}
 
-  it('refuses an empty state directory (STATE_DIR_EMPTY)', async () => {
-    const snapStore = await tempDir('store');
-    const empty = await tempDir('empty');
-    await expectRefusal(chunkpoint.snapshot(empty, { store: snapStore, job: JOB }), 'STATE_DIR_EMPTY', 'invalid_input');
-    // Directories alone are still nothing to snapshot.
-    await mkdir(join(empty, 'only-a-subdir'));
-    await expectRefusal(chunkpoint.snapshot(empty, { store: snapStore, job: JOB }), 'STATE_DIR_EMPTY', 'invalid_input');
-    expect(await readdir(snapStore)).toEqual([]);
-  });
+interface Scene {
+  /** The call that must be refused. */
+  call: () => Promise<unknown>;
+  /** Other entry points that must refuse the same input with the same code and kind (inspect of the same checkpoint). */
+  alsoRefused?: (() => Promise<unknown>)[];
+  /** Message pieces known only once the input is made (the file and chunk it damaged). */
+  message?: string[];
+  /** Further checks of the error. */
+  check?: (error: ChunkpointError) => void;
+  /** Asserts that nothing was lost or changed. */
+  unchanged: () => Promise<void>;
+}
 
-  it('refuses a regular file as state directory (STATE_DIR_NOT_DIRECTORY)', async () => {
-    const snapStore = await tempDir('store');
-    const file = join(await tempDir('file'), 'state.bin');
-    await writeFile(file, 'not a directory');
-    await expectRefusal(chunkpoint.snapshot(file, { store: snapStore, job: JOB }), 'STATE_DIR_NOT_DIRECTORY', 'invalid_input');
-    expect(await readdir(snapStore)).toEqual([]);
-  });
+/** What a damage may add to its case's checks. */
+interface Damage {
+  message?: string[];
+  check?: (error: ChunkpointError) => void;
+  /** More that must be unchanged, besides the restore target. */
+  unchanged?: (where: { parent: string; target: string }) => Promise<void>;
+}
 
-  it('refuses a state directory holding a symbolic link (STATE_SYMLINK)', async () => {
-    const snapStore = await tempDir('store');
-    const dir = await tempDir('symlinked');
-    await writeFile(join(dir, 'CURRENT'), 'MANIFEST-000001\n');
-    await mkdir(join(dir, 'sub'));
-    await symlink('/etc/hostname', join(dir, 'sub', 'link.sst'));
-    const error = await expectRefusal(chunkpoint.snapshot(dir, { store: snapStore, job: JOB }), 'STATE_SYMLINK', 'invalid_input');
-    expect(error.message).toContain('sub/link.sst');
-    expect(await readdir(snapStore)).toEqual([]);
-  });
+/**
+ * A private copy of the job root, damaged by `damage`, restored into a fresh target (and inspected,
+ * with `inspect`). The target must stay untouched, or, for damage found while restoring chunks, hold
+ * nothing restored.
+ */
+function damagedCopy(damage: (copy: string) => Promise<Damage | undefined | void>, options: { inspect?: boolean; target?: 'untouched' | 'nothing-restored' } = {}): () => Promise<Scene> {
+  return async () => {
+    const copy = await copyJobRoot();
+    const extra = (await damage(copy)) ?? {};
+    const where = await newTarget();
+    const path = join(copy, 'chk-1');
+    return {
+      call: () => restoreCopy(copy, where.target),
+      alsoRefused: options.inspect === true ? [() => chunkpoint.inspect({ path })] : [],
+      message: extra.message ?? [],
+      ...(extra.check === undefined ? {} : { check: extra.check }),
+      unchanged: async () => {
+        await (options.target === 'nothing-restored' ? expectNothingRestored(where) : expectUntouched(where));
+        await extra.unchanged?.(where);
+      },
+    };
+  };
+}
 
-  it('refuses a file name that is not UTF-8 (STATE_UNSAFE_NAME, naming its bytes), also beside its look-alike, and commits nothing (issue #16 item 6)', async () => {
+/** A snapshot of the state directory `makeState` makes, into a fresh store that must stay empty. */
+function badState(makeState: () => Promise<string>): () => Promise<Scene> {
+  return async () => {
     const snapStore = await tempDir('store');
-    const dir = await tempDir('latin1');
-    await writeFile(join(dir, 'CURRENT'), 'MANIFEST-000001\n');
-    // A latin-1 name alone, then beside the UTF-8 name it would decode to ('a' + U+FFFD).
-    const latin1 = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x61, 0xff])]);
-    writeFileSync(latin1, 'x');
-    const alone = await expectRefusal(chunkpoint.snapshot(dir, { store: snapStore, job: JOB }), 'STATE_UNSAFE_NAME', 'invalid_input');
-    expect(alone.message).toContain('bytes 61ff');
-    await writeFile(join(dir, 'a\ufffd'), 'y');
-    const both = await expectRefusal(chunkpoint.snapshot(dir, { store: snapStore, job: JOB }), 'STATE_UNSAFE_NAME', 'invalid_input');
-    expect(both.message).toContain('bytes 61ff');
-    expect(await readdir(snapStore)).toEqual([]);
-  });
+    const dir = await makeState();
+    return {
+      call: () => chunkpoint.snapshot(dir, { store: snapStore, job: JOB }),
+      unchanged: async () => expect(await readdir(snapStore)).toEqual([]),
+    };
+  };
+}
 
+/** A state directory holding CURRENT and a file whose name is not UTF-8 (latin-1 'a' 0xff). */
+async function latin1State(): Promise<string> {
+  const dir = await tempDir('latin1');
+  await writeFile(join(dir, 'CURRENT'), 'MANIFEST-000001\n');
+  writeFileSync(Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x61, 0xff])]), 'x');
+  return dir;
+}
+
+/** Flips one payload byte of the picked blob. */
+function flipByte(offsetIn: (blob: Buffer) => number, mask: number): (blob: Buffer) => void {
+  return (blob) => {
+    const offset = offsetIn(blob);
+    blob.writeUInt8(blob.readUInt8(offset) ^ mask, offset);
+  };
+}
+
+/** A damaged blob of the given codec: the error must name its file and chunk. */
+function damagedBlob(codec: number, damage: (copy: string, picked: ChunkAt) => Promise<void>): (copy: string) => Promise<Damage> {
+  return async (copy) => {
+    const picked = await pickChunk(copy, codec);
+    await damage(copy, picked);
+    return { message: [picked.file.path, `chunk ${picked.index}`] };
+  };
+}
+
+/** `_metadata` with its format version field set to `version`. */
+function metadataOfFormat(version: number): (copy: string) => Promise<void> {
+  return (copy) =>
+    withRawMetadata(copy, (data) => {
+      const out = Buffer.from(data);
+      out.writeUInt32LE(version, 8);
+      return out;
+    });
+}
+
+/** The task manifest with its format version field set to `version`. */
+function manifestOfFormat(version: number): (copy: string) => Promise<void> {
+  return async (copy) => {
+    const manifestFile = objectPath(copy, at(original.tasks, 0).manifest.key);
+    const data = await readFile(manifestFile);
+    data.writeUInt32LE(version, 8);
+    await writeFile(manifestFile, data);
+  };
+}
+
+const REFUSALS: RefusalCase[] = [
+  // snapshot: bad state directories; the store stays empty
+  {
+    name: 'refuses a missing state directory (STATE_DIR_MISSING)',
+    code: 'STATE_DIR_MISSING', kind: 'invalid_input',
+    setup: badState(async () => join(await tempDir('missing'), 'no-such-dir')),
+  },
+  {
+    name: 'refuses an empty state directory (STATE_DIR_EMPTY)',
+    code: 'STATE_DIR_EMPTY', kind: 'invalid_input',
+    setup: badState(() => tempDir('empty')),
+  },
+  {
+    name: 'refuses a state directory holding only a directory (STATE_DIR_EMPTY): directories alone are still nothing to snapshot',
+    code: 'STATE_DIR_EMPTY', kind: 'invalid_input',
+    setup: badState(async () => {
+      const empty = await tempDir('empty');
+      await mkdir(join(empty, 'only-a-subdir'));
+      return empty;
+    }),
+  },
+  {
+    name: 'refuses a regular file as state directory (STATE_DIR_NOT_DIRECTORY)',
+    code: 'STATE_DIR_NOT_DIRECTORY', kind: 'invalid_input',
+    setup: badState(async () => {
+      const file = join(await tempDir('file'), 'state.bin');
+      await writeFile(file, 'not a directory');
+      return file;
+    }),
+  },
+  {
+    name: 'refuses a state directory holding a symbolic link (STATE_SYMLINK)',
+    code: 'STATE_SYMLINK', kind: 'invalid_input',
+    message: ['sub/link.sst'],
+    setup: badState(async () => {
+      const dir = await tempDir('symlinked');
+      await writeFile(join(dir, 'CURRENT'), 'MANIFEST-000001\n');
+      await mkdir(join(dir, 'sub'));
+      await symlink('/etc/hostname', join(dir, 'sub', 'link.sst'));
+      return dir;
+    }),
+  },
+  {
+    name: 'refuses a file name that is not UTF-8 (STATE_UNSAFE_NAME, naming its bytes), and commits nothing (issue #16 item 6)',
+    code: 'STATE_UNSAFE_NAME', kind: 'invalid_input',
+    message: ['bytes 61ff'],
+    setup: badState(latin1State),
+  },
+  {
+    name: 'refuses a file name that is not UTF-8 beside its look-alike (STATE_UNSAFE_NAME, naming its bytes), and commits nothing (issue #16 item 6)',
+    code: 'STATE_UNSAFE_NAME', kind: 'invalid_input',
+    message: ['bytes 61ff'],
+    setup: badState(async () => {
+      const dir = await latin1State();
+      // The UTF-8 name the latin-1 one would decode to ('a' + U+FFFD).
+      await writeFile(join(dir, 'a\ufffd'), 'y');
+      return dir;
+    }),
+  },
+
+  // restore targets
+  {
+    name: 'refuses a non-empty target without overwrite and leaves its file untouched (TARGET_NOT_EMPTY)',
+    code: 'TARGET_NOT_EMPTY', kind: 'invalid_input',
+    message: ['pass an empty directory, `keepMatching` to restore in place, or `overwrite` to replace its contents'],
+    setup: async () => {
+      const target = await tempDir('nonempty');
+      await writeFile(join(target, 'keep.txt'), 'precious');
+      const before = await treeDigest(target);
+      return {
+        call: () => chunkpoint.restore({ store, job: JOB }, target),
+        // The API's names, never a command-line flag.
+        check: (error) => expect(error.message).not.toMatch(/--[a-z]/),
+        unchanged: async () => {
+          expect(await readdir(target)).toEqual(['keep.txt']);
+          expect(await readFile(join(target, 'keep.txt'), 'utf8')).toBe('precious');
+          expect(await treeDigest(target)).toEqual(before);
+        },
+      };
+    },
+  },
+  {
+    name: 'refuses a target that is a regular file (TARGET_NOT_DIRECTORY)',
+    code: 'TARGET_NOT_DIRECTORY', kind: 'invalid_input',
+    setup: async () => {
+      const parent = await tempDir('filetarget');
+      const target = join(parent, 'a-file');
+      await writeFile(target, 'x');
+      return {
+        call: () => chunkpoint.restore({ store, job: JOB }, target),
+        unchanged: async () => {
+          expect(await readFile(target, 'utf8')).toBe('x');
+          expect(await readdir(parent)).toEqual(['a-file']);
+        },
+      };
+    },
+  },
+
+  // damaged packs and manifests
+  {
+    name: 'refuses a flipped payload byte in an LZ4 blob (CHUNK_CORRUPT), naming file and chunk',
+    code: 'CHUNK_CORRUPT', kind: 'corrupt_data',
+    setup: damagedCopy(
+      damagedBlob(1, (copy, picked) => editBlob(copy, picked.chunk, flipByte((blob) => 40 + Math.floor((blob.byteLength - 40) / 2), 0xff))),
+      { target: 'nothing-restored' },
+    ),
+  },
+  {
+    name: 'refuses a flipped payload byte in a raw blob (CHUNK_CORRUPT), naming file and chunk',
+    code: 'CHUNK_CORRUPT', kind: 'corrupt_data',
+    setup: damagedCopy(
+      damagedBlob(0, (copy, picked) => editBlob(copy, picked.chunk, flipByte((blob) => blob.byteLength - 1, 0x01))),
+      { target: 'nothing-restored' },
+    ),
+  },
+  {
+    name: 'refuses a blob with a damaged header (CHUNK_CORRUPT)',
+    code: 'CHUNK_CORRUPT', kind: 'corrupt_data',
+    // rawLength field, covered by the header checksum
+    setup: damagedCopy(
+      damagedBlob(1, (copy, picked) => editBlob(copy, picked.chunk, (blob) => blob.writeUInt32LE(blob.readUInt32LE(8) ^ 0x10, 8))),
+      { target: 'nothing-restored' },
+    ),
+  },
+  {
+    name: "refuses a pack truncated in the middle of a blob (CHUNK_CORRUPT), naming that blob's file and chunk",
+    code: 'CHUNK_CORRUPT', kind: 'corrupt_data',
+    setup: damagedCopy(
+      damagedBlob(1, (copy, picked) => truncate(packPath(copy, picked.chunk), picked.chunk.handle.offset + Math.floor(picked.chunk.handle.length / 2))),
+      { target: 'nothing-restored' },
+    ),
+  },
+  {
+    name: 'refuses a deleted pack (CHUNK_MISSING), naming the pack and a chunk it held',
+    code: 'CHUNK_MISSING', kind: 'corrupt_data',
+    setup: damagedCopy(
+      async (copy) => {
+        const picked = await pickChunk(copy, 1);
+        const pack = packOf(picked.chunk);
+        await rm(packPath(copy, picked.chunk));
+        return {
+          message: [pack],
+          check: (error) => {
+            const named = /chunk (\d+) of ([^\s)]+)/.exec(error.message);
+            expect(named, error.message).not.toBeNull();
+            const file = manifest.files.find((f) => f.path === named?.[2]);
+            expect(file, error.message).toBeDefined();
+            expect(packOf(at(file?.chunks ?? [], Number(named?.[1])))).toBe(pack);
+          },
+        };
+      },
+      { target: 'nothing-restored' },
+    ),
+  },
+  {
+    name: 'refuses a deleted manifest (MANIFEST_MISSING), for restore and inspect',
+    code: 'MANIFEST_MISSING', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => rm(objectPath(copy, at(original.tasks, 0).manifest.key)), { inspect: true }),
+  },
+  {
+    name: 'refuses a manifest that is not the one the checkpoint committed (MANIFEST_MISMATCH), even one that is valid on its own',
+    code: 'MANIFEST_MISMATCH', kind: 'corrupt_data',
+    setup: damagedCopy(async (copy) => {
+      const key = at(original.tasks, 0).manifest.key;
+      const data = await readFile(objectPath(copy, key));
+      // Same size, valid envelope, one file path changed: a swapped manifest, not a damaged one.
+      const json = envelopeJson<StoredManifest>(data);
+      const file = at(json.files, 0);
+      file.path = `${file.path.slice(0, -1)}${file.path.endsWith('x') ? 'y' : 'x'}`;
+      const swapped = encodeEnvelope(MANIFEST_MAGIC, json, await loadHasher(), data.subarray(ENVELOPE_HEADER_SIZE + data.readUInt32LE(12)));
+      expect(swapped.byteLength).toBe(data.byteLength);
+      await writeFile(objectPath(copy, key), swapped);
+    }),
+  },
+
+  // damaged or hostile _metadata and manifests
+  {
+    name: 'refuses metadata shorter than its header (METADATA_TRUNCATED)',
+    code: 'METADATA_TRUNCATED', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => withRawMetadata(copy, (data) => data.subarray(0, 10)), { inspect: true }),
+  },
+  {
+    name: 'refuses metadata with a truncated body (METADATA_TRUNCATED)',
+    code: 'METADATA_TRUNCATED', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => withRawMetadata(copy, (data) => data.subarray(0, data.byteLength - 100))),
+  },
+  {
+    name: 'refuses metadata with the wrong magic (METADATA_BAD_MAGIC)',
+    code: 'METADATA_BAD_MAGIC', kind: 'corrupt_data',
+    setup: damagedCopy((copy) =>
+      withRawMetadata(copy, (data) => {
+        const out = Buffer.from(data);
+        out.write('XXMETA', 0, 'latin1');
+        return out;
+      }),
+    ),
+  },
+  ...[1, 3].flatMap((version): RefusalCase[] => [
+    {
+      name: `refuses metadata of format ${version} as such, not as damage (FORMAT_UNSUPPORTED), for restore and inspect`,
+      code: 'FORMAT_UNSUPPORTED', kind: 'invalid_input',
+      message: [`format ${version}`],
+      setup: damagedCopy(metadataOfFormat(version), { inspect: true }),
+    },
+    {
+      name: `refuses a manifest of format ${version} as such, not as damage (FORMAT_UNSUPPORTED)`,
+      code: 'FORMAT_UNSUPPORTED', kind: 'invalid_input',
+      setup: damagedCopy(manifestOfFormat(version)),
+    },
+  ]),
+  {
+    name: 'refuses metadata with a flipped body byte (METADATA_CHECKSUM)',
+    code: 'METADATA_CHECKSUM', kind: 'corrupt_data',
+    setup: damagedCopy((copy) =>
+      withRawMetadata(copy, (data) => {
+        const out = Buffer.from(data);
+        flipByte((b) => ENVELOPE_HEADER_SIZE + Math.floor((b.byteLength - ENVELOPE_HEADER_SIZE) / 2), 0x01)(out);
+        return out;
+      }),
+    ),
+  },
+  {
+    name: "refuses a file path containing '..' (UNSAFE_PATH), writing nothing outside the target",
+    code: 'UNSAFE_PATH', kind: 'corrupt_data',
+    setup: damagedCopy(async (copy) => {
+      await rewriteManifest(copy, (m) => {
+        at(m.files, 0).path = '../escaped.sst';
+      });
+      return { unchanged: async (where) => expect(await exists(join(where.parent, 'escaped.sst'))).toBe(false) };
+    }),
+  },
+  {
+    name: "refuses a nested file path with a '..' segment (UNSAFE_PATH)",
+    code: 'UNSAFE_PATH', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => rewriteManifest(copy, (m) => { at(m.files, 0).path = 'db/../../escaped.sst'; })),
+  },
+  {
+    name: 'refuses an absolute file path (UNSAFE_PATH)',
+    code: 'UNSAFE_PATH', kind: 'corrupt_data',
+    setup: damagedCopy(async (copy) => {
+      await rewriteManifest(copy, (m) => {
+        at(m.files, 0).path = '/etc/passwd';
+      });
+      const before = await readFile('/etc/passwd');
+      return { unchanged: async () => expect(await readFile('/etc/passwd')).toEqual(before) };
+    }),
+  },
+  {
+    name: 'refuses a file mtime outside the representable range, e.g. 1e300, when the manifest is read (MANIFEST_INVALID), not late while restoring (issue #16 item 13)',
+    code: 'MANIFEST_INVALID', kind: 'corrupt_data',
+    message: ['mtimeMs'],
+    setup: damagedCopy((copy) => rewriteManifest(copy, (m) => { at(m.files, 0).mtimeMs = 1e300; })),
+  },
+  {
+    name: "refuses a pack key containing '..' in the manifest (MANIFEST_INVALID)",
+    code: 'MANIFEST_INVALID', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => rewriteManifest(copy, (m) => { at(m.packs, 0)[0] = 'shared/../../../etc/passwd'; })),
+  },
+  {
+    name: "refuses a pack key containing '..' in _metadata (METADATA_INVALID)",
+    code: 'METADATA_INVALID', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => rewriteMetadata(copy, (m) => { at(at(m.tasks, 0).packs, 0)[0] = '../../../etc/passwd'; })),
+  },
+  {
+    name: "refuses a manifest key outside the task's own area in _metadata (METADATA_INVALID)",
+    code: 'METADATA_INVALID', kind: 'corrupt_data',
+    setup: damagedCopy((copy) =>
+      rewriteMetadata(copy, (m) => {
+        const task = at(m.tasks, 0);
+        task.manifest.key = `../${task.manifest.key}`;
+      }),
+    ),
+  },
+  {
+    name: 'refuses a duplicate file path (MANIFEST_INVALID)',
+    code: 'MANIFEST_INVALID', kind: 'corrupt_data',
+    setup: damagedCopy((copy) => rewriteManifest(copy, (m) => { at(m.files, 1).path = at(m.files, 0).path; })),
+  },
+  {
+    name: 'refuses chunk lengths that do not add up to the file size (MANIFEST_INVALID)',
+    code: 'MANIFEST_INVALID', kind: 'corrupt_data',
+    setup: damagedCopy((copy) =>
+      rewriteManifest(copy, (m) => {
+        const file = m.files.find((f) => f.chunks > 1);
+        if (file === undefined) throw new Error('test setup: no multi-chunk file');
+        file.size += 1;
+      }),
+    ),
+  },
+];
+
+describe('refusals of one bad input: code, kind, message, and nothing lost or changed', () => {
+  for (const c of REFUSALS) {
+    it(c.name, async () => {
+      const scene = await c.setup();
+      const error = await expectRefusal(scene.call(), c.code, c.kind);
+      for (const piece of [...(c.message ?? []), ...(scene.message ?? [])]) expect(error.message).toContain(piece);
+      scene.check?.(error);
+      for (const other of scene.alsoRefused ?? []) await expectRefusal(other(), c.code, c.kind);
+      await scene.unchanged();
+    });
+  }
+});
+
+describe('snapshot refuses bad job ids', () => {
   it('refuses invalid job ids everywhere (INVALID_JOB_ID)', async () => {
     const parent = await tempDir('store-parent');
     const snapStore = join(parent, 'store');
@@ -321,19 +694,7 @@ describe('locating checkpoints', () => {
   });
 });
 
-describe('restore targets', () => {
-  it('refuses a non-empty target without overwrite and leaves its file untouched (TARGET_NOT_EMPTY)', async () => {
-    const target = await tempDir('nonempty');
-    await writeFile(join(target, 'keep.txt'), 'precious');
-    const before = await treeDigest(target);
-    const refused = await expectRefusal(chunkpoint.restore({ store, job: JOB }, target), 'TARGET_NOT_EMPTY', 'invalid_input');
-    expect(refused.message).toContain('pass an empty directory, `keepMatching` to restore in place, or `overwrite` to replace its contents');
-    expect(refused.message).not.toMatch(/--[a-z]/);
-    expect(await readdir(target)).toEqual(['keep.txt']);
-    expect(await readFile(join(target, 'keep.txt'), 'utf8')).toBe('precious');
-    expect(await treeDigest(target)).toEqual(before);
-  });
-
+describe('controls and restores that succeed', () => {
   it('replaces a non-empty target with overwrite: true', async () => {
     const target = await tempDir('overwrite');
     await writeFile(join(target, 'keep.txt'), 'precious');
@@ -345,17 +706,6 @@ describe('restore targets', () => {
     expect((await readdir(target)).sort()).toEqual((await readdir(state.dir)).sort());
   });
 
-  it('refuses a target that is a regular file (TARGET_NOT_DIRECTORY)', async () => {
-    const parent = await tempDir('filetarget');
-    const target = join(parent, 'a-file');
-    await writeFile(target, 'x');
-    await expectRefusal(chunkpoint.restore({ store, job: JOB }, target), 'TARGET_NOT_DIRECTORY', 'invalid_input');
-    expect(await readFile(target, 'utf8')).toBe('x');
-    expect(await readdir(parent)).toEqual(['a-file']);
-  });
-});
-
-describe('damaged packs and manifests', () => {
   it('control: a relocated copy of the job root restores to the state', async () => {
     const copy = await copyJobRoot();
     const where = await newTarget();
@@ -363,205 +713,12 @@ describe('damaged packs and manifests', () => {
     expect(await treeDigest(where.target)).toEqual(await treeDigest(state.dir));
   });
 
-  it('refuses a flipped payload byte in an LZ4 blob (CHUNK_CORRUPT), naming file and chunk', async () => {
-    const copy = await copyJobRoot();
-    const picked = await pickChunk(copy, 1);
-    await editBlob(copy, picked.chunk, (blob) => {
-      const offset = 40 + Math.floor((blob.byteLength - 40) / 2);
-      blob.writeUInt8(blob.readUInt8(offset) ^ 0xff, offset);
-    });
-    const where = await newTarget();
-    const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
-    expect(error.message).toContain(picked.file.path);
-    expect(error.message).toContain(`chunk ${picked.index}`);
-    await expectNothingRestored(where);
-  });
-
-  it('refuses a flipped payload byte in a raw blob (CHUNK_CORRUPT), naming file and chunk', async () => {
-    const copy = await copyJobRoot();
-    const picked = await pickChunk(copy, 0);
-    await editBlob(copy, picked.chunk, (blob) => {
-      const offset = blob.byteLength - 1;
-      blob.writeUInt8(blob.readUInt8(offset) ^ 0x01, offset);
-    });
-    const where = await newTarget();
-    const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
-    expect(error.message).toContain(picked.file.path);
-    expect(error.message).toContain(`chunk ${picked.index}`);
-    await expectNothingRestored(where);
-  });
-
-  it('refuses a blob with a damaged header (CHUNK_CORRUPT)', async () => {
-    const copy = await copyJobRoot();
-    const picked = await pickChunk(copy, 1);
-    // rawLength field, covered by the header checksum
-    await editBlob(copy, picked.chunk, (blob) => blob.writeUInt32LE(blob.readUInt32LE(8) ^ 0x10, 8));
-    const where = await newTarget();
-    const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
-    expect(error.message).toContain(picked.file.path);
-    expect(error.message).toContain(`chunk ${picked.index}`);
-    await expectNothingRestored(where);
-  });
-
-  it('refuses a pack truncated in the middle of a blob (CHUNK_CORRUPT), naming that blob\'s file and chunk', async () => {
-    const copy = await copyJobRoot();
-    const picked = await pickChunk(copy, 1);
-    await truncate(packPath(copy, picked.chunk), picked.chunk.handle.offset + Math.floor(picked.chunk.handle.length / 2));
-    const where = await newTarget();
-    const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_CORRUPT', 'corrupt_data');
-    expect(error.message).toContain(picked.file.path);
-    expect(error.message).toContain(`chunk ${picked.index}`);
-    await expectNothingRestored(where);
-  });
-
-  it('refuses a deleted pack (CHUNK_MISSING), naming the pack and a chunk it held', async () => {
-    const copy = await copyJobRoot();
-    const picked = await pickChunk(copy, 1);
-    const pack = packOf(picked.chunk);
-    await rm(packPath(copy, picked.chunk));
-    const where = await newTarget();
-    const error = await expectRefusal(restoreCopy(copy, where.target), 'CHUNK_MISSING', 'corrupt_data');
-    expect(error.message).toContain(pack);
-    const named = /chunk (\d+) of ([^\s)]+)/.exec(error.message);
-    expect(named, error.message).not.toBeNull();
-    const file = manifest.files.find((f) => f.path === named?.[2]);
-    expect(file, error.message).toBeDefined();
-    expect(packOf(at(file?.chunks ?? [], Number(named?.[1])))).toBe(pack);
-    await expectNothingRestored(where);
-  });
-
-  it('refuses a deleted manifest (MANIFEST_MISSING), for restore and inspect', async () => {
-    const copy = await copyJobRoot();
-    await rm(objectPath(copy, at(original.tasks, 0).manifest.key));
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_MISSING', 'corrupt_data');
-    await expectRefusal(chunkpoint.inspect({ path: join(copy, 'chk-1') }), 'MANIFEST_MISSING', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it('refuses a manifest that is not the one the checkpoint committed (MANIFEST_MISMATCH), even one that is valid on its own', async () => {
-    const copy = await copyJobRoot();
-    const key = at(original.tasks, 0).manifest.key;
-    const data = await readFile(objectPath(copy, key));
-    // Same size, valid envelope, one file path changed: a swapped manifest, not a damaged one.
-    const json = envelopeJson<StoredManifest>(data);
-    const file = at(json.files, 0);
-    file.path = `${file.path.slice(0, -1)}${file.path.endsWith('x') ? 'y' : 'x'}`;
-    const swapped = encodeEnvelope(MANIFEST_MAGIC, json, await loadHasher(), data.subarray(ENVELOPE_HEADER_SIZE + data.readUInt32LE(12)));
-    expect(swapped.byteLength).toBe(data.byteLength);
-    await writeFile(objectPath(copy, key), swapped);
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_MISMATCH', 'corrupt_data');
-    await expectUntouched(where);
-  });
-});
-
-describe('damaged or hostile _metadata and manifests', () => {
   it('control: metadata and manifest re-encoded without changes still restore', async () => {
     const copy = await copyJobRoot();
     await rewriteManifest(copy, () => undefined);
     const where = await newTarget();
     await restoreCopy(copy, where.target);
     expect(await treeDigest(where.target)).toEqual(await treeDigest(state.dir));
-  });
-
-  it('refuses metadata shorter than its header (METADATA_TRUNCATED)', async () => {
-    const copy = await copyJobRoot();
-    await withRawMetadata(copy, (data) => data.subarray(0, 10));
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_TRUNCATED', 'corrupt_data');
-    await expectRefusal(chunkpoint.inspect({ path: join(copy, 'chk-1') }), 'METADATA_TRUNCATED', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it('refuses metadata with a truncated body (METADATA_TRUNCATED)', async () => {
-    const copy = await copyJobRoot();
-    await withRawMetadata(copy, (data) => data.subarray(0, data.byteLength - 100));
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_TRUNCATED', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it('refuses metadata with the wrong magic (METADATA_BAD_MAGIC)', async () => {
-    const copy = await copyJobRoot();
-    await withRawMetadata(copy, (data) => {
-      const out = Buffer.from(data);
-      out.write('XXMETA', 0, 'latin1');
-      return out;
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_BAD_MAGIC', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  for (const version of [1, 3]) {
-    it(`refuses metadata and a manifest of format ${version} as such, not as damage (FORMAT_UNSUPPORTED)`, async () => {
-      const copy = await copyJobRoot();
-      await withRawMetadata(copy, (data) => {
-        const out = Buffer.from(data);
-        out.writeUInt32LE(version, 8);
-        return out;
-      });
-      const where = await newTarget();
-      const error = await expectRefusal(restoreCopy(copy, where.target), 'FORMAT_UNSUPPORTED', 'invalid_input');
-      expect(error.message).toContain(`format ${version}`);
-      await expectRefusal(chunkpoint.inspect({ path: join(copy, 'chk-1') }), 'FORMAT_UNSUPPORTED', 'invalid_input');
-      await expectUntouched(where);
-
-      const other = await copyJobRoot();
-      const manifestFile = objectPath(other, at(original.tasks, 0).manifest.key);
-      const data = await readFile(manifestFile);
-      data.writeUInt32LE(version, 8);
-      await writeFile(manifestFile, data);
-      await expectRefusal(restoreCopy(other, where.target), 'FORMAT_UNSUPPORTED', 'invalid_input');
-      await expectUntouched(where);
-    });
-  }
-
-  it('refuses metadata with a flipped body byte (METADATA_CHECKSUM)', async () => {
-    const copy = await copyJobRoot();
-    await withRawMetadata(copy, (data) => {
-      const out = Buffer.from(data);
-      const offset = ENVELOPE_HEADER_SIZE + Math.floor((out.byteLength - ENVELOPE_HEADER_SIZE) / 2);
-      out.writeUInt8(out.readUInt8(offset) ^ 0x01, offset);
-      return out;
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_CHECKSUM', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it("refuses a file path containing '..' (UNSAFE_PATH), writing nothing outside the target", async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      at(m.files, 0).path = '../escaped.sst';
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
-    await expectUntouched(where);
-    expect(await exists(join(where.parent, 'escaped.sst'))).toBe(false);
-  });
-
-  it("refuses a nested file path with a '..' segment (UNSAFE_PATH)", async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      at(m.files, 0).path = 'db/../../escaped.sst';
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it('refuses an absolute file path (UNSAFE_PATH)', async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      at(m.files, 0).path = '/etc/passwd';
-    });
-    const where = await newTarget();
-    const before = await readFile('/etc/passwd');
-    await expectRefusal(restoreCopy(copy, where.target), 'UNSAFE_PATH', 'corrupt_data');
-    await expectUntouched(where);
-    expect(await readFile('/etc/passwd')).toEqual(before);
   });
 
   it('restores a directories entry whose parents the manifest does not list, over a non-empty target, creating them (issue #16 item 7)', async () => {
@@ -577,66 +734,5 @@ describe('damaged or hostile _metadata and manifests', () => {
     expect(await exists(join(where.target, 'old.txt'))).toBe(false);
     const restored = await treeDigest(where.target);
     for (const [path, info] of await treeDigest(state.dir)) expect(restored.get(path), path).toEqual(info);
-  });
-
-  it('refuses a file mtime outside the representable range, e.g. 1e300, when the manifest is read (MANIFEST_INVALID), not late while restoring (issue #16 item 13)', async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      at(m.files, 0).mtimeMs = 1e300;
-    });
-    const where = await newTarget();
-    const error = await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
-    expect(error.message).toContain('mtimeMs');
-    await expectUntouched(where);
-  });
-
-  it("refuses a pack key containing '..' in the manifest (MANIFEST_INVALID) or in _metadata (METADATA_INVALID)", async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      at(m.packs, 0)[0] = 'shared/../../../etc/passwd';
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
-    await expectUntouched(where);
-
-    const other = await copyJobRoot();
-    await rewriteMetadata(other, (m) => {
-      at(at(m.tasks, 0).packs, 0)[0] = '../../../etc/passwd';
-    });
-    await expectRefusal(restoreCopy(other, where.target), 'METADATA_INVALID', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it("refuses a manifest key outside the task's own area in _metadata (METADATA_INVALID)", async () => {
-    const copy = await copyJobRoot();
-    await rewriteMetadata(copy, (m) => {
-      const task = at(m.tasks, 0);
-      task.manifest.key = `../${task.manifest.key}`;
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'METADATA_INVALID', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it('refuses a duplicate file path (MANIFEST_INVALID)', async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      at(m.files, 1).path = at(m.files, 0).path;
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
-    await expectUntouched(where);
-  });
-
-  it('refuses chunk lengths that do not add up to the file size (MANIFEST_INVALID)', async () => {
-    const copy = await copyJobRoot();
-    await rewriteManifest(copy, (m) => {
-      const file = m.files.find((f) => f.chunks > 1);
-      if (file === undefined) throw new Error('test setup: no multi-chunk file');
-      file.size += 1;
-    });
-    const where = await newTarget();
-    await expectRefusal(restoreCopy(copy, where.target), 'MANIFEST_INVALID', 'corrupt_data');
-    await expectUntouched(where);
   });
 });

@@ -351,9 +351,12 @@ describe('hardening (issue #16)', () => {
     const verified = await runCli(['verify', join(store, 'j', 'chk-2')], { timeoutMs: 60_000 });
     expect(verified.code).toBe(1);
     expect(verified.stderr).toContain('NOT_A_REGULAR_FILE');
-    // A listing never opens what it lists: it completes (a FIFO is not an object, so chk-2 is not listed).
+    // A listing never opens what it lists: it completes, and shows chk-2 as damaged rather than hiding it.
     const listed = await runCli(['list', ...job, '--json'], { timeoutMs: 60_000 });
     expect(listed.code, listed.stderr).toBe(0);
+    const { checkpoints } = JSON.parse(listed.stdout) as { checkpoints: { checkpoint: string; damaged?: string }[] };
+    expect(checkpoints.map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2']);
+    expect(checkpoints[1]?.damaged).toContain('chk-2/_metadata is not a regular file');
   });
 
   it('a job root inside the state directory is refused before anything is written (STORE_INSIDE_STATE), and cache stats/prune of a missing cache create nothing (item 13)', async () => {
@@ -943,5 +946,101 @@ describe('hardening (issue #16)', () => {
     expect(third.code).toBe(1);
     expect(third.stderr).toContain('CHECKPOINT_ID_EXHAUSTED');
     expect((await readdir(root)).sort()).toEqual(before.sort());
+  });
+});
+
+describe('hardening: what a job root holds where a checkpoint belongs', () => {
+  for (const planted of ['a FIFO', 'a directory'] as const) {
+    it(`a _metadata replaced by ${planted} keeps its checkpoint id: listed as damaged, refused by restore naming it and what to do, routed around by the next snapshot (never CHECKPOINT_EXISTS), retired by drop`, async () => {
+      const state = await smallState();
+      const store = await tempDir('store');
+      const job = { store, job: 'j' };
+      const cp = new Chunkpoint({ threads: 1 });
+      try {
+        expect((await cp.snapshot(state, job)).checkpoint).toBe('chk-1');
+        await writeFile(join(state, '000002.sst'), randomBytes(100_000));
+        expect((await cp.snapshot(state, job)).checkpoint).toBe('chk-2');
+        const metadata = join(store, 'j', 'chk-2', '_metadata');
+        await rm(metadata);
+        if (planted === 'a FIFO') execFileSync('mkfifo', [metadata]);
+        else await mkdir(metadata);
+
+        // Not hidden: chk-2 is still the job's newest checkpoint, listed as damaged, naming the path.
+        const listed = await cp.list(job);
+        expect(listed.map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2']);
+        expect(listed[0]?.damaged).toBeUndefined();
+        expect(listed[1]?.damaged).toContain(`${metadata} is ${planted === 'a FIFO' ? 'not a regular file' : 'a directory'}`);
+
+        // Restoring it, as latest or by number, is refused with what, where and what to do; never an older checkpoint instead.
+        const target = join(await tempDir('target'), 'db');
+        for (const locator of [job, { ...job, checkpoint: 2 }, { path: join(store, 'j', 'chk-2') }]) {
+          const error = await refusal(cp.restore(locator, target));
+          expect(error.code, error.message).toBe('NOT_A_REGULAR_FILE');
+          expect(error.kind).toBe('corrupt_data');
+          expect(error.message).toContain(metadata);
+          expect(error.message).toContain('restore an older checkpoint, and drop this one with `drop()` so that its id is never used again');
+        }
+        await expect(stat(target)).rejects.toThrow();
+        expect((await refusal(cp.inspect(job))).code).toBe('NOT_A_REGULAR_FILE');
+        // gc deletes nothing while it cannot read a checkpoint.
+        expect((await refusal(cp.gc(job, { graceMs: 0 }))).code).toBe('GC_UNREADABLE_CHECKPOINT');
+
+        // The next snapshot builds on chk-1, says why, and takes chk-3: the id of the damaged one is never taken again.
+        await writeFile(join(state, '000003.sst'), randomBytes(100_000));
+        const third = await cp.snapshot(state, job);
+        expect(third.checkpoint).toBe('chk-3');
+        expect(third.base).toBe('chk-1');
+        expect(third.warnings.some((w) => w.includes('chk-2 is damaged') && w.includes(metadata))).toBe(true);
+        expect((await cp.restore(job, target)).checkpoint).toBe('chk-3');
+
+        // drop retires it: the planted thing goes, and chk-2 is never used again.
+        expect(await cp.drop(job, 2)).toEqual({ checkpoint: 'chk-2', dropped: true });
+        await expect(stat(metadata)).rejects.toThrow();
+        expect((await cp.list(job)).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-3']);
+        await writeFile(join(state, '000004.sst'), randomBytes(100_000));
+        expect((await cp.snapshot(state, job)).checkpoint).toBe('chk-4');
+      } finally {
+        await cp.close();
+      }
+    });
+  }
+});
+
+describe('hardening: a store this user may not read', () => {
+  it('a checkpoint directory, or the job root above it, this user may not read is a permission error naming the path and the fix (STORE_EACCES), never CHECKPOINT_NOT_FOUND', async () => {
+    // As root, the CLI runs as nobody on files handed over to it (root reads through any mode bits).
+    const state = await smallState();
+    const base = await tempDir('unreadable');
+    const store = join(base, 'st');
+    expect((await runCli(['snapshot', state, '--store', store, '--job', 'j'])).code).toBe(0);
+    const targets = join(base, 'targets');
+    await mkdir(targets);
+    handOver(base);
+    const jobRoot = join(store, 'j');
+    const checkpoint = join(jobRoot, 'chk-1');
+    const byJob = ['--store', store, '--job', 'j'];
+    const cases: [string, string[][]][] = [
+      [checkpoint, [['restore', ...byJob], ['restore', ...byJob, '--checkpoint', '1'], ['restore', checkpoint], ['list', ...byJob], ['inspect', checkpoint], ['verify', checkpoint]]],
+      // A path below a job root this user may not search: lstat fails with EACCES, which is no answer to whether chk-1 exists.
+      [jobRoot, [['restore', checkpoint], ['inspect', checkpoint], ['verify', checkpoint], ['restore', ...byJob]]],
+    ];
+    for (const [locked, commands] of cases) {
+      await chmod(locked, 0o000);
+      try {
+        for (const [index, args] of commands.entries()) {
+          const target = join(targets, `t${index}`);
+          const run = args[0] === 'restore' ? [...args, target] : args;
+          const r = await runCli(run, AS_USER);
+          const what = `${run.join(' ')} (${locked} unreadable)`;
+          expect(r.code, what).toBe(1);
+          expect(r.stderr, what).toMatch(/^chunkpoint: STORE_EACCES: \w+ failed with EACCES at /);
+          expect(r.stderr, what).toContain(` at ${locked}`);
+          expect(r.stderr, what).toMatch(/; check the permissions of the store directory\n$/);
+          await expect(stat(target), what).rejects.toThrow();
+        }
+      } finally {
+        await chmod(locked, 0o700);
+      }
+    }
   });
 });

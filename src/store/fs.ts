@@ -20,8 +20,8 @@ import { close as fsClose, constants, fstat as fsFstat, open as fsOpen, read as 
 import { promisify } from 'node:util';
 import { link, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, errnoOf, storeIoError } from '../errors.js';
-import { AREAS, TEMP_PREFIX, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
+import { ConflictError, CorruptDataError, InvalidInputError, StoreUnavailableError, apiName, errnoOf, storeIoError } from '../errors.js';
+import { AREAS, TEMP_PREFIX, checkpointDirName, parseStoreKey, printable, tempName, unsafeNameReason } from '../format/names.js';
 import { readAt } from '../file-range.js';
 import { forEachBounded } from '../bounded.js';
 import { FileAppender } from './direct-io.js';
@@ -429,6 +429,15 @@ export class FsStore implements Store {
     }
   }
 
+  /**
+   * Regular files only, with one exception: a checkpoint's `_metadata` or
+   * `_removed` that is not a regular file (a FIFO, a directory, a link in its
+   * place) is listed too, with size 0. Hiding it would make the job's
+   * checkpoints silently shrink: `latest` would fall back to an older one and
+   * the next snapshot would take its id again. Listed, its id stays taken,
+   * and whatever reads it is refused with NOT_A_REGULAR_FILE, naming it. The
+   * listing itself never opens anything, so a FIFO cannot block it.
+   */
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     // Sizes come from an lstat per file: batched, since one at a time costs a
     // round trip to libuv's threads each (a commit lists tens of thousands of packs).
@@ -438,7 +447,8 @@ export class FsStore implements Store {
         keys.map(async (key) => {
           try {
             const st = await lstat(this.pathOf(key));
-            return st.isFile() ? { key, size: st.size } : undefined;
+            if (st.isFile()) return { key, size: st.size };
+            return isCheckpointFile(key) ? { key, size: 0 } : undefined;
           } catch (error) {
             if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
             return undefined;
@@ -462,7 +472,10 @@ export class FsStore implements Store {
     }
   }
 
-  /** Keys of the regular files (temp files or not) below `prefix`; never follows a link. */
+  /**
+   * Keys of the regular files (temp files or not) below `prefix`, and, among
+   * the others, checkpoint files (see `list`); never follows a link.
+   */
   private async *walk(prefix: string, temporary: boolean): AsyncIterable<{ key: string }> {
     // Walk only directories that can hold matching keys, so listing `chk-`
     // never descends into a large `shared/`.
@@ -478,7 +491,9 @@ export class FsStore implements Store {
       }
       for (const entry of entries) {
         const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
-        if (entry.isDirectory()) {
+        if (!temporary && !entry.isFile() && key.startsWith(prefix) && isCheckpointFile(key)) {
+          yield { key };
+        } else if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) stack.push(key);
         } else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX) === temporary && key.startsWith(prefix)) {
           yield { key };
@@ -496,7 +511,7 @@ export class FsStore implements Store {
         // unlink removes a link itself, never what it points to.
         await unlink(path);
       } catch (error) {
-        if (errnoOf(error) !== 'ENOENT') throw storeIoError('deleting', `${this.location}/${key}`, error);
+        if (errnoOf(error) !== 'ENOENT') await this.removeEmptyDir(path, key, error);
       }
       parents.add(dirname(path));
     }
@@ -513,6 +528,24 @@ export class FsStore implements Store {
         }
         current = dirname(current);
       }
+    }
+  }
+
+  /**
+   * An empty directory where an object belongs (a damaged checkpoint's
+   * `_metadata`, listed so that it can be dropped) is deleted too: unlink
+   * refused it (Linux: EISDIR, macOS: EPERM). Anything inside it stays, and
+   * the delete fails naming it; any other failure is `unlinkError`'s.
+   */
+  private async removeEmptyDir(path: string, key: string, unlinkError: unknown): Promise<void> {
+    const errno = errnoOf(unlinkError);
+    let isDir = false;
+    if (errno === 'EISDIR' || errno === 'EPERM') isDir = await lstat(path).then((st) => st.isDirectory(), () => false);
+    if (!isDir) throw storeIoError('deleting', `${this.location}/${key}`, unlinkError);
+    try {
+      await rmdir(path);
+    } catch (error) {
+      if (errnoOf(error) !== 'ENOENT') throw storeIoError('deleting', `${this.location}/${key}`, error);
     }
   }
 
@@ -546,8 +579,20 @@ function isTorn(error: unknown): boolean {
   return error instanceof Error && 'details' in error && (error as { details: Record<string, unknown> }).details['torn'] === true;
 }
 
+/** A checkpoint's `_metadata` or `_removed`: what a job's checkpoint ids are read from. */
+function isCheckpointFile(key: string): boolean {
+  const kind = parseStoreKey(key)?.kind;
+  return kind === 'metadata' || kind === 'tombstone';
+}
+
 function notRegular(location: string, key: string, what: string): CorruptDataError {
-  return new CorruptDataError('NOT_A_REGULAR_FILE', `${location}/${key} is ${what}, not a file chunkpoint wrote; chunkpoint never follows links or reads special files in a store: remove it and restore an older checkpoint if this one needs it`, {
+  const name = parseStoreKey(key);
+  // A checkpoint's _metadata cannot simply be removed: its id would be taken again. Dropping it retires the id.
+  const fix =
+    name?.kind === 'metadata'
+      ? `checkpoint ${checkpointDirName(name.checkpointId)} cannot be read: restore an older checkpoint, and drop this one with ${apiName('drop()')} so that its id is never used again`
+      : 'remove it and restore an older checkpoint if this one needs it';
+  return new CorruptDataError('NOT_A_REGULAR_FILE', `${location}/${key} is ${what}, not a file chunkpoint wrote; chunkpoint never follows links or reads special files in a store: ${fix}`, {
     details: { where: `${location}/${key}` },
   });
 }

@@ -122,7 +122,12 @@ export interface Store {
   openReader(key: string, range?: ByteRange): Promise<ObjectReader>;
   /** Object size, or undefined when absent. */
   stat(key: string): Promise<ObjectInfo | undefined>;
-  /** Every object whose key starts with `prefix`, in no particular order. */
+  /**
+   * Every object whose key starts with `prefix`, in no particular order. A
+   * directory store also lists a checkpoint's `_metadata` or `_removed` that
+   * is not a regular file (size 0), so that its id is never hidden; reading
+   * it fails with NOT_A_REGULAR_FILE.
+   */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes objects; absent ones are ignored. */
   delete(keys: readonly string[]): Promise<void>;
