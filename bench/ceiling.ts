@@ -5,7 +5,7 @@
  * coordinator keeps, when the bytes are already in memory. No snapshot can be
  * faster than this on the machine; the gap to it is I/O and coordination.
  */
-import { DEFAULT_TASKS_PER_THREAD } from '../src/pool.js';
+import { DEFAULT_REQUESTS_PER_THREAD } from '../src/pool.js';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
@@ -37,7 +37,7 @@ export interface CeilingOptions {
 /** Loads the directory's files into shared memory, then times rounds over all their chunks. */
 export async function computeCeiling(stateDir: string, options: CeilingOptions): Promise<CeilingResult> {
   const maxBytes = options.maxBytes ?? 2 ** 30;
-  const queueDepth = options.queueDepth ?? options.threads * (DEFAULT_TASKS_PER_THREAD + 1);
+  const queueDepth = options.queueDepth ?? options.threads * (DEFAULT_REQUESTS_PER_THREAD + 1);
   const requests: CeilingRequest[] = [];
   let loaded = 0;
   for (const name of (await readdir(stateDir)).sort()) {

@@ -131,7 +131,7 @@ async function setup(root: string, tasks: number, chunks: number): Promise<strin
       keyAlgorithm: KEY_ALGORITHM,
       manifest: { key: manifestKey(task, session), size: encoded.byteLength, checksum: manifestChecksum(encoded) },
       packs,
-      figures: { files: fileEntries.length, bytes: chunks * CHUNK, bytesRead: chunks * CHUNK, bytesWritten: packs.reduce((n, p) => n + p.size, 0), filesReused: 0, bytesReused: 0, chunksNew: chunks, chunksDeduped: 0, chunks, bytesCached: 0, rawBytesNew: chunks * CHUNK, packBytes: packs.reduce((n, p) => n + p.size, 0), packsWritten: packs.length, packsRewritten: 0, bytesRewritten: 0, durationMs: 1000 },
+      figures: { files: fileEntries.length, bytes: chunks * CHUNK, bytesRead: chunks * CHUNK, bytesWritten: packs.reduce((n, p) => n + p.size, 0), filesReused: 0, bytesReused: 0, chunksNew: chunks, chunksDeduped: 0, chunks, bytesCached: 0, rawBytesNew: chunks * CHUNK, packBytes: packs.reduce((n, p) => n + p.size, 0), packsWritten: packs.length, packsRewritten: 0, bytesRewritten: 0, chunksRewritten: 0, durationMs: 1000 },
     };
     const file = join(root, '..', 'task-snapshots', `${task}.json`);
     await mkdir(join(root, '..', 'task-snapshots'), { recursive: true });

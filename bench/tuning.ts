@@ -1,6 +1,6 @@
 /**
  * `npm run bench:tuning`: full snapshots of one cached dataset under each
- * setting of chunk size, worker threads and tasks per thread (chunks a
+ * setting of chunk size, worker threads and requests per thread (chunks a
  * thread works on at once; the coordinator keeps threads x (tasks + 1) in
  * flight), with the state read into the page cache (or the cache dropped)
  * before each, to choose the defaults.
@@ -19,7 +19,7 @@ import { ensureDataset, listState } from './datasets.js';
 import { settle, type PageCacheMode } from './measure.js';
 
 const USAGE = `
-npm run bench:tuning [-- options]: full snapshots of one cached dataset per chunk size x worker threads x tasks per thread
+npm run bench:tuning [-- options]: full snapshots of one cached dataset per chunk size x worker threads x requests per thread
 
   --size <size>   dataset size (default 256MiB)
   --dir <dir>     work directory (default .bench)
@@ -68,7 +68,7 @@ const results: (Setting & { bestMs: number; runsMs: number[]; mbps: number; page
 process.stdout.write(`tuning on ${formatBytes(bytes)} of RocksDB state (uncompressed blocks), best of ${repeat}\n`);
 process.stdout.write(`chunk     threads  per thread  fsync  MB/s   runs (ms)\n`);
 for (const s of settings) {
-  const pool = new WorkerPool({ threads: s.threads, tasksPerThread: s.perThread });
+  const pool = new WorkerPool({ threads: s.threads, requestsPerThread: s.perThread });
   const runsMs: number[] = [];
   let pageCache = 'dropped';
   try {

@@ -32,7 +32,7 @@ export interface ChunkpointOptions {
    * and compressed while another is read or written. Each costs a few
    * chunks of memory per thread. See docs/PERFORMANCE.md, Tuning.
    */
-  tasksPerThread?: number;
+  requestsPerThread?: number;
   /**
    * Receives every lifecycle and progress event of every operation, on the
    * main thread, synchronously: keep it cheap. An exception it throws is
@@ -100,7 +100,7 @@ export class Chunkpoint {
   constructor(options: ChunkpointOptions = {}) {
     this.pool = new WorkerPool({
       ...(options.threads === undefined ? {} : { threads: options.threads }),
-      ...(options.tasksPerThread === undefined ? {} : { tasksPerThread: options.tasksPerThread }),
+      ...(options.requestsPerThread === undefined ? {} : { requestsPerThread: options.requestsPerThread }),
       ...(options.ioConcurrency === undefined ? {} : { ioConcurrency: options.ioConcurrency }),
     });
     this.hasher = loadHasher();

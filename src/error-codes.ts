@@ -141,7 +141,7 @@ export const ERROR_CODES = Object.freeze({
   INVALID_RATE_LIMIT: invalidInput('limitRate is too low or not a number'),
   INVALID_CACHE_SIZE: invalidInput("the cache's maxBytes is not a byte count"),
   INVALID_CACHE_TTL: invalidInput("the cache's ttlMs is not a positive duration"),
-  INVALID_TASKS_PER_THREAD: invalidInput('tasksPerThread out of range'),
+  INVALID_REQUESTS_PER_THREAD: invalidInput('requestsPerThread out of range'),
   INVALID_IO_CONCURRENCY: invalidInput('ioConcurrency out of range'),
   INVALID_SIZE: invalidInput('a size written with units (512KiB, 4MiB) that cannot be read, or is too large'),
   INVALID_DURATION: invalidInput('a duration written with units (30s, 10m) that cannot be read, or is not positive'),

@@ -14,10 +14,9 @@ export interface PoolOptions {
   /**
    * Requests each thread runs at once (default 2): while one waits for its
    * read or write, another computes. Each running request holds its own
-   * scratch buffers (a few chunks). Named after the public
-   * `ChunkpointOptions.tasksPerThread`, although these are no job's tasks.
+   * scratch buffers (a few chunks). (Not "tasks": a task is a job's.)
    */
-  tasksPerThread?: number;
+  requestsPerThread?: number;
   /**
    * Store reads a restore, verify or copy keeps in flight (default 8): more
    * than the CPU threads, since a read mostly waits for the store. Each costs
@@ -26,16 +25,16 @@ export interface PoolOptions {
   ioConcurrency?: number;
 }
 
-export const DEFAULT_TASKS_PER_THREAD = 2;
+export const DEFAULT_REQUESTS_PER_THREAD = 2;
 export const DEFAULT_IO_CONCURRENCY = 8;
 
 export class WorkerPool {
   private piscinaInstance: Piscina | undefined;
   readonly threads: number;
-  readonly tasksPerThread: number;
+  readonly requestsPerThread: number;
   /**
    * Requests a coordinator keeps in flight: every thread busy with its
-   * `tasksPerThread` plus one queued, so no thread waits for the main
+   * `requestsPerThread` plus one queued, so no thread waits for the main
    * thread between requests. Bounded, so memory does not grow with the state.
    */
   readonly queueDepth: number;
@@ -50,11 +49,11 @@ export class WorkerPool {
 
   constructor(options: PoolOptions = {}) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
-    const perThread = options.tasksPerThread ?? DEFAULT_TASKS_PER_THREAD;
+    const perThread = options.requestsPerThread ?? DEFAULT_REQUESTS_PER_THREAD;
     if (!Number.isSafeInteger(perThread) || perThread < 1 || perThread > 64) {
-      throw new InvalidInputError('INVALID_TASKS_PER_THREAD', `tasks per thread ${perThread} is out of range; use 1..64`);
+      throw new InvalidInputError('INVALID_REQUESTS_PER_THREAD', `requests per thread ${perThread} is out of range; use 1..64`);
     }
-    this.tasksPerThread = perThread;
+    this.requestsPerThread = perThread;
     this.queueDepth = this.threads * (perThread + 1);
     const io = options.ioConcurrency ?? DEFAULT_IO_CONCURRENCY;
     if (!Number.isSafeInteger(io) || io < 1 || io > 256) {
@@ -73,9 +72,9 @@ export class WorkerPool {
       maxThreads: this.threads,
       // Each running request has its own scratch set (workers/scratch.ts):
       // memory stays threads x requests per thread x a few chunks.
-      // Coordinators bound what they keep in flight: CPU-bound work to tasksPerThread per
+      // Coordinators bound what they keep in flight: CPU-bound work to requestsPerThread per
       // thread, store reads to ioConcurrency in all.
-      concurrentTasksPerWorker: Math.max(this.tasksPerThread, Math.ceil(this.ioConcurrency / this.threads)),
+      concurrentTasksPerWorker: Math.max(this.requestsPerThread, Math.ceil(this.ioConcurrency / this.threads)),
       idleTimeout: 30_000,
     });
     // piscina emits 'error' for what it cannot hand to a request: a reply that

@@ -251,6 +251,10 @@ describe('verify scrubs a checkpoint and reports every problem', () => {
     expect(next.base).toBe('chk-1');
     for (const key of damaged) expect(next.warnings.some((w) => w.includes(key)), `no warning names ${key}: ${next.warnings.join('; ')}`).toBe(true);
     expect(next.packsRewritten).toBe(2);
+    // Those chunks are stored anew (counted as new, and as rewritten: they are no new content).
+    const rewritten = files.reduce((n, f) => n + (f.immutable ? f.chunks.filter((c) => damaged.has(packOf(c))).length : 0), 0);
+    expect(next.chunksRewritten).toBe(rewritten);
+    expect(next.chunksNew).toBeGreaterThanOrEqual(rewritten);
     // Read again: exactly the chunks that lived in the damaged packs, and the mutable files (always read).
     const reread = files.reduce((sum, f) => sum + (f.immutable ? f.chunks.filter((c) => damaged.has(packOf(c))).reduce((n, c) => n + c.rawLength, 0) : f.size), 0);
     expect(next.bytesRead).toBe(reread);

@@ -193,7 +193,7 @@ describe('several chunks per worker thread at once', () => {
   it('one thread working on four chunks at a time keeps every chunk its own bytes, through snapshot, cache and restore', async () => {
     // Small chunks, many per file: the tasks on the one thread interleave at every await, so any
     // buffer two of them shared would put one chunk's bytes under another's name or offset.
-    const cp = new Chunkpoint({ threads: 1, tasksPerThread: 4 });
+    const cp = new Chunkpoint({ threads: 1, requestsPerThread: 4 });
     try {
       const state = await rocksState(6 * 1024 * 1024, 31);
       const store = await tempDir('store');
@@ -214,7 +214,7 @@ describe('several chunks per worker thread at once', () => {
   });
 
   it('rejects a task count out of range with a clear error', () => {
-    expect(() => new Chunkpoint({ tasksPerThread: 0 })).toThrow(/tasks per thread 0 is out of range/);
+    expect(() => new Chunkpoint({ requestsPerThread: 0 })).toThrow(/requests per thread 0 is out of range/);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * Scratch memory of the requests a worker runs. A worker runs up to
- * `tasksPerThread` requests at once (one computes while another waits for its
+ * `requestsPerThread` requests at once (one computes while another waits for its
  * read or write), so each running request holds its own set of named buffers,
  * taken from a free list and given back when it ends: memory stays
  * threads x requests per thread x a few chunks, whatever the state size.

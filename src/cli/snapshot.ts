@@ -90,7 +90,7 @@ export function printSnapshot(r: SnapshotResult, where: string, out: Output): vo
   out.print(`  reused    ${r.filesReused} files (${formatBytes(r.bytesReused)}) without reading them`);
   out.print(`  read      ${formatBytes(r.bytesRead)}`);
   out.print(`  written   ${formatBytes(r.bytesWritten)}: ${r.packsWritten} pack${r.packsWritten === 1 ? '' : 's'}${r.packsWritten > 0 ? ` (compression ratio ${r.compressionRatio.toFixed(2)})` : ''}, manifests and metadata`);
-  out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} found in ${r.base ?? 'the base'}${r.packsRewritten > 0 ? `; ${r.packsRewritten} packs of ${r.base ?? 'the base'} rewritten (mostly dead, missing or damaged)` : ''}`);
+  out.print(`  chunks    ${r.chunksNew} new, ${r.chunksDeduped} found in ${r.base ?? 'the base'}${r.packsRewritten > 0 ? `; ${r.packsRewritten} packs of ${r.base ?? 'the base'} rewritten (mostly dead, missing or damaged; ${r.chunksRewritten} of the new chunks are theirs)` : ''}`);
   if (r.bytesCached > 0) out.print(`  cached    ${formatBytes(r.bytesCached)} added to the local cache`);
   if (r.localCopy !== null) out.print(`  local     ${r.localCopy.files} files (${formatBytes(r.localCopy.bytes)}) kept in the task-local copy`);
   if (r.checkpointsRemoved.length > 0) out.print(`  retention removed ${r.checkpointsRemoved.join(', ')}: ${r.packsRemoved} packs, ${formatBytes(r.bytesFreed)} freed`);

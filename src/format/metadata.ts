@@ -183,6 +183,8 @@ export interface TaskFigures extends SnapshotFigures {
   /** Packs of the base that were missing, of the wrong size or mostly dead, whose chunks were read again from the state directory, and those chunks' bytes. */
   packsRewritten: number;
   bytesRewritten: number;
+  /** Of `chunksNew`, the chunks of those packs stored again. */
+  chunksRewritten: number;
 }
 
 /**
@@ -248,6 +250,7 @@ export function validateTaskSnapshot(value: unknown, where: string): TaskSnapsho
     packsWritten: count('packsWritten'),
     packsRewritten: count('packsRewritten'),
     bytesRewritten: count('bytesRewritten'),
+    chunksRewritten: count('chunksRewritten'),
   };
   return { format: TASK_SNAPSHOT_FORMAT, jobId, task, base, checkpointId, session, startedAt, expiresAt, keyAlgorithm: KEY_ALGORITHM, manifest, packs, figures };
 }

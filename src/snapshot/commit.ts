@@ -168,6 +168,7 @@ async function commit({ hasher, cache }: MainThreadRuntime, { store, jobId }: Jo
     filesReused: sum((f) => f.filesReused),
     bytesReused: sum((f) => f.bytesReused),
     chunksNew: sum((f) => f.chunksNew),
+    chunksRewritten: sum((f) => f.chunksRewritten),
     chunksDeduped: sum((f) => f.chunksDeduped),
     packsWritten: sum((f) => f.packsWritten),
     packsRewritten: sum((f) => f.packsRewritten),

@@ -256,6 +256,7 @@ async function storeTask(ctx: Runtime<SnapshotProgress>, stateDir: string, ref: 
         filesReused: plan.filesReused,
         bytesReused: plan.bytesReused,
         chunksNew: written.chunksNew,
+        chunksRewritten: written.chunksRewritten,
         chunksDeduped: written.chunksDeduped,
         chunks: plan.entries.reduce((n, f) => n + f.chunks.length, 0),
         bytesCached: written.bytesCached,
@@ -356,7 +357,7 @@ async function storeChunks(
   const rewrites = planRewrites(files, plan.entries, basePacks);
   if (rewrites.pending.length > 0) {
     const again = await store_(rewrites.pending, plan.reusable.filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`)), false);
-    for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
+    for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksRewritten', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
     for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) written.stages[k] += again.stages[k];
     written.packs.push(...again.packs);
   }

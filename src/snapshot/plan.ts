@@ -38,6 +38,8 @@ export interface PendingRun {
   file: StateFile;
   entry: FileEntry;
   chunks: ChunkWork[];
+  /** Chunks the base holds in a pack not reused (damaged or mostly dead), read again: stored anew, but no new content. */
+  rewrite?: true;
 }
 
 export interface ReusePlan {
@@ -84,7 +86,7 @@ export function planReuse(files: readonly StateFile[], base: TaskManifest | unde
         const again = redo.reduce((sum, r) => sum + r.length, 0);
         bytesReused += file.size - again;
         bytesRewritten += again;
-        pending.push({ area, file, entry, chunks: redo });
+        pending.push({ area, file, entry, chunks: redo, rewrite: true });
       }
       continue;
     }
@@ -136,7 +138,7 @@ export function planRewrites(files: readonly StateFile[], entries: readonly File
       const redo = worksOf(entry.chunks, (c) => sparse.has(packOf(c)));
       const file = fileOf.get(entry.path);
       if (redo.length === 0 || file === undefined) continue;
-      pending.push({ area: entry.immutable ? 'shared' : 'taskowned', file, entry, chunks: redo });
+      pending.push({ area: entry.immutable ? 'shared' : 'taskowned', file, entry, chunks: redo, rewrite: true });
       bytes += redo.reduce((sum, r) => sum + r.length, 0);
     }
   }

@@ -46,6 +46,8 @@ export interface SnapshotResult {
   filesReused: number;
   bytesReused: number;
   chunksNew: number;
+  /** Of `chunksNew`, those read again because their base pack was not reused (see `packsRewritten`): stored anew, but no new content. */
+  chunksRewritten: number;
   chunksDeduped: number;
   packsWritten: number;
   /** Base packs not reused (missing, damaged, or mostly dead) whose chunks were read again from the state, and those chunks' bytes. */

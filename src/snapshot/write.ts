@@ -44,6 +44,8 @@ export interface WriteOutcome {
   bytesWritten: number;
   rawBytesNew: number;
   chunksNew: number;
+  /** Of `chunksNew`, those of rewritten base packs. */
+  chunksRewritten: number;
   chunksDeduped: number;
   bytesCached: number;
   /** Worker time per stage, summed over batches, and the coordinator's wall time publishing the packs. */
@@ -78,11 +80,11 @@ export function packBatches(pending: readonly PendingRun[], packSize: number): P
 }
 
 export async function writePending(ctx: WriteContext, batches: readonly PackBatch[]): Promise<WriteOutcome> {
-  const out: WriteOutcome = { packs: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, chunksNew: 0, chunksDeduped: 0, bytesCached: 0, stages: { readMs: 0, hashMs: 0, compressMs: 0, writeMs: 0 }, publishMs: 0 };
+  const out: WriteOutcome = { packs: [], bytesRead: 0, bytesWritten: 0, rawBytesNew: 0, chunksNew: 0, chunksRewritten: 0, chunksDeduped: 0, bytesCached: 0, stages: { readMs: 0, hashMs: 0, compressMs: 0, writeMs: 0 }, publishMs: 0 };
   const staged: StagedObject[] = [];
   try {
     // Pack batches are CPU-bound (hash, compress) and large: one per request slot of the pool, none queued.
-    await forEachBounded(batches, ctx.pool.threads * ctx.pool.tasksPerThread, async (batch) => {
+    await forEachBounded(batches, ctx.pool.threads * ctx.pool.requestsPerThread, async (batch) => {
       checkAborted(ctx.signal);
       const runs: FileRun[] = batch.parts.map(({ run, chunks }) => ({ file: run.file.absPath, relPath: run.file.relPath, expect: { size: run.file.size, mtimeMs: run.file.mtimeMs }, chunks }));
       // Room for the task-local copy is held before a worker may insert; the largest an entry can be.
@@ -127,7 +129,10 @@ export async function writePending(ctx: WriteContext, batches: readonly PackBatc
               ref = { key: written.key, rawLength: written.rawLength, handle: { area: batch.area, name: pack.staged.key.slice(slash + 1), offset: written.offset, length: written.length } };
             }
             if (written.repeat === true) out.chunksDeduped++;
-            else out.chunksNew++;
+            else {
+              out.chunksNew++;
+              if (run.rewrite === true) out.chunksRewritten++;
+            }
           }
           if (ref === undefined || ref.key !== written.key || ref.rawLength !== written.rawLength) throw new Error(`internal: chunk ${work.index} of ${run.file.relPath} came back unplaced`);
           run.entry.chunks[work.index] = ref;
