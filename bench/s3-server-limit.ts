@@ -16,7 +16,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { forEachBounded } from '../src/bounded.js';
 
 function usage(message: string): never {
@@ -74,7 +74,10 @@ if (mode === 'get') {
     sizes.map((size, i) => ({ size, i })),
     inFlight,
     async ({ size, i }) => {
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${String(i).padStart(6, '0')}`, Body: source.subarray(0, size), ContentLength: size }));
+      // A stream body, as chunkpoint sends its packs: the SDK then sends UNSIGNED-PAYLOAD and the
+      // server does not hash the body (a Buffer body would be signed, costing the server a SHA-256).
+      const body = Readable.from([source.subarray(0, size)]);
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${String(i).padStart(6, '0')}`, Body: body, ContentLength: size }));
       moved += size;
       objects++;
     },
