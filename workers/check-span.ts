@@ -33,12 +33,12 @@ export async function checkSpan(req: CheckSpanRequest, scratch: Scratch, cancel:
     for (const blob of req.blobs) {
       cancel.check();
       while (position < blob.at) {
-        const n = await readFully(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)));
+        const n = await readFully(reader, scratch.shared('skip', Math.min(SKIP_PIECE, blob.at - position)));
         if (n === 0) break;
         result.bytesFetched += n;
         position += n;
       }
-      const data = scratch.buffer('blob', blob.length);
+      const data = scratch.shared('blob', blob.length);
       const n = position === blob.at ? await readFully(reader, data) : 0;
       result.bytesFetched += n;
       position += n;

@@ -42,12 +42,12 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch, can
     for (const blob of req.blobs) {
       cancel.check();
       while (position < blob.at) {
-        const n = await read(reader, scratch.buffer('skip', Math.min(SKIP_PIECE, blob.at - position)), blob);
+        const n = await read(reader, scratch.shared('skip', Math.min(SKIP_PIECE, blob.at - position)), blob);
         if (n === 0) throw truncated(req, blob, position);
         result.bytesFetched += n;
         position += n;
       }
-      const data = scratch.buffer('blob', blob.length);
+      const data = scratch.shared('blob', blob.length);
       const n = await read(reader, data, blob);
       result.bytesFetched += n;
       position += n;

@@ -12,10 +12,22 @@ export class Scratch {
 
   /** A view of exactly `size` bytes of the buffer called `name`, grown when too small; its contents are garbage. */
   buffer(name: string, size: number): Buffer {
+    return this.take(name, size, () => Buffer.allocUnsafeSlow(size));
+  }
+
+  /**
+   * The same, in shared memory: what a store read fills. A relayed store
+   * (relayed-store.ts) has the main thread read bodies straight into it, so
+   * they are not copied again here.
+   */
+  shared(name: string, size: number): Buffer {
+    return this.take(`shared:${name}`, size, () => Buffer.from(new SharedArrayBuffer(size)));
+  }
+
+  private take(name: string, size: number, allocate: () => Buffer): Buffer {
     let buf = this.buffers.get(name);
     if (buf === undefined || buf.byteLength < size) {
-      // Shared memory: a store relay (relayed-store.ts) reads bodies straight into it, without a copy here.
-      buf = Buffer.from(new SharedArrayBuffer(size));
+      buf = allocate();
       this.buffers.set(name, buf);
     }
     return buf.subarray(0, size);
