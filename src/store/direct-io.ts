@@ -46,15 +46,34 @@ export function directIoCounts(): { direct: number; buffered: number } {
 /** The project compiles without the DOM library, which is where TypeScript declares WebAssembly. */
 const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 
-/** Page-aligned memory of at least `size` bytes (the view is exactly `size` long). */
+/**
+ * Page-aligned memory of at least `size` bytes: the smallest kept buffer that
+ * fits, else a new one of the next power of two. A restore that also fills a
+ * cache writes chunks (~1 MiB) and blobs (about half that) from the same
+ * requests; rounded, one buffer serves both, where exact sizes made every
+ * chunk write allocate a buffer and drop it (garbage V8 collects late: tens
+ * of MB of RSS per worker).
+ */
 function acquire(size: number): Buffer {
-  const index = free.findIndex((b) => b.byteLength >= size);
-  const buf = index >= 0 ? (free.splice(index, 1)[0] as Buffer) : Buffer.from(new wasm.Memory({ initial: Math.ceil(size / WASM_PAGE) }).buffer);
-  return buf;
+  let best = -1;
+  for (let i = 0; i < free.length; i++) {
+    const length = (free[i] as Buffer).byteLength;
+    if (length >= size && (best < 0 || length < (free[best] as Buffer).byteLength)) best = i;
+  }
+  if (best >= 0) return free.splice(best, 1)[0] as Buffer;
+  const bytes = Math.max(WASM_PAGE, 2 ** Math.ceil(Math.log2(size)));
+  return Buffer.from(new wasm.Memory({ initial: bytes / WASM_PAGE }).buffer);
 }
 
+/** Keeps up to KEEP buffers, the largest ones (they serve every request). */
 function release(buf: Buffer): void {
-  if (free.length < KEEP) free.push(buf);
+  if (free.length < KEEP) {
+    free.push(buf);
+    return;
+  }
+  let smallest = 0;
+  for (let i = 1; i < free.length; i++) if ((free[i] as Buffer).byteLength < (free[smallest] as Buffer).byteLength) smallest = i;
+  if ((free[smallest] as Buffer).byteLength < buf.byteLength) free[smallest] = buf;
 }
 
 /**
