@@ -100,7 +100,7 @@ export class RelayedStore implements Store {
     let closed = false;
     return {
       async read(into: Uint8Array): Promise<number> {
-        // Scratch memory is shared (workers/scratch.ts): the main thread fills it in place.
+        // Already shared memory (a request's Scratch.shared buffer): the main thread fills it in place, no copy here.
         if (into.buffer instanceof SharedArrayBuffer) {
           return expect(await relay(id, { op: 'read', reader: handle, into: into.buffer, offset: into.byteOffset, length: into.byteLength }), 'count').count;
         }
