@@ -34,6 +34,29 @@ async function smallState(): Promise<string> {
   return dir;
 }
 
+/** Job `j` snapshotted from a small state and restored once through a cache, all as AS_USER: the cache holds chk-1's metadata. */
+async function restoredThroughCache(): Promise<{ oldState: string; store: string; cache: string; restored: string; job: string[] }> {
+  const oldState = await smallState();
+  const store = await tempDir('store');
+  const cache = await tempDir('cache');
+  const restored = await tempDir('restored');
+  for (const dir of [join(oldState, '..'), store, cache, restored]) handOver(dir);
+  const job = ['--store', store, '--job', 'j'];
+  expect((await runCli(['snapshot', oldState, ...job], AS_USER)).code).toBe(0);
+  const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], AS_USER);
+  expect(first.code, first.stderr).toBe(0);
+  return { oldState, store, cache, restored, job };
+}
+
+/** Deletes job `j` and recreates it under the same id: a new chk-1 with other bytes. Returns the new state. */
+async function recreateJob(store: string, job: string[]): Promise<string> {
+  await rm(join(store, 'j'), { recursive: true });
+  const newState = await smallState();
+  handOver(join(newState, '..'));
+  expect((await runCli(['snapshot', newState, ...job], AS_USER)).code).toBe(0);
+  return newState;
+}
+
 describe('hardening (issue #20)', () => {
   it('an async onEvent listener that rejects is caught like one that throws: the snapshot succeeds, nothing is left unhandled', async () => {
     const state = await smallState();
@@ -460,25 +483,13 @@ describe('hardening (issue #16)', () => {
   });
 
   it('a cache that cannot take the metadata copy is a warning: with the job recreated under the same id, restore returns the store\'s new state, not the cached old one (item 1)', async () => {
-    const oldState = await smallState();
-    const store = await tempDir('store');
-    const cache = await tempDir('cache');
-    const restored = await tempDir('restored');
-    for (const dir of [join(oldState, '..'), store, cache, restored]) handOver(dir);
-    const job = ['--store', store, '--job', 'j'];
-    expect((await runCli(['snapshot', oldState, ...job], AS_USER)).code).toBe(0);
-    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], AS_USER);
-    expect(first.code, first.stderr).toBe(0);
+    const { oldState, store, cache, restored, job } = await restoredThroughCache();
     // The cache now holds chk-1's metadata; from here on it cannot be written (a full or read-only volume).
     for (const rel of await readdir(cache, { recursive: true })) {
       if ((await stat(join(cache, rel))).isDirectory()) await chmod(join(cache, rel), 0o555);
     }
     await chmod(cache, 0o555);
-    // The job is deleted and recreated under the same id: a new chk-1 with other bytes.
-    await rm(join(store, 'j'), { recursive: true });
-    const newState = await smallState();
-    handOver(join(newState, '..'));
-    expect((await runCli(['snapshot', newState, ...job], AS_USER)).code).toBe(0);
+    const newState = await recreateJob(store, job);
     const second = await runCli(['restore', ...job, join(restored, 'new'), '--cache', cache], AS_USER);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toContain('did not take a copy of the checkpoint metadata');
@@ -492,20 +503,8 @@ describe('hardening (issue #16)', () => {
   });
 
   it('a job recreated under the same id is never restored from the cached copies of the old one: an unreadable manifest or _metadata fails; a cached manifest is used only when it is the one the store\'s _metadata names (item 1)', async () => {
-    const oldState = await smallState();
-    const store = await tempDir('store');
-    const cache = await tempDir('cache');
-    const restored = await tempDir('restored');
-    for (const dir of [join(oldState, '..'), store, cache, restored]) handOver(dir);
-    const job = ['--store', store, '--job', 'j'];
-    expect((await runCli(['snapshot', oldState, ...job], AS_USER)).code).toBe(0);
-    const first = await runCli(['restore', ...job, join(restored, 'old'), '--cache', cache], AS_USER);
-    expect(first.code, first.stderr).toBe(0);
-    // The job is deleted and recreated under the same id: a new chk-1 with other bytes.
-    await rm(join(store, 'j'), { recursive: true });
-    const newState = await smallState();
-    handOver(join(newState, '..'));
-    expect((await runCli(['snapshot', newState, ...job], AS_USER)).code).toBe(0);
+    const { store, cache, restored, job } = await restoredThroughCache();
+    const newState = await recreateJob(store, job);
     const manifests = (await readdir(join(store, 'j'), { recursive: true })).filter((p) => p.endsWith('.manifest'));
     expect(manifests.length).toBe(1);
     const manifest = join(store, 'j', manifests[0] ?? '');
