@@ -1,8 +1,10 @@
 /**
  * What the S3 server itself serves, as a yardstick for chunkpoint's S3
- * phases: plain GetObject / PutObject of large objects through the same SDK,
- * with the same number of requests in flight, and nothing else done with the
- * bytes (bodies read and dropped; uploads from one buffer in memory). On this
+ * phases: plain GetObject / PutObject of large objects through the same SDK
+ * and transport (src/store/s3/http.ts), with the same number of requests in
+ * flight, and nothing else done with the bytes (bodies read into one buffer
+ * and dropped; uploads from one buffer in memory). CHUNKPOINT_S3_HTTP=node
+ * uses the SDK's own node:http transport instead, as chunkpoint does. On this
  * machine the server shares the client's two cores, so this is the most any
  * client could get from it; issue #17 asks for 80% of it.
  *
@@ -18,6 +20,7 @@ import { randomFillSync } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { forEachBounded } from '../src/bounded.js';
+import { FixedBufferHttpHandler, ResponseBody } from '../src/store/s3/http.js';
 
 function usage(message: string): never {
   process.stderr.write(`s3-server-limit: ${message}\nusage: s3-server-limit get <bucket> <prefix> <bytes> <in-flight> | put <bucket> <prefix> <bytes> <in-flight> <object size>\n`);
@@ -40,8 +43,12 @@ const client = new S3Client({
   maxAttempts: 1,
   requestChecksumCalculation: 'WHEN_REQUIRED',
   responseChecksumValidation: 'WHEN_REQUIRED',
-  requestHandler: { httpAgent: { keepAlive: true, maxSockets: 64 } },
+  requestHandler:
+    process.env['CHUNKPOINT_S3_HTTP'] === 'node'
+      ? { httpAgent: { keepAlive: true, maxSockets: 64 } }
+      : new FixedBufferHttpHandler({ connectionTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxSockets: 64 }),
 });
+const sink = Buffer.allocUnsafe(256 * 1024);
 
 let objects = 0;
 let moved = 0;
@@ -62,7 +69,12 @@ if (mode === 'get') {
   if (wanted > 0) usage(`only ${total - wanted} bytes are stored under s3://${bucket}/${prefix}, fewer than the ${total} asked for`);
   await forEachBounded(reads, inFlight, async ({ key, length }) => {
     const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=0-${length - 1}` }));
-    for await (const piece of out.Body as Readable) moved += (piece as Buffer).byteLength;
+    const body = out.Body as Readable;
+    if (body instanceof ResponseBody) {
+      for (let n = await body.readInto(sink); n > 0; n = await body.readInto(sink)) moved += n;
+    } else {
+      for await (const piece of body) moved += (piece as Buffer).byteLength;
+    }
     objects++;
   });
 } else {

@@ -10,10 +10,16 @@
  * classified by errors.ts (the error's `transient`) and retried by
  * `RetryingStore`, so the policy lives in one place (store/retry.ts).
  *
+ * Transport: the SDK's requests go through http.ts (keep-alive connections
+ * reading into fixed buffers; see there why), or through the SDK's own
+ * node:http handler when CHUNKPOINT_S3_HTTP=node, a way back should a server
+ * or proxy need it, and the A/B of the bench.
+ *
  * The SDK is imported on first use, so directory-store users never load it.
  */
 import type * as Sdk from '@aws-sdk/client-s3';
 import type { S3StoreSpec } from '../spec.js';
+import { FixedBufferHttpHandler } from './http.js';
 import { DEFAULT_REGION } from './location.js';
 
 /** Default deadline of one request (until its response starts) and of any silence on its connection. */
@@ -42,17 +48,19 @@ export async function connectS3(spec: S3StoreSpec): Promise<S3Connection> {
     responseChecksumValidation: 'WHEN_REQUIRED',
     // One round trip per pack saved: the server answers a PUT it refuses just as well after the body.
     expectContinueHeader: spec.expectContinue ?? false,
-    // A stalled server must become a (retried) error, never a hang: a deadline for the
-    // response to start, and one for any silence on the connection (a body that stops).
-    requestHandler: {
-      connectionTimeout: Math.min(timeout, 10_000),
-      requestTimeout: timeout,
-      socketTimeout: timeout,
-      throwOnRequestTimeout: true,
-      // Keep-alive connections, enough for every request a restore keeps in flight.
-      httpAgent: { keepAlive: true, maxSockets: 64 },
-      httpsAgent: { keepAlive: true, maxSockets: 64 },
-    },
+    // A stalled server must become a (retried) error, never a hang: deadlines to connect, for the
+    // response to start, and for any silence on the connection (a body that stops).
+    requestHandler:
+      process.env['CHUNKPOINT_S3_HTTP'] === 'node'
+        ? {
+            connectionTimeout: Math.min(timeout, 10_000),
+            requestTimeout: timeout,
+            socketTimeout: timeout,
+            throwOnRequestTimeout: true,
+            httpAgent: { keepAlive: true, maxSockets: 64 },
+            httpsAgent: { keepAlive: true, maxSockets: 64 },
+          }
+        : new FixedBufferHttpHandler({ connectionTimeoutMs: Math.min(timeout, 10_000), requestTimeoutMs: timeout, maxSockets: 64 }),
   });
   return { sdk, client };
 }

@@ -30,7 +30,6 @@
  * how a failure is reported and whether it is retried, from errors.ts.
  */
 import type * as Sdk from '@aws-sdk/client-s3';
-import { createReadStream } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { forEachBounded } from '../../bounded.js';
@@ -43,6 +42,7 @@ import type { ByteRange, IncompleteWrite, ObjectInfo, ObjectReader, ObjectWriter
 import { connectS3, type S3Connection } from './client.js';
 import { isConditionFailure, isMissingKey, refusedDeletes, s3Failure, statusOf, truncatedBody } from './errors.js';
 import { s3Location } from './location.js';
+import { FileBody, ResponseBody } from './http.js';
 import { createSpoolFile } from './spool.js';
 
 /** Objects at least this large are uploaded in parts (above the default pack size: a pack is one PUT). */
@@ -205,7 +205,8 @@ export class S3Store implements Store {
             await reader.close();
           }
         } else {
-          const body = createReadStream(path);
+          // Sent from the file through reused buffers (http.ts); a plain stream of it for any other transport.
+          const body = new FileBody(path, size);
           try {
             published = await putObject(key, objectKey, body, size, { ifAbsent: true });
           } finally {
@@ -279,17 +280,43 @@ export class S3Store implements Store {
     if (got === undefined) return { read: () => Promise.resolve(0), close: () => Promise.resolve() };
     const body = got.body as Readable;
     const expected = got.length;
+    let received = 0;
+    const failure = (error: unknown): ChunkpointError => this.failure('get', key, error);
+    const ended = (): number => {
+      if (expected !== undefined && received !== expected) throw failure(truncatedBody(received, expected));
+      return 0;
+    };
+    const close = (): Promise<void> => {
+      body.destroy();
+      return Promise.resolve();
+    };
+    if (body instanceof ResponseBody) {
+      // The fixed-buffer transport: bytes go from its read buffer straight into `into`.
+      return {
+        async read(into) {
+          let n: number;
+          try {
+            n = await body.readInto(into);
+          } catch (error) {
+            throw failure(error);
+          }
+          received += n;
+          // Short only at the body's end: whole, or truncated.
+          if (n < into.byteLength) ended();
+          return n;
+        },
+        close,
+      };
+    }
     const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     let pending: Buffer | undefined;
-    let received = 0;
-    let ended = false;
-    const failure = (error: unknown): ChunkpointError => this.failure('get', key, error);
+    let done = false;
     return {
       async read(into) {
         let filled = 0;
         while (filled < into.byteLength) {
           if (pending === undefined || pending.byteLength === 0) {
-            if (ended) break;
+            if (done) break;
             let next: IteratorResult<Buffer>;
             try {
               next = await chunks.next();
@@ -297,10 +324,8 @@ export class S3Store implements Store {
               throw failure(error);
             }
             if (next.done === true) {
-              ended = true;
-              if (expected !== undefined && received !== expected) {
-                throw failure(truncatedBody(received, expected));
-              }
+              done = true;
+              ended();
               break;
             }
             pending = next.value;
@@ -313,10 +338,7 @@ export class S3Store implements Store {
         }
         return filled;
       },
-      close() {
-        body.destroy();
-        return Promise.resolve();
-      },
+      close,
     };
   }
 
