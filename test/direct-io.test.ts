@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DIRECT_ALIGN, FileAppender, createWithContent, directIoCounts, writeAtPosition } from '../src/store/direct-io.js';
+import { DIRECT_ALIGN, FileAppender, FileWriter, alignedMemory, createWithContent, directIoCounts, writeAtPosition } from '../src/store/direct-io.js';
 import { removeTempDirs, tempDir } from './support.js';
 
 const SIZES = [0, 1, 4095, 4096, 4097, 65535, 65536, 65537, 1048576, 1048576 + 40, 3 * 1048576 + 4095];
@@ -72,6 +72,34 @@ describe('direct I/O writes', () => {
     } else {
       // Every write of 64 KiB or more at an aligned position went direct (ext4, xfs, btrfs all allow it).
       expect(after.direct - before.direct).toBeGreaterThan(0);
+    }
+  });
+
+  it('a restore write from aligned memory goes direct without a copy; from anywhere else, through a copy, the same bytes', async () => {
+    const dir = await tempDir('direct-io-aligned');
+    const path = join(dir, 'target');
+    const size = 3 * 1048576 + 4095;
+    await writeFile(path, Buffer.alloc(0));
+    const memory = alignedMemory(DIRECT_ALIGN + size, true);
+    const chunk = memory.subarray(DIRECT_ALIGN, DIRECT_ALIGN + size);
+    randomBytes(size).copy(chunk);
+    const unaligned = Buffer.from(randomBytes(size + 40)).subarray(40);
+    const writer = new FileWriter(path);
+    const before = directIoCounts();
+    await writer.writeAt(chunk, 0);
+    const middle = directIoCounts();
+    await writer.writeAt(unaligned, 4 * 1048576);
+    const after = directIoCounts();
+    await writer.close();
+    const written = await readFile(path);
+    expect(written.subarray(0, size).equals(chunk)).toBe(true);
+    expect(written.subarray(4 * 1048576).equals(unaligned)).toBe(true);
+    if (middle.direct > before.direct) {
+      expect(middle.uncopied - before.uncopied).toBe(1);
+      expect(after.uncopied - middle.uncopied).toBe(0);
+      expect(after.direct - middle.direct).toBe(1);
+    } else {
+      process.stdout.write('direct-io test: this filesystem refused O_DIRECT, so only the buffered path ran here\n');
     }
   });
 

@@ -5,6 +5,7 @@
  * taken from a free list and given back when it ends: memory stays
  * threads x requests per thread x a few chunks, whatever the state size.
  */
+import { alignedMemory } from '../src/store/direct-io.js';
 
 /** One request's buffers: valid until the request that was handed this set ends. */
 export class Scratch {
@@ -22,6 +23,15 @@ export class Scratch {
    */
   shared(name: string, size: number): Buffer {
     return this.take(`shared:${name}`, size, () => Buffer.from(new SharedArrayBuffer(size)));
+  }
+
+  /**
+   * The same in page-aligned memory (direct-io.ts), `shared` or not: a
+   * restore decodes or reads chunks into it at a DIRECT_ALIGN boundary, and
+   * the target file's direct write takes them from there, uncopied.
+   */
+  aligned(name: string, size: number, shared = false): Buffer {
+    return this.take(`aligned:${shared ? 'shared:' : ''}${name}`, size, () => alignedMemory(size, shared));
   }
 
   private take(name: string, size: number, allocate: () => Buffer): Buffer {

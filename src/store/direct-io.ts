@@ -38,13 +38,35 @@ let directRefused = false;
 
 const free: Buffer[] = [];
 /** Writes done per path taken on this thread (diagnostics and tests). */
-const counts = { direct: 0, buffered: 0 };
+const counts = { direct: 0, buffered: 0, uncopied: 0 };
 
-export function directIoCounts(): { direct: number; buffered: number } {
+/** `uncopied`: direct writes taken from the caller's aligned memory as it was. */
+export function directIoCounts(): { direct: number; buffered: number; uncopied: number } {
   return { ...counts };
 }
 /** The project compiles without the DOM library, which is where TypeScript declares WebAssembly. */
-const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => { buffer: ArrayBufferLike } } }).WebAssembly;
+
+/** Memories known to start on a page boundary (WebAssembly memories: V8 maps them page-aligned). */
+const pageAligned = new WeakSet<ArrayBufferLike>();
+
+/**
+ * New page-aligned memory of at least `size` bytes, in whole 64 KiB pages;
+ * `shared` makes it a SharedArrayBuffer (what a store relay can fill in place).
+ * A write of a view of it that starts on a DIRECT_ALIGN boundary goes to the
+ * disk from this memory, with no copy into a buffer of the writer's.
+ */
+export function alignedMemory(size: number, shared = false): Buffer {
+  const pages = Math.max(1, Math.ceil(size / WASM_PAGE));
+  const memory = new wasm.Memory(shared ? { initial: pages, maximum: pages, shared: true } : { initial: pages });
+  pageAligned.add(memory.buffer);
+  return Buffer.from(memory.buffer);
+}
+
+/** Whether `data` starts on a DIRECT_ALIGN boundary of page-aligned memory, so O_DIRECT can take it as it is. */
+function startsAligned(data: Uint8Array): boolean {
+  return data.byteOffset % DIRECT_ALIGN === 0 && pageAligned.has(data.buffer);
+}
 
 /**
  * Page-aligned memory of at least `size` bytes: the smallest kept buffer that
@@ -61,8 +83,7 @@ function acquire(size: number): Buffer {
     if (length >= size && (best < 0 || length < (free[best] as Buffer).byteLength)) best = i;
   }
   if (best >= 0) return free.splice(best, 1)[0] as Buffer;
-  const bytes = Math.max(WASM_PAGE, 2 ** Math.ceil(Math.log2(size)));
-  return Buffer.from(new wasm.Memory({ initial: bytes / WASM_PAGE }).buffer);
+  return alignedMemory(Math.max(WASM_PAGE, 2 ** Math.ceil(Math.log2(size))));
 }
 
 /** Keeps up to KEEP buffers, the largest ones (they serve every request). */
@@ -159,12 +180,14 @@ export class FileWriter {
       const direct = this.direct;
       const aligned = data.byteLength - (data.byteLength % DIRECT_ALIGN);
       if (direct !== undefined && aligned > 0) {
-        const buf = acquire(aligned);
+        // Already in aligned memory (a restore's chunk decoded or read into it): written from there.
+        const own = startsAligned(data) ? undefined : acquire(aligned);
         try {
-          buf.set(data.subarray(0, aligned), 0);
-          await writeAt(direct, buf.subarray(0, aligned), position);
+          own?.set(data.subarray(0, aligned), 0);
+          await writeAt(direct, (own ?? data).subarray(0, aligned), position);
           done = aligned;
           counts.direct++;
+          if (own === undefined) counts.uncopied++;
         } catch (error) {
           if (errnoOf(error) !== 'EINVAL') throw error;
           // Accepted at open, refused at write: this file (and thread) goes buffered from now on.
@@ -172,7 +195,7 @@ export class FileWriter {
           this.direct = undefined;
           await direct.close();
         } finally {
-          release(buf);
+          if (own !== undefined) release(own);
         }
       }
     }
