@@ -27,6 +27,8 @@ export interface PoolOptions {
 
 export const DEFAULT_REQUESTS_PER_THREAD = 2;
 export const DEFAULT_IO_CONCURRENCY = 8;
+/** Young-generation cap of each worker thread: an S3 restore through a cache peaked ~6 MB lower with it (138-139 vs 144-145 MiB). */
+const WORKER_YOUNG_GENERATION_MB = 4;
 
 export class WorkerPool {
   private piscinaInstance: Piscina | undefined;
@@ -76,6 +78,9 @@ export class WorkerPool {
       // thread, store reads to ioConcurrency in all.
       concurrentTasksPerWorker: Math.max(this.requestsPerThread, Math.ceil(this.ioConcurrency / this.threads)),
       idleTimeout: 30_000,
+      // A worker's JS garbage is small (its data lives in reused scratch memory), so a small
+      // nursery costs little; V8's default lets each thread grow one of tens of MB.
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     // piscina emits 'error' for what it cannot hand to a request: a reply that
     // arrives from a thread it is tearing down (close() while a request runs:

@@ -39,12 +39,12 @@ export async function restoreChunks(req: RestoreChunksRequest, scratch: Scratch,
 async function restoreOne(req: RestoreChunksRequest, chunk: CachedChunk, scratch: Scratch, files: TargetFiles, totals: RestoreChunksResult): Promise<CachedChunkOutcome> {
   const entry = blobEntryPath(req.cache.spec, chunk.key, chunk.rawLength);
   // The entry is the blob as the pack holds it: exactly the handle's length, never more.
-  const cached = await readEntry(entry, req.cache.spec.ttlMs, chunk.handle.length, (n) => scratch.buffer('blob', n));
+  const cached = await readEntry(entry, req.cache.spec.ttlMs, chunk.handle.length, (n) => scratch.blob('blob', n));
   let dropped = false;
   if (cached !== undefined) {
     let raw: Buffer | undefined;
     try {
-      raw = decodeBlob(cached, chunk, hasher, (n) => scratch.buffer('raw', n), `cached copy of ${chunk.where}`);
+      raw = decodeBlob(cached, chunk, hasher, (n) => scratch.aligned('raw', n), `cached copy of ${chunk.where}`);
     } catch (error) {
       if (!(error instanceof CorruptDataError)) throw error;
       await dropEntry(entry);
@@ -58,7 +58,7 @@ async function restoreOne(req: RestoreChunksRequest, chunk: CachedChunk, scratch
   }
 
   const blob = await fetchChunk(storeFor(req.store), chunk, scratch);
-  const raw = decodeBlob(blob, chunk, hasher, (n) => scratch.buffer('raw', n), `${chunk.where} (pack ${handleKey(chunk.handle)} at ${chunk.handle.offset})`);
+  const raw = decodeBlob(blob, chunk, hasher, (n) => scratch.aligned('raw', n), `${chunk.where} (pack ${handleKey(chunk.handle)} at ${chunk.handle.offset})`);
   await files.write(chunk.targets, raw, chunk.where);
   totals.bytesFetched += blob.byteLength;
   // The verified copy replaces the bad (or vanished) entry; a cache that cannot be written stays without it.
@@ -70,7 +70,7 @@ async function fetchChunk(store: Store, chunk: CachedChunk, scratch: Scratch): P
   const pack = handleKey(chunk.handle);
   let blob: Buffer;
   try {
-    blob = await store.get(pack, { offset: chunk.handle.offset, length: chunk.handle.length }, (n) => scratch.buffer('blob', n));
+    blob = await store.get(pack, { offset: chunk.handle.offset, length: chunk.handle.length }, (n) => scratch.blob('blob', n));
   } catch (error) {
     if (isNotFound(error)) {
       throw new CorruptDataError('CHUNK_MISSING', `${chunk.where} (pack ${pack}) is missing from the store ${store.location}; the checkpoint is damaged: restore an older checkpoint or repair the store`, { cause: error });

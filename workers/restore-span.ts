@@ -10,10 +10,10 @@ import { constants } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { blobEntryPath, writeEntry } from '../src/cache.js';
 import { ChunkpointError, CorruptDataError, targetIoError, withContext } from '../src/errors.js';
-import { BLOB_HEADER_SIZE, decodeBlob } from '../src/format/blob.js';
+import { decodeBlob } from '../src/format/blob.js';
 import { loadHasher } from '../src/format/content-key.js';
 import type { ChunkTarget, RestoreSpanRequest, RestoreSpanResult, SpanBlob } from '../src/protocol.js';
-import { DIRECT_ALIGN, FileWriter } from '../src/store/direct-io.js';
+import { FileWriter } from '../src/store/direct-io.js';
 import { isNotFound } from '../src/store/not-found.js';
 import type { ObjectReader } from '../src/store/store.js';
 import type { Cancellation } from './cancellation.js';
@@ -23,8 +23,6 @@ import { storeFor } from './stores.js';
 const hasher = await loadHasher();
 /** Gaps between wanted blobs are read and dropped in pieces of this size. */
 const SKIP_PIECE = 256 * 1024;
-/** Room before a blob read into aligned memory, so its payload starts at DIRECT_ALIGN. */
-const BLOB_LEAD = DIRECT_ALIGN - BLOB_HEADER_SIZE;
 
 export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch, cancel: Cancellation): Promise<RestoreSpanResult> {
   const store = storeFor(req.store);
@@ -49,8 +47,7 @@ export async function restoreSpan(req: RestoreSpanRequest, scratch: Scratch, can
         result.bytesFetched += n;
         position += n;
       }
-      // Placed so that a raw-stored chunk (the payload after the header) starts on a direct-I/O boundary.
-      const data = scratch.aligned('blob', BLOB_LEAD + blob.length, true).subarray(BLOB_LEAD);
+      const data = scratch.blob('blob', blob.length, true);
       const n = await read(reader, data, blob);
       result.bytesFetched += n;
       position += n;

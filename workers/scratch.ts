@@ -5,7 +5,10 @@
  * taken from a free list and given back when it ends: memory stays
  * threads x requests per thread x a few chunks, whatever the state size.
  */
-import { alignedMemory } from '../src/store/direct-io.js';
+import { BLOB_HEADER_SIZE } from '../src/format/blob.js';
+import { DIRECT_ALIGN, alignedMemory } from '../src/store/direct-io.js';
+
+const BLOB_LEAD = DIRECT_ALIGN - BLOB_HEADER_SIZE;
 
 /** One request's buffers: valid until the request that was handed this set ends. */
 export class Scratch {
@@ -32,6 +35,15 @@ export class Scratch {
    */
   aligned(name: string, size: number, shared = false): Buffer {
     return this.take(`aligned:${shared ? 'shared:' : ''}${name}`, size, () => alignedMemory(size, shared));
+  }
+
+  /**
+   * Room for a blob of `length` bytes in aligned memory, placed so that its
+   * payload (after the header) starts on a DIRECT_ALIGN boundary: a chunk
+   * stored raw is then written to its target file from here as it is.
+   */
+  blob(name: string, length: number, shared = false): Buffer {
+    return this.aligned(name, BLOB_LEAD + length, shared).subarray(BLOB_LEAD, BLOB_LEAD + length);
   }
 
   private take(name: string, size: number, allocate: () => Buffer): Buffer {
