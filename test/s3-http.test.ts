@@ -3,10 +3,9 @@
  * HTTP server on loopback answers each request as a test says, including
  * the ways servers misbehave (closing kept-alive connections, truncating a
  * body, answering before the upload is sent, never answering), and a TLS
- * server with a certificate made for the test. The S3 suites
+ * server with a test certificate. The S3 suites
  * (store-s3, s3-roundtrip) run the same transport against Ceph RGW.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -245,10 +244,10 @@ describe('S3 HTTP transport (fixed read buffers)', () => {
   });
 
   it('speaks TLS with a certificate the caller trusts', async () => {
-    const dir = await tempDir('s3-http-tls');
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    // A self-signed certificate for localhost made for this test (valid until 2126; test/fixtures/README.md).
+    const fixtures = new URL('../../test/fixtures/', import.meta.url);
+    const key = new URL('tls-localhost.key', fixtures);
+    const cert = new URL('tls-localhost.crt', fixtures);
     const payload = randomBytes(200_000);
     const server = createTlsServer({ key: readFileSync(key), cert: readFileSync(cert) });
     const { port } = await serve((socket) => requests(socket, () => socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${payload.byteLength}\r\n\r\n`), payload]))), server);
