@@ -1005,6 +1005,55 @@ describe('hardening: what a job root holds where a checkpoint belongs', () => {
   }
 });
 
+describe('hardening: what stands where a checkpoint directory belongs', () => {
+  for (const planted of ['a file', 'a symbolic link'] as const) {
+    it(`${planted} at chk-2 keeps the id taken: listed as damaged, refused by restore and gc, routed around by the next snapshot, replaced by drop (a link's target untouched)`, async () => {
+      const state = await smallState();
+      const store = await tempDir('store');
+      const job = { store, job: 'j' };
+      const root = join(store, 'j');
+      const cp = new Chunkpoint({ threads: 1 });
+      try {
+        expect((await cp.snapshot(state, job)).checkpoint).toBe('chk-1');
+        await writeFile(join(state, '000002.sst'), randomBytes(100_000));
+        expect((await cp.snapshot(state, job)).checkpoint).toBe('chk-2');
+        await rm(join(root, 'chk-2'), { recursive: true });
+        // A link to another checkpoint's directory: followed, it would pass chk-1 off as chk-2.
+        if (planted === 'a file') await writeFile(join(root, 'chk-2'), 'not a checkpoint');
+        else await symlink(join(root, 'chk-1'), join(root, 'chk-2'));
+
+        const listed = await cp.list(job);
+        expect(listed.map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-2']);
+        expect(listed[1]?.damaged).toContain(join(root, 'chk-2', '_metadata'));
+        expect(listed[1]?.damaged).toContain(planted === 'a file' ? 'chk-2 is a file where a checkpoint directory belongs' : 'through a symbolic link');
+
+        const target = join(await tempDir('target'), 'db');
+        for (const locator of [job, { ...job, checkpoint: 2 }]) {
+          const error = await refusal(cp.restore(locator, target));
+          expect(error.code, error.message).toBe('NOT_A_REGULAR_FILE');
+          expect(error.message).toContain('drop this one');
+        }
+        expect((await refusal(cp.gc(job, { graceMs: 0 }))).code).toBe('GC_UNREADABLE_CHECKPOINT');
+
+        // Before: every snapshot failed writing chk-2/_metadata (STORE_IO, ENOTDIR). Now it takes chk-3.
+        await writeFile(join(state, '000003.sst'), randomBytes(100_000));
+        const third = await cp.snapshot(state, job);
+        expect(third.checkpoint).toBe('chk-3');
+        expect(third.base).toBe('chk-1');
+
+        expect(await cp.drop(job, 2)).toEqual({ checkpoint: 'chk-2', dropped: true });
+        expect((await cp.list(job)).map((c) => c.checkpoint)).toEqual(['chk-1', 'chk-3']);
+        expect((await stat(join(root, 'chk-1', '_metadata'))).isFile()).toBe(true);
+        expect((await cp.restore({ ...job, checkpoint: 1 }, target)).checkpoint).toBe('chk-1');
+        await writeFile(join(state, '000004.sst'), randomBytes(100_000));
+        expect((await cp.snapshot(state, job)).checkpoint).toBe('chk-4');
+      } finally {
+        await cp.close();
+      }
+    });
+  }
+});
+
 describe('hardening: a store this user may not read', () => {
   it('a checkpoint directory, or the job root above it, this user may not read is a permission error naming the path and the fix (STORE_EACCES), never CHECKPOINT_NOT_FOUND', async () => {
     // As root, the CLI runs as nobody on files handed over to it (root reads through any mode bits).

@@ -168,6 +168,8 @@ export class FsStore implements Store {
     const dir = dirname(final);
     const tmp = this.tempFor(key).path;
     try {
+      // Dropping a checkpoint whose chk-<n> is a file or a link: its tombstone takes that place (the link itself goes, never its target).
+      if (parseStoreKey(key)?.kind === 'tombstone' && (await this.checkpointHolder(key)) !== undefined) await unlink(dir);
       await this.refuseLinkedDirs(final, key);
       const modes = await (this.modes ??= isSharedRoot(this.root).then(createModesFor));
       const fh = await createIn(dir, () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, modes.file), this.root, modes.dir);
@@ -330,6 +332,24 @@ export class FsStore implements Store {
     );
   }
 
+  /**
+   * A checkpoint's `_metadata` or `_removed` whose `chk-<n>` is not a
+   * directory (a file, or a link, in its place): refused as not a file
+   * chunkpoint wrote, since the listing counts that checkpoint (see `walk`).
+   */
+  private async notADirectory(key: string, error: unknown): Promise<Error | undefined> {
+    if (!isCheckpointFile(key) || (errnoOf(error) !== 'ENOTDIR' && errnoOf(error) !== 'ENOENT')) return undefined;
+    const holder = await this.checkpointHolder(key);
+    if (holder === undefined) return undefined;
+    return notRegular(this.location, key, `unreachable (${dirname(key)} is ${holder.isSymbolicLink() ? 'a symbolic link' : 'a file'} where a checkpoint directory belongs)`);
+  }
+
+  /** What stands at the `chk-<n>` of checkpoint file `key` when it is not a directory (never followed). */
+  private async checkpointHolder(key: string): Promise<{ isSymbolicLink(): boolean } | undefined> {
+    const st = await lstat(dirname(this.pathOf(key))).catch(() => undefined);
+    return st === undefined || st.isDirectory() ? undefined : st;
+  }
+
   /** What a failed open for reading means: absent, a link, or an I/O failure. */
   private openFailure(key: string, error: unknown): Error {
     if (errnoOf(error) === 'ENOENT' || errnoOf(error) === 'ENOTDIR') return notFound(key, this.location);
@@ -349,7 +369,7 @@ export class FsStore implements Store {
     try {
       fh = await open(path, READ_FLAGS);
     } catch (error) {
-      throw this.openFailure(key, error);
+      throw (await this.notADirectory(key, error)) ?? this.openFailure(key, error);
     }
     try {
       const st = await fh.stat();
@@ -373,7 +393,7 @@ export class FsStore implements Store {
     try {
       fd = await fdOpen(path, READ_FLAGS);
     } catch (error) {
-      throw this.openFailure(key, error);
+      throw (await this.notADirectory(key, error)) ?? this.openFailure(key, error);
     }
     try {
       const st = await fdStat(fd);
@@ -450,6 +470,8 @@ export class FsStore implements Store {
             if (st.isFile()) return { key, size: st.size };
             return isCheckpointFile(key) ? { key, size: 0 } : undefined;
           } catch (error) {
+            // A checkpoint whose chk-<n> is a file (or a dangling link) is listed too (see `walk`).
+            if ((errnoOf(error) === 'ENOTDIR' || errnoOf(error) === 'ENOENT') && isCheckpointFile(key) && (await this.checkpointHolder(key)) !== undefined) return { key, size: 0 };
             if (errnoOf(error) !== 'ENOENT') throw storeIoError('listing', `${this.location}/${key}`, error);
             return undefined;
           }
@@ -493,6 +515,11 @@ export class FsStore implements Store {
         const key = rel === '' ? entry.name : `${rel}/${entry.name}`;
         if (!temporary && !entry.isFile() && key.startsWith(prefix) && isCheckpointFile(key)) {
           yield { key };
+        } else if (!temporary && rel === '' && !entry.isDirectory() && isCheckpointFile(`${key}/_metadata`) && `${key}/_metadata`.startsWith(prefix)) {
+          // A file or a link where a checkpoint's directory belongs: its id stays taken, as for a
+          // _metadata that is not a file; reading it is refused (`notADirectory`); dropping it puts
+          // the tombstone in its place (`put`).
+          yield { key: `${key}/_metadata` };
         } else if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) stack.push(key);
         } else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX) === temporary && key.startsWith(prefix)) {
