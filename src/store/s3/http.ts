@@ -399,9 +399,12 @@ class Connection {
     const query = queryString(request.query);
     const lines = [`${exchange.method} ${request.path === '' ? '/' : request.path}${query === '' ? '' : `?${query}`} HTTP/1.1`];
     const names = new Set<string>();
+    let expectContinue = false;
     for (const [name, value] of Object.entries(request.headers)) {
       checkHeader(name, value);
-      names.add(name.toLowerCase());
+      const lower = name.toLowerCase();
+      names.add(lower);
+      if (lower === 'expect' && value.toLowerCase() === '100-continue') expectContinue = true;
       lines.push(`${name}: ${value}`);
     }
     if (!names.has('host')) lines.push(`host: ${request.hostname}${request.port === undefined ? '' : `:${request.port}`}`);
@@ -416,7 +419,6 @@ class Connection {
       else if (chunked && !names.has('transfer-encoding')) lines.push('transfer-encoding: chunked');
     }
     const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
-    const expectContinue = names.has('expect') && Object.entries(request.headers).some(([n, v]) => n.toLowerCase() === 'expect' && v.toLowerCase() === '100-continue');
     if (fixed !== undefined && !expectContinue && fixed.byteLength <= SEND_PIECE) {
       await this.write(fixed.byteLength === 0 ? head : Buffer.concat([head, fixed]));
     } else {
