@@ -68,8 +68,8 @@ export class WorkerPool {
   private get piscina(): Piscina {
     if (this.piscinaInstance !== undefined) return this.piscinaInstance;
     const piscina = new Piscina({
-      // Compiled layout: dist/src/pool.js -> dist/workers/worker.js.
-      filename: new URL('../workers/worker.js', import.meta.url).href,
+      // Compiled layout: dist/src/pool.js -> dist/workers/entry.cjs, which imports worker.js (see there why).
+      filename: new URL('../workers/entry.cjs', import.meta.url).href,
       minThreads: this.threads,
       maxThreads: this.threads,
       // Each running request has its own scratch set (workers/scratch.ts):
