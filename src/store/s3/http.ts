@@ -206,13 +206,10 @@ export class ResponseBody extends Readable {
       return this.streaming;
     }
     // Held in the connection's buffer: nothing else uses it until this body is whole (see `end`).
+    // It never overflows: the socket pauses after a read that left bytes here and resumes only once
+    // they are all taken, so they are at most one socket read (a Uint8Array.set past the end would throw).
     const rest = bytes.subarray(at);
     this.held ??= this.conn.holdBuffer();
-    if (this.heldEnd + rest.byteLength > this.held.byteLength) {
-      this.held.copy(this.held, 0, this.heldAt, this.heldEnd);
-      this.heldEnd -= this.heldAt;
-      this.heldAt = 0;
-    }
     this.held.set(rest, this.heldEnd);
     this.heldEnd += rest.byteLength;
     return false;
@@ -370,7 +367,7 @@ class Connection {
 
   /** The buffer a body holds back bytes in while its reader is busy. */
   holdBuffer(): Buffer {
-    this.held ??= Buffer.allocUnsafeSlow(READ_BUFFER * 2);
+    this.held ??= Buffer.allocUnsafeSlow(READ_BUFFER);
     return this.held;
   }
 
