@@ -200,6 +200,8 @@ export class Chunkpoint {
     try {
       const result = await this.withCache(options.cache, async (cache, unusable) => {
         this.warnCacheUnusable(unusable, 'restore');
+        // The threads load their modules while the metadata is read from the store.
+        this.pool.warm();
         const source = await restoreSource(await this.hasher, from, { cache, task: options.task, limitRate: options.limitRate, warnCache: (error) => this.warnCache(error) });
         return restore({ pool: this.pool, hasher: await this.hasher, cache, progress: op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })) }, source, targetDir, options);
       });
@@ -239,6 +241,7 @@ export class Chunkpoint {
     op.emit({ type: 'verify.started' });
     try {
       const located = await locateCheckpoint(from);
+      this.pool.warm();
       const store = options.limitRate === undefined ? located.store : openStore({ ...located.store.spec, rateLimit: rateLimitSpec(options.limitRate) });
       const hasher = await this.hasher;
       const metadata = await loadCheckpoint(store, located.checkpointId, hasher);

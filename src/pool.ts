@@ -78,6 +78,11 @@ export class WorkerPool {
       // thread, store reads to ioConcurrency in all.
       concurrentTasksPerWorker: Math.max(this.requestsPerThread, Math.ceil(this.ioConcurrency / this.threads)),
       idleTimeout: 30_000,
+      // piscina's default ('sync') parks an idle thread in Atomics.wait, which stops its event loop:
+      // a thread warmed before the first request would not load its modules until that request
+      // arrived (~200 ms on the critical path of every restore). Requests here take milliseconds,
+      // so a message event per request costs nothing measurable.
+      atomics: 'disabled',
       // A worker's JS garbage is small (its data lives in reused scratch memory), so a small
       // nursery costs little; V8's default lets each thread grow one of tens of MB.
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },

@@ -12,9 +12,15 @@
 import type { WorkerMessage, WorkerResponse } from '../src/protocol.js' with { 'resolution-mode': 'import' };
 
 type Handler = (message: WorkerMessage) => Promise<WorkerResponse>;
-let handler: Promise<Handler> | undefined;
+
+// Started as the thread starts (piscina loads this file then), not on the first request: loading
+// the graph (lz4's addon, xxhash's wasm) takes a couple of hundred milliseconds on a busy machine,
+// and a coordinator warms the pool while it is still reading metadata from the store.
+const handler: Promise<Handler> = import('./worker.js').then((m: { default: Handler }) => m.default);
+// A graph that cannot load (a native addon built for another Node) fails every request with its
+// error; the thread itself must not die of an unhandled rejection before one arrives.
+handler.catch(() => undefined);
 
 export = async function handle(message: WorkerMessage): Promise<WorkerResponse> {
-  handler ??= import('./worker.js').then((m: { default: Handler }) => m.default);
   return (await handler)(message);
 };

@@ -79,7 +79,8 @@ export class S3Store implements Store {
   }
 
   private connect(): Promise<S3Connection> {
-    this.connection ??= connectS3(this.spec);
+    // A failure to load the SDK becomes this promise's rejection, as any other store failure.
+    this.connection ??= Promise.resolve().then(() => connectS3(this.spec));
     return this.connection;
   }
 
