@@ -775,8 +775,11 @@ describe('hardening (issue #16)', () => {
     const copied = await runCli(['copy', join(store, 'j'), join(await tempDir('copy'), 'j')]);
     expect(copied.code).toBe(1);
     expect(copied.stderr).toContain('SOURCE_DAMAGED');
-    const restored = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db')]);
+    const target = join(await tempDir('restore'), 'db');
+    const restored = await runCli(['restore', '--store', store, '--job', 'j', target]);
     expect(restored.code).toBe(1);
+    // Refused while the packs were being read: what was read is gone with the target it created.
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(restored.stderr).toMatch(new RegExp(`^chunkpoint: PACK_SIZE: pack shared/${pack} is \\d+ bytes in .*, not the \\d+ the checkpoint recorded \\(truncated, overwritten or replaced\\); the checkpoint is damaged: restore an older checkpoint or repair the store\\n$`));
     // A restore that reads nothing of that pack (every chunk in the cache) does not depend on it.
     const cached = await runCli(['restore', '--store', store, '--job', 'j', join(await tempDir('restore'), 'db'), '--cache', cache, '--json']);

@@ -306,7 +306,13 @@ async function fetchChunks(
   let storeReads = 0;
   let cacheEntriesDropped = 0;
   const plan = planReads(blobsOf(toRestore, staging), (b) => cache?.holds(b.key, b.rawLength) === true);
-  await refuseResizedPacks(store, manifest, plan.spans);
+  // Checked while the packs are read, not before: nothing restored is visible until the swap, so
+  // a refusal that arrives during the reads loses nothing, and the listing's round trip (~50 ms on
+  // S3) leaves the critical path. No new read starts once it has refused.
+  let refused: { error: unknown } | undefined;
+  const packsChecked = refuseResizedPacks(store, manifest, plan.spans).catch((error: unknown) => {
+    refused = { error };
+  });
   // A file is done when every blob writing into it is.
   const left = new Map(toRestore.map((f) => [stagedPath(staging, f.path), f.chunks.length]));
   const done = (blobs: readonly PlannedBlob[]): void => {
@@ -330,6 +336,7 @@ async function fetchChunks(
   const items: Item[] = [...plan.spans.map((span) => ({ span })), ...runsOf(plan.cached, pool.threads).map((cached) => ({ cached }))];
   await forEachBounded(items, pool.ioConcurrency, async (item) => {
     checkAborted(signal);
+    if (refused !== undefined) throw refused.error;
     if ('span' in item) {
       const { span } = item;
       // A span larger than the room the cache has gets its first blobs cached, not none.
@@ -389,6 +396,8 @@ async function fetchChunks(
     figures.bytesFromCache += result.bytesFromCache;
     done(cached);
   });
+  await packsChecked;
+  if (refused !== undefined) throw refused.error;
   return { storeReads, cacheEntriesDropped };
 }
 
