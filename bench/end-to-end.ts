@@ -34,6 +34,7 @@ import { missingS3Binaries, startS3Server, type S3Server } from '../scripts/s3-s
 const exec = promisify(execFile);
 const CLI = join(import.meta.dirname, '..', '..', 'bin', 'chunkpoint');
 const SERVER_LIMIT = join(import.meta.dirname, 's3-server-limit.js');
+const DISK_LIMIT = join(import.meta.dirname, 'disk-limit.js');
 /** The issue's targets. */
 // Issue #17: full >= 2.5x borg and 85% of the ceiling; restore >= 3.5x borg extract, >= 2.5x from a warm cache.
 const TARGET = { fullVsBorg: 2.5, fullVsTar: 2.2, fullVsCeiling: 0.85, incrementalVsBorg: 2, restoreVsBorg: 3.5, warmRestoreVsBorg: 2.5, peakRssBytes: 150e6, s3FullVsRestic: 1.5, s3RestoreVsRestic: 1.5, s3UnchangedVsRestic: 1, s3VsServer: 0.8, localRestoreMs: 300 };
@@ -185,6 +186,19 @@ async function restorePhase(round: number, id: string, label: string, ds: string
   return result;
 }
 
+/**
+ * The disk's own limit for what a phase wrote durably (disk-limit.ts): `written` bytes as `files`
+ * files, as many in flight as the workers keep requests. Recorded over the phase's `bytes`, so the
+ * ratio compares the same work.
+ */
+async function diskLimitPhase(round: number, id: string, label: string, ds: string, bytes: number, written: number, files: number): Promise<void> {
+  const dir = join(run, 'disk-limit');
+  await rm(dir, { recursive: true, force: true });
+  await settled();
+  const m = await measure(process.execPath, [DISK_LIMIT, dir, String(written), String(Math.max(1, files)), String(threads * DEFAULT_REQUESTS_PER_THREAD)]);
+  record(fromMeasured(id, label, ds, 'disk', bytes, m, { details: { bytesWritten: written, files } }), round);
+}
+
 /** Names and sizes: chunkpoint verifies every chunk's content key itself; this catches a restore of the wrong checkpoint. */
 async function expectSameFiles(expected: StateFileInfo[], dir: string, what: string): Promise<void> {
   const actual = await listState(dir);
@@ -305,6 +319,7 @@ async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<Uncompres
 
     await place.put(before);
     full = await snapshotPhase(round, `${name}:full`, 'chunkpoint full snapshot', name, place.path, store);
+    await diskLimitPhase(round, `${name}:disk-packs`, "disk limit: the packs' bytes, synced", name, bytes, full.bytesWritten, full.packsWritten);
     await snapshotPhase(round, `${name}:full-nofsync`, 'chunkpoint full --no-fsync', name, place.path, join(run, `${name}-store-nofsync`), ['--no-fsync']);
     await rm(join(run, `${name}-store-nofsync`), { recursive: true, force: true });
     const borg = await fullPeers(round, name, place.path, bytes, peers);
@@ -316,7 +331,8 @@ async function uncompressedDataset(ds: Dataset, peers: Peers): Promise<Uncompres
       record(fromMeasured(`${name}:borg-incremental`, 'borg create lz4, incremental', name, 'borg', afterBytes, await borg.create('incremental', place.path)), round);
     }
 
-    await restorePhase(round, `${name}:restore`, 'chunkpoint restore, no cache', name, store, join(run, 'restore-plain'), undefined, afterFiles);
+    const plain = await restorePhase(round, `${name}:restore`, 'chunkpoint restore, no cache', name, store, join(run, 'restore-plain'), undefined, afterFiles);
+    await diskLimitPhase(round, `${name}:disk-restore`, 'disk limit: the restored bytes, synced', name, plain.bytes, plain.bytes, plain.files);
     await rm(join(run, 'restore-plain'), { recursive: true, force: true });
     await restorePhase(round, `${name}:restore-cold`, 'chunkpoint restore, cold cache (fills it)', name, store, join(run, 'restore-cold'), cache, afterFiles);
     await restorePhase(round, `${name}:restore-warm`, 'chunkpoint restore, warm cache', name, store, join(run, 'restore-warm'), cache, afterFiles);
@@ -548,14 +564,17 @@ async function main(): Promise<void> {
   const peersOf = (id: string): PeerIds => {
     const [ds, phase] = id.split(':') as [string, string];
     if (ds === 's3') {
-      if (phase === 'restore') return { restic: 's3:restic-restore', server: 's3:server-get' };
+      if (phase === 'restore') return { restic: 's3:restic-restore', limit: 's3:server-get' };
       if (phase.startsWith('restore')) return { restic: 's3:restic-restore' };
-      if (phase === 'full') return { restic: 's3:restic-full', server: 's3:server-put' };
+      if (phase === 'full') return { restic: 's3:restic-full', limit: 's3:server-put' };
       return phase === 'unchanged' || phase === 'incremental' ? { restic: `s3:restic-${phase}` } : {};
     }
-    if (phase === 'full' || phase === 'full-nofsync') return { borg: `${ds}:borg-full`, tar: `${ds}:tar`, ceiling: `${ds}:ceiling` };
+    if (phase === 'full') return { borg: `${ds}:borg-full`, tar: `${ds}:tar`, ceiling: `${ds}:ceiling`, limit: `${ds}:disk-packs` };
+    if (phase === 'full-nofsync') return { borg: `${ds}:borg-full`, tar: `${ds}:tar`, ceiling: `${ds}:ceiling` };
     if (phase === 'incremental') return { borg: `${ds}:borg-incremental` };
-    if (phase.startsWith('restore')) return { borg: `${ds}:borg-extract`, tar: `${ds}:tar-extract` };
+    if (phase === 'restore-local-copy') return { borg: `${ds}:borg-extract`, tar: `${ds}:tar-extract` };
+    // Every other restore writes every byte of the state and syncs it.
+    if (phase.startsWith('restore')) return { borg: `${ds}:borg-extract`, tar: `${ds}:tar-extract`, limit: `${ds}:disk-restore` };
     return {};
   };
   const comparisons: Comparison[] = [];

@@ -4,8 +4,11 @@
  */
 import { formatBytes, formatDuration } from '../src/units.js';
 
-/** 'server': what the S3 server serves for the same bytes with nothing else done (s3-server-limit.ts). */
-export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'restic' | 'ceiling' | 'server';
+/**
+ * 'server': what the S3 server serves for the same bytes with nothing else done (s3-server-limit.ts);
+ * 'disk': what the disk takes when the same bytes are only written and synced (disk-limit.ts).
+ */
+export type Tool = 'chunkpoint' | 'tar|lz4' | 'borg' | 'restic' | 'ceiling' | 'server' | 'disk';
 
 export interface Phase {
   id: string;
@@ -77,11 +80,12 @@ export interface PeerIds {
   tar?: string;
   restic?: string;
   ceiling?: string;
-  server?: string;
+  /** What the resource the phase is bound by gives with nothing else done: the S3 server, or the disk. */
+  limit?: string;
 }
 
 export function renderTable(phases: readonly Phase[], peersOf: (id: string) => PeerIds, rowTargets: RowTargets): string {
-  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'CPU', 'srv CPU', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'vs server', 'target', 'result'];
+  const header = ['phase', 'MB/s', 'time', 'in-proc', 'peak RSS', 'CPU', 'srv CPU', 'S3 req', 'load', 'steal', 'vs borg', 'vs tar|lz4', 'vs restic', 'vs ceiling', 'vs limit', 'target', 'result'];
   const rows = phases.map((p) => {
     const peers = peersOf(p.id);
     const t = rowTargets[p.id];
@@ -101,7 +105,7 @@ export function renderTable(phases: readonly Phase[], peersOf: (id: string) => P
       peers.tar === undefined ? '-' : ratioText(compare(phases, p.id, peers.tar)),
       peers.restic === undefined ? '-' : ratioText(compare(phases, p.id, peers.restic)),
       peers.ceiling === undefined ? '-' : ratioText(compare(phases, p.id, peers.ceiling), true),
-      peers.server === undefined ? '-' : ratioText(compare(phases, p.id, peers.server), true),
+      peers.limit === undefined ? '-' : ratioText(compare(phases, p.id, peers.limit), true),
       t?.text ?? '',
       t === undefined ? '' : t.met === undefined ? 'n/a' : t.met ? 'pass' : 'MISS',
     ];
