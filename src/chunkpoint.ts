@@ -200,8 +200,10 @@ export class Chunkpoint {
     try {
       const result = await this.withCache(options.cache, async (cache, unusable) => {
         this.warnCacheUnusable(unusable, 'restore');
-        // The threads load their modules while the metadata is read from the store.
-        this.pool.warm();
+        // The threads load their modules while the metadata is read from the store. Not for a restore
+        // from a task-local copy: it usually links every file and needs no thread, and threads
+        // loading beside it would take the CPU it runs on (they start on first use if it does).
+        if (options.localCopy === undefined) this.pool.warm();
         const source = await restoreSource(await this.hasher, from, { cache, task: options.task, limitRate: options.limitRate, warnCache: (error) => this.warnCache(error) });
         return restore({ pool: this.pool, hasher: await this.hasher, cache, progress: op.sink<RestoreProgress & { checkpoint: string; task: string }>((p) => ({ type: 'restore.progress', ...p })) }, source, targetDir, options);
       });
