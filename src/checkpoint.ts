@@ -256,15 +256,10 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
     if (!isDirectory) throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (not a directory); check the path`);
     return { store, checkpointId: wanted as number };
   }
-  // Both at once (one round trip to a remote store instead of two); the job's absence is still
-  // what is reported first, as its listing says nothing useful then.
-  const [exists, state] = await Promise.allSettled([store.exists(), readJobState(store)]);
-  if (exists.status === 'rejected') throw exists.reason;
-  if (!exists.value) {
+  if (!(await store.exists())) {
     throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (nothing at ${store.location}); check the store location and the job id`);
   }
-  if (state.status === 'rejected') throw state.reason;
-  const { ids } = state.value;
+  const { ids } = await readJobState(store);
   if (wanted === 'latest') {
     const latest = ids.at(-1);
     if (latest === undefined) {
