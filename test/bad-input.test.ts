@@ -298,26 +298,27 @@ function flipByte(offsetIn: (blob: Buffer) => number, mask: number): (blob: Buff
  * decode to the very same bytes (a match offset moved within a run of equal bytes; counted over a
  * 1 MiB SST block), and a restore then rightly writes the chunk's true, verified bytes. CI met one.
  */
-function decodingChange(blob: Buffer): number {
-  const payload = blob.subarray(BLOB_HEADER_SIZE);
-  const decode = (data: Buffer): Buffer | undefined => {
-    const out = Buffer.alloc(payload.byteLength * 255);
-    try {
-      const n = lz4.decodeBlock(data, out);
-      return n < 0 ? undefined : out.subarray(0, n);
-    } catch {
-      return undefined;
-    }
-  };
-  const original = decode(payload);
-  if (original === undefined) throw new Error('test setup: the picked LZ4 blob does not decode');
-  for (let at = Math.floor(payload.byteLength / 2); at < payload.byteLength; at++) {
+function decodingChange(rawLength: number): (blob: Buffer) => number {
+  return (blob) => {
+    const payload = blob.subarray(BLOB_HEADER_SIZE);
+    const out = Buffer.alloc(rawLength);
+    const decodes = (data: Buffer): boolean => {
+      try {
+        return lz4.decodeBlock(data, out) === rawLength;
+      } catch {
+        return false;
+      }
+    };
+    if (!decodes(payload)) throw new Error('test setup: the picked LZ4 blob does not decode');
+    const original = Buffer.from(out);
     const flipped = Buffer.from(payload);
-    flipped.writeUInt8(flipped.readUInt8(at) ^ 0xff, at);
-    const decoded = decode(flipped);
-    if (decoded === undefined || !decoded.equals(original)) return BLOB_HEADER_SIZE + at;
-  }
-  throw new Error('test setup: no byte of the second half of the LZ4 payload changes what it decodes to');
+    for (let at = Math.floor(payload.byteLength / 2); at < payload.byteLength; at++) {
+      flipped.writeUInt8(flipped.readUInt8(at) ^ 0xff, at);
+      if (!decodes(flipped) || !out.equals(original)) return BLOB_HEADER_SIZE + at;
+      flipped.writeUInt8(flipped.readUInt8(at) ^ 0xff, at);
+    }
+    throw new Error('test setup: no byte of the second half of the LZ4 payload changes what it decodes to');
+  };
 }
 
 /** A damaged blob of the given codec: the error must name its file and chunk. */
@@ -452,7 +453,7 @@ const REFUSALS: RefusalCase[] = [
     name: 'refuses a flipped payload byte in an LZ4 blob (CHUNK_CORRUPT), naming file and chunk',
     code: 'CHUNK_CORRUPT', kind: 'corrupt_data',
     setup: damagedCopy(
-      damagedBlob(1, (copy, picked) => editBlob(copy, picked.chunk, flipByte(decodingChange, 0xff))),
+      damagedBlob(1, (copy, picked) => editBlob(copy, picked.chunk, flipByte(decodingChange(picked.chunk.rawLength), 0xff))),
       { target: 'nothing-restored' },
     ),
   },
