@@ -56,7 +56,7 @@ export async function computeCeiling(stateDir: string, options: CeilingOptions):
   }
 
   const pool = new Piscina({
-    filename: new URL('./ceiling-worker.js', import.meta.url).href,
+    filename: new URL('./ceiling-entry.cjs', import.meta.url).href,
     minThreads: options.threads,
     maxThreads: options.threads,
     concurrentTasksPerWorker: 1,
