@@ -138,6 +138,37 @@ describe('S3 HTTP transport (fixed read buffers)', () => {
     h.destroy();
   });
 
+  it('a finished body drained late does not resume its connection under the next response (no overrun, nothing lost)', async () => {
+    // What a restore does: a worker drains the tail of one pack's body while the connection,
+    // already released, carries another pack's GET whose reader has not asked for bytes yet.
+    const payloads = new Map([
+      ['/a', randomBytes(40_000)],
+      ['/b', randomBytes(2 * 1024 * 1024)],
+    ]);
+    const { port, connections } = await serve((socket) =>
+      requests(socket, ({ head }) => {
+        const payload = payloads.get(head.split(' ')[1] ?? '') ?? Buffer.alloc(0);
+        socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\ncontent-length: ${payload.byteLength}\r\n\r\n`), payload]));
+      }),
+    );
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 200));
+    const h = handler({ maxSockets: 1 });
+    // /a fits one socket read and nobody reads it yet: held back whole, the body ends, the connection is free.
+    const a = (await h.handle(get(port, '/a'))).response.body;
+    await settle();
+    const b = (await h.handle(get(port, '/b'))).response.body;
+    // /b's first socket read (a full read buffer: the server sent it all) is held back and pauses the connection.
+    await settle();
+    // Draining /a must leave that connection paused: a resumed socket would read on into /b's full hold buffer.
+    const aBytes = Buffer.alloc(50_000);
+    expect(await a.readInto(aBytes)).toBe(40_000);
+    await settle();
+    expect(aBytes.subarray(0, 40_000).equals(payloads.get('/a') as Buffer)).toBe(true);
+    expect((await readAll(b, 65_536 + 7)).equals(payloads.get('/b') as Buffer)).toBe(true);
+    expect(connections()).toBe(1);
+    h.destroy();
+  });
+
   it('a kept-alive connection the server closed meanwhile is replaced, and the request is not lost', async () => {
     const { port, connections } = await serve((socket, index) => {
       let served = 0;

@@ -183,7 +183,7 @@ export class ResponseBody extends Readable {
     if (filled === into.byteLength || this.complete) return Promise.resolve(filled);
     return new Promise<number>((resolve, reject) => {
       this.waiting = { into, filled, resolve, reject };
-      this.conn.resumeBody();
+      this.conn.resumeBody(this);
     });
   }
 
@@ -245,7 +245,7 @@ export class ResponseBody extends Readable {
     this.heldAt += n;
     if (this.heldAt === this.heldEnd) {
       this.heldAt = this.heldEnd = 0;
-      this.conn.resumeBody();
+      this.conn.resumeBody(this);
     }
     return n;
   }
@@ -266,7 +266,7 @@ export class ResponseBody extends Readable {
     }
     this.streaming = true;
     this.flushToStream();
-    if (!this.complete) this.conn.resumeBody();
+    if (!this.complete) this.conn.resumeBody(this);
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -498,8 +498,15 @@ class Connection {
     });
   }
 
-  resumeBody(): void {
-    if (!this.pausedByBody || this.closed) return;
+  /**
+   * `body` is ready for more. Only the body of the exchange in progress can
+   * resume the socket: a finished body's reader may still be draining what
+   * it held back (a copy of its own) while the connection already carries
+   * the next exchange, whose body paused it with bytes held; reading on then
+   * would overrun that body's hold buffer.
+   */
+  resumeBody(body: ResponseBody): void {
+    if (!this.pausedByBody || this.closed || this.exchange?.body !== body) return;
     this.pausedByBody = false;
     this.socket.resume();
   }
