@@ -6,7 +6,7 @@
  * install script skipped, its `require` fails deep inside the package with a
  * message about some `.node` file ("Module did not self-register", "was
  * compiled against a different Node.js version", "Cannot find module
- * '../build/Release/xxhash'"). Here that failure becomes one line naming the
+ * 'lz4/build/Release/lz4.node'"). Here that failure becomes one line naming the
  * package, the Node that cannot load it and the command that fixes it,
  * thrown when this module is evaluated: at library load (the coordinator
  * imports the blob codec), before the CLI runs any command, and in each
@@ -54,14 +54,39 @@ export function nativeModuleError(name: string, error: unknown): InternalError {
   return new InternalError('NATIVE_MODULE', message, { cause: error, details: { module: name, node: process.version, abi: process.versions.modules } });
 }
 
-/** `require(name)`, or the one-line NATIVE_MODULE error above. */
-export function loadNative<T>(name: string): T {
+/**
+ * `require` of the package `name`, or of `file` inside it, or the one-line
+ * NATIVE_MODULE error above, which names the package either way.
+ */
+export function loadNative<T>(name: string, file?: string): T {
   try {
-    return require(name) as T;
+    return require(file === undefined ? name : `${name}/${file}`) as T;
   } catch (error) {
     throw nativeModuleError(name, error);
   }
 }
 
-/** LZ4 block compression (the `lz4` package's native binding). */
-export const lz4 = loadNative<typeof Lz4>('lz4');
+/** The block functions chunkpoint uses, under the names the `lz4` package gives them. */
+export interface Lz4Block {
+  /** The largest block `encodeBlock` can write for `inputSize` bytes. */
+  encodeBound: typeof Lz4.encodeBound;
+  /** Compresses `input` into `output`: the block's length, or 0 when it would not fit. */
+  encodeBlock: typeof Lz4.encodeBlock;
+  /** Decompresses a block into `output`: its length, negative where a damaged block stops. */
+  decodeBlock: typeof Lz4.decodeBlock;
+}
+
+/**
+ * LZ4 block compression: the `lz4` package's native addon itself. The
+ * package's entry point re-exports these very functions, but first loads its
+ * stream codecs, a JavaScript LZ4 and a 64-bit integer library that chunkpoint
+ * never uses: ~20 ms on this project's 2-core machines, paid by the main thread
+ * and again by every worker thread before it can take its first chunk.
+ */
+export const lz4: Lz4Block = (() => {
+  const addon = loadNative<{ compressBound: Lz4Block['encodeBound']; compress: Lz4Block['encodeBlock']; uncompress: Lz4Block['decodeBlock'] }>(
+    'lz4',
+    'build/Release/lz4.node',
+  );
+  return { encodeBound: addon.compressBound, encodeBlock: addon.compress, decodeBlock: addon.uncompress };
+})();

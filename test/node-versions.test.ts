@@ -124,7 +124,7 @@ describe('a native module that cannot load', () => {
     const r = await run(process.execPath, [installed.cli, 'snapshot', state, '--store', store, '--job', 'j']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(nativeModuleLine(THIS_NODE, "Cannot find module '\\.\\./build/Release/xxhash'", installed.app));
+    expect(r.stderr).toMatch(nativeModuleLine(THIS_NODE, "Cannot find module 'lz4/build/Release/lz4\\.node'", installed.app));
     // Nothing was created: the failure came at startup, not from inside a worker mid-snapshot.
     expect((await readdir(dirname(store))).length).toBe(0);
   });
@@ -133,7 +133,7 @@ describe('a native module that cannot load', () => {
     const r = await loadLibrary(process.execPath, installed.root);
     const outcome = JSON.parse(r.stdout) as { loaded: boolean; name?: string; code?: string; message?: string };
     expect(outcome).toMatchObject({ loaded: false, name: 'InternalError', code: 'NATIVE_MODULE' });
-    expect(`chunkpoint: NATIVE_MODULE: ${outcome.message}\n`).toMatch(nativeModuleLine(THIS_NODE, "Cannot find module '\\.\\./build/Release/xxhash'", installed.app));
+    expect(`chunkpoint: NATIVE_MODULE: ${outcome.message}\n`).toMatch(nativeModuleLine(THIS_NODE, "Cannot find module 'lz4/build/Release/lz4\\.node'", installed.app));
   });
 
   it('the command the line names fixes it: after it, a snapshot and restore round-trip', async () => {

@@ -4,7 +4,8 @@
  * what a runtime's metrics record cannot disagree. cli-progress draws it:
  * line clearing, redraw throttling and terminal width are its business.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { ChunkpointEvent } from '../index.js';
 import { formatBytes, formatRate } from '../units.js';
 
@@ -51,8 +52,16 @@ export function formatEta(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+const require = createRequire(import.meta.url);
+
 export class ProgressBar {
-  private bar: cliProgress.SingleBar | undefined;
+  /**
+   * Loaded when a bar is made, not when the CLI starts: it takes ~20 ms on
+   * this project's 2-core machines, and a command whose stderr is not a
+   * terminal (a runtime's, a script's, the bench's) never draws one.
+   */
+  private readonly cliProgress = require('cli-progress') as typeof CliProgress;
+  private bar: CliProgress.SingleBar | undefined;
   /** Where the bar started: rate and ETA count only work done while it ran (reused files arrive at once). */
   private startValue = 0;
   private startedAt = 0;
@@ -71,7 +80,7 @@ export class ProgressBar {
     if (this.bar === undefined) {
       this.startValue = value;
       this.startedAt = performance.now();
-      this.bar = new cliProgress.SingleBar({
+      this.bar = new this.cliProgress.SingleBar({
         stream: this.stream,
         format: frame.total === undefined ? '{label} {items} | {elapsed}' : '{label} [{bar}] {percentage}% | {done} / {size} | {rate} | ETA {remaining} | {items}',
         barsize: 24,

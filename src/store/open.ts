@@ -7,14 +7,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidInputError, apiName } from '../errors.js';
 import { checkJobId, printable } from '../format/names.js';
-import { FsStore } from './fs.js';
-import { RateLimitedStore } from './rate-limit.js';
-import { RetryingStore } from './retry.js';
 import { checkKeyLength, isS3Url, parseS3Url, s3JobRootSpec, s3Spec } from './s3/location.js';
 import { S3Store } from './s3/store.js';
 import type { S3StoreSpec, StoreSpec } from './spec.js';
+import { stackStore } from './stack.js';
 import type { Store } from './store.js';
-import { WrappedStore } from './wrapper.js';
 
 const STORE_HINT = 'use a directory path or s3://<bucket>/<prefix>';
 
@@ -67,40 +64,11 @@ function localPath(location: string): string {
 }
 
 /**
- * Opens a spec as a store, wrapped as the spec asks: its wrapper first (so
- * injected faults look like the store's own failures), then retries, then
- * the rate limit around everything (a retried transfer is charged again, as
- * it costs the bandwidth again). S3 stores are always retried — transient
- * failures are part of talking to a remote server; directory stores only
- * when wrapped, since local I/O errors are not transient but a wrapper's
- * injected ones may be. `options.s3` supplies the bare S3 store (a worker's
- * relay to the main thread).
+ * Opens a spec as a store, wrapped as `stackStore` says; the bare S3 store is
+ * this thread's own client unless `options.s3` supplies another.
  */
 export function openStore(spec: StoreSpec, options: { s3?: (spec: S3StoreSpec) => Store } = {}): Store {
-  let store: Store;
-  let fs: FsStore | undefined;
-  switch (spec.type) {
-    case 'fs':
-      store = fs = new FsStore(spec);
-      break;
-    case 's3':
-      // A worker thread passes its relay to the main thread's S3 store here; the wrappers stay its own.
-      store = options.s3?.(spec) ?? new S3Store(spec);
-      break;
-    default: {
-      const unknown: never = spec;
-      throw new InvalidInputError('UNSUPPORTED_STORE', `unknown store type '${String((unknown as { type: unknown }).type)}'`);
-    }
-  }
-  if (spec.wrapper !== undefined) {
-    const target = fs;
-    store = new WrappedStore(store, spec.wrapper, target === undefined ? {} : { setTearHook: (hook) => (target.tear = hook) });
-  }
-  // A shorter request deadline shortens the retry budget with it: a stalled server fails in about three deadlines.
-  const budget = spec.type === 's3' && spec.requestTimeoutMs !== undefined ? { maxElapsedMs: Math.min(90_000, 3 * spec.requestTimeoutMs) } : {};
-  if (spec.type === 's3' || spec.wrapper !== undefined) store = new RetryingStore(store, { ...budget, ...spec.retry });
-  if (spec.rateLimit !== undefined) store = new RateLimitedStore(store, spec.rateLimit);
-  return store;
+  return stackStore(spec, options.s3 ?? ((s3) => new S3Store(s3)));
 }
 
 /**
