@@ -256,10 +256,12 @@ export async function locateCheckpoint(locator: CheckpointLocator): Promise<Loca
     if (!isDirectory) throw new InvalidInputError('CHECKPOINT_NOT_FOUND', `checkpoint directory ${dir} does not exist (not a directory); check the path`);
     return { store, checkpointId: wanted as number };
   }
-  if (!(await store.exists())) {
+  const { ids } = await readJobState(store);
+  // Whether the job exists at all is asked only when it lists no checkpoint, for the error's sake: on
+  // S3 that is one round trip fewer before a restore's first read (~40-50 ms against a local RGW).
+  if (ids.length === 0 && !(await store.exists())) {
     throw new InvalidInputError('JOB_NOT_FOUND', `no job '${locator.job}' in store ${locator.store} (nothing at ${store.location}); check the store location and the job id`);
   }
-  const { ids } = await readJobState(store);
   if (wanted === 'latest') {
     const latest = ids.at(-1);
     if (latest === undefined) {
