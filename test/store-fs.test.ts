@@ -78,6 +78,23 @@ describe('fault injection itself', () => {
     expect(gaveUp).toMatchObject({ code: 'STORE_FAULT_INJECTED', transient: true, details: { attempts: 3 } });
     expect(String((gaveUp as Error).message)).toContain('after 3 attempts');
   });
+
+  it('a listing that keeps failing gives up at the time budget, as every other call does, not only after its attempts', async () => {
+    const root = join(await tempDir('faulty-list'), 'job');
+    const inner = openStore({ type: 'fs', root });
+    await inner.put('chk-1/_metadata', [Buffer.from('m')]);
+    // Attempts alone would allow 10,000 tries here; the 200 ms budget must end it long before.
+    const stalled = new RetryingStore(new FaultyStore(inner, { seed: 1, transient: { list: 1 } }), { baseDelayMs: 5, maxDelayMs: 5, maxAttempts: 10_000, maxElapsedMs: 200 });
+    const listed: string[] = [];
+    const error = await (async () => {
+      for await (const object of stalled.list('chk-')) listed.push(object.key);
+    })().catch((e: unknown) => e);
+    expect(listed).toEqual([]);
+    expect(error).toMatchObject({ code: 'STORE_FAULT_INJECTED', transient: true });
+    const attempts = (error as { details: { attempts: number } }).details.attempts;
+    expect(attempts).toBeGreaterThan(1);
+    expect(attempts).toBeLessThan(10_000);
+  });
 });
 
 describe('a directory below the job root replaced by a link (issue #16 item 4)', () => {

@@ -219,18 +219,25 @@ export class RetryingStore implements Store {
    */
   private async *resumable<T extends { key: string }>(listing: (inner: Store) => AsyncIterable<T>): AsyncIterable<T> {
     const seen = new Set<string>();
+    // The time budget runs from the last object listed: a stalled server fails a listing as soon as any
+    // other call (about three request deadlines), while a long listing that keeps progressing is not cut short.
+    let progressAt = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
         for await (const object of listing(this.inner)) {
           if (seen.has(object.key)) continue;
           seen.add(object.key);
           yield object;
+          // Set on resuming: the time the caller spends on an object is not the store's.
+          progressAt = Date.now();
         }
         return;
       } catch (error) {
         if (!isTransient(error)) throw error;
-        if (attempt + 1 >= this.policy.maxAttempts) throw gaveUp(error as ChunkpointError, attempt + 1, 0);
-        await sleep(backoffDelay(this.policy, attempt));
+        const delay = backoffDelay(this.policy, attempt);
+        const stalledMs = Date.now() - progressAt;
+        if (attempt + 1 >= this.policy.maxAttempts || stalledMs + delay > this.policy.maxElapsedMs) throw gaveUp(error as ChunkpointError, attempt + 1, stalledMs);
+        await sleep(delay);
       }
     }
   }
