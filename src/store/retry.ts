@@ -44,6 +44,15 @@ export function backoffDelay(policy: RetryPolicy, retry: number, random: () => n
   return Math.floor(random() * ceiling);
 }
 
+/**
+ * Whether retrying after failed attempt number `attempt` (0-based) would pass
+ * the policy: its attempts used up, or `elapsedMs` plus the coming `delayMs`
+ * beyond its time budget. One rule for single calls and listings alike.
+ */
+function budgetSpent(policy: RetryPolicy, attempt: number, elapsedMs: number, delayMs: number): boolean {
+  return attempt + 1 >= policy.maxAttempts || elapsedMs + delayMs > policy.maxElapsedMs;
+}
+
 /** Runs `operation` until it succeeds, fails permanently, or the attempts are used up. */
 export async function withRetries<T>(policy: RetryPolicy, operation: (attempt: number) => Promise<T>): Promise<T> {
   const started = Date.now();
@@ -53,7 +62,7 @@ export async function withRetries<T>(policy: RetryPolicy, operation: (attempt: n
     } catch (error) {
       if (!isTransient(error)) throw error;
       const delay = backoffDelay(policy, attempt);
-      if (attempt + 1 >= policy.maxAttempts || Date.now() + delay - started > policy.maxElapsedMs) throw gaveUp(error as ChunkpointError, attempt + 1, Date.now() - started);
+      if (budgetSpent(policy, attempt, Date.now() - started, delay)) throw gaveUp(error as ChunkpointError, attempt + 1, Date.now() - started);
       await sleep(delay);
     }
   }
@@ -236,7 +245,7 @@ export class RetryingStore implements Store {
         if (!isTransient(error)) throw error;
         const delay = backoffDelay(this.policy, attempt);
         const stalledMs = Date.now() - progressAt;
-        if (attempt + 1 >= this.policy.maxAttempts || stalledMs + delay > this.policy.maxElapsedMs) throw gaveUp(error as ChunkpointError, attempt + 1, stalledMs);
+        if (budgetSpent(this.policy, attempt, stalledMs, delay)) throw gaveUp(error as ChunkpointError, attempt + 1, stalledMs);
         await sleep(delay);
       }
     }
