@@ -64,11 +64,11 @@ const CLASSES: Record<ErrorKind, abstract new (...args: never[]) => ChunkpointEr
   internal: InternalError,
 };
 
-/** Backquoted tokens shaped like a code (`STATE_DIR_MISSING`, `STATE_*`), minus environment variables (ours, the AWS SDK's, borg's, libuv's), open(2) flags and the table's own name. */
+/** Backquoted tokens shaped like a code (`STATE_DIR_MISSING`, `STATE_*`), minus environment variables (ours, the AWS SDK's, borg's, libuv's, Node's), open(2) flags and the table's own name. */
 function codeTokens(text: string): string[] {
   return [...text.matchAll(/`([A-Z][A-Z0-9]*(?:_[A-Z0-9*]+)*)`/g)]
     .map((m) => m[1] as string)
-    .filter((t) => !/^(AWS|CHUNKPOINT|BORG|UV|O)_/.test(t) && t !== 'ERROR_CODES' && (t.includes('_') || isErrorCode(t)));
+    .filter((t) => !/^(AWS|CHUNKPOINT|BORG|UV|NODE|O)_/.test(t) && t !== 'ERROR_CODES' && (t.includes('_') || isErrorCode(t)));
 }
 
 function known(token: string): ErrorCode[] {

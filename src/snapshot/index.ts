@@ -356,7 +356,10 @@ async function storeChunks(
   const basePacks = new Map((baseManifest?.packs ?? []).filter((p) => !plan.packsDamaged.includes(p.key)).map((p) => [p.key, p.size] as const));
   const rewrites = planRewrites(files, plan.entries, basePacks);
   if (rewrites.pending.length > 0) {
-    const again = await store_(rewrites.pending, plan.reusable.filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`)), false);
+    // The rewrite deduplicates only against what the new checkpoint keeps anyway (the base packs it still
+    // uses, the packs the first pass wrote): never into a sparse pack, nor back into a base pack it had let go.
+    const kept = plan.entries.flatMap((e) => e.chunks).filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`));
+    const again = await store_(rewrites.pending, kept, false);
     for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksRewritten', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
     for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) written.stages[k] += again.stages[k];
     written.packs.push(...again.packs);

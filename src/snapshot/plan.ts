@@ -24,10 +24,11 @@ import type { StateFile } from './state-dir.js';
 /** A pack the new checkpoint uses less than this share of is rewritten rather than kept alive… */
 export const MIN_PACK_USE = 0.5;
 /**
- * …once such packs together waste more than this. Counted over all of them, not per pack: a small
- * state (or a task's mutable files) makes small packs, and a per-pack threshold let each of them
- * stay almost dead; the stress workload's store reached 2.2–2.9x its live data that way. Below it,
- * a rewrite pass would cost a round of worker requests and a new pack to free a few KiB.
+ * …once such packs together waste more than this, per task snapshot. Counted over all of them, not
+ * per pack: a small state (or a task's mutable files) makes small packs, and a per-pack threshold
+ * let each of them stay almost dead; the stress workload's store reached 1.9–2.9x its live data
+ * that way. Below it, a rewrite pass would cost a round of worker requests and a new pack to free
+ * a few KiB.
  */
 export const MIN_REWRITE_WASTE = 256 * 1024;
 
