@@ -43,7 +43,7 @@ describe('which base packs a snapshot rewrites', () => {
     expect(plan.bytes).toBe(10 * 20 * KiB);
   });
 
-  it('mostly dead packs that together waste little are kept: a rewrite would cost more than it frees', () => {
+  it('mostly dead packs that together waste little are kept: a pass of requests and a new pack is not worth a few KiB', () => {
     const { files, entries, basePacks } = state([
       { name: 'a.pack', size: 100 * KiB, used: 10 * KiB },
       { name: 'b.pack', size: 100 * KiB, used: 10 * KiB },
