@@ -28,7 +28,7 @@ import { DEFAULT_LEASE_MS, Lease, checkLeaseMs } from '../lease.js';
 import type { JobRef, Runtime, TaskRef } from '../runtime.js';
 import type { Store } from '../store/store.js';
 import { commitOwnTask, type CommitOptions } from './commit.js';
-import { planReuse, planRewrites, type PendingRun, type ReusePlan } from './plan.js';
+import { packOf, planReuse, planRewrites, type PendingRun, type ReusePlan } from './plan.js';
 import { DEFAULT_IMMUTABLE, immutableMatcher, listStateDir, type StateFile } from './state-dir.js';
 import { keepLocalCopy, refuseLocalCopyInside, type LocalCopyOptions } from '../local-copy.js';
 import { packBatches, writePending, type WriteOutcome } from './write.js';
@@ -358,7 +358,7 @@ async function storeChunks(
   if (rewrites.pending.length > 0) {
     // The rewrite deduplicates only against what the new checkpoint keeps anyway (the base packs it still
     // uses, the packs the first pass wrote): never into a sparse pack, nor back into a base pack it had let go.
-    const kept = plan.entries.flatMap((e) => e.chunks).filter((c) => !rewrites.sparse.has(`${c.handle.area}/${c.handle.name}`));
+    const kept = plan.entries.flatMap((e) => e.chunks).filter((c) => !rewrites.sparse.has(packOf(c)));
     const again = await store_(rewrites.pending, kept, false);
     for (const k of ['bytesRead', 'bytesWritten', 'rawBytesNew', 'chunksNew', 'chunksRewritten', 'chunksDeduped', 'bytesCached', 'publishMs'] as const) written[k] += again[k];
     for (const k of ['readMs', 'hashMs', 'compressMs', 'writeMs'] as const) written.stages[k] += again.stages[k];
@@ -384,7 +384,7 @@ async function writeManifest(
   const seen = new Set<string>();
   for (const entry of entries) {
     for (const c of entry.chunks) {
-      const key = `${c.handle.area}/${c.handle.name}`;
+      const key = packOf(c);
       if (seen.has(key)) continue;
       seen.add(key);
       const size = sizes.get(key);

@@ -153,7 +153,8 @@ export function planRewrites(files: readonly StateFile[], entries: readonly File
   return { sparse, pending, bytes };
 }
 
-function packOf(c: ChunkRef): string {
+/** The store key of the pack a chunk lives in (what manifests list and `sparse` holds). */
+export function packOf(c: ChunkRef): string {
   return `${c.handle.area}/${c.handle.name}`;
 }
 
