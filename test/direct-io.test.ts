@@ -3,9 +3,11 @@
  * alignment boundaries: on the temp directory's filesystem (where O_DIRECT
  * is expected to be taken), on tmpfs, and with direct I/O turned off.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DIRECT_ALIGN, FileAppender, FileWriter, alignedMemory, createWithContent, directIoCounts, writeAtPosition } from '../src/store/direct-io.js';
 import { removeTempDirs, tempDir } from './support.js';
@@ -117,6 +119,40 @@ describe('direct I/O writes', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('an appender whose block write fails behind it says so from the next write or finish, and abort leaves no file', async () => {
+    // A real failing write: a child process under a 1 MiB file-size limit (Node ignores SIGXFSZ,
+    // so a write past the limit fails with EFBIG). Blocks are written behind the caller's back
+    // (write-behind), so the failure must come out of a later call, never as an unhandled rejection.
+    const dir = await tempDir('direct-io-efbig');
+    const module = new URL('../src/store/direct-io.js', import.meta.url).href;
+    const script = `
+      const { FileAppender } = await import(${JSON.stringify(module)});
+      const { randomBytes } = await import('node:crypto');
+      const { stat } = await import('node:fs/promises');
+      process.on('unhandledRejection', (e) => { console.log('UNHANDLED ' + e.code); process.exit(3); });
+      const results = [];
+      for (const how of ['finish', 'abort']) {
+        const path = ${JSON.stringify(dir)} + '/' + how;
+        const appender = await FileAppender.create(path, 0o600);
+        let failure;
+        try {
+          for (let i = 0; i < 6; i++) await appender.write([randomBytes(512 * 1024)]);
+          if (how === 'finish') await appender.finish(true);
+        } catch (error) {
+          failure = error.code;
+        }
+        if (how === 'abort' || failure !== undefined) await appender.abort();
+        const left = await stat(path).then(() => 'file left', () => 'no file');
+        results.push(how + ':' + failure + ':' + left);
+      }
+      console.log(results.join(' '));
+    `;
+    const { stdout } = await promisify(execFile)('/bin/sh', ['-c', `ulimit -f 2048 && exec "${process.execPath}" --input-type=module -e "$0"`, script]);
+    // 'finish': the EFBIG of a block written in the background comes out of a later write or finish.
+    // 'abort': dropped with a block write possibly still failing in flight; nothing is left either way.
+    expect(stdout.trim()).toMatch(/^finish:EFBIG:no file abort:(EFBIG|undefined):no file$/);
   });
 
   it('write the same bytes through the page cache with CHUNKPOINT_DIRECT_IO=0', async () => {

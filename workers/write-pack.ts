@@ -54,10 +54,20 @@ export async function writePack(req: WritePackRequest, scratch: Scratch, cancel:
     for (const run of req.runs) {
       t = performance.now();
       const fh = await openStateFile(run);
+      // One read ahead: the next chunk is read (on libuv's threads) while this one is hashed and compressed.
+      let ahead: Promise<Buffer> | undefined;
       try {
-        for (const c of run.chunks) {
+        for (let i = 0; i < run.chunks.length; i++) {
+          const c = run.chunks[i] as FileRun['chunks'][number];
           cancel.check();
-          const raw = await readChunk(fh, run, c, scratch);
+          const raw = await (ahead ?? readChunk(fh, run, c, scratch, i % 2));
+          ahead = undefined;
+          const following = run.chunks[i + 1];
+          if (following !== undefined) {
+            ahead = readChunk(fh, run, following, scratch, (i + 1) % 2);
+            // Awaited in the next round or in `finally`; a failure must not count as unhandled meanwhile.
+            ahead.catch(() => undefined);
+          }
           out.bytesRead += c.length;
           mark('readMs');
           const key = hasher.contentKey(raw);
@@ -94,6 +104,8 @@ export async function writePack(req: WritePackRequest, scratch: Scratch, cancel:
         }
         await checkUnchanged(fh, run);
       } finally {
+        // Neither the descriptor nor the scratch buffer may be let go while a read still fills it.
+        if (ahead !== undefined) await ahead.catch(() => undefined);
         await fh.close();
       }
     }
@@ -238,8 +250,9 @@ async function checkUnchanged(fh: FileHandle, run: FileRun, st?: { size: number;
   }
 }
 
-async function readChunk(fh: FileHandle, run: FileRun, c: { index: number; offset: number; length: number }, scratch: Scratch): Promise<Buffer> {
-  const buf = scratch.buffer('raw', c.length);
+/** Reads chunk `c` into the scratch buffer of `slot` (0 or 1: the chunk being encoded and the one read ahead use different ones). */
+async function readChunk(fh: FileHandle, run: FileRun, c: { index: number; offset: number; length: number }, scratch: Scratch, slot: number): Promise<Buffer> {
+  const buf = scratch.buffer(slot === 0 ? 'raw' : 'raw-ahead', c.length);
   let done: number;
   try {
     done = await readAt(fh, buf, c.offset);
