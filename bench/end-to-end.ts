@@ -23,6 +23,7 @@ import { formatBytes, formatDuration, parseDuration, parseSize } from '../src/un
 import { SNAPPY_BLOCKS, mutateState } from '../sim/rocks-state.js';
 import { DEFAULT_IO_CONCURRENCY, DEFAULT_REQUESTS_PER_THREAD } from '../src/pool.js';
 import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { loadHasher } from '../src/format/content-key.js';
 import { computeCeiling } from './ceiling.js';
 import { ensureDataset, listState, workingCopy, type Dataset, type DatasetSpec, type StateFileInfo } from './datasets.js';
 import { fixedChunkDigests, newChunks } from './fixed-chunks.js';
@@ -541,7 +542,9 @@ async function main(): Promise<void> {
   const snappy = values['skip-snappy'] || !SNAPPY_BLOCKS ? undefined : await ensureDataset(work, spec('snappy'), log);
   for (const ds of [plain, snappy]) if (ds?.note !== undefined) notes.push(`dataset ${ds.compression}: ${ds.note}`);
 
-  log(`chunkpoint bench: ${formatBytes(size)} of records, ${threads} worker threads, ${formatBytes(chunkSize)} chunks, work dir ${work}`);
+  const hashKind = (await loadHasher()).kind;
+  notes.push(`content keys: ${hashKind === 'native' ? 'native XXH64 (@node-rs/xxhash)' : 'portable XXH64 (xxhash-wasm)'}, in the snapshot, the restore and the compute ceiling alike`);
+  log(`chunkpoint bench: ${formatBytes(size)} of records, ${threads} worker threads, ${formatBytes(chunkSize)} chunks, ${hashKind} XXH64, work dir ${work}`);
   const { full, incremental, dedupe, expectedRead, localRestore } = await uncompressedDataset(plain, peers);
   const s3Missing = missingS3Binaries();
   let s3: S3Outcome | undefined;
@@ -694,6 +697,7 @@ async function main(): Promise<void> {
         threads,
         chunkSize,
         cpus: availableParallelism(),
+        contentKeys: hashKind,
         pageCache: pageCacheMode === 'warm' ? 'warm' : cacheStates.has('warm') ? 'warm (drop not allowed)' : 'dropped',
         repeat,
         loadAverageAtStart: load,

@@ -15,7 +15,7 @@ import { parseScriptArgs } from '../scripts/usage.js';
 import { lz4 } from '../src/native.js';
 import { Bench } from 'tinybench';
 import { BLOB_HEADER_SIZE, Codec, decodeBlobHeader } from '../src/format/blob.js';
-import { loadHasher } from '../src/format/content-key.js';
+import { loadHasher, loadWasmHasher } from '../src/format/content-key.js';
 import { formatBytes } from '../src/units.js';
 import { Scratch } from '../workers/scratch.js';
 import { encodeBlob } from '../workers/write-pack.js';
@@ -72,6 +72,8 @@ async function sstBytes(compression: 'none' | 'snappy'): Promise<{ source: strin
 }
 
 const hasher = await loadHasher();
+/** The portable implementation, measured beside the one in use when that is the native one. */
+const portable = hasher.kind === 'wasm' ? undefined : await loadWasmHasher();
 const time = Number(values.time);
 
 async function measureSet(label: string, sample: Buffer): Promise<void> {
@@ -91,11 +93,14 @@ async function measureSet(label: string, sample: Buffer): Promise<void> {
 
     const bench = new Bench({ time, warmupTime: 50, iterations: 8 });
     bench
-      .add('hash (contentKey, 2x XXH64)', () => {
+      .add(`hash (contentKey, 2x XXH64, ${hasher.kind})`, () => {
         hasher.contentKey(raw);
       })
       .add('lz4 compress (block)', () => {
         lz4.encodeBlock(raw, compressed);
+      })
+      .add('hash (contentKey, 2x XXH64, wasm)', () => {
+        (portable ?? hasher).contentKey(raw);
       })
       .add('lz4 decompress (block)', () => {
         lz4.decodeBlock(block, out);
