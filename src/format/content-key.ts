@@ -15,7 +15,7 @@
  * reproduced known digests on this thread; CHUNKPOINT_NATIVE_HASH=0 keeps the
  * portable one.
  */
-import xxhash from 'xxhash-wasm';
+import { createRequire } from 'node:module';
 
 export const KEY_HEX_LENGTH = 32;
 const SEED_A = 0n;
@@ -49,8 +49,9 @@ function hasherOf(kind: HasherKind, d: Digests): Hasher {
   };
 }
 
-/** The portable implementation (compiled once per thread and cached by the caller). */
+/** The portable implementation (compiled once per thread and cached by the caller); loaded only where it is used. */
 export async function loadWasmHasher(): Promise<Hasher> {
+  const { default: xxhash } = await import('xxhash-wasm');
   const api = await xxhash();
   return hasherOf('wasm', { h64: (data, seed) => api.h64Raw(data, seed), h32: (data, seed) => api.h32Raw(data, seed) });
 }
@@ -76,14 +77,14 @@ function knownInput(): Uint8Array {
  * unsupported platform: npm skips the optional package), does not load, is
  * turned off, or disagrees with the reference digests.
  */
-export async function loadNativeHasher(): Promise<Hasher | undefined> {
+export function loadNativeHasher(): Promise<Hasher | undefined> {
+  return Promise.resolve(nativeHasher());
+}
+
+function nativeHasher(): Hasher | undefined {
   if (process.env['CHUNKPOINT_NATIVE_HASH'] === '0') return undefined;
-  let native: { xxh64(input: Uint8Array, seed?: bigint | null): bigint; xxh32(input: Uint8Array, seed?: number | null): number };
-  try {
-    native = await import('@node-rs/xxhash');
-  } catch {
-    return undefined;
-  }
+  const native = requireNative();
+  if (native === undefined) return undefined;
   const hasher = hasherOf('native', { h64: (data, seed) => native.xxh64(data, seed), h32: (data, seed) => native.xxh32(data, seed) });
   try {
     const input = knownInput();
@@ -93,6 +94,29 @@ export async function loadNativeHasher(): Promise<Hasher | undefined> {
     return undefined;
   }
   return hasher;
+}
+
+type NativeXxhash = { xxh64(input: Uint8Array, seed?: bigint | null): bigint; xxh32(input: Uint8Array, seed?: number | null): number };
+
+/**
+ * The addon. On Linux its binary package is required directly: the
+ * package's own entry point first works out which of its dozen binaries
+ * fits, which costs every thread a few milliseconds of start-up. npm
+ * installs only the binary matching the C library (the packages declare
+ * it), so trying glibc's and then musl's finds the right one; anywhere else,
+ * or if neither loads, the entry point decides.
+ */
+function requireNative(): NativeXxhash | undefined {
+  const require = createRequire(import.meta.url);
+  const candidates = process.platform === 'linux' ? [`@node-rs/xxhash-linux-${process.arch}-gnu`, `@node-rs/xxhash-linux-${process.arch}-musl`] : [];
+  for (const name of [...candidates, '@node-rs/xxhash']) {
+    try {
+      return require(name) as NativeXxhash;
+    } catch {
+      // Not installed here, or built for another C library: the next candidate.
+    }
+  }
+  return undefined;
 }
 
 let loading: Promise<Hasher> | undefined;
