@@ -13,7 +13,7 @@ import { blobEntryPath, writeEntry } from '../src/cache.js';
 import { keyToBytes, loadHasher } from '../src/format/content-key.js';
 import { lookupDedupe } from '../src/dedupe-index.js';
 import { ChunkpointError, ConflictError, InvalidInputError, errnoOf, stateIoError } from '../src/errors.js';
-import { readAt } from '../src/file-range.js';
+import { readAt, readAtSync } from '../src/file-range.js';
 import { newId } from '../src/format/ids.js';
 import { packKey } from '../src/format/names.js';
 import { PackIndex, encodePackHeader } from '../src/format/pack.js';
@@ -48,23 +48,25 @@ export async function writePack(req: WritePackRequest, scratch: Scratch, cancel:
     t = now;
   };
   const pack = new PackWriter(store, req);
+  const reader = new StateReader();
   // The same content twice in one request (a file copied, repeated blocks) is stored once.
   const stored = new Map<string, { pack: number; offset: number; length: number }>();
   try {
     for (const run of req.runs) {
       t = performance.now();
       const fh = await openStateFile(run);
-      // One read ahead: the next chunk is read (on libuv's threads) while this one is hashed and compressed.
+      // Reading asynchronously, one read ahead: the next chunk is read (on libuv's threads) while this one
+      // is hashed and compressed. Reading synchronously, each chunk just before it is encoded.
       let ahead: Promise<Buffer> | undefined;
       try {
         for (let i = 0; i < run.chunks.length; i++) {
           const c = run.chunks[i] as FileRun['chunks'][number];
           cancel.check();
-          const raw = await (ahead ?? readChunk(fh, run, c, scratch, i % 2));
+          const raw = await (ahead ?? readChunk(reader, fh, run, c, scratch, i % 2));
           ahead = undefined;
           const following = run.chunks[i + 1];
-          if (following !== undefined) {
-            ahead = readChunk(fh, run, following, scratch, (i + 1) % 2);
+          if (following !== undefined && !reader.sync) {
+            ahead = readChunk(reader, fh, run, following, scratch, (i + 1) % 2);
             // Awaited in the next round or in `finally`; a failure must not count as unhandled meanwhile.
             ahead.catch(() => undefined);
           }
@@ -250,12 +252,54 @@ async function checkUnchanged(fh: FileHandle, run: FileRun, st?: { size: number;
   }
 }
 
+/** A read of this many milliseconds per MiB or more came from the device, not from the page cache (a copy: ~0.1-0.4 ms per MiB). */
+const SLOW_READ_MS_PER_MIB = 1;
+/** Reads done through libuv's threads after a slow synchronous one, before the next synchronous try. */
+const ASYNC_AFTER_SLOW = 16;
+
+/**
+ * How a request reads its state files: synchronously on the worker's own
+ * thread while the bytes come out of the page cache, through libuv's threads
+ * while they come from the device.
+ *
+ * Why: a read through libuv's threads costs a handoff each way, and its copy
+ * out of the page cache runs on another core, so the chunk then reaches the
+ * hashing thread from another core's cache. On a warm page cache a full
+ * snapshot spent ~0.16 CPU-seconds per GiB less reading synchronously, ~13%
+ * of its time (docs/PERFORMANCE.md). But a synchronous read blocks the
+ * thread, and on high-latency storage (network block devices) the thread
+ * needs several reads in flight while it computes. So a request starts
+ * synchronous, and a slow read sends it to libuv's threads, one read ahead,
+ * for the next ASYNC_AFTER_SLOW reads before it tries again.
+ * CHUNKPOINT_SYNC_READS=0 keeps every read on libuv's threads.
+ */
+class StateReader {
+  /** CHUNKPOINT_SYNC_READS=0: always through libuv's threads (storage where even a first slow read per 16 costs too much). */
+  private asyncLeft = process.env['CHUNKPOINT_SYNC_READS'] === '0' ? Infinity : 0;
+
+  /** Whether the next read runs on this thread (then there is no point reading ahead). */
+  get sync(): boolean {
+    return this.asyncLeft === 0;
+  }
+
+  async read(fh: FileHandle, into: Buffer, position: number): Promise<number> {
+    if (this.asyncLeft > 0) {
+      this.asyncLeft--;
+      return readAt(fh, into, position);
+    }
+    const started = performance.now();
+    const done = readAtSync(fh.fd, into, position);
+    if (performance.now() - started >= (SLOW_READ_MS_PER_MIB * into.byteLength) / 1048576) this.asyncLeft = ASYNC_AFTER_SLOW;
+    return done;
+  }
+}
+
 /** Reads chunk `c` into the scratch buffer of `slot` (0 or 1: the chunk being encoded and the one read ahead use different ones). */
-async function readChunk(fh: FileHandle, run: FileRun, c: { index: number; offset: number; length: number }, scratch: Scratch, slot: number): Promise<Buffer> {
+async function readChunk(reader: StateReader, fh: FileHandle, run: FileRun, c: { index: number; offset: number; length: number }, scratch: Scratch, slot: number): Promise<Buffer> {
   const buf = scratch.buffer(slot === 0 ? 'raw' : 'raw-ahead', c.length);
   let done: number;
   try {
-    done = await readAt(fh, buf, c.offset);
+    done = await reader.read(fh, buf, c.offset);
   } catch (error) {
     if (error instanceof ChunkpointError) throw error;
     throw stateIoError('reading state file', `${run.file} (chunk ${c.index})`, error);
