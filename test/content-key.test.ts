@@ -10,7 +10,7 @@ import { Chunkpoint } from '../src/index.js';
 import { loadHasher, loadNativeHasher, loadWasmHasher, type Hasher } from '../src/format/content-key.js';
 import { alignedMemory } from '../src/store/direct-io.js';
 import { prng } from '../src/random.js';
-import { removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import { removeTempDirs, rocksState, tempDir, treeDigest, withEnv, type RocksState } from './support.js';
 
 let state: RocksState;
 let wasm: Hasher;
@@ -30,15 +30,8 @@ function nativeExpected(): boolean {
 }
 
 /** Runs `work` with CHUNKPOINT_NATIVE_HASH=0 in the environment (worker threads started meanwhile copy it). */
-async function portableOnly<T>(work: () => Promise<T>): Promise<T> {
-  const saved = process.env['CHUNKPOINT_NATIVE_HASH'];
-  process.env['CHUNKPOINT_NATIVE_HASH'] = '0';
-  try {
-    return await work();
-  } finally {
-    if (saved === undefined) delete process.env['CHUNKPOINT_NATIVE_HASH'];
-    else process.env['CHUNKPOINT_NATIVE_HASH'] = saved;
-  }
+function portableOnly<T>(work: () => Promise<T>): Promise<T> {
+  return withEnv('CHUNKPOINT_NATIVE_HASH', '0', work);
 }
 
 describe('content keys', () => {

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chunkpoint } from '../src/index.js';
-import { checkpointFiles, mutateRocksState, removeTempDirs, rocksState, tempDir, treeDigest, type RocksState } from './support.js';
+import { checkpointFiles, mutateRocksState, removeTempDirs, rocksState, tempDir, treeDigest, withEnv, type RocksState } from './support.js';
 
 let state: RocksState;
 
@@ -16,29 +16,16 @@ beforeAll(async () => {
 });
 afterAll(removeTempDirs);
 
-/** Runs `work` with CHUNKPOINT_SYNC_READS set as given (worker threads started meanwhile copy it). */
-async function withReads<T>(value: string | undefined, work: () => Promise<T>): Promise<T> {
-  const saved = process.env['CHUNKPOINT_SYNC_READS'];
-  if (value === undefined) delete process.env['CHUNKPOINT_SYNC_READS'];
-  else process.env['CHUNKPOINT_SYNC_READS'] = value;
-  try {
-    return await work();
-  } finally {
-    if (saved === undefined) delete process.env['CHUNKPOINT_SYNC_READS'];
-    else process.env['CHUNKPOINT_SYNC_READS'] = saved;
-  }
-}
-
 describe('state reads', () => {
   it('synchronous and libuv reads store the same chunks, full and incremental, and restore the same bytes', async () => {
     const stores = new Map<string, string>();
     for (const mode of ['default', 'libuv'] as const) stores.set(mode, await tempDir(`reads-${mode}`));
     const snapshotBoth = async (): Promise<void> => {
       for (const [mode, store] of stores) {
-        // A fresh instance per mode: its threads start inside withReads and keep that setting.
+        // A fresh instance per mode: its threads start inside withEnv and keep that setting.
         const cp = new Chunkpoint({ threads: 2, requestsPerThread: 2 });
         try {
-          const result = await withReads(mode === 'libuv' ? '0' : undefined, () => cp.snapshot(state.dir, { store, job: 'reads' }));
+          const result = await withEnv('CHUNKPOINT_SYNC_READS', mode === 'libuv' ? '0' : undefined, () => cp.snapshot(state.dir, { store, job: 'reads' }));
           expect(result.bytesRead, mode).toBeGreaterThan(0);
         } finally {
           await cp.close();

@@ -29,6 +29,23 @@ export async function tempDir(label = 'test'): Promise<string> {
   return dir;
 }
 
+/**
+ * Runs `work` with environment variable `name` set to `value` (unset when
+ * undefined), then restores it. Worker threads copy the environment when they
+ * start, so a Chunkpoint whose threads start inside `work` keeps the setting.
+ */
+export async function withEnv<T>(name: string, value: string | undefined, work: () => Promise<T>): Promise<T> {
+  const saved = process.env[name];
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  try {
+    return await work();
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}
+
 export async function removeTempDirs(): Promise<void> {
   await Promise.all(created.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
