@@ -147,6 +147,11 @@ async function chunkpoint<T>(args: string[]): Promise<{ m: Measured; result: T }
   return { m, result: JSON.parse(m.stdout) as T };
 }
 
+/** What the JSON report keeps of a snapshot's result, for the CLI's rows and the embedded ones alike. */
+function snapshotDetails(result: SnapshotResult): Record<string, unknown> {
+  return { bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesReused: result.filesReused, files: result.files, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped, compressionRatio: result.compressionRatio, ...(result.stages === null ? {} : { stages: result.stages }) };
+}
+
 async function snapshotPhase(round: number, id: string, label: string, ds: string, stateDir: string, store: string, extra: string[] = []): Promise<SnapshotResult> {
   await settled(stateDir);
   const { m, result } = await chunkpoint<SnapshotResult>(['snapshot', stateDir, '--store', store, '--job', 'bench', '--chunk-size', String(chunkSize), ...extra]);
@@ -154,7 +159,7 @@ async function snapshotPhase(round: number, id: string, label: string, ds: strin
     fromMeasured(id, label, ds, 'chunkpoint', result.bytes, m, {
       inProcessMs: result.durationMs,
       storedBytes: result.bytesWritten,
-      details: { bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesReused: result.filesReused, files: result.files, chunksNew: result.chunksNew, chunksDeduped: result.chunksDeduped, compressionRatio: result.compressionRatio, ...(result.stages === null ? {} : { stages: result.stages }) },
+      details: snapshotDetails(result),
     }),
     round,
   );
@@ -183,8 +188,8 @@ function stagesLine(s: SnapshotStages, outsideMs: number | undefined): string {
  */
 async function embeddedPhases(round: number, ds: string, before: string, after: string): Promise<void> {
   const store = join(run, `${ds}-store-embedded`);
+  // The script clears its own warm-up store.
   await rm(store, { recursive: true, force: true });
-  await rm(`${store}-warm-up`, { recursive: true, force: true });
   await settled(before, after);
   const m = await measure(process.execPath, [EMBEDDED, before, after, store, String(threads), String(chunkSize)]);
   const results = JSON.parse(m.stdout) as { full: SnapshotResult; incremental: SnapshotResult };
@@ -203,7 +208,7 @@ async function embeddedPhases(round: number, ds: string, before: string, after: 
         inProcessMs: result.durationMs,
         storedBytes: result.bytesWritten,
         ...(m.maxRssBytes === undefined ? {} : { maxRssBytes: m.maxRssBytes }),
-        details: { bytesRead: result.bytesRead, bytesWritten: result.bytesWritten, filesReused: result.filesReused, files: result.files, chunksNew: result.chunksNew, ...(result.stages === null ? {} : { stages: result.stages }) },
+        details: snapshotDetails(result),
       },
       round,
     );
