@@ -4,6 +4,11 @@
  * threads, with the same chunks and the same number of requests in flight as the
  * coordinator keeps, when the bytes are already in memory. No snapshot can be
  * faster than this on the machine; the gap to it is I/O and coordination.
+ *
+ * With `reads`, each chunk is first read from its file (warm page cache) in
+ * the worker, as the snapshot writer does: the copy out of the page cache is
+ * CPU on the same cores, and no snapshot of a state it must read can be
+ * faster than that figure either.
  */
 import { DEFAULT_REQUESTS_PER_THREAD } from '../src/pool.js';
 import { open, readdir } from 'node:fs/promises';
@@ -30,11 +35,13 @@ export interface CeilingOptions {
   /** Requests in flight (default: what the snapshot coordinator keeps, threads x (requests per thread + 1)). */
   queueDepth?: number;
   rounds?: number;
-  /** Caps the bytes loaded, so a huge state does not need as much memory (default 1 GiB). */
+  /** Caps the bytes loaded (or read), so a huge state does not need as much memory (default 1 GiB). */
   maxBytes?: number;
+  /** Read every chunk from its file in the worker instead of encoding it from memory. */
+  reads?: boolean;
 }
 
-/** Loads the directory's files into shared memory, then times rounds over all their chunks. */
+/** Loads the directory's files into shared memory (or, with `reads`, lists them), then times rounds over all their chunks. */
 export async function computeCeiling(stateDir: string, options: CeilingOptions): Promise<CeilingResult> {
   const maxBytes = options.maxBytes ?? 2 ** 30;
   const queueDepth = options.queueDepth ?? options.threads * (DEFAULT_REQUESTS_PER_THREAD + 1);
@@ -46,10 +53,15 @@ export async function computeCeiling(stateDir: string, options: CeilingOptions):
     try {
       const size = Math.min((await fh.stat()).size, maxBytes - loaded);
       if (size === 0) continue;
+      loaded += size;
+      if (options.reads === true) {
+        const file = join(stateDir, name);
+        for (let offset = 0; offset < size; offset += options.chunkSize) requests.push({ file, offset, length: Math.min(options.chunkSize, size - offset) });
+        continue;
+      }
       const buffer = new SharedArrayBuffer(size);
       await fh.read(new Uint8Array(buffer), 0, size, 0);
       for (let offset = 0; offset < size; offset += options.chunkSize) requests.push({ buffer, offset, length: Math.min(options.chunkSize, size - offset) });
-      loaded += size;
     } finally {
       await fh.close();
     }
