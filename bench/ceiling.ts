@@ -8,7 +8,9 @@
  * With `reads`, each chunk is first read from its file (warm page cache) in
  * the worker, as the snapshot writer does: the copy out of the page cache is
  * CPU on the same cores, and no snapshot of a state it must read can be
- * faster than that figure either.
+ * faster than that figure either. With `spill` too, every blob is then
+ * written into the page cache (ceiling-worker.ts): the same bound for a
+ * snapshot that also writes its packs through the kernel.
  */
 import { DEFAULT_REQUESTS_PER_THREAD } from '../src/pool.js';
 import { open, readdir } from 'node:fs/promises';
@@ -39,6 +41,8 @@ export interface CeilingOptions {
   maxBytes?: number;
   /** Read every chunk from its file in the worker instead of encoding it from memory. */
   reads?: boolean;
+  /** With `reads`: also write every blob into the page cache, in files under this directory (which must exist). */
+  spill?: string;
 }
 
 /** Loads the directory's files into shared memory (or, with `reads`, lists them), then times rounds over all their chunks. */
@@ -56,7 +60,9 @@ export async function computeCeiling(stateDir: string, options: CeilingOptions):
       loaded += size;
       if (options.reads === true) {
         const file = join(stateDir, name);
-        for (let offset = 0; offset < size; offset += options.chunkSize) requests.push({ file, offset, length: Math.min(options.chunkSize, size - offset) });
+        for (let offset = 0; offset < size; offset += options.chunkSize) {
+          requests.push({ file, offset, length: Math.min(options.chunkSize, size - offset), ...(options.spill === undefined ? {} : { spill: options.spill }) });
+        }
         continue;
       }
       const buffer = new SharedArrayBuffer(size);
