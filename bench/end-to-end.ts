@@ -193,51 +193,36 @@ async function embeddedPhases(round: number, ds: string, before: string, after: 
   await settled(before, after);
   const m = await measure(process.execPath, [EMBEDDED, before, after, store, String(threads), String(chunkSize)]);
   const results = JSON.parse(m.stdout) as { full: SnapshotResult; incremental: SnapshotResult };
-  for (const [phase, label, result] of [
-    ['full-embedded', 'chunkpoint full snapshot, embedded (warm threads)', results.full],
-    ['incremental-embedded', 'chunkpoint incremental, embedded (warm threads)', results.incremental],
-  ] as const) {
-    record(
-      {
-        id: `${ds}:${phase}`,
-        label,
-        dataset: ds,
-        tool: 'chunkpoint',
-        bytes: result.bytes,
-        wallMs: result.durationMs,
-        inProcessMs: result.durationMs,
-        storedBytes: result.bytesWritten,
-        ...(m.maxRssBytes === undefined ? {} : { maxRssBytes: m.maxRssBytes }),
-        details: snapshotDetails(result),
-      },
-      round,
-    );
-    if (result.stages !== null) log(`    stages: ${stagesLine(result.stages, undefined)}`);
-  }
+  recordEmbedded(round, ds, 'full-embedded', 'chunkpoint full snapshot, embedded (warm threads)', results.full, m);
+  recordEmbedded(round, ds, 'incremental-embedded', 'chunkpoint incremental, embedded (warm threads)', results.incremental, m);
   await rm(store, { recursive: true, force: true });
 
   // The same full snapshot with the disk out of the way (no fsync, packs into the page cache): CPU-bound,
-  // so its distance to the two ceilings is the pipeline's own overhead, not the disk's.
+  // so its distance to the ceilings is the pipeline's own overhead, not the disk's.
   await settled(before);
   const n = await measure(process.execPath, [EMBEDDED, '--no-disk', before, store, String(threads), String(chunkSize)], { env: { ...process.env, CHUNKPOINT_DIRECT_IO: '0' } });
-  const { full } = JSON.parse(n.stdout) as { full: SnapshotResult };
+  recordEmbedded(round, ds, 'full-embedded-nodisk', 'full, embedded, no fsync, page-cache writes', (JSON.parse(n.stdout) as { full: SnapshotResult }).full, n);
+  await rm(store, { recursive: true, force: true });
+}
+
+/** An embedded operation's row: timed by its own durationMs; the peak RSS is the whole process's (`m`). */
+function recordEmbedded(round: number, ds: string, phase: string, label: string, result: SnapshotResult, m: Measured): void {
   record(
     {
-      id: `${ds}:full-embedded-nodisk`,
-      label: 'full, embedded, no fsync, page-cache writes',
+      id: `${ds}:${phase}`,
+      label,
       dataset: ds,
       tool: 'chunkpoint',
-      bytes: full.bytes,
-      wallMs: full.durationMs,
-      inProcessMs: full.durationMs,
-      storedBytes: full.bytesWritten,
-      ...(n.maxRssBytes === undefined ? {} : { maxRssBytes: n.maxRssBytes }),
-      details: snapshotDetails(full),
+      bytes: result.bytes,
+      wallMs: result.durationMs,
+      inProcessMs: result.durationMs,
+      storedBytes: result.bytesWritten,
+      ...(m.maxRssBytes === undefined ? {} : { maxRssBytes: m.maxRssBytes }),
+      details: snapshotDetails(result),
     },
     round,
   );
-  if (full.stages !== null) log(`    stages: ${stagesLine(full.stages, undefined)}`);
-  await rm(store, { recursive: true, force: true });
+  if (result.stages !== null) log(`    stages: ${stagesLine(result.stages, undefined)}`);
 }
 
 /** `cache` undefined: no local cache, every chunk from the store and nothing else written. */
