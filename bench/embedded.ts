@@ -17,7 +17,8 @@
  *     wait for the disk: no fsync, and (run it with CHUNKPOINT_DIRECT_IO=0)
  *     packs written into the page cache. Not a way to run chunkpoint: a
  *     yardstick that shows what its pipeline does when only the CPU bounds
- *     it, to compare with the compute ceiling (with and without reads).
+ *     it, to compare with the compute ceiling and with the ceilings that do
+ *     a snapshot's reads and page-cache writes (bench/ceiling.ts).
  *
  * Prints one JSON line: {full, incremental} (or {full}), each a SnapshotResult.
  */
